@@ -1,0 +1,1 @@
+"""Administration with AWS credentials: initialize the CA, manage provisioners."""

@@ -1,0 +1,49 @@
+"""Create or open the CA keys in the chosen backend (KMS keys from the stack, or PEM secrets)."""
+
+from __future__ import annotations
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from stepless import aws
+from stepless.aws import error_code
+from stepless.errors import ConfigError
+from stepless.signers import Signer, load_signer
+
+ROLES = ("root", "intermediate", "ssh-user", "ssh-host")
+KMS_OUTPUTS = {"root": "RootKeyId", "intermediate": "IntermediateKeyId",
+               "ssh-user": "SshUserKeyId", "ssh-host": "SshHostKeyId"}
+
+
+def secret_name(prefix: str, role: str) -> str:
+    """The Secrets Manager name of a CA key: ``<stack>/<role>-key``."""
+    return f"{prefix}/{role}-key"
+
+
+def _put_secret(name: str, pem: str, force: bool) -> str:
+    sm = aws.client("secretsmanager")
+    try:
+        return sm.create_secret(Name=name, SecretString=pem, Description="stepless CA key")["ARN"]
+    except Exception as e:  # ResourceExistsException
+        if error_code(e) != "ResourceExistsException":
+            raise
+        if not force:
+            raise ConfigError(f"secret {name} already exists (use --force to replace the CA)") from e
+        return sm.put_secret_value(SecretId=name, SecretString=pem) and sm.describe_secret(SecretId=name)["ARN"]
+
+
+def provide(role: str, backend: str, outputs: dict[str, str], *, force: bool) -> Signer:
+    """The signer for ``role``: the stack's KMS key, or a new P-256 key stored as a secret."""
+    if backend == "kms":
+        key_id = outputs.get(KMS_OUTPUTS[role])
+        if not key_id:
+            raise ConfigError(f"the stack has no {KMS_OUTPUTS[role]} output (is KeyBackend=kms?)")
+        return load_signer(f"kms:{key_id}")
+    if backend == "secrets":
+        key = ec.generate_private_key(ec.SECP256R1())
+        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+        prefix = outputs.get("SecretsPrefix") or "stepless"
+        arn = _put_secret(secret_name(prefix, role), pem, force)
+        return load_signer(f"secretsmanager:{arn}")
+    raise ConfigError(f"unknown key backend {backend!r} (kms or secrets)")

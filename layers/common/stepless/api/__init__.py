@@ -1,0 +1,1 @@
+"""HTTP layer: API Gateway payload-2.0 events in, step-ca JSON out."""

@@ -1,0 +1,1 @@
+"""The ``stepless`` command line (client side and administration)."""

@@ -1,0 +1,87 @@
+"""Entry point: the ``stepless`` command group and one-line error handling."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from stepless.errors import ClientError, StepError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(package_name="stepless", prog_name="stepless")
+def cli() -> None:
+    """stepless: a step-ca compatible certificate authority on AWS Lambda."""
+
+
+@cli.group()
+def ca() -> None:
+    """Talk to the certificate authority: tokens, certificates, renewals, administration."""
+
+
+@cli.group()
+def certificate() -> None:
+    """Create, inspect and check X.509 certificates and CSRs locally."""
+
+
+@cli.group()
+def crypto() -> None:
+    """Cryptographic helpers."""
+
+
+@crypto.group()
+def jwt() -> None:
+    """JSON Web Tokens."""
+
+
+@cli.group()
+def ssh() -> None:
+    """SSH certificates."""
+
+
+@cli.group()
+def local() -> None:
+    """The local stack (moto + HTTPS gateway)."""
+
+
+def _register() -> None:
+    """Import the command modules, which attach their commands to the groups above."""
+    import importlib
+
+    for name in ("certificate", "crypto", "ca", "ssh", "dev"):
+        try:
+            importlib.import_module(f"stepless.cli.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"stepless.cli.{name}":
+                raise
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; errors are one line on stderr and a non-zero exit."""
+    _register()
+    try:
+        rv = cli.main(args=argv, prog_name="stepless", standalone_mode=False)
+        if isinstance(rv, int) and rv:
+            sys.exit(rv)
+    except click.exceptions.Abort:
+        click.echo("error: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        click.echo(f"error: {e.format_message()}", err=True)
+        sys.exit(e.exit_code if e.exit_code else 2)
+    except ClientError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
+    except StepError as e:
+        click.echo(f"error: {e.message}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

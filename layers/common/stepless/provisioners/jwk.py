@@ -1,0 +1,84 @@
+"""JWK provisioner: tokens signed by a provisioner key whose encrypted private half the CA publishes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stepless import jose, tokens
+from stepless.errors import ConfigError, Forbidden, Unauthorized
+from stepless.provisioners.base import Context, Provisioner, SignAuthorization, SSHAuthorization, TokenUse
+
+
+def email_principals(subject: str) -> list[str]:
+    """step's default user principals: ``alice@example.com`` → ``alice``, ``alice@example.com``."""
+    if "@" in subject:
+        return [subject.split("@", 1)[0], subject]
+    return [subject]
+
+
+class JWKProvisioner(Provisioner):
+    """step-ca's JWK provisioner."""
+
+    type = "JWK"
+
+    def __init__(self, data: dict[str, Any], authority_claims: Any) -> None:
+        super().__init__(data, authority_claims)
+        key = data.get("key") or {}
+        try:
+            self.public_key = jose.key_from_jwk(jose.public_part(key))
+        except ValueError as e:
+            raise ConfigError(f"provisioner {self.name}: {e}") from e
+        self.kid: str = key.get("kid") or jose.thumbprint(key)
+        self.alg: str = key.get("alg") or jose.default_alg(key)
+
+    @property
+    def credential_id(self) -> str:
+        return self.kid
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}:{self.kid}"
+
+    def _verify(self, token: str, header: dict, path: str, ctx: Context) -> tuple[dict, TokenUse]:
+        if header.get("kid") != self.kid:
+            raise Unauthorized("token kid does not match the provisioner key")
+        alg = tokens.check_algorithm(header, {self.alg})
+        claims = tokens.verify_signature(token, self.public_key, alg)
+        tokens.check_common(claims, ctx.audience(path), self.name, self.fragments())
+        return claims, TokenUse(tokens.token_id(self.name, claims, token), int(claims["exp"]))
+
+    def authorize_sign(self, token: str, header: dict, claims: dict, ctx: Context) -> SignAuthorization:
+        claims, use = self._verify(token, header, "/1.0/sign", ctx)
+        sans = claims.get("sans") or [claims["sub"]]
+        if not isinstance(sans, list) or not all(isinstance(s, str) and s for s in sans):
+            raise Unauthorized("token sans claim must be a list of names")
+        return SignAuthorization(self, claims["sub"], tuple(sans), use)
+
+    def authorize_ssh_sign(self, token: str, header: dict, claims: dict, ctx: Context) -> SSHAuthorization:
+        if not self.claims.enable_ssh_ca:
+            raise Unauthorized(f"provisioner {self.name} is not allowed to sign SSH certificates")
+        claims, use = self._verify(token, header, "/1.0/ssh/sign", ctx)
+        opts = (claims.get("step") or {}).get("ssh")
+        if not isinstance(opts, dict):
+            raise Unauthorized("token has no step.ssh claim")
+        cert_type = opts.get("certType") or "user"
+        if cert_type not in ("user", "host"):
+            raise Forbidden(f"invalid certificate type {cert_type!r}")
+        principals = opts.get("principals") or (
+            email_principals(claims["sub"]) if cert_type == "user" else [claims["sub"]]
+        )
+        if not isinstance(principals, list) or not all(isinstance(p, str) for p in principals):
+            raise Unauthorized("token principals must be a list of strings")
+        return SSHAuthorization(
+            provisioner=self,
+            cert_type=cert_type,
+            key_id=str(opts.get("keyID") or claims["sub"]),
+            principals=tuple(principals),
+            valid_after=str(opts.get("validAfter") or ""),
+            valid_before=str(opts.get("validBefore") or ""),
+            token=use,
+        )
+
+    def authorize_revoke(self, token: str, header: dict, claims: dict, ctx: Context, path: str) -> TokenUse:
+        _, use = self._verify(token, header, path, ctx)
+        return use

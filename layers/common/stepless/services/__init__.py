@@ -1,0 +1,1 @@
+"""Use cases: what each endpoint does, independent of HTTP."""

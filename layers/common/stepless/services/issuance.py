@@ -1,0 +1,51 @@
+"""Shared by every X.509 issuance (sign, renew, rekey): record the certificate, render the response."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from stepless.authority import Authority
+from stepless.provisioners import TokenUse
+from stepless.stores import certificates, tokens
+from stepless.x509.csr import SANs
+
+
+def pem(cert: x509.Certificate) -> str:
+    return cert.public_bytes(Encoding.PEM).decode()
+
+
+def record(cert: x509.Certificate, *, provisioner: str, provisioner_type: str, parent_serial: str | None = None,
+           issued_at: int) -> dict[str, Any]:
+    """The certificates-table item for an X.509 certificate."""
+    cn = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    return {
+        "serial": str(cert.serial_number),
+        "kind": "x509",
+        "subject": str(cn[0].value) if cn else "",
+        "sans": SANs.of(cert).names(),
+        "not_before": int(cert.not_valid_before_utc.timestamp()),
+        "not_after": int(cert.not_valid_after_utc.timestamp()),
+        "provisioner": provisioner,
+        "provisioner_type": provisioner_type,
+        "fingerprint": hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest(),
+        "pem": pem(cert),
+        "parent_serial": parent_serial,
+        "issued_at": issued_at,
+    }
+
+
+def commit(cert: x509.Certificate, item: dict[str, Any], token: TokenUse | None, endpoint: str,
+           now: int) -> None:
+    """Record the certificate (and consume the token) before anything is returned."""
+    put = tokens.token_put(token.id, token.expires + 120, endpoint, now) if token else None
+    certificates.record_issuance(item, put)
+
+
+def sign_response(cert: x509.Certificate, auth: Authority) -> dict[str, Any]:
+    """step-ca's SignResponse: crt, ca, certChain."""
+    leaf = pem(cert)
+    return {"crt": leaf, "ca": auth.intermediate_pem, "certChain": [leaf, auth.intermediate_pem]}

@@ -1,0 +1,73 @@
+"""POST /sign: a CSR and a one-time token in, a recorded certificate out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stepless import clock, tokens
+from stepless.authority import Authority
+from stepless.durations import TimeArg
+from stepless.errors import BadRequest, Forbidden, Unauthorized
+from stepless.observability import logger
+from stepless.provisioners import Context
+from stepless.services.issuance import commit, record, sign_response
+from stepless.x509 import csr as csrs
+from stepless.x509 import profile
+from stepless.x509.csr import SANs
+from stepless.x509.validity import Limits, window
+
+
+def _check_names(req_sans: SANs, cn: str, subject: str, token_sans: tuple[str, ...]) -> None:
+    allowed = SANs.split(list(token_sans))
+    if not req_sans.same_as(allowed):
+        raise Forbidden(
+            "certificate request SANs do not match the token: "
+            f"requested {sorted(req_sans.names())}, token allows {sorted(allowed.names())}"
+        )
+    if cn and cn != subject and cn not in token_sans and cn.lower() not in allowed.dns:
+        raise Forbidden(f"certificate request common name {cn!r} is not the token subject or one of its SANs")
+
+
+def sign(body: dict[str, Any], auth: Authority) -> dict[str, Any]:
+    """Verify everything, issue, record, respond (201)."""
+    ott = body.get("ott")
+    if not isinstance(ott, str) or not ott:
+        raise BadRequest("missing ott")
+    req = csrs.parse(body.get("csr"))
+    nb = TimeArg.parse(body.get("notBefore"), "notBefore")
+    na = TimeArg.parse(body.get("notAfter"), "notAfter")
+    if body.get("templateData") not in (None, {}) and not isinstance(body.get("templateData"), dict):
+        raise BadRequest("templateData must be a JSON object")
+
+    now = clock.now()
+    header, unverified = tokens.unverified(ott)
+    prov = auth.provisioners.select(header, unverified)
+    authz = prov.authorize_sign(ott, header, unverified, Context(auth.hosts, now))
+    if not authz.any_sans:
+        _check_names(SANs.of(req), csrs.common_name(req), authz.subject, authz.sans)
+    sans = SANs.of(req) if authz.any_sans else SANs.split(list(authz.sans))
+    claims = prov.claims
+    limits = Limits(claims.default_tls, claims.min_tls, claims.max_tls, auth.backdate,
+                    authz.not_before_limit, authz.not_after_limit)
+    not_before, not_after = window(nb, na, limits, now)
+
+    cert = profile.leaf(
+        public_key=req.public_key(),
+        common_name=authz.subject,
+        sans=sans,
+        not_before=not_before,
+        not_after=not_after,
+        issuer=auth.intermediate,
+        signer=auth.intermediate_signer,
+        provisioner=(prov.type_code, prov.name, prov.credential_id),
+        crl_url=auth.doc.get("crlUrl") or None,
+    )
+    ts = int(now.timestamp())
+    item = record(cert, provisioner=prov.name, provisioner_type=prov.type, issued_at=ts)
+    commit(cert, item, authz.token, "sign", ts)
+    logger.info("certificate issued", extra={"serial": str(cert.serial_number), "provisioner": prov.name,
+                                              "subject": authz.subject})
+    return sign_response(cert, auth)
+
+
+__all__ = ["sign", "Unauthorized"]

@@ -1,0 +1,31 @@
+"""Runtime settings from the environment (names shared with template.yaml)."""
+
+from __future__ import annotations
+
+import os
+
+AUTHORITY_TABLE = "STEPLESS_AUTHORITY_TABLE"
+TOKENS_TABLE = "STEPLESS_TOKENS_TABLE"
+CERTIFICATES_TABLE = "STEPLESS_CERTIFICATES_TABLE"
+REVOCATIONS_TABLE = "STEPLESS_REVOCATIONS_TABLE"
+CONFIG_TTL = "STEPLESS_CONFIG_TTL"
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+def table(name: str) -> str:
+    """The table name in env var ``name``; a missing one is an operator error."""
+    from stepless.errors import ConfigError
+
+    value = os.environ.get(name)
+    if not value:
+        raise ConfigError(f"environment variable {name} is not set")
+    return value
+
+
+def config_ttl() -> float:
+    """Seconds a loaded authority configuration stays fresh (default 30)."""
+    try:
+        return float(os.environ.get(CONFIG_TTL, "30"))
+    except ValueError:
+        return 30.0

@@ -1,0 +1,1 @@
+"""DynamoDB persistence: authority configuration, used tokens, certificates, revocations."""

@@ -1,0 +1,40 @@
+"""Small helpers over the low-level DynamoDB client (faster to import and call than the resource API)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+_ser = TypeSerializer()
+_de = TypeDeserializer()
+
+
+def to_item(values: dict[str, Any]) -> dict[str, Any]:
+    """Python dict → DynamoDB attribute map (None values dropped)."""
+    return {k: _ser.serialize(v) for k, v in values.items() if v is not None and v != [] and v != ""}
+
+
+def from_item(item: dict[str, Any]) -> dict[str, Any]:
+    """DynamoDB attribute map → Python dict (numbers come back as int when integral)."""
+    out = {}
+    for k, v in item.items():
+        value = _de.deserialize(v)
+        if hasattr(value, "as_integer_ratio") and not isinstance(value, (int, float)):
+            value = int(value) if value == int(value) else float(value)
+        out[k] = value
+    return out
+
+
+def condition_failed(exc: Exception, index: int | None = None) -> bool:
+    """True when ``exc`` is a failed condition (of item ``index`` in a transaction)."""
+    response = getattr(exc, "response", None) or {}
+    code = response.get("Error", {}).get("Code", "")
+    if code == "ConditionalCheckFailedException":
+        return True
+    if code == "TransactionCanceledException":
+        reasons = response.get("CancellationReasons") or []
+        if index is None:
+            return any(r.get("Code") == "ConditionalCheckFailed" for r in reasons)
+        return len(reasons) > index and reasons[index].get("Code") == "ConditionalCheckFailed"
+    return False

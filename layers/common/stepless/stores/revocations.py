@@ -1,0 +1,52 @@
+"""Revoked serials (X.509: decimal; SSH: ``ssh:<decimal>``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from stepless import aws, settings
+from stepless.errors import BadRequest
+from stepless.faults import translate_aws_errors
+from stepless.stores.dynamo import condition_failed, from_item, to_item
+
+
+def get(serial: str) -> dict[str, Any] | None:
+    """The revocation record of ``serial``, or None when it is not revoked."""
+    with translate_aws_errors("DynamoDB"):
+        out = aws.client("dynamodb").get_item(
+            TableName=settings.table(settings.REVOCATIONS_TABLE),
+            Key={"serial": {"S": serial}},
+            ConsistentRead=True,
+        )
+    item = out.get("Item")
+    return from_item(item) if item else None
+
+
+def put(record: dict[str, Any]) -> None:
+    """Record a revocation; a serial revoked before raises 400 "already revoked"."""
+    with translate_aws_errors("DynamoDB"):
+        try:
+            aws.client("dynamodb").put_item(
+                TableName=settings.table(settings.REVOCATIONS_TABLE),
+                Item=to_item(record),
+                ConditionExpression="attribute_not_exists(serial)",
+            )
+        except ClientError as e:
+            if condition_failed(e):
+                raise BadRequest(f"certificate with serial number {record['serial']} is already revoked") from e
+            raise
+
+
+def scan_all() -> list[dict[str, Any]]:
+    """Every revocation record (for CRL and KRL generation)."""
+    items: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"TableName": settings.table(settings.REVOCATIONS_TABLE)}
+    with translate_aws_errors("DynamoDB"):
+        while True:
+            out = aws.client("dynamodb").scan(**kwargs)
+            items.extend(from_item(i) for i in out.get("Items", []))
+            if "LastEvaluatedKey" not in out:
+                return items
+            kwargs["ExclusiveStartKey"] = out["LastEvaluatedKey"]

@@ -1,0 +1,144 @@
+"""Checks every one-time token gets, whatever its provisioner: audience, times, subject, jti.
+
+Signature checks belong to the provisioner (it knows the key); this module never trusts an
+unverified claim for anything but choosing the provisioner.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from typing import Any
+from urllib.parse import urlsplit
+
+import jwt
+
+from stepless import clock
+from stepless.errors import Unauthorized
+
+LEEWAY = 60  # seconds of clock skew accepted on exp/nbf/iat
+MAX_LIFETIME = 3600  # a one-time token may not live longer than an hour
+_ASYMMETRIC = {"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Audience:
+    """Where a token must be aimed: this endpoint's path on one of the CA's host names."""
+
+    path: str  # e.g. "/1.0/sign"
+    hosts: frozenset[str]  # lower-case names/IPs, no ports
+
+    def matches(self, aud: object, fragments: frozenset[str] = frozenset()) -> bool:
+        """True when some ``aud`` entry names this endpoint (fragment empty or one of ``fragments``)."""
+        values = aud if isinstance(aud, list) else [aud]
+        for value in values:
+            if not isinstance(value, str):
+                continue
+            try:
+                url = urlsplit(value)
+                host = (url.hostname or "").lower()
+            except ValueError:
+                continue
+            path = url.path.rstrip("/")
+            if url.scheme != "https" or host not in self.hosts:
+                continue
+            if path not in (self.path, self.path.removeprefix("/1.0")):
+                continue
+            if url.fragment and url.fragment not in fragments:
+                continue
+            return True
+        return False
+
+
+def unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Header and claims of ``token`` without checking anything (only to pick the provisioner)."""
+    if not isinstance(token, str) or token.count(".") != 2:
+        raise Unauthorized("malformed token")
+    try:
+        header = jwt.get_unverified_header(token)
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except (jwt.PyJWTError, ValueError, TypeError, json.JSONDecodeError) as e:
+        raise Unauthorized("malformed token") from e
+    if not isinstance(claims, dict):
+        raise Unauthorized("malformed token")
+    return header, claims
+
+
+def check_algorithm(header: dict[str, Any], allowed: set[str] | None = None) -> str:
+    """The token's alg, refused unless asymmetric (never ``none``, never HMAC) and in ``allowed``."""
+    alg = header.get("alg")
+    if alg not in _ASYMMETRIC or (allowed is not None and alg not in allowed):
+        raise Unauthorized(f"token algorithm {alg!r} is not allowed")
+    return alg
+
+
+def verify_signature(token: str, key: Any, alg: str) -> dict[str, Any]:
+    """Verify the signature with ``key`` (a cryptography public key) and return the claims."""
+    try:
+        return jwt.decode(
+            token,
+            key=key,
+            algorithms=[alg],
+            options={"verify_aud": False, "verify_exp": False, "verify_nbf": False,
+                     "verify_iat": False, "verify_iss": False},
+        )
+    except jwt.InvalidSignatureError as e:
+        raise Unauthorized("token signature is invalid") from e
+    except jwt.PyJWTError as e:
+        raise Unauthorized(f"invalid token: {e}") from e
+
+
+def _number(claims: dict[str, Any], name: str, required: bool) -> int | None:
+    value = claims.get(name)
+    if value is None:
+        if required:
+            raise Unauthorized(f"token has no {name} claim")
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise Unauthorized(f"token {name} claim is not a number")
+    return int(value)
+
+
+def check_times(claims: dict[str, Any], *, max_lifetime: int = MAX_LIFETIME) -> int:
+    """exp/nbf/iat with a minute of leeway, lifetime at most ``max_lifetime``; returns exp."""
+    now = int(clock.now().timestamp())
+    exp = _number(claims, "exp", True)
+    nbf = _number(claims, "nbf", False)
+    iat = _number(claims, "iat", False)
+    assert exp is not None
+    if now > exp + LEEWAY:
+        raise Unauthorized("token expired")
+    if nbf is not None and now < nbf - LEEWAY:
+        raise Unauthorized("token not valid yet")
+    if iat is not None and now < iat - LEEWAY:
+        raise Unauthorized("token issued in the future")
+    start = nbf if nbf is not None else iat if iat is not None else now
+    if exp - start > max_lifetime or exp - now > max_lifetime + LEEWAY:
+        raise Unauthorized("token lifetime is longer than one hour")
+    return exp
+
+
+def check_common(claims: dict[str, Any], audience: Audience, issuer: str,
+                 fragments: frozenset[str] = frozenset(), *, need_jti: bool = True) -> None:
+    """Issuer, audience, times, subject and jti presence."""
+    if claims.get("iss") != issuer:
+        raise Unauthorized("invalid token issuer")
+    if not audience.matches(claims.get("aud"), fragments):
+        raise Unauthorized("invalid audience")
+    check_times(claims)
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not sub.strip():
+        raise Unauthorized("token subject cannot be empty")
+    if need_jti:
+        jti = claims.get("jti")
+        if not isinstance(jti, str) or not jti:
+            raise Unauthorized("token has no jti claim")
+
+
+def token_id(issuer: str, claims: dict[str, Any], token: str) -> str:
+    """The single-use key of a token: ``<iss>#<jti>`` (or of its hash when it has no jti)."""
+    jti = claims.get("jti")
+    if not isinstance(jti, str) or not jti:
+        jti = "sha256:" + hashlib.sha256(token.encode()).hexdigest()
+    return f"{issuer}#{jti}"

@@ -1,0 +1,1 @@
+"""X.509: CSR checks, validity windows, certificate profiles."""

@@ -1,0 +1,123 @@
+"""Parse and check a certificate signing request: PEM, signature, key type and size, SANs."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.x509.oid import NameOID
+
+from stepless.errors import BadRequest
+
+_CURVES = {"secp256r1", "secp384r1", "secp521r1"}
+MIN_RSA_BITS = 2048
+MAX_RSA_BITS = 8192
+MAX_SANS = 100
+
+
+@dataclasses.dataclass(frozen=True)
+class SANs:
+    """Subject alternative names split by type (step's SplitSANs)."""
+
+    dns: tuple[str, ...] = ()
+    ips: tuple[str, ...] = ()
+    emails: tuple[str, ...] = ()
+    uris: tuple[str, ...] = ()
+
+    @classmethod
+    def split(cls, names: list[str] | tuple[str, ...]) -> SANs:
+        """Type each name like step does: IP, email (has @), URI (has ://), else DNS."""
+        dns, ips, emails, uris = [], [], [], []
+        for name in names:
+            try:
+                ips.append(str(ipaddress.ip_address(name)))
+                continue
+            except ValueError:
+                pass
+            if "://" in name:
+                uris.append(name)
+            elif "@" in name:
+                emails.append(name)
+            else:
+                dns.append(name.lower())
+        return cls(tuple(dns), tuple(ips), tuple(emails), tuple(uris))
+
+    @classmethod
+    def of(cls, obj: x509.Certificate | x509.CertificateSigningRequest) -> SANs:
+        """The SANs of a certificate or CSR."""
+        try:
+            ext = obj.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        except x509.ExtensionNotFound:
+            return cls()
+        return cls(
+            tuple(n.lower() for n in ext.get_values_for_type(x509.DNSName)),
+            tuple(str(i) for i in ext.get_values_for_type(x509.IPAddress)),
+            tuple(ext.get_values_for_type(x509.RFC822Name)),
+            tuple(ext.get_values_for_type(x509.UniformResourceIdentifier)),
+        )
+
+    def names(self) -> list[str]:
+        return [*self.dns, *self.ips, *self.emails, *self.uris]
+
+    def same_as(self, other: SANs) -> bool:
+        """Equal as sets, type by type."""
+        return all(set(getattr(self, f)) == set(getattr(other, f)) for f in ("dns", "ips", "emails", "uris"))
+
+    def general_names(self) -> list[x509.GeneralName]:
+        return [
+            *(x509.DNSName(n) for n in self.dns),
+            *(x509.IPAddress(ipaddress.ip_address(n)) for n in self.ips),
+            *(x509.RFC822Name(n) for n in self.emails),
+            *(x509.UniformResourceIdentifier(n) for n in self.uris),
+        ]
+
+
+def check_public_key(key: object) -> None:
+    """Accept EC P-256/384/521, RSA 2048–8192 and Ed25519; anything else is a 400 with the reason."""
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        if key.curve.name not in _CURVES:
+            raise BadRequest(f"unsupported elliptic curve {key.curve.name}; use P-256, P-384 or P-521")
+    elif isinstance(key, rsa.RSAPublicKey):
+        if key.key_size < MIN_RSA_BITS:
+            raise BadRequest(f"RSA key of {key.key_size} bits is too small; at least {MIN_RSA_BITS} bits are required")
+        if key.key_size > MAX_RSA_BITS:
+            raise BadRequest(f"RSA key of {key.key_size} bits is too large; at most {MAX_RSA_BITS} bits")
+    elif not isinstance(key, ed25519.Ed25519PublicKey):
+        raise BadRequest(f"unsupported public key type {type(key).__name__.removeprefix('_')}")
+
+
+def parse(pem: object) -> x509.CertificateSigningRequest:
+    """A CSR whose PEM parses, whose signature verifies and whose key is acceptable."""
+    if not isinstance(pem, str) or not pem.strip():
+        raise BadRequest("missing csr")
+    if "-----BEGIN CERTIFICATE REQUEST-----" not in pem and "-----BEGIN NEW CERTIFICATE REQUEST-----" not in pem:
+        raise BadRequest("invalid csr: not a PEM certificate request")
+    try:
+        req = x509.load_pem_x509_csr(pem.encode())
+        valid = req.is_signature_valid
+        key = req.public_key()
+    except (ValueError, TypeError) as e:
+        raise BadRequest(f"invalid csr: {str(e).splitlines()[0][:120]}") from e
+    except Exception as e:  # unsupported algorithms surface as various exception types
+        raise BadRequest("invalid csr: unsupported key or signature algorithm") from e
+    if not valid:
+        raise BadRequest("invalid csr: signature does not verify")
+    check_public_key(key)
+    try:
+        sans = SANs.of(req)
+    except (ValueError, x509.DuplicateExtension) as e:
+        raise BadRequest(f"invalid csr: {e}") from e
+    if len(sans.names()) > MAX_SANS:
+        raise BadRequest(f"invalid csr: more than {MAX_SANS} subject alternative names")
+    for name in sans.names():
+        if any(c in name for c in "\x00\r\n"):
+            raise BadRequest("invalid csr: subject alternative names may not contain control characters")
+    return req
+
+
+def common_name(req: x509.CertificateSigningRequest) -> str:
+    """The CSR subject's common name, or ''."""
+    attrs = req.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(attrs[0].value) if attrs else ""

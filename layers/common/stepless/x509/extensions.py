@@ -1,0 +1,64 @@
+"""step's provisioner extension (OID 1.3.6.1.4.1.37476.9000.64.1), hand-encoded DER (three fields)."""
+
+from __future__ import annotations
+
+from cryptography import x509
+
+OID = x509.ObjectIdentifier("1.3.6.1.4.1.37476.9000.64.1")
+
+
+def _len(n: int) -> bytes:
+    if n < 0x80:
+        return bytes([n])
+    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(body)]) + body
+
+
+def _tlv(tag: int, body: bytes) -> bytes:
+    return bytes([tag]) + _len(len(body)) + body
+
+
+def _integer(n: int) -> bytes:
+    body = n.to_bytes(max(1, (n.bit_length() + 8) // 8), "big", signed=True)
+    return _tlv(0x02, body)
+
+
+def encode(type_code: int, name: str, credential_id: str) -> bytes:
+    """DER of ``SEQUENCE { INTEGER type, OCTET STRING name, OCTET STRING credentialID }``."""
+    body = _integer(type_code) + _tlv(0x04, name.encode()) + _tlv(0x04, credential_id.encode())
+    return _tlv(0x30, body)
+
+
+def extension(type_code: int, name: str, credential_id: str) -> x509.UnrecognizedExtension:
+    """The extension value for a certificate builder (non-critical)."""
+    return x509.UnrecognizedExtension(OID, encode(type_code, name, credential_id))
+
+
+def decode(der: bytes) -> tuple[int, str, str]:
+    """(type, name, credentialID) from the extension's DER; ValueError when malformed."""
+
+    def read(buf: bytes, pos: int, tag: int) -> tuple[bytes, int]:
+        if pos + 2 > len(buf) or buf[pos] != tag:
+            raise ValueError("malformed provisioner extension")
+        length, pos = buf[pos + 1], pos + 2
+        if length & 0x80:
+            n = length & 0x7F
+            length, pos = int.from_bytes(buf[pos:pos + n], "big"), pos + n
+        if pos + length > len(buf):
+            raise ValueError("malformed provisioner extension")
+        return buf[pos:pos + length], pos + length
+
+    seq, _ = read(der, 0, 0x30)
+    t, pos = read(seq, 0, 0x02)
+    name, pos = read(seq, pos, 0x04)
+    cred, pos = read(seq, pos, 0x04)
+    return int.from_bytes(t, "big", signed=True), name.decode(errors="replace"), cred.decode(errors="replace")
+
+
+def of(cert: x509.Certificate) -> tuple[int, str, str] | None:
+    """The provisioner extension of ``cert``, or None."""
+    try:
+        ext = cert.extensions.get_extension_for_oid(OID)
+    except x509.ExtensionNotFound:
+        return None
+    return decode(ext.value.value)  # type: ignore[attr-defined]

@@ -1,0 +1,127 @@
+"""Certificate profiles: the leaf step-ca issues, and renewals of it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from stepless.signers import Signer, as_private_key
+from stepless.x509 import extensions
+from stepless.x509.csr import SANs
+
+
+def new_serial() -> int:
+    """A random positive 128-bit serial number."""
+    while True:
+        n = secrets.randbits(128)
+        if n >= 1 << 64:
+            return n
+
+
+def key_usage(public_key: object) -> x509.KeyUsage:
+    """digitalSignature, plus keyEncipherment for RSA keys."""
+    return x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=isinstance(public_key, rsa.RSAPublicKey),
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=False,
+        crl_sign=False,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def _aki(issuer: x509.Certificate) -> x509.AuthorityKeyIdentifier:
+    try:
+        ski = issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+        return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
+    except x509.ExtensionNotFound:
+        return x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.public_key())  # type: ignore[arg-type]
+
+
+def _sign(builder: x509.CertificateBuilder, signer: Signer) -> x509.Certificate:
+    key = as_private_key(signer)
+    algorithm = None if isinstance(signer.public_key(), ed25519.Ed25519PublicKey) else signer.hash_algorithm()
+    return builder.sign(key, algorithm)  # type: ignore[arg-type]
+
+
+def leaf(
+    *,
+    public_key: object,
+    common_name: str,
+    sans: SANs,
+    not_before: dt.datetime,
+    not_after: dt.datetime,
+    issuer: x509.Certificate,
+    signer: Signer,
+    provisioner: tuple[int, str, str],
+    crl_url: str | None = None,
+) -> x509.Certificate:
+    """step-ca's default leaf: CN, SANs, KU/EKU by key type, SKI/AKI, provisioner extension."""
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]) if common_name else x509.Name([])
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer.subject)
+        .public_key(public_key)  # type: ignore[arg-type]
+        .serial_number(new_serial())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(key_usage(public_key), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+                       critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)  # type: ignore[arg-type]
+        .add_extension(_aki(issuer), critical=False)
+    )
+    names = sans.general_names()
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=not common_name)
+    builder = builder.add_extension(extensions.extension(*provisioner), critical=False)
+    if crl_url:
+        builder = builder.add_extension(
+            x509.CRLDistributionPoints([x509.DistributionPoint([x509.UniformResourceIdentifier(crl_url)],
+                                                                None, None, None)]),
+            critical=False,
+        )
+    return _sign(builder, signer)
+
+
+def renewal(
+    old: x509.Certificate,
+    *,
+    public_key: object | None,
+    not_before: dt.datetime,
+    not_after: dt.datetime,
+    issuer: x509.Certificate,
+    signer: Signer,
+) -> x509.Certificate:
+    """A copy of ``old`` (subject, SANs, key usages, extensions) with a new serial and validity.
+
+    With ``public_key`` (rekey) the subject key identifier follows the new key.
+    """
+    key = public_key if public_key is not None else old.public_key()
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(old.subject)
+        .issuer_name(issuer.subject)
+        .public_key(key)  # type: ignore[arg-type]
+        .serial_number(new_serial())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+    )
+    for ext in old.extensions:
+        value = ext.value
+        if isinstance(value, x509.SubjectKeyIdentifier):
+            value = x509.SubjectKeyIdentifier.from_public_key(key)  # type: ignore[arg-type]
+        elif isinstance(value, x509.AuthorityKeyIdentifier):
+            value = _aki(issuer)
+        elif isinstance(value, x509.KeyUsage) and public_key is not None:
+            value = key_usage(key)
+        builder = builder.add_extension(value, critical=ext.critical)
+    return _sign(builder, signer)
