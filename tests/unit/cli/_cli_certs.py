@@ -54,12 +54,19 @@ def make_cert(
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
     )
     if ca:
-        b = b.add_extension(x509.BasicConstraints(ca=True, path_length=None if issuer is None else 0), critical=True)
-        b = b.add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
-    else:
-        b = b.add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
         b = b.add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+            x509.BasicConstraints(ca=True, path_length=None if issuer is None else 0), critical=True
+        )
+        b = b.add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
+        )
+    else:
+        b = b.add_extension(
+            x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True
+        )
+        b = b.add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+            critical=False,
         )
     if issuer is not None:
         b = b.add_extension(
@@ -69,6 +76,8 @@ def make_cert(
     if sans:
         b = b.add_extension(x509.SubjectAlternativeName(keys.general_names(sans)), critical=False)
     if provisioner is not None:
-        b = b.add_extension(x509.UnrecognizedExtension(PROVISIONER_OID, provisioner_der(*provisioner)), critical=False)
+        b = b.add_extension(
+            x509.UnrecognizedExtension(PROVISIONER_OID, provisioner_der(*provisioner)), critical=False
+        )
     signer = issuer_key or key
     return b.sign(signer, keys.signature_hash(signer)), key

@@ -29,8 +29,16 @@ def _san(csr: x509.CertificateSigningRequest) -> x509.SubjectAlternativeName:
 
 def test_csr_without_password(invoke: Callable[..., Result], tmp_path: Path) -> None:
     csr_path, key_path = tmp_path / "foo.csr", tmp_path / "foo.key"
-    res = invoke("certificate", "create", "--csr", "--no-password", "--insecure", "foo.example.com",
-                 str(csr_path), str(key_path))
+    res = invoke(
+        "certificate",
+        "create",
+        "--csr",
+        "--no-password",
+        "--insecure",
+        "foo.example.com",
+        str(csr_path),
+        str(key_path),
+    )
     assert res.exit_code == 0, res.output
     assert res.stderr.splitlines() == [
         f"Your certificate signing request has been saved in {csr_path}.",
@@ -46,41 +54,78 @@ def test_csr_without_password(invoke: Callable[..., Result], tmp_path: Path) -> 
     assert stat.S_IMODE(csr_path.stat().st_mode) == 0o644
     key = keys.load_private_key(str(key_path))
     assert keys.public_key_pem(key) == keys.public_key_pem(csr.public_key())  # type: ignore[arg-type]
-    subprocess.run([OPENSSL, "req", "-verify", "-noout", "-in", str(csr_path)], check=True, capture_output=True)
+    subprocess.run(
+        [OPENSSL, "req", "-verify", "-noout", "-in", str(csr_path)], check=True, capture_output=True
+    )
 
 
-def test_csr_with_password_file_flags_after_positionals(invoke: Callable[..., Result], tmp_path: Path) -> None:
+def test_csr_with_password_file_flags_after_positionals(
+    invoke: Callable[..., Result], tmp_path: Path
+) -> None:
     pw = tmp_path / "pw"
     pw.write_text("correct horse\n")
     csr_path, key_path = tmp_path / "foo.csr", tmp_path / "foo.key"
-    res = invoke("certificate", "create", "foo.example.com", str(csr_path), str(key_path), "--csr",
-                 "--password-file", str(pw))
+    res = invoke(
+        "certificate",
+        "create",
+        "foo.example.com",
+        str(csr_path),
+        str(key_path),
+        "--csr",
+        "--password-file",
+        str(pw),
+    )
     assert res.exit_code == 0, res.output
     pem = key_path.read_bytes()
     assert b"Proc-Type: 4,ENCRYPTED" in pem and b"DEK-Info: AES-256-CBC" in pem
-    subprocess.run([OPENSSL, "pkey", "-in", str(key_path), "-passin", f"file:{pw}", "-noout"],
-                   check=True, capture_output=True)
-    bad = subprocess.run([OPENSSL, "pkey", "-in", str(key_path), "-passin", "pass:wrong", "-noout"],
-                         capture_output=True)
+    subprocess.run(
+        [OPENSSL, "pkey", "-in", str(key_path), "-passin", f"file:{pw}", "-noout"],
+        check=True,
+        capture_output=True,
+    )
+    bad = subprocess.run(
+        [OPENSSL, "pkey", "-in", str(key_path), "-passin", "pass:wrong", "-noout"], capture_output=True
+    )
     assert bad.returncode != 0
-    subprocess.run([OPENSSL, "req", "-verify", "-noout", "-in", str(csr_path)], check=True, capture_output=True)
+    subprocess.run(
+        [OPENSSL, "req", "-verify", "-noout", "-in", str(csr_path)], check=True, capture_output=True
+    )
 
 
 def test_csr_san_typing(invoke: Callable[..., Result], tmp_path: Path) -> None:
     csr_path = tmp_path / "svc.csr"
-    res = invoke("certificate", "create", "--csr", "--no-password", "--insecure", "svc",
-                 str(csr_path), str(tmp_path / "svc.key"),
-                 "--san", "svc.example.com", "--san", "10.1.2.3", "--san", "2001:db8::1",
-                 "--san", "ops@example.com", "--san", "spiffe://example.com/svc")
+    res = invoke(
+        "certificate",
+        "create",
+        "--csr",
+        "--no-password",
+        "--insecure",
+        "svc",
+        str(csr_path),
+        str(tmp_path / "svc.key"),
+        "--san",
+        "svc.example.com",
+        "--san",
+        "10.1.2.3",
+        "--san",
+        "2001:db8::1",
+        "--san",
+        "ops@example.com",
+        "--san",
+        "spiffe://example.com/svc",
+    )
     assert res.exit_code == 0, res.output
     san = _san(_csr(csr_path))
     assert san.get_values_for_type(x509.DNSName) == ["svc.example.com"]
     assert san.get_values_for_type(x509.IPAddress) == [
-        ipaddress.ip_address("10.1.2.3"), ipaddress.ip_address("2001:db8::1")
+        ipaddress.ip_address("10.1.2.3"),
+        ipaddress.ip_address("2001:db8::1"),
     ]
     assert san.get_values_for_type(x509.RFC822Name) == ["ops@example.com"]
     assert san.get_values_for_type(x509.UniformResourceIdentifier) == ["spiffe://example.com/svc"]
-    subprocess.run([OPENSSL, "req", "-verify", "-noout", "-in", str(csr_path)], check=True, capture_output=True)
+    subprocess.run(
+        [OPENSSL, "req", "-verify", "-noout", "-in", str(csr_path)], check=True, capture_output=True
+    )
 
 
 @pytest.mark.parametrize(
@@ -91,30 +136,63 @@ def test_csr_san_typing(invoke: Callable[..., Result], tmp_path: Path) -> None:
         (["--kty", "OKP", "--crv", "Ed25519"], "Ed25519", b"-----BEGIN PRIVATE KEY-----"),
     ],
 )
-def test_csr_key_types(invoke: Callable[..., Result], tmp_path: Path, flags: list[str], desc: str,
-                       header: bytes) -> None:
+def test_csr_key_types(
+    invoke: Callable[..., Result], tmp_path: Path, flags: list[str], desc: str, header: bytes
+) -> None:
     csr_path, key_path = tmp_path / "x.csr", tmp_path / "x.key"
-    res = invoke("certificate", "create", "--csr", "--no-password", "--insecure", *flags, "x.test",
-                 str(csr_path), str(key_path))
+    res = invoke(
+        "certificate",
+        "create",
+        "--csr",
+        "--no-password",
+        "--insecure",
+        *flags,
+        "x.test",
+        str(csr_path),
+        str(key_path),
+    )
     assert res.exit_code == 0, res.output
     assert keys.describe_key(_csr(csr_path).public_key()) == desc
     assert key_path.read_bytes().startswith(header)
-    subprocess.run([OPENSSL, "req", "-verify", "-noout", "-in", str(csr_path)], check=True, capture_output=True)
+    subprocess.run(
+        [OPENSSL, "req", "-verify", "-noout", "-in", str(csr_path)], check=True, capture_output=True
+    )
 
 
 def test_force_overwrites(invoke: Callable[..., Result], tmp_path: Path) -> None:
     csr_path, key_path = tmp_path / "x.csr", tmp_path / "x.key"
     csr_path.write_text("old")
-    res = invoke("certificate", "create", "--csr", "--no-password", "--insecure", "--force", "x.test",
-                 str(csr_path), str(key_path))
+    res = invoke(
+        "certificate",
+        "create",
+        "--csr",
+        "--no-password",
+        "--insecure",
+        "--force",
+        "x.test",
+        str(csr_path),
+        str(key_path),
+    )
     assert res.exit_code == 0, res.output
     assert _csr(csr_path).is_signature_valid
 
 
 def test_self_signed_profile(invoke: Callable[..., Result], tmp_path: Path) -> None:
     crt, key = tmp_path / "ss.crt", tmp_path / "ss.key"
-    res = invoke("certificate", "create", "--profile", "self-signed", "--subtle", "--no-password",
-                 "--insecure", "ss.test", str(crt), str(key), "--not-after", "1h")
+    res = invoke(
+        "certificate",
+        "create",
+        "--profile",
+        "self-signed",
+        "--subtle",
+        "--no-password",
+        "--insecure",
+        "ss.test",
+        str(crt),
+        str(key),
+        "--not-after",
+        "1h",
+    )
     assert res.exit_code == 0, res.output
     assert f"Your certificate has been saved in {crt}." in res.stderr
     cert = x509.load_pem_x509_certificate(crt.read_bytes())
@@ -127,11 +205,36 @@ def test_root_and_leaf_profiles(invoke: Callable[..., Result], tmp_path: Path) -
     root, root_key = tmp_path / "root.crt", tmp_path / "root.key"
     pw = tmp_path / "pw"
     pw.write_text("rootpw")
-    assert invoke("certificate", "create", "--profile", "root-ca", "Test Root", str(root), str(root_key),
-                  "--password-file", str(pw)).exit_code == 0
+    assert (
+        invoke(
+            "certificate",
+            "create",
+            "--profile",
+            "root-ca",
+            "Test Root",
+            str(root),
+            str(root_key),
+            "--password-file",
+            str(pw),
+        ).exit_code
+        == 0
+    )
     leaf, leaf_key = tmp_path / "leaf.crt", tmp_path / "leaf.key"
-    res = invoke("certificate", "create", "leaf.test", str(leaf), str(leaf_key), "--ca", str(root),
-                 "--ca-key", str(root_key), "--ca-password-file", str(pw), "--no-password", "--insecure")
+    res = invoke(
+        "certificate",
+        "create",
+        "leaf.test",
+        str(leaf),
+        str(leaf_key),
+        "--ca",
+        str(root),
+        "--ca-key",
+        str(root_key),
+        "--ca-password-file",
+        str(pw),
+        "--no-password",
+        "--insecure",
+    )
     assert res.exit_code == 0, res.output
     out = subprocess.run([OPENSSL, "verify", "-CAfile", str(root), str(leaf)], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
@@ -154,14 +257,28 @@ def _assert_one_line_error(proc: subprocess.CompletedProcess[str], text: str) ->
     ("args", "message"),
     [
         (["--no-password"], "error: flag '--no-password' requires the '--insecure' flag"),
-        (["--kty", "RSA", "--size", "1024", "--no-password", "--insecure"], "flag '--size' requires at least 2048"),
+        (
+            ["--kty", "RSA", "--size", "1024", "--no-password", "--insecure"],
+            "flag '--size' requires at least 2048",
+        ),
         (["--crv", "P-999", "--no-password", "--insecure"], "invalid value 'P-999' for flag '--crv'"),
         (["--kty", "DSA", "--no-password", "--insecure"], "invalid value 'DSA' for flag '--kty'"),
         ([], "no terminal to ask on; use a password file flag"),
         (["--password-file", "missing-pw"], "error reading missing-pw"),
         (["--password-file", "pw", "--no-password", "--insecure"], "incompatible"),
-        (["--not-after", "tomorrow", "--no-password", "--insecure", "--profile", "self-signed", "--subtle",
-          "--force"], "invalid value 'tomorrow' for flag '--not-after'"),
+        (
+            [
+                "--not-after",
+                "tomorrow",
+                "--no-password",
+                "--insecure",
+                "--profile",
+                "self-signed",
+                "--subtle",
+                "--force",
+            ],
+            "invalid value 'tomorrow' for flag '--not-after'",
+        ),
     ],
 )
 def test_create_errors(stepless: Run, tmp_path: Path, args: list[str], message: str) -> None:
@@ -182,22 +299,40 @@ def test_create_errors(stepless: Run, tmp_path: Path, args: list[str], message: 
     ],
 )
 def test_certificate_profile_errors(stepless: Run, tmp_path: Path, args: list[str], message: str) -> None:
-    proc = stepless("certificate", "create", "foo", "foo.crt", "foo.key", "--no-password", "--insecure", *args)
+    proc = stepless(
+        "certificate", "create", "foo", "foo.crt", "foo.key", "--no-password", "--insecure", *args
+    )
     _assert_one_line_error(proc, message)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_existing_output_without_force(stepless: Run, tmp_path: Path) -> None:
     (tmp_path / "foo.csr").write_text("keep me")
-    proc = stepless("certificate", "create", "--csr", "--no-password", "--insecure", "foo.example.com",
-                    "foo.csr", "foo.key")
+    proc = stepless(
+        "certificate",
+        "create",
+        "--csr",
+        "--no-password",
+        "--insecure",
+        "foo.example.com",
+        "foo.csr",
+        "foo.key",
+    )
     _assert_one_line_error(proc, "foo.csr already exists; use --force")
     assert (tmp_path / "foo.csr").read_text() == "keep me"
     assert not (tmp_path / "foo.key").exists()
     (tmp_path / "foo.csr").unlink()
     (tmp_path / "foo.key").write_text("keep key")
-    proc = stepless("certificate", "create", "--csr", "--no-password", "--insecure", "foo.example.com",
-                    "foo.csr", "foo.key")
+    proc = stepless(
+        "certificate",
+        "create",
+        "--csr",
+        "--no-password",
+        "--insecure",
+        "foo.example.com",
+        "foo.csr",
+        "foo.key",
+    )
     _assert_one_line_error(proc, "foo.key already exists")
     assert not (tmp_path / "foo.csr").exists()
     assert (tmp_path / "foo.key").read_text() == "keep key"
@@ -217,8 +352,16 @@ def test_missing_argument_is_one_line(stepless: Run, tmp_path: Path) -> None:
 
 
 def test_subprocess_success(stepless: Run, tmp_path: Path) -> None:
-    proc = stepless("certificate", "create", "--csr", "--no-password", "--insecure", "localhost",
-                    "localhost.csr", "localhost.key")
+    proc = stepless(
+        "certificate",
+        "create",
+        "--csr",
+        "--no-password",
+        "--insecure",
+        "localhost",
+        "localhost.csr",
+        "localhost.key",
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.splitlines() == [
         "Your certificate signing request has been saved in localhost.csr.",

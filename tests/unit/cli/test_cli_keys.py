@@ -10,10 +10,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from tests.unit.cli._cli_certs import make_cert
-
 from stepless.cli import keys, ui
 from stepless.errors import ClientError
+from tests.unit.cli._cli_certs import make_cert
 
 
 @pytest.mark.parametrize(

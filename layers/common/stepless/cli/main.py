@@ -84,4 +84,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    from stepless.cli.main import main as _main  # the registered groups live in the imported module
+
+    _main()

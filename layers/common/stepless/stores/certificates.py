@@ -54,3 +54,80 @@ def get(serial: str) -> dict[str, Any] | None:
         )
     item = out.get("Item")
     return from_item(item) if item else None
+
+
+def get_with_revocation(serial: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """(certificate record, revocation record) of ``serial`` in one round trip (BatchGetItem).
+
+    The revocation is read consistently; unprocessed keys (throttling) are retried a few times.
+    """
+    certs, revs = settings.table(settings.CERTIFICATES_TABLE), settings.table(settings.REVOCATIONS_TABLE)
+    key = {"serial": {"S": serial}}
+    request: dict[str, Any] = {certs: {"Keys": [key]}, revs: {"Keys": [key], "ConsistentRead": True}}
+    found: dict[str, dict[str, Any]] = {}
+    with translate_aws_errors("DynamoDB"):
+        for _ in range(5):
+            out = aws.client("dynamodb").batch_get_item(RequestItems=request)
+            for table, items in (out.get("Responses") or {}).items():
+                for item in items:
+                    found[table] = from_item(item)
+            request = out.get("UnprocessedKeys") or {}
+            if not request:
+                break
+        else:
+            raise ServiceUnavailable("DynamoDB did not answer, retry", headers={"Retry-After": "1"})
+    return found.get(certs), found.get(revs)
+
+
+def record_renewal(record: dict[str, Any], token: dict[str, Any] | None, parent_serial: str) -> None:
+    """Like :func:`record_issuance`, and atomically only while ``parent_serial`` is not revoked.
+
+    A ConditionCheck on the revocations table rides in the same transaction, so once a revocation of
+    the parent has been written no renewal of it can be recorded (revoke racing renew).
+    Raises 401 "token already used" / "certificate has been revoked", 503 on a serial collision.
+    """
+    items: list[dict[str, Any]] = []
+    if token is not None:
+        items.append({"Put": token})
+    check_index = len(items)
+    items.append({"ConditionCheck": {
+        "TableName": settings.table(settings.REVOCATIONS_TABLE),
+        "Key": {"serial": {"S": parent_serial}},
+        "ConditionExpression": "attribute_not_exists(serial)",
+    }})
+    items.append({"Put": cert_put(record)})
+    with translate_aws_errors("DynamoDB"):
+        try:
+            aws.client("dynamodb").transact_write_items(TransactItems=items)
+        except ClientError as e:
+            if token is not None and condition_failed(e, 0):
+                raise Unauthorized(tokens.USED) from e
+            if condition_failed(e, check_index):
+                raise Unauthorized("certificate has been revoked") from e
+            if condition_failed(e):
+                raise ServiceUnavailable("serial collision, retry", headers={"Retry-After": "0"}) from e
+            raise
+
+
+def renewal_links() -> dict[str, list[str]]:
+    """parent serial → serials renewed from it, for every X.509 record that has a parent.
+
+    NOTE: a full (consistent, projected, filtered) scan of the certificates table. Good enough for
+    lineage revocation, which is rare; a GSI on ``parent_serial`` would make it a Query per level.
+    """
+    links: dict[str, list[str]] = {}
+    kwargs: dict[str, Any] = {
+        "TableName": settings.table(settings.CERTIFICATES_TABLE),
+        "ProjectionExpression": "serial, parent_serial",
+        "FilterExpression": "attribute_exists(parent_serial)",
+        "ConsistentRead": True,
+    }
+    with translate_aws_errors("DynamoDB"):
+        while True:
+            out = aws.client("dynamodb").scan(**kwargs)
+            for item in out.get("Items", []):
+                rec = from_item(item)
+                links.setdefault(str(rec["parent_serial"]), []).append(str(rec["serial"]))
+            if "LastEvaluatedKey" not in out:
+                return links
+            kwargs["ExclusiveStartKey"] = out["LastEvaluatedKey"]

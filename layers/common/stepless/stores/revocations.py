@@ -50,3 +50,27 @@ def scan_all() -> list[dict[str, Any]]:
             if "LastEvaluatedKey" not in out:
                 return items
             kwargs["ExclusiveStartKey"] = out["LastEvaluatedKey"]
+
+
+def put_with_token(record: dict[str, Any], token: dict[str, Any]) -> None:
+    """Record a revocation and mark the revoke token used, in one transaction.
+
+    A used token raises 401 "token already used"; a serial revoked before 400 "already revoked".
+    """
+    from stepless.errors import Unauthorized
+    from stepless.stores.tokens import USED
+
+    put = {
+        "TableName": settings.table(settings.REVOCATIONS_TABLE),
+        "Item": to_item(record),
+        "ConditionExpression": "attribute_not_exists(serial)",
+    }
+    with translate_aws_errors("DynamoDB"):
+        try:
+            aws.client("dynamodb").transact_write_items(TransactItems=[{"Put": token}, {"Put": put}])
+        except ClientError as e:
+            if condition_failed(e, 0):
+                raise Unauthorized(USED) from e
+            if condition_failed(e, 1):
+                raise BadRequest(f"certificate with serial number {record['serial']} is already revoked") from e
+            raise

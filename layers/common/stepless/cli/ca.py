@@ -1,0 +1,207 @@
+"""``stepless ca …``: tokens, certificates and bootstrap against a running CA."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import click
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from stepless.cli import config, keys, options, tokens, ui
+from stepless.cli.client import CAClient
+from stepless.cli.main import ca
+from stepless.errors import ClientError
+
+
+def connect(ca_url: str | None, root: str | None) -> tuple[CAClient, str]:
+    """A client for the configured CA, and the root file it trusts."""
+    root_file = config.root(root)
+    return CAClient(config.ca_url(ca_url), root_file), root_file
+
+
+def csr_names(csr: x509.CertificateSigningRequest) -> tuple[str, list[str]]:
+    """(common name, SANs as strings) of a CSR."""
+    cn = csr.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    try:
+        ext = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        sans = [str(v) for v in ext.get_values_for_type(x509.DNSName)]
+        sans += [str(v) for v in ext.get_values_for_type(x509.IPAddress)]
+        sans += [str(v) for v in ext.get_values_for_type(x509.RFC822Name)]
+        sans += [str(v) for v in ext.get_values_for_type(x509.UniformResourceIdentifier)]
+    except x509.ExtensionNotFound:
+        sans = []
+    return (str(cn[0].value) if cn else ""), sans
+
+
+def sign_csr(client: CAClient, csr_pem: str, token: str, not_before: str, not_after: str) -> dict:
+    """POST /sign; returns the SignResponse."""
+    ui.done("CA", client.ca_url)
+    return client.post("/sign", {"csr": csr_pem, "ott": token, "notBefore": not_before, "notAfter": not_after})
+
+
+def chain_pem(response: dict) -> bytes:
+    """Leaf + intermediate, as step writes the certificate file."""
+    chain = response.get("certChain") or [response["crt"], response["ca"]]
+    return "".join(c if c.endswith("\n") else c + "\n" for c in chain).encode()
+
+
+@ca.command("token")
+@click.argument("subject")
+@options.connection
+@options.provisioner
+@options.provisioner_password_file
+@options.san
+@click.option("--revoke", is_flag=True, help="Create a token for revoking the certificate with serial SUBJECT.")
+@click.option("--output-file", metavar="FILE", help="Write the token to FILE instead of stdout.")
+def token_cmd(subject, ca_url, root, provisioner, password_file, san, revoke, output_file) -> None:
+    """Generate a one-time token for SUBJECT (a name, or a serial number with --revoke)."""
+    client, root_file = connect(ca_url, root)
+    if revoke and san:
+        raise ClientError("flags --revoke and --san are incompatible")
+    req = tokens.TokenRequest("revoke" if revoke else "sign", subject, list(san))
+    tok = tokens.generate(client, root_file, req, provisioner=provisioner, password_file=password_file)
+    if output_file:
+        ui.write_files({output_file: (tok + "\n").encode()}, force=True)
+    else:
+        click.echo(tok)
+
+
+@ca.command("certificate")
+@click.argument("subject")
+@click.argument("crt_file")
+@click.argument("key_file")
+@options.connection
+@options.token
+@options.provisioner
+@options.provisioner_password_file
+@options.san
+@options.not_before
+@options.not_after
+@options.key_flags
+@options.force
+def certificate_cmd(subject, crt_file, key_file, ca_url, root, token, provisioner, password_file, san,
+                    not_before, not_after, kty, crv, size, force) -> None:
+    """Generate a key and get a certificate for SUBJECT in one step."""
+    if token and san:
+        raise ClientError("flags --token and --san are mutually exclusive")
+    for f in (crt_file, key_file):
+        ui.confirm_overwrite(f, force)
+    client, root_file = connect(ca_url, root)
+    sans = list(san) or [subject]
+    if not token:
+        token = tokens.generate(client, root_file, tokens.TokenRequest("sign", subject, sans),
+                                provisioner=provisioner, password_file=password_file)
+    else:
+        sans = tokens_sans(token, subject)
+    key = keys.generate_key(kty, crv, size)
+    csr = keys.make_csr(key, subject, sans)
+    res = sign_csr(client, csr.public_bytes(Encoding.PEM).decode(), token, not_before, not_after)
+    ui.write_files({crt_file: chain_pem(res), key_file: keys.key_to_pem(key, None)}, force=True)
+    ui.done("Certificate", crt_file)
+    ui.done("Private Key", key_file)
+
+
+def tokens_sans(token: str, subject: str) -> list[str]:
+    """The SANs a given token allows (its ``sans`` claim, else the subject)."""
+    import jwt
+
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError as e:
+        raise ClientError(f"error parsing token: {e}") from e
+    return list(claims.get("sans") or [claims.get("sub") or subject])
+
+
+@ca.command("sign")
+@click.argument("csr_file")
+@click.argument("crt_file")
+@options.connection
+@options.token
+@options.provisioner
+@options.provisioner_password_file
+@options.not_before
+@options.not_after
+@options.force
+def sign_cmd(csr_file, crt_file, ca_url, root, token, provisioner, password_file, not_before, not_after,
+             force) -> None:
+    """Get a certificate for the certificate signing request in CSR_FILE."""
+    ui.confirm_overwrite(crt_file, force)
+    try:
+        csr = x509.load_pem_x509_csr(Path(csr_file).read_bytes())
+    except OSError as e:
+        raise ClientError(f"error reading {csr_file}: {e.strerror}") from e
+    except ValueError as e:
+        raise ClientError(f"{csr_file} is not a PEM certificate request") from e
+    client, root_file = connect(ca_url, root)
+    if not token:
+        cn, sans = csr_names(csr)
+        token = tokens.generate(client, root_file, tokens.TokenRequest("sign", cn, sans or [cn]),
+                                provisioner=provisioner, password_file=password_file)
+    res = sign_csr(client, csr.public_bytes(Encoding.PEM).decode(), token, not_before, not_after)
+    ui.write_files({crt_file: chain_pem(res)}, mode=0o644, force=True)
+    ui.done("Certificate", crt_file)
+
+
+@ca.command("bootstrap")
+@click.option("--ca-url", "ca_url", required=True, metavar="URI", help="The URI of the CA.")
+@click.option("--fingerprint", required=True, metavar="FINGERPRINT", help="The SHA-256 fingerprint of the root.")
+@options.force
+def bootstrap_cmd(ca_url, fingerprint, force) -> None:
+    """Fetch the root by its fingerprint, check it, and save the CA URL and root as defaults."""
+    url = config.ca_url(ca_url)
+    wanted = fingerprint.lower().replace(":", "").replace("-", "")
+    res = CAClient(url, None).get(f"/root/{wanted}")
+    try:
+        cert = x509.load_pem_x509_certificate(str(res.get("ca", "")).encode())
+    except ValueError as e:
+        raise ClientError("the CA returned an invalid root certificate") from e
+    got = hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest()
+    if got != wanted:
+        raise ClientError(f"the root certificate fingerprint {got} does not match {wanted}")
+    root_path = config.home() / "certs" / "root_ca.crt"
+    root_path.parent.mkdir(parents=True, exist_ok=True)
+    ui.write_files({root_path: cert.public_bytes(Encoding.PEM)}, mode=0o644, force=force or True)
+    ui.info(f"The root certificate has been saved in {root_path}.")
+    path = config.save_defaults({"ca-url": url, "fingerprint": wanted, "root": str(root_path)})
+    ui.info(f"The authority configuration has been saved in {path}.")
+
+
+@ca.command("root")
+@click.argument("root_file", required=False)
+@click.option("--ca-url", "ca_url", metavar="URI")
+@click.option("--fingerprint", metavar="FINGERPRINT")
+@options.force
+def root_cmd(root_file, ca_url, fingerprint, force) -> None:
+    """Download the root certificate (checked against --fingerprint or the saved one)."""
+    url = config.ca_url(ca_url)
+    fp = (fingerprint or config.defaults().get("fingerprint") or "").lower()
+    if not fp:
+        raise ClientError("missing --fingerprint")
+    res = CAClient(url, None).get(f"/root/{fp}")
+    cert = x509.load_pem_x509_certificate(str(res.get("ca", "")).encode())
+    if hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest() != fp:
+        raise ClientError("the root certificate does not match the fingerprint")
+    pem = cert.public_bytes(Encoding.PEM)
+    if root_file:
+        ui.write_files({root_file: pem}, mode=0o644, force=force)
+        ui.info(f"The root certificate has been saved in {root_file}.")
+    else:
+        click.echo(pem.decode(), nl=False)
+
+
+@ca.command("health")
+@options.connection
+def health_cmd(ca_url, root) -> None:
+    """Check the CA's health."""
+    client, _ = connect(ca_url, root)
+    click.echo(client.get("/health").get("status", "unknown"))
+
+
+@ca.command("roots")
+@options.connection
+def roots_cmd(ca_url, root) -> None:
+    """Print the CA's root certificates."""
+    client, _ = connect(ca_url, root)
+    click.echo(client.get("/roots.pem", raw=True).decode(), nl=False)

@@ -1,0 +1,101 @@
+"""``stepless dev`` (a whole CA on this machine) and ``stepless local invoke`` (one handler, one event)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+from pathlib import Path
+
+import click
+
+from stepless.cli import config, ui
+from stepless.cli.main import cli, local
+from stepless.errors import ClientError
+
+
+def _address(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    try:
+        return (host.strip("[]") or "127.0.0.1"), int(port)
+    except ValueError as e:
+        raise ClientError(f"invalid --address {value!r}: use HOST:PORT") from e
+
+
+@cli.command("dev")
+@click.option("--address", default="127.0.0.1:8443", show_default=True, help="Where the HTTPS gateway listens.")
+@click.option("--home", type=click.Path(path_type=Path), help="State directory (default $STEPLESS_HOME or ~/.stepless).")
+@click.option("--password-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The dev provisioner's password (default: generated and saved under the home).")
+@click.option("--key-backend", type=click.Choice(["kms", "secrets"]), default="kms", show_default=True)
+@click.option("--provisioner", default="admin", show_default=True, help="The JWK provisioner's name.")
+@click.option("--dns", multiple=True, help="Another DNS name or IP for the CA (repeatable).")
+def dev_cmd(address, home, password_file, key_backend, provisioner, dns) -> None:
+    """Run a local CA: moto for AWS, the template's resources, and an HTTPS gateway. Ctrl-C stops it."""
+    from stepless.local.devstack import DevStack
+
+    if home is not None:
+        os.environ["STEPLESS_HOME"] = str(home)
+    stack = DevStack(home=config.home(), address=_address(address), password_file=password_file,
+                     key_backend=key_backend, dns_names=list(dns), provisioner=provisioner)
+    try:
+        stack.start()
+    except OSError as e:
+        stack.stop()
+        raise ClientError(f"cannot start the local stack: {e}") from e
+    generated = password_file is None
+    ui.info(f"stepless dev: CA ready at {stack.url}")
+    ui.done("CA URL", stack.url)
+    ui.done("Root fingerprint", stack.fingerprint)
+    ui.done("Root certificate", str(stack.home / "certs" / "root_ca.crt"))
+    ui.done("Provisioner", f"{provisioner} (JWK)")
+    if generated:
+        ui.info(f"Provisioner password (saved in {stack.password_file}): {stack.password_file.read_text().strip()}")
+    ui.done("Password file", str(stack.password_file))
+    ui.done("Defaults", str(config.defaults_path()))
+    ui.info("Press Ctrl-C to stop.")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stack.stop()
+        ui.info("stepless dev: stopped")
+
+
+@local.command("invoke")
+@click.argument("function_id")
+@click.option("-e", "--event", "event_file", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="The event JSON file.")
+@click.option("--home", type=click.Path(path_type=Path), help="State directory of the local stack.")
+def invoke_cmd(function_id, event_file, home) -> None:
+    """Run one handler of template.yaml against a fresh local stack, like `sam local invoke`."""
+    from stepless.local import gateway, stack, template
+    from stepless.local.devstack import DevStack, free_port
+
+    path = stack.default_template_path()
+    routes = template.routes(template.load_template(path))
+    fns = template.functions(template.load_template(path))
+    if function_id not in fns:
+        raise ClientError(f"no function {function_id} in {path} (have {', '.join(fns)})")
+    try:
+        event = json.loads(Path(event_file).read_text())
+    except ValueError as e:
+        raise ClientError(f"{event_file} is not JSON: {e}") from e
+    if home is not None:
+        os.environ["STEPLESS_HOME"] = str(home)
+    dev = DevStack(home=config.home(), address=("127.0.0.1", free_port()))
+    dev.start()
+    try:
+        route = next((r for r in routes if r.function_id == function_id), None)
+        fn_props = fns[function_id]
+        if route is None:
+            route = template.Route(function_id, "ANY", "/", fn_props["CodeUri"], fn_props["Handler"])
+        result = gateway.load_handler(path.parent, route)(event, None)
+    finally:
+        dev.stop()
+    click.echo(json.dumps(result, indent=2))

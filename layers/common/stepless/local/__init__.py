@@ -1,0 +1,1 @@
+"""The local stack: template loading, moto deployment, HTTPS gateway, `local invoke`."""

@@ -1,0 +1,132 @@
+"""``stepless dev``: moto server + the template's resources + an initialized CA + the HTTPS gateway."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from stepless import authority, aws, clock
+from stepless.local import gateway, stack, template
+from stepless.x509 import profile
+
+LOCAL_NAMES = ["localhost", "127.0.0.1", "::1"]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class DevStack:
+    """Everything ``stepless dev`` starts; :meth:`stop` ends it all."""
+
+    home: Path
+    address: tuple[str, int] = ("127.0.0.1", 8443)
+    password_file: Path | None = None
+    key_backend: str = "kms"
+    dns_names: list[str] = field(default_factory=list)
+    provisioner: str = "admin"
+    url: str = ""
+    fingerprint: str = ""
+    moto_url: str = ""
+    _moto: object = None
+    _gateway: gateway.Gateway | None = None
+
+    def start(self) -> None:
+        """Bring the stack up (blocking until the gateway listens)."""
+        from moto.server import ThreadedMotoServer
+
+        self.home.mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self._moto.start()  # type: ignore[attr-defined]
+        self.moto_url = f"http://127.0.0.1:{port}"
+        resources = stack.deploy_local_stack(self.moto_url, key_backend=self.key_backend)
+        envs = stack.function_env(resources, endpoint_url=self.moto_url)
+        for env in envs.values():  # in-process: every function shares this process's environment
+            os.environ.update(env)
+        os.environ["STEPLESS_CONFIG_TTL"] = os.environ.get("STEPLESS_CONFIG_TTL", "5")
+        aws.reset()
+        authority.reset()
+        self._init_ca(resources)
+        self._serve()
+
+    def _password(self) -> str:
+        if self.password_file is not None:
+            return self.password_file.read_text().splitlines()[0]
+        path = self.home / "secrets" / "password"
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        value = secrets.token_urlsafe(18)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(value + "\n")
+        self.password_file = path
+        return value
+
+    def _init_ca(self, resources: dict[str, str]) -> None:
+        from stepless.admin.init import init
+
+        host, port = self.address
+        names = list(dict.fromkeys([*LOCAL_NAMES, host, *self.dns_names]))
+        result = init(outputs=resources, backend=self.key_backend, name="stepless dev", dns_names=names,
+                      provisioner=self.provisioner, password=self._password(), ssh=True, force=True)
+        self.fingerprint = result.fingerprint
+        shown = f"[{host}]" if ":" in host else host
+        self.url = f"https://{'localhost' if host in ('127.0.0.1', '0.0.0.0') else shown}:{port}"
+        certs = self.home / "certs"
+        certs.mkdir(parents=True, exist_ok=True)
+        (certs / "root_ca.crt").write_text(result.root_pem)
+        (certs / "intermediate_ca.crt").write_text(result.intermediate_pem)
+        from stepless.cli import config
+
+        config.save_defaults({"ca-url": self.url, "fingerprint": self.fingerprint,
+                              "root": str(certs / "root_ca.crt")})
+
+    def _tls_files(self) -> tuple[Path, Path]:
+        """A server certificate for the gateway, issued by the CA's own intermediate."""
+        auth = authority.get()
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = clock.now()
+        names = list(dict.fromkeys([*LOCAL_NAMES, self.address[0], *self.dns_names]))
+        from stepless.x509.csr import SANs
+
+        cert = profile.leaf(public_key=key.public_key(), common_name="localhost", sans=SANs.split(names),
+                            not_before=now - dt.timedelta(minutes=1), not_after=now + dt.timedelta(days=30),
+                            issuer=auth.intermediate, signer=auth.intermediate_signer,
+                            provisioner=(1, "stepless-dev-gateway", ""))
+        tls = self.home / "tls"
+        tls.mkdir(parents=True, exist_ok=True, mode=0o700)
+        crt, key_path = tls / "gateway.crt", tls / "gateway.key"
+        crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM)
+                        + auth.intermediate_pem.encode())
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+        return crt, key_path
+
+    def _serve(self) -> None:
+        crt, key = self._tls_files()
+        ctx = gateway.tls_context(str(crt), str(key), str(self.home / "certs" / "root_ca.crt"))
+        path = stack.default_template_path()
+        routes = template.routes(template.load_template(path))
+        self._gateway = gateway.Gateway(self.address, routes, path.parent, ctx,
+                                        access_log=bool(os.environ.get("STEPLESS_ACCESS_LOG")))
+        self._gateway.start()
+
+    def stop(self) -> None:
+        """Stop the gateway and moto."""
+        if self._gateway is not None:
+            self._gateway.shutdown()
+            self._gateway.server_close()
+        if self._moto is not None:
+            self._moto.stop()  # type: ignore[attr-defined]
