@@ -19,6 +19,16 @@ from stepless.x509 import profile
 LOCAL_NAMES = ["localhost", "127.0.0.1", "::1"]
 
 
+def quiet_moto() -> None:
+    """moto's server logs every request and warns about each resource type it skips: keep it quiet."""
+    import logging
+    import warnings
+
+    for name in ("werkzeug", "moto", "botocore.credentials"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module=r"moto\..*")
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
@@ -45,6 +55,7 @@ class DevStack:
         """Bring the stack up (blocking until the gateway listens)."""
         from moto.server import ThreadedMotoServer
 
+        quiet_moto()
         self.home.mkdir(parents=True, exist_ok=True)
         port = free_port()
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)

@@ -1,0 +1,402 @@
+"""template.yaml: lint, routes, least privilege, data protection, outputs, the built layer."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stepless.local.template import find_route, functions, load_template, routes
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE_PATH = ROOT / "template.yaml"
+LAYER = ROOT / "layers" / "common"
+SAM = Path("/opt/samcli/bin/sam")
+
+# What each function serves (API.md); every path also at /1.0/PATH.
+EXPECTED_ROUTES: dict[str, set[tuple[str, str]]] = {
+    "SignFunction": {
+        ("GET", "/health"),
+        ("GET", "/version"),
+        ("GET", "/root/{sha}"),
+        ("GET", "/roots"),
+        ("GET", "/roots.pem"),
+        ("GET", "/federation"),
+        ("GET", "/provisioners"),
+        ("GET", "/provisioners/{kid}/encrypted-key"),
+        ("POST", "/sign"),
+    },
+    "RenewFunction": {("POST", "/renew"), ("POST", "/rekey")},
+    "RevokeFunction": {("POST", "/revoke"), ("GET", "/crl"), ("POST", "/ocsp"), ("GET", "/ocsp/{request}")},
+    "SshFunction": {
+        ("POST", "/ssh/sign"),
+        ("POST", "/ssh/renew"),
+        ("POST", "/ssh/rekey"),
+        ("POST", "/ssh/revoke"),
+        ("POST", "/ssh/config"),
+        ("POST", "/ssh/config/{type}"),
+        ("POST", "/ssh/check-host"),
+        ("GET", "/ssh/roots"),
+        ("GET", "/ssh/federation"),
+        ("GET", "/ssh/hosts"),
+        ("GET", "/ssh/krl"),
+    },
+}
+TABLES = {"AuthorityTable": "pk", "TokensTable": "id", "CertificatesTable": "serial", "RevocationsTable": "serial"}
+KEYS = ("RootKey", "IntermediateKey", "SshUserKey", "SshHostKey")
+# AWS supports no resource-level permissions for these: Resource "*" is required.
+STAR_RESOURCE_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return load_template(TEMPLATE_PATH)
+
+
+def _refs(node: Any) -> Iterator[str]:
+    """Logical ids referenced by Ref, GetAtt or Sub in a fragment."""
+    if isinstance(node, list):
+        for item in node:
+            yield from _refs(item)
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if key == "Ref":
+                yield value
+            elif key == "Fn::GetAtt":
+                yield value[0]
+            elif key == "Fn::Sub":
+                text = value if isinstance(value, str) else value[0]
+                yield from (m.split(".")[0] for m in re.findall(r"\$\{([^}!]+)\}", text))
+            else:
+                yield from _refs(value)
+
+
+def _statements(node: Any) -> Iterator[dict[str, Any]]:
+    """Policy statements, both branches of every Fn::If included."""
+    if isinstance(node, list):
+        for item in node:
+            yield from _statements(item)
+    elif isinstance(node, dict):
+        if "Fn::If" in node:
+            yield from _statements(node["Fn::If"][1:])
+        elif "Effect" in node:
+            yield node
+        elif node.get("Ref") != "AWS::NoValue":
+            raise AssertionError(f"unexpected policy fragment {node}")
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _role_statements(template: dict[str, Any], function_id: str) -> list[dict[str, Any]]:
+    props = template["Resources"][function_id]["Properties"]
+    role = props["Role"]["Fn::GetAtt"]
+    assert role[1] == "Arn"
+    role_props = template["Resources"][role[0]]["Properties"]
+    assert "ManagedPolicyArns" not in role_props, "managed policies are not reviewable here"
+    found: list[dict[str, Any]] = []
+    for policy in role_props["Policies"]:
+        found.extend(_statements(policy["PolicyDocument"]["Statement"]))
+    return found
+
+
+def _run(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300, check=False, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------- lint
+
+
+def test_cfn_lint_passes() -> None:
+    exe = shutil.which("cfn-lint")
+    cmd = [exe] if exe else [sys.executable, "-c", "import sys; from cfnlint.runner import main; sys.exit(main())"]
+    result = _run([*cmd, str(TEMPLATE_PATH)])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_sam_validate_lint() -> None:
+    sam = str(SAM) if SAM.exists() else shutil.which("sam")
+    if not sam:
+        pytest.skip("SAM CLI not installed (python3 -m venv /opt/samcli && /opt/samcli/bin/pip install aws-sam-cli)")
+    env = {**os.environ, "SAM_CLI_TELEMETRY": "0"}
+    result = _run([sam, "validate", "--lint", "--template-file", str(TEMPLATE_PATH)], env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# -------------------------------------------------------------------------------------------- routes
+
+
+def test_every_route_at_both_prefixes(template: dict[str, Any]) -> None:
+    declared: dict[str, set[tuple[str, str]]] = {}
+    for route in routes(template):
+        declared.setdefault(route.function_id, set()).add((route.method, route.path))
+    expected = {
+        fn: paths | {(method, "/1.0" + path) for method, path in paths} for fn, paths in EXPECTED_ROUTES.items()
+    }
+    assert declared == expected
+
+
+def test_routes_unique_and_events_well_named(template: dict[str, Any]) -> None:
+    all_routes = routes(template)
+    keys = [r.route_key for r in all_routes]
+    assert len(keys) == len(set(keys)), "a route is declared twice"
+    assert len(all_routes) == 2 * sum(len(v) for v in EXPECTED_ROUTES.values())
+    for function_id, props in functions(template).items():
+        for name, event in props["Events"].items():
+            assert re.fullmatch(r"[A-Za-z0-9]+", name), f"{function_id}.{name}"
+            if event["Type"] == "HttpApi":
+                assert event["Properties"]["ApiId"] == {"Ref": "CaApi"}
+
+
+def test_functions_runtime_and_handler(template: dict[str, Any]) -> None:
+    globals_ = template["Globals"]["Function"]
+    assert globals_["Runtime"].startswith("python3.")
+    assert globals_["Architectures"] == ["arm64"]
+    assert globals_["Tracing"] == "Active"
+    assert globals_["Layers"] == [{"Ref": "CommonLayer"}]
+    env = globals_["Environment"]["Variables"]
+    for var, table in [
+        ("STEPLESS_AUTHORITY_TABLE", "AuthorityTable"),
+        ("STEPLESS_TOKENS_TABLE", "TokensTable"),
+        ("STEPLESS_CERTIFICATES_TABLE", "CertificatesTable"),
+        ("STEPLESS_REVOCATIONS_TABLE", "RevocationsTable"),
+    ]:
+        assert env[var] == {"Ref": table}
+    assert env["STEPLESS_CONFIG_TTL"] == {"Ref": "ConfigTtlSeconds"}
+    assert "POWERTOOLS_SERVICE_NAME" in env
+    for function_id, props in functions(template).items():
+        assert props["Handler"] == "app.handler"
+        assert props["CodeUri"] == f"functions/{function_id.removesuffix('Function').lower()}/"
+    layer = template["Resources"]["CommonLayer"]
+    assert layer["Metadata"]["BuildMethod"] == "makefile"
+    assert layer["Properties"]["CompatibleRuntimes"] == [globals_["Runtime"]]
+    assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+
+
+def test_renewal_schedule_has_dead_letter_queue(template: dict[str, Any]) -> None:
+    events = template["Resources"]["RenewFunction"]["Properties"]["Events"]
+    schedules = [e for e in events.values() if e["Type"] == "Schedule"]
+    assert len(schedules) == 1
+    assert schedules[0]["Properties"]["Schedule"] == {"Ref": "RenewalSchedule"}
+    assert "Arn" in schedules[0]["Properties"]["DeadLetterConfig"]
+
+
+def test_api_throttled_and_logged(template: dict[str, Any]) -> None:
+    api = template["Resources"]["CaApi"]["Properties"]
+    assert api["DefaultRouteSettings"]["ThrottlingBurstLimit"] == {"Ref": "ThrottlingBurstLimit"}
+    assert api["DefaultRouteSettings"]["ThrottlingRateLimit"] == {"Ref": "ThrottlingRateLimit"}
+    assert api["AccessLogSettings"]["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+    fmt = api["AccessLogSettings"]["Format"]
+    assert "body" not in fmt.lower() and "authorization" not in fmt.lower()
+
+
+# ---------------------------------------------------------------------------------- least privilege
+
+
+def test_functions_have_own_roles_without_wildcards(template: dict[str, Any]) -> None:
+    roles = set()
+    for function_id, props in functions(template).items():
+        assert "Policies" not in props, f"{function_id}: permissions belong in its role"
+        roles.add(props["Role"]["Fn::GetAtt"][0])
+        for statement in _role_statements(template, function_id):
+            assert statement["Effect"] == "Allow"
+            actions = _as_list(statement["Action"])
+            assert not any("*" in action for action in actions), (function_id, actions)
+            if "*" in _as_list(statement["Resource"]):
+                assert set(actions) <= STAR_RESOURCE_ACTIONS, (function_id, statement)
+    assert len(roles) == len(functions(template))
+
+
+def test_nobody_uses_the_root_key(template: dict[str, Any]) -> None:
+    for function_id in functions(template):
+        for statement in _role_statements(template, function_id):
+            assert "RootKey" not in set(_refs(statement)), function_id
+            assert "root-key" not in json.dumps(statement), function_id
+
+
+def _users(template: dict[str, Any], needle: str) -> set[str]:
+    return {
+        fn
+        for fn in functions(template)
+        for statement in _role_statements(template, fn)
+        if needle in set(_refs(statement)) or needle in json.dumps(statement)
+    }
+
+
+def test_ca_keys_only_where_needed(template: dict[str, Any]) -> None:
+    x509 = {"SignFunction", "RenewFunction", "RevokeFunction"}
+    assert _users(template, "IntermediateKey") == x509
+    assert _users(template, "/intermediate-key-") == x509
+    assert _users(template, "SshUserKey") == {"SshFunction"}
+    assert _users(template, "SshHostKey") == {"SshFunction"}
+    assert _users(template, "/ssh-user-key-") == {"SshFunction"}
+    assert _users(template, "/ssh-host-key-") == {"SshFunction"}
+    for statement in (s for fn in functions(template) for s in _role_statements(template, fn)):
+        if any(a.startswith("kms:") for a in _as_list(statement["Action"])):
+            assert set(_as_list(statement["Action"])) <= {"kms:Sign", "kms:GetPublicKey"}
+
+
+def test_table_writes(template: dict[str, Any]) -> None:
+    writes = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}
+
+    def writers(table: str) -> set[str]:
+        return {
+            fn
+            for fn in functions(template)
+            for s in _role_statements(template, fn)
+            if table in set(_refs(s)) and writes & set(_as_list(s["Action"]))
+        }
+
+    assert writers("AuthorityTable") == set(), "the authority config is written by `stepless ca init` only"
+    assert writers("RevocationsTable") == {"RevokeFunction", "SshFunction"}
+    assert "SignFunction" not in writers("RevocationsTable")
+    for fn in functions(template):
+        for s in _role_statements(template, fn):
+            assert "dynamodb:DeleteItem" not in _as_list(s["Action"]), fn
+
+
+# ------------------------------------------------------------------------------------------ storage
+
+
+def test_tables_protected(template: dict[str, Any]) -> None:
+    for logical_id, key in TABLES.items():
+        resource = template["Resources"][logical_id]
+        props = resource["Properties"]
+        assert resource["Type"] == "AWS::DynamoDB::Table"
+        assert resource["DeletionPolicy"] == "Retain" and resource["UpdateReplacePolicy"] == "Retain"
+        assert props["BillingMode"] == "PAY_PER_REQUEST"
+        assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+        assert props["SSESpecification"]["SSEEnabled"] is True
+        assert props["DeletionProtectionEnabled"] is True
+        assert props["KeySchema"] == [{"AttributeName": key, "KeyType": "HASH"}]
+        assert props["AttributeDefinitions"] == [{"AttributeName": key, "AttributeType": "S"}]
+    ttl = template["Resources"]["TokensTable"]["Properties"]["TimeToLiveSpecification"]
+    assert ttl == {"AttributeName": "expires", "Enabled": True}
+
+
+def test_keys(template: dict[str, Any]) -> None:
+    for logical_id in KEYS:
+        resource = template["Resources"][logical_id]
+        props = resource["Properties"]
+        assert resource["Condition"] == "UseKms"
+        assert resource["DeletionPolicy"] == "Retain" and resource["UpdateReplacePolicy"] == "Retain"
+        assert (props["KeySpec"], props["KeyUsage"]) == ("ECC_NIST_P256", "SIGN_VERIFY")
+        principals = [s["Principal"]["AWS"] for s in props["KeyPolicy"]["Statement"]]
+        assert principals == [{"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}]
+
+
+def test_outputs(template: dict[str, Any]) -> None:
+    outputs = template["Outputs"]
+    assert outputs["ApiUrl"]["Value"] == {
+        "Fn::Sub": "https://${CaApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}"
+    }
+    for name in ("AuthorityTableName", "TokensTableName", "CertificatesTableName", "RevocationsTableName"):
+        assert outputs[name]["Value"] == {"Ref": name.removesuffix("Name")}
+    assert outputs["KeyBackend"]["Value"] == {"Ref": "KeyBackend"}
+    assert outputs["SecretsPrefix"]["Value"] == {"Ref": "AWS::StackName"}
+    for key in KEYS:
+        assert outputs[f"{key}Id"] == {"Condition": "UseKms", "Value": {"Ref": key}}
+
+
+def test_parameters(template: dict[str, Any]) -> None:
+    params = template["Parameters"]
+    assert params["KeyBackend"]["AllowedValues"] == ["kms", "secrets"]
+    assert params["KeyBackend"]["Default"] == "kms"
+    assert params["ConfigTtlSeconds"]["Default"] == 30
+    assert params["RenewalSchedule"]["Default"] == "rate(15 minutes)"
+    assert params["CrlDistributionPoint"]["Default"] == ""
+    assert {"ThrottlingBurstLimit", "ThrottlingRateLimit", "LogLevel"} <= set(params)
+
+
+# -------------------------------------------------------------------------------------------- layer
+
+
+def test_layer_build_matches_template(template: dict[str, Any]) -> None:
+    runtime = template["Globals"]["Function"]["Runtime"]
+    makefile = (LAYER / "Makefile").read_text()
+    assert "build-CommonLayer:" in makefile
+    assert f"PYTHON_VERSION ?= {runtime.removeprefix('python')}" in makefile
+    assert "aarch64" in makefile and "--only-binary=:all:" in makefile
+    requirements = (LAYER / "requirements.txt").read_text().lower()
+    for name in ("cryptography", "pyjwt", "jwcrypto", "aws-lambda-powertools"):
+        assert re.search(rf"^{name}\b", requirements, re.M), name
+    for name in ("click", "moto", "pyyaml"):
+        assert not re.search(rf"^{name}\b", requirements, re.M), name
+
+
+def test_lambda_code_needs_no_dev_packages() -> None:
+    package = LAYER / "stepless"
+    for path in package.rglob("*.py"):
+        if path.relative_to(package).parts[0] in ("cli", "local"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            for name in names:
+                assert name.split(".")[0] not in ("click", "moto", "yaml"), f"{path}: imports {name}"
+                assert not name.startswith(("stepless.cli", "stepless.local")), f"{path}: imports {name}"
+
+
+def _built_layer() -> Path:
+    base = Path(os.environ.get("STEPLESS_SAM_BUILD_DIR", ROOT / ".aws-sam" / "build"))
+    return base / "CommonLayer" / "python"
+
+
+def test_built_layer_wheels_match_runtime(template: dict[str, Any]) -> None:
+    built = _built_layer()
+    if not built.is_dir():
+        pytest.skip(f"layer not built ({built} missing): run `sam build` to check its compiled wheels")
+    version = template["Globals"]["Function"]["Runtime"].removeprefix("python")
+    major, minor = (int(x) for x in version.split("."))
+    shared = list(built.rglob("*.so"))
+    assert shared, "no compiled extension in the layer (cryptography has one)"
+    for so in shared:
+        header = so.read_bytes()[:20]
+        assert header[:4] == b"\x7fELF", so
+        byteorder = "little" if header[5] == 1 else "big"
+        assert int.from_bytes(header[18:20], byteorder) == 183, f"{so}: not aarch64 (EM_AARCH64=183)"
+        tag = re.search(r"\.(cpython-(\d)(\d+)-[^.]+|abi3)\.so$", so.name)
+        if tag and tag.group(2):
+            assert (int(tag.group(2)), int(tag.group(3))) == (major, minor), f"{so}: built for another Python"
+    for wheel in built.glob("*.dist-info/WHEEL"):
+        for line in wheel.read_text().splitlines():
+            if not line.startswith("Tag: "):
+                continue
+            python, abi, platform = line.removeprefix("Tag: ").split("-")
+            assert platform == "any" or platform.endswith("aarch64"), f"{wheel}: {line}"
+            if abi == "abi3":
+                assert int(python.removeprefix("cp3")) <= minor, f"{wheel}: {line}"
+            elif abi.startswith("cp"):
+                assert abi == f"cp{major}{minor}", f"{wheel}: {line}"
+
+
+# ------------------------------------------------------------------------------------------- events
+
+
+@pytest.mark.parametrize("name", ["sign", "health", "roots"])
+def test_api_event_fixtures_route(template: dict[str, Any], name: str) -> None:
+    event = json.loads((ROOT / "events" / f"{name}.json").read_text())
+    assert event["version"] == "2.0"
+    http = event["requestContext"]["http"]
+    assert event["rawPath"] == http["path"]
+    found = find_route(routes(template), http["method"], http["path"])
+    assert found is not None
+    assert found[0].route_key == event["routeKey"] == event["requestContext"]["routeKey"]
+
+
+def test_schedule_event_fixture() -> None:
+    event = json.loads((ROOT / "events" / "schedule.json").read_text())
+    assert event["detail-type"] == "Scheduled Event" and event["source"] == "aws.events"
