@@ -24,7 +24,12 @@ from moto.server import ThreadedMotoServer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
-TABLES = {"AuthorityTable": "pk", "TokensTable": "id", "CertificatesTable": "serial", "RevocationsTable": "serial"}
+TABLES = {
+    "AuthorityTable": "pk",
+    "TokensTable": "id",
+    "CertificatesTable": "serial",
+    "RevocationsTable": "serial",
+}
 KEYS = ("RootKey", "IntermediateKey", "SshUserKey", "SshHostKey")
 REGION = "us-east-1"
 
@@ -108,7 +113,9 @@ def test_other_key_backend_for_existing_stack_refused(endpoint: str, stack: dict
 def test_secrets_backend_creates_no_keys(endpoint: str) -> None:
     kms = _client("kms", endpoint)
     before = {k["KeyId"] for k in kms.list_keys()["Keys"]}
-    stack = deploy_local_stack(endpoint, stack_name="infra-secrets", key_backend="secrets", template_path=TEMPLATE)
+    stack = deploy_local_stack(
+        endpoint, stack_name="infra-secrets", key_backend="secrets", template_path=TEMPLATE
+    )
     assert stack["KeyBackend"] == "secrets"
     assert not any(k in stack or f"{k}Id" in stack for k in KEYS)
     assert {k["KeyId"] for k in kms.list_keys()["Keys"]} == before

@@ -131,3 +131,24 @@ def renewal_links() -> dict[str, list[str]]:
             if "LastEvaluatedKey" not in out:
                 return links
             kwargs["ExclusiveStartKey"] = out["LastEvaluatedKey"]
+
+
+def scan_ssh_hosts() -> list[dict[str, Any]]:
+    """Serial, principals and expiry of every recorded SSH host certificate (a filtered scan)."""
+    kwargs: dict[str, Any] = {
+        "TableName": settings.table(settings.CERTIFICATES_TABLE),
+        "FilterExpression": "#k = :kind AND #t = :host",
+        "ProjectionExpression": "#s, #p, #n",
+        "ExpressionAttributeNames": {"#k": "kind", "#t": "cert_type", "#s": "serial", "#p": "principals",
+                                     "#n": "not_after"},
+        "ExpressionAttributeValues": {":kind": {"S": "ssh"}, ":host": {"S": "host"}},
+    }
+    items: list[dict[str, Any]] = []
+    client = aws.client("dynamodb")
+    with translate_aws_errors("DynamoDB"):
+        while True:
+            out = client.scan(**kwargs)
+            items.extend(from_item(i) for i in out.get("Items", []))
+            if "LastEvaluatedKey" not in out:
+                return items
+            kwargs["ExclusiveStartKey"] = out["LastEvaluatedKey"]

@@ -1,0 +1,137 @@
+"""POST /renew and /rekey: a certificate we issued, presented over mTLS or in an x5cInsecure token,
+exchanged for a fresh one with the same subject, SANs, extensions and duration.
+
+Rules (step-ca's ``authorizeRenew`` and ``DefaultAuthorizeRenew``, plus the issue's): the certificate
+chains to our intermediate; it is recorded in our certificates table; it is not revoked; now ≥ notBefore;
+not expired unless the provisioner allows renewal after expiry (token path only: API Gateway's mTLS
+refuses an expired client certificate anyway); the issuing provisioner has renewal enabled; over mTLS the
+certificate carries the ClientAuth EKU. Each refusal is a 401 with its reason.
+
+Reads: one BatchGetItem (record + revocation). Writes: one transaction (token, "parent not revoked"
+check, new record) — so once a revocation of the old serial has landed no renewal of it can succeed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from stepless import clock
+from stepless.authority import Authority
+from stepless.errors import BadRequest, Unauthorized
+from stepless.observability import logger
+from stepless.provisioners import Provisioner, TokenUse
+from stepless.provisioners import x5c_insecure
+from stepless.services.issuance import record, sign_response
+from stepless.stores import certificates, tokens
+from stepless.x509 import chain, extensions, profile
+from stepless.x509 import csr as csrs
+
+
+@dataclasses.dataclass(frozen=True)
+class Renewable:
+    """A certificate that passed the renew rules, and the provisioner that issued it."""
+
+    cert: x509.Certificate
+    provisioner: Provisioner
+
+
+def _provisioner(cert: x509.Certificate, rec: dict[str, Any], auth: Authority) -> Provisioner:
+    try:
+        ext = extensions.of(cert)
+    except ValueError:
+        ext = None
+    name = ext[1] if ext else str(rec.get("provisioner") or "")
+    prov = auth.provisioners.get(name) if name else None
+    if prov is None:
+        raise Unauthorized("provisioner not found")
+    return prov
+
+
+def authorize(cert: x509.Certificate, auth: Authority, now: dt.datetime, *, mtls: bool) -> Renewable:
+    """Apply the renew rules to ``cert``; 401 with the reason on any failure."""
+    chain.check_ours(cert, auth.intermediate)
+    if mtls and not chain.has_client_auth(cert):
+        raise Unauthorized("certificate is not authorized for client authentication (no ClientAuth usage)")
+    serial = str(cert.serial_number)
+    rec, revoked = certificates.get_with_revocation(serial)
+    if rec is None or rec.get("fingerprint") not in (None, _fingerprint(cert)):
+        raise Unauthorized("certificate is unknown to this certificate authority")
+    if revoked is not None:
+        raise Unauthorized("certificate has been revoked")
+    prov = _provisioner(cert, rec, auth)
+    if prov.claims.disable_renewal:
+        raise Unauthorized(f"renew is disabled for provisioner '{prov.name}'")
+    if now < cert.not_valid_before_utc:
+        raise Unauthorized("certificate is not yet valid")
+    if now > cert.not_valid_after_utc and (mtls or not prov.claims.allow_renewal_after_expiry):
+        raise Unauthorized("certificate has expired")
+    return Renewable(cert, prov)
+
+
+def _fingerprint(cert: x509.Certificate) -> str:
+    return hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest()
+
+
+def _issue(ok: Renewable, auth: Authority, now: dt.datetime, *, public_key: object | None,
+           token: TokenUse | None, endpoint: str) -> dict[str, Any]:
+    old = ok.cert
+    duration = old.not_valid_after_utc - old.not_valid_before_utc
+    not_before = now - auth.backdate
+    not_after = min(not_before + duration, auth.intermediate.not_valid_after_utc)
+    cert = profile.renewal(old, public_key=public_key, not_before=not_before, not_after=not_after,
+                           issuer=auth.intermediate, signer=auth.intermediate_signer)
+    ts = int(now.timestamp())
+    parent = str(old.serial_number)
+    item = record(cert, provisioner=ok.provisioner.name, provisioner_type=ok.provisioner.type,
+                  parent_serial=parent, issued_at=ts)
+    put = tokens.token_put(token.id, token.expires + 120, endpoint, ts) if token else None
+    certificates.record_renewal(item, put, parent)
+    logger.info("certificate renewed" if endpoint == "renew" else "certificate rekeyed",
+                extra={"serial": str(cert.serial_number), "parent_serial": parent,
+                       "provisioner": ok.provisioner.name})
+    return sign_response(cert, auth)
+
+
+def renew_mtls(client_cert_pem: str, auth: Authority) -> dict[str, Any]:
+    """Renew the TLS client certificate."""
+    now = clock.now()
+    cert = chain.load_pem(client_cert_pem)
+    return _issue(authorize(cert, auth, now, mtls=True), auth, now, public_key=None, token=None,
+                  endpoint="renew")
+
+
+def renew_token(token: str, auth: Authority) -> dict[str, Any]:
+    """Renew the certificate in an x5cInsecure token (its jti is consumed with the new record)."""
+    now = clock.now()
+    verified = x5c_insecure.verify(token, auth.intermediate, auth.hosts)
+    ok = authorize(verified.leaf, auth, now, mtls=False)
+    return _issue(ok, auth, now, public_key=None, token=verified.use, endpoint="renew")
+
+
+def renew(client_cert_pem: str | None, authorization: str | None, auth: Authority) -> dict[str, Any]:
+    """POST /renew: the TLS client certificate first (as step-ca), else a Bearer renew token."""
+    if client_cert_pem:
+        return renew_mtls(client_cert_pem, auth)
+    if authorization:
+        scheme, _, value = authorization.strip().partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return renew_token(value.strip(), auth)
+        raise Unauthorized("the Authorization header must be 'Bearer <renew token>'")
+    raise BadRequest("missing client certificate")
+
+
+def rekey(client_cert_pem: str | None, body: dict[str, Any], auth: Authority) -> dict[str, Any]:
+    """POST /rekey: as renew over mTLS, with the CSR's (verified) key as the new key."""
+    if not client_cert_pem:
+        raise BadRequest("missing client certificate")
+    req = csrs.parse(body.get("csr"))
+    now = clock.now()
+    cert = chain.load_pem(client_cert_pem)
+    ok = authorize(cert, auth, now, mtls=True)
+    return _issue(ok, auth, now, public_key=req.public_key(), token=None, endpoint="rekey")

@@ -1,0 +1,82 @@
+"""End-to-end fixtures: a real `stepless dev` process (moto server + HTTPS gateway) on a free port."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from stepless.local.devstack import free_port
+
+CLI = [sys.executable, "-c", "from stepless.cli.main import main; main()"]
+
+
+@dataclasses.dataclass
+class DevCA:
+    url: str
+    home: Path
+    fingerprint: str
+    password_file: Path
+    root: Path
+    process: subprocess.Popen
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {**os.environ, "STEPLESS_HOME": str(self.home), **extra}
+
+    def stepless(self, *args: str, cwd: Path, input: str | None = None, check: bool = True,
+                 env: dict | None = None) -> subprocess.CompletedProcess:
+        """Run our CLI; with ``check`` a non-zero exit fails the test with its stderr."""
+        res = subprocess.run([*CLI, *args], cwd=cwd, env=env or self.env(), input=input, capture_output=True,
+                             text=True, timeout=120)
+        if check and res.returncode != 0:
+            pytest.fail(f"stepless {' '.join(args)} failed ({res.returncode}): {res.stderr}")
+        return res
+
+
+@pytest.fixture(scope="session")
+def dev_ca(tmp_path_factory: pytest.TempPathFactory):
+    """One `stepless dev` for the whole session."""
+    home = tmp_path_factory.mktemp("stepless-home")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and not k.startswith("STEPLESS_")}
+    env["STEPLESS_HOME"] = str(home)
+    log = open(home / "dev.log", "w")  # noqa: SIM115 - kept open for the process's life
+    proc = subprocess.Popen([*CLI, "dev", "--address", f"127.0.0.1:{port}"], env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+    defaults = home / "config" / "defaults.json"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"stepless dev exited: {(home / 'dev.log').read_text()[-2000:]}")
+        if "CA ready" in (home / "dev.log").read_text():
+            break
+        time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("stepless dev did not start within 90 s")
+    data = json.loads(defaults.read_text())
+    ca = DevCA(url=data["ca-url"], home=home, fingerprint=data["fingerprint"],
+               password_file=home / "secrets" / "password", root=Path(data["root"]), process=proc)
+    yield ca
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="session")
+def step_bin() -> str:
+    """The real step CLI (built by tools/build-step.sh), or a skip that says why."""
+    path = shutil.which("step") or str(Path.home() / ".cache/stepless-peers/bin/step")
+    if not Path(path).exists():
+        pytest.skip("the real step CLI is not built (run `make step`; it needs Debian's golang packages)")
+    return path
