@@ -7,6 +7,7 @@ import socket
 import ssl
 import subprocess
 import threading
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -104,8 +105,9 @@ def test_mutual_tls_handshake_with_issued_certificates(dev_ca, tmp_path):
 
     t = threading.Thread(target=serve)
     t.start()
-    with socket.create_connection(("127.0.0.1", port)) as raw, cctx.wrap_socket(raw, server_hostname="localhost") as tls:
-        assert tls.recv(5) == b"hello"
+    with socket.create_connection(("127.0.0.1", port)) as raw:
+        with cctx.wrap_socket(raw, server_hostname="localhost") as tls:
+            assert tls.recv(5) == b"hello"
     t.join(5)
     listener.close()
     subject = dict(x[0] for x in seen["peer"]["subject"])
@@ -114,7 +116,7 @@ def test_mutual_tls_handshake_with_issued_certificates(dev_ca, tmp_path):
 
 def test_pkilint_leaf_and_intermediate(dev_ca, tmp_path):
     crt, _ = _issue(dev_ca, tmp_path, "lint.example.com")
-    leaf, inter = x509.load_pem_x509_certificates(open(crt, "rb").read())
+    leaf, inter = x509.load_pem_x509_certificates(Path(crt).read_bytes())
     from cryptography.hazmat.primitives.serialization import Encoding
 
     for name, cert in (("leaf.pem", leaf), ("inter.pem", inter)):

@@ -9,6 +9,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import SSHCertificate as CryptoCert
 from cryptography.hazmat.primitives.serialization import load_ssh_public_identity
+
 from stepless.errors import BadRequest, ConfigError
 from stepless.signers.memory import MemorySigner
 from stepless.ssh import certificate as cert_mod

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
+
 from stepless.errors import BadRequest
 from stepless.signers.memory import MemorySigner
 from stepless.ssh import keys

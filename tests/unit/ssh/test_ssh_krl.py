@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from stepless.signers.memory import MemorySigner
 from stepless.ssh import krl, wire
 from stepless.ssh.certificate import USER, SSHCertificate, build_and_sign, to_line

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from stepless.errors import BadRequest
 from stepless.ssh import wire
 

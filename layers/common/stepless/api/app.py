@@ -65,6 +65,7 @@ class App:
             return response(500, {"status": 500, "message": "The certificate authority is not configured correctly."})
         except Exception:
             logger.exception("unhandled error")
-            return response(500, {"status": 500, "message": "The certificate authority encountered an Internal Server Error."})
+            return response(500, {"status": 500,
+                                  "message": "The certificate authority encountered an Internal Server Error."})
         finally:
             logger.remove_keys(["request_id", "route"])

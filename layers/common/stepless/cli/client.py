@@ -39,7 +39,9 @@ class CAClient:
             res = conn.getresponse()
             payload = res.read()
         except ssl.SSLCertVerificationError as e:
-            raise ClientError(f"the CA at {self.ca_url} is not trusted by the root certificate: {e.verify_message}") from e
+            raise ClientError(
+                f"the CA at {self.ca_url} is not trusted by the root certificate: {e.verify_message}"
+            ) from e
         except (OSError, http.client.HTTPException) as e:
             raise ClientError(f"cannot connect to the CA at {self.ca_url}: {e}") from e
         finally:

@@ -25,7 +25,8 @@ def _address(value: str) -> tuple[str, int]:
 
 @cli.command("dev")
 @click.option("--address", default="127.0.0.1:8443", show_default=True, help="Where the HTTPS gateway listens.")
-@click.option("--home", type=click.Path(path_type=Path), help="State directory (default $STEPLESS_HOME or ~/.stepless).")
+@click.option("--home", type=click.Path(path_type=Path),
+              help="State directory (default $STEPLESS_HOME or ~/.stepless).")
 @click.option("--password-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The dev provisioner's password (default: generated and saved under the home).")
 @click.option("--key-backend", type=click.Choice(["kms", "secrets"]), default="kms", show_default=True)

@@ -25,8 +25,7 @@ from stepless import clock
 from stepless.authority import Authority
 from stepless.errors import BadRequest, Unauthorized
 from stepless.observability import logger
-from stepless.provisioners import Provisioner, TokenUse
-from stepless.provisioners import x5c_insecure
+from stepless.provisioners import Provisioner, TokenUse, x5c_insecure
 from stepless.services.issuance import record, sign_response
 from stepless.stores import certificates, tokens
 from stepless.x509 import chain, extensions, profile

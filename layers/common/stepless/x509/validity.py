@@ -25,7 +25,9 @@ class Limits:
     not_after_limit: dt.datetime | None = None
 
 
-def window(not_before: TimeArg, not_after: TimeArg, limits: Limits, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+def window(
+    not_before: TimeArg, not_after: TimeArg, limits: Limits, now: dt.datetime
+) -> tuple[dt.datetime, dt.datetime]:
     """(notBefore, notAfter) for a request, or a 400/403 with step-ca's reason.
 
     A duration notBefore counts from now; a duration notAfter counts from notBefore. When notBefore is
