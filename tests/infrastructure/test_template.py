@@ -124,11 +124,7 @@ def _run(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
 
 def test_cfn_lint_passes() -> None:
     exe = shutil.which("cfn-lint")
-    cmd = (
-        [exe]
-        if exe
-        else [sys.executable, "-c", "import sys; from cfnlint.runner import main; sys.exit(main())"]
-    )
+    cmd = [exe] if exe else [sys.executable, "-c", "import sys; from cfnlint.runner import main; sys.exit(main())"]
     result = _run([*cmd, str(TEMPLATE_PATH)])
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -136,9 +132,7 @@ def test_cfn_lint_passes() -> None:
 def test_sam_validate_lint() -> None:
     sam = str(SAM) if SAM.exists() else shutil.which("sam")
     if not sam:
-        pytest.skip(
-            "SAM CLI not installed (python3 -m venv /opt/samcli && /opt/samcli/bin/pip install aws-sam-cli)"
-        )
+        pytest.skip("SAM CLI not installed (python3 -m venv /opt/samcli && /opt/samcli/bin/pip install aws-sam-cli)")
     env = {**os.environ, "SAM_CLI_TELEMETRY": "0"}
     result = _run([sam, "validate", "--lint", "--template-file", str(TEMPLATE_PATH)], env=env)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -152,8 +146,7 @@ def test_every_route_at_both_prefixes(template: dict[str, Any]) -> None:
     for route in routes(template):
         declared.setdefault(route.function_id, set()).add((route.method, route.path))
     expected = {
-        fn: paths | {(method, "/1.0" + path) for method, path in paths}
-        for fn, paths in EXPECTED_ROUTES.items()
+        fn: paths | {(method, "/1.0" + path) for method, path in paths} for fn, paths in EXPECTED_ROUTES.items()
     }
     assert declared == expected
 
@@ -309,9 +302,7 @@ def test_keys(template: dict[str, Any]) -> None:
 
 def test_outputs(template: dict[str, Any]) -> None:
     outputs = template["Outputs"]
-    assert outputs["ApiUrl"]["Value"] == {
-        "Fn::Sub": "https://${CaApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}"
-    }
+    assert outputs["ApiUrl"]["Value"] == {"Fn::Sub": "https://${CaApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}"}
     for name in ("AuthorityTableName", "TokensTableName", "CertificatesTableName", "RevocationsTableName"):
         assert outputs[name]["Value"] == {"Ref": name.removesuffix("Name")}
     assert outputs["KeyBackend"]["Value"] == {"Ref": "KeyBackend"}

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from stepless.errors import ClientError, StepError
+from stepless.errors import ClientError, ConfigError, StepError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
@@ -51,7 +51,7 @@ def _register() -> None:
     """Import the command modules, which attach their commands to the groups above."""
     import importlib
 
-    for name in ("certificate", "crypto", "ca", "ssh", "dev"):
+    for name in ("certificate", "crypto", "ca", "admin", "ssh", "dev", "provisioner", "renew", "revoke"):
         try:
             importlib.import_module(f"stepless.cli.{name}")
         except ModuleNotFoundError as e:
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as e:
         click.echo(f"error: {e.format_message()}", err=True)
         sys.exit(e.exit_code if e.exit_code else 2)
-    except ClientError as e:
+    except (ClientError, ConfigError) as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(1)
     except StepError as e:

@@ -2,7 +2,9 @@
 
 moto skips ``AWS::Serverless::*`` types; the local gateway reads the functions, routes and environment
 from the template instead (see :mod:`stepless.local.template`). Before ``create_stack`` the template is
-adapted minimally for moto (:func:`moto_template`); tables and keys stay exactly as declared.
+adapted minimally for moto (:func:`moto_template`). Two moto gaps are filled from the declared
+properties: KMS keys are created through the KMS API (moto's CloudFormation makes every key symmetric),
+and TTL and point-in-time recovery are applied to the tables (moto's CloudFormation ignores both).
 """
 
 from __future__ import annotations
@@ -310,18 +312,14 @@ def deploy_local_stack(
             Parameters=[{"ParameterKey": "KeyBackend", "ParameterValue": key_backend}],
             Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
         )
-        cf.get_waiter("stack_create_complete").wait(
-            StackName=stack_name, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
-        )
+        cf.get_waiter("stack_create_complete").wait(StackName=stack_name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
         stack = _describe(cf, stack_name)
     if stack is None or stack.get("StackStatus") not in _DONE:
         status = None if stack is None else stack.get("StackStatus")
         raise StackError(f"local stack {stack_name}: {status}")
     params = {p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])}
     if params.get("KeyBackend", key_backend) != key_backend:
-        raise StackError(
-            f"local stack {stack_name} exists with KeyBackend={params['KeyBackend']}, not {key_backend}"
-        )
+        raise StackError(f"local stack {stack_name} exists with KeyBackend={params['KeyBackend']}, not {key_backend}")
 
     result: dict[str, str] = {
         "AWS::StackName": stack_name,

@@ -181,9 +181,7 @@ def find_route(all_routes: list[Route], method: str, path: str) -> tuple[Route, 
 def parameter_defaults(template: Mapping[str, Any]) -> dict[str, str]:
     """Each parameter's default as a string (parameters without one are left out)."""
     return {
-        name: _scalar(spec["Default"])
-        for name, spec in (template.get("Parameters") or {}).items()
-        if "Default" in spec
+        name: _scalar(spec["Default"]) for name, spec in (template.get("Parameters") or {}).items() if "Default" in spec
     }
 
 
@@ -211,9 +209,7 @@ def function_environment(
     if props is None:
         raise TemplateError(f"no function {function_id} in the template")
     resource_props = template["Resources"][function_id].get("Properties") or {}
-    global_vars = (
-        ((template.get("Globals") or {}).get("Function") or {}).get("Environment", {}).get("Variables", {})
-    )
+    global_vars = ((template.get("Globals") or {}).get("Function") or {}).get("Environment", {}).get("Variables", {})
     own_vars = (resource_props.get("Environment") or {}).get("Variables", {})
     values = {**parameter_defaults(template), **(parameters or {})}
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import datetime as dt
 import functools
 from urllib.parse import unquote
@@ -74,6 +75,11 @@ def unsuccessful(status: ocsp.OCSPResponseStatus) -> bytes:
     return ocsp.OCSPResponseBuilder.build_unsuccessful(status).public_bytes(Encoding.DER)
 
 
+def malformed() -> bytes:
+    """The ``malformedRequest`` response."""
+    return unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
+
+
 def respond(der: bytes, auth: Authority) -> bytes:
     """The DER OCSP response to a DER OCSP request."""
     try:
@@ -82,15 +88,13 @@ def respond(der: bytes, auth: Authority) -> bytes:
         serial = req.serial_number
         name_hash, key_hash = req.issuer_name_hash, req.issuer_key_hash
         nonce = None
-        try:
+        with contextlib.suppress(x509.ExtensionNotFound):
             nonce = req.extensions.get_extension_for_class(x509.OCSPNonce).value
-        except x509.ExtensionNotFound:
-            pass
     except Exception:  # noqa: BLE001 - anything unparseable (or several requests) is malformed
         logger.info("malformed OCSP request")
-        return unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
+        return malformed()
     if algorithm.name not in _ALGORITHMS:
-        return unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
+        return malformed()
     ours = _issuer_hashes(auth.intermediate.public_bytes(Encoding.DER), algorithm.name)
     if (name_hash, key_hash) != ours:
         return unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED)

@@ -1,0 +1,5 @@
+"""Lambda entry point for the /ssh/* routes."""
+
+from stepless.api.ssh import app
+
+handler = app.handler

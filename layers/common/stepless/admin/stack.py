@@ -1,0 +1,36 @@
+"""Find a deployed stack's outputs and point this process at its tables (administrator commands)."""
+
+from __future__ import annotations
+
+import os
+
+from stepless import authority, aws, settings
+from stepless.errors import ClientError
+
+TABLE_OUTPUTS = {
+    settings.AUTHORITY_TABLE: "AuthorityTableName",
+    settings.TOKENS_TABLE: "TokensTableName",
+    settings.CERTIFICATES_TABLE: "CertificatesTableName",
+    settings.REVOCATIONS_TABLE: "RevocationsTableName",
+}
+
+
+def outputs(stack_name: str) -> dict[str, str]:
+    """The stack's outputs (OutputKey → OutputValue)."""
+    try:
+        stacks = aws.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
+    except Exception as e:  # noqa: BLE001 - no credentials, no stack, no network: one line for the user
+        raise ClientError(f"cannot read stack {stack_name}: {aws.error_code(e) or e}") from e
+    return {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+
+
+def use(stack_name: str) -> dict[str, str]:
+    """Read the outputs and set the table environment variables the library uses."""
+    outs = outputs(stack_name)
+    for var, key in TABLE_OUTPUTS.items():
+        if key not in outs:
+            raise ClientError(f"stack {stack_name} has no {key} output; is it a stepless stack?")
+        os.environ[var] = outs[key]
+    outs.setdefault("SecretsPrefix", stack_name)
+    authority.reset()
+    return outs

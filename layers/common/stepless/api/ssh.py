@@ -1,0 +1,66 @@
+"""The ssh function's routes: sign, renew, rekey, revoke, roots, federation, config, check-host, hosts, KRL."""
+
+from __future__ import annotations
+
+from stepless import authority
+from stepless.api.app import App
+from stepless.api.http import Request, response
+from stepless.services import ssh as signing
+from stepless.services import ssh_info, ssh_renew
+
+app = App("ssh")
+
+
+@app.route("POST", "/ssh/sign")
+def sign(req: Request) -> dict:
+    return response(201, signing.sign(req.json(), authority.get()))
+
+
+@app.route("POST", "/ssh/renew")
+def renew(req: Request) -> dict:
+    return response(201, ssh_renew.renew(req.json(), authority.get()))
+
+
+@app.route("POST", "/ssh/rekey")
+def rekey(req: Request) -> dict:
+    return response(201, ssh_renew.rekey(req.json(), authority.get()))
+
+
+@app.route("POST", "/ssh/revoke")
+def revoke(req: Request) -> dict:
+    return response(200, ssh_renew.revoke(req.json(), authority.get()))
+
+
+@app.route("GET", "/ssh/roots")
+def roots(req: Request) -> dict:
+    return response(200, ssh_info.roots(authority.get()))
+
+
+@app.route("GET", "/ssh/federation")
+def federation(req: Request) -> dict:
+    return response(200, ssh_info.federation(authority.get()))
+
+
+@app.route("POST", "/ssh/config")
+def config(req: Request) -> dict:
+    return response(200, ssh_info.config(req.json(), None, authority.get()))
+
+
+@app.route("POST", "/ssh/config/{type}")
+def config_type(req: Request) -> dict:
+    return response(200, ssh_info.config(req.json(), req.params["type"], authority.get()))
+
+
+@app.route("POST", "/ssh/check-host")
+def check_host(req: Request) -> dict:
+    return response(200, ssh_info.check_host(req.json()))
+
+
+@app.route("GET", "/ssh/hosts")
+def hosts(req: Request) -> dict:
+    return response(200, ssh_info.hosts())
+
+
+@app.route("GET", "/ssh/krl")
+def krl(req: Request) -> dict:
+    return response(200, ssh_info.krl(authority.get(), req.query.get("type")), {"cache-control": "no-store"})

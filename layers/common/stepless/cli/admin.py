@@ -1,0 +1,40 @@
+"""Administrator commands (AWS credentials): ``stepless ca init``."""
+
+from __future__ import annotations
+
+import click
+
+from stepless.admin import stack
+from stepless.cli import ui
+from stepless.cli.main import ca
+from stepless.errors import ClientError, ConfigError
+
+
+@ca.command("init")
+@click.option("--stack", "stack_name", default="stepless", show_default=True,
+              help="The CloudFormation stack deployed from template.yaml.")
+@click.option("--name", default="stepless", show_default=True, help="The name of the PKI (certificate subjects).")
+@click.option("--dns", multiple=True, required=True, help="A DNS name or IP of the CA (repeatable).")
+@click.option("--provisioner", default="admin", show_default=True, help="The first JWK provisioner's name.")
+@click.option("--password-file", metavar="FILE", help="The provisioner password (asked otherwise).")
+@click.option("--key-backend", type=click.Choice(["kms", "secrets"]), default=None,
+              help="Where the CA keys live (default: the stack's KeyBackend).")
+@click.option("--ssh", is_flag=True, help="Also create the SSH user and host CAs and an SSHPOP provisioner.")
+@click.option("-f", "--force", is_flag=True, help="Replace an existing CA (new keys, new root).")
+def init_cmd(stack_name, name, dns, provisioner, password_file, key_backend, ssh, force) -> None:
+    """Create the root, the intermediate and the first provisioner of a deployed stack."""
+    from stepless.admin.init import init
+
+    outputs = stack.use(stack_name)
+    backend = key_backend or outputs.get("KeyBackend") or "kms"
+    password = ui.password(password_file, "Please enter the password to encrypt the provisioner key: ",
+                           confirm=True)
+    try:
+        result = init(outputs=outputs, backend=backend, name=name, dns_names=list(dns), provisioner=provisioner,
+                      password=password, ssh=ssh, force=force)
+    except ConfigError as e:
+        raise ClientError(str(e)) from e
+    ui.done("Root certificate", "stored in the authority configuration")
+    ui.done("Root fingerprint", result.fingerprint)
+    ui.done("Provisioner", f"{result.provisioner} (JWK) [kid: {result.kid}]")
+    click.echo(result.fingerprint)

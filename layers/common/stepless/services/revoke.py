@@ -1,0 +1,175 @@
+"""POST /revoke: by a provisioner's revoke token (``sub`` = the serial) or over mTLS (the client
+certificate revokes itself). The revocation is recorded in the revocations table, where OCSP sees it at
+once and the CRL within its TTL (services.crl); a renewal of the serial is refused from then on.
+
+``"lineage": true`` (stepless) also revokes every certificate renewed from this one, transitively
+(parent_serial links), skipping those already revoked — step-ca issues #319 and #909: revoking a
+compromised certificate used to leave its renewals alive. The root revocation is written first, so no new
+renewal of it can be recorded afterwards (the renewal transaction checks it); the descendants are then
+found by a scan of the certificates table (see stores.certificates.renewal_links).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from stepless import clock, tokens
+from stepless.authority import Authority
+from stepless.errors import BadRequest, NotFound, Unauthorized
+from stepless.observability import logger
+from stepless.provisioners import Context
+from stepless.services import crl
+from stepless.stores import certificates, revocations
+from stepless.stores import tokens as used_tokens
+from stepless.x509 import chain
+
+REVOKE_PATH = "/1.0/revoke"
+MAX_REASON = 1024
+_DIGITS = re.compile(r"[0-9]{1,50}")
+
+
+def _serial(value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise BadRequest("missing serial")
+    if not _DIGITS.fullmatch(value):
+        raise BadRequest("serial must be a decimal number")
+    return str(int(value))
+
+
+def _reason_code(value: object) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadRequest("reasonCode must be an integer")
+    if not 0 <= value <= 10:
+        raise BadRequest("reasonCode out of bounds")
+    return value
+
+
+def _reason(value: object) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise BadRequest("reason must be a string")
+    if len(value) > MAX_REASON:
+        raise BadRequest(f"reason is longer than {MAX_REASON} characters")
+    return value
+
+
+def _flag(body: dict[str, Any], name: str, default: bool) -> bool:
+    value = body.get(name, default)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise BadRequest(f"{name} must be a boolean")
+    return value
+
+
+def revoke(body: dict[str, Any], client_cert_pem: str | None, auth: Authority) -> dict[str, Any]:
+    """Authorize, record (one conditional write; a transaction with the token's use), respond 200."""
+    serial = _serial(body.get("serial"))
+    code = _reason_code(body.get("reasonCode"))
+    reason = _reason(body.get("reason"))
+    _flag(body, "passive", True)  # active revocation (CRL, OCSP) is always on: both are accepted
+    lineage = _flag(body, "lineage", False)
+    ott = body.get("ott")
+    now = clock.now()
+    ts = int(now.timestamp())
+
+    token_put = None
+    if ott not in (None, ""):
+        if not isinstance(ott, str):
+            raise BadRequest("ott must be a string")
+        header, claims = tokens.unverified(ott)
+        prov = auth.provisioners.select(header, claims)
+        use = prov.authorize_revoke(ott, header, claims, Context(auth.hosts, now), REVOKE_PATH)
+        sub = claims.get("sub")
+        if not isinstance(sub, str) or not _DIGITS.fullmatch(sub) or str(int(sub)) != serial:
+            raise Unauthorized("token subject does not match the serial number to revoke")
+        token_put = used_tokens.token_put(use.id, use.expires + 120, "revoke", ts)
+        revoked_by = f"provisioner:{prov.name}"
+    elif client_cert_pem:
+        cert = chain.load_pem(client_cert_pem)
+        chain.check_ours(cert, auth.intermediate)
+        if str(cert.serial_number) != serial:
+            raise BadRequest("serial number in client certificate different than body")
+        revoked_by = "mtls"
+    else:
+        raise BadRequest("missing ott or client certificate")
+
+    rec = certificates.get(serial)
+    if rec is None or rec.get("kind", "x509") != "x509":
+        raise NotFound(f"certificate with serial number {serial} was not found")
+
+    item = _record(serial, rec, reason, code, ts, revoked_by)
+    if token_put is not None:
+        revocations.put_with_token(item, token_put)
+    else:
+        revocations.put(item)
+    crl.invalidate()
+    logger.info("certificate revoked", extra={"serial": serial, "reasonCode": code, "revoked_by": revoked_by})
+
+    out: dict[str, Any] = {"status": "ok"}
+    if lineage:
+        out["lineage"] = revoke_lineage(serial, reason, code, ts, revoked_by)
+    return out
+
+
+def _record(serial: str, rec: dict[str, Any], reason: str, code: int, ts: int, revoked_by: str,
+            lineage_of: str | None = None) -> dict[str, Any]:
+    return {
+        "serial": serial,
+        "kind": "x509",
+        "reason": reason,
+        "reason_code": code,
+        "revoked_at": ts,
+        "revoked_by": revoked_by,
+        "not_after": rec.get("not_after"),
+        "subject": rec.get("subject"),
+        "provisioner": rec.get("provisioner"),
+        "lineage_of": lineage_of,
+    }
+
+
+def descendants(serial: str, links: dict[str, list[str]]) -> list[str]:
+    """Every serial renewed (transitively) from ``serial``, breadth first, each once."""
+    seen = {serial}
+    order: list[str] = []
+    frontier = [serial]
+    while frontier:
+        following = []
+        for parent in frontier:
+            for child in links.get(parent, []):
+                if child not in seen:
+                    seen.add(child)
+                    order.append(child)
+                    following.append(child)
+        frontier = following
+    return order
+
+
+def revoke_lineage(serial: str, reason: str, code: int, ts: int, revoked_by: str) -> list[str]:
+    """Revoke the renewals of ``serial`` (already revoked ones are skipped); the serials newly revoked.
+
+    Scans again until a scan finds nothing new: a descendant renewed between the scan and its own
+    revocation shows up in the next scan, and after its revocation it cannot be renewed any more.
+    """
+    done: list[str] = []
+    handled = {serial}
+    for _ in range(10):
+        fresh = [c for c in descendants(serial, certificates.renewal_links()) if c not in handled]
+        if not fresh:
+            break
+        for child in fresh:
+            handled.add(child)
+            rec = certificates.get(child) or {}
+            try:
+                revocations.put(_record(child, rec, reason, code, ts, revoked_by, lineage_of=serial))
+            except BadRequest:
+                continue  # revoked before
+            done.append(child)
+    if done:
+        crl.invalidate()
+        logger.info("lineage revoked", extra={"serial": serial, "descendants": done})
+    return done
