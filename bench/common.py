@@ -1,0 +1,225 @@
+"""Timing, memory and AWS-call helpers shared by the benchmarks, and the result table."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import json
+import os
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+MARK = "BENCH-RESULT "  # prefix of the line a child process reports its figures on
+
+
+# --- timing -----------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Timing:
+    """Seconds per operation over ``repeat`` rounds of ``number`` operations."""
+
+    samples: tuple[float, ...]
+    number: int
+
+    @property
+    def min(self) -> float:
+        return min(self.samples)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+    @property
+    def rate(self) -> float:
+        """Operations per second (best round)."""
+        return 1.0 / self.min
+
+
+def repeat(fn: Callable[[], Any], *, number: int = 1, repeat: int = 5, warmup: int = 1) -> Timing:
+    """Time ``fn`` ``number`` times per round, ``repeat`` rounds; per-operation seconds per round."""
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        samples.append((time.perf_counter() - t0) / number)
+    return Timing(tuple(samples), number)
+
+
+def repeat_batch(batch: Callable[[], int], *, repeat: int = 5, warmup: int = 1) -> Timing:
+    """Like :func:`repeat` for a callable that runs a batch and returns how many operations it ran."""
+    for _ in range(warmup):
+        batch()
+    samples, number = [], 0
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        number = batch()
+        samples.append((time.perf_counter() - t0) / number)
+    return Timing(tuple(samples), number)
+
+
+# --- memory -----------------------------------------------------------------------------------------------
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size (ru_maxrss), in MiB."""
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kb / 1024 if sys.platform != "darwin" else kb / (1024 * 1024)
+
+
+# --- AWS calls --------------------------------------------------------------------------------------------
+
+
+class AWSCalls:
+    """Counts API calls (``service.Operation``) made through botocore clients, via a before-call hook.
+
+    ``attach()`` hooks the clients ``stepless.aws.client`` hands out (the cached ones for ``services``)
+    and the shared session, so clients created later are counted too. A retried call counts once.
+    """
+
+    READS = {"GetItem", "BatchGetItem", "Query", "Scan", "GetSecretValue", "GetPublicKey", "DescribeKey"}
+
+    def __init__(self) -> None:
+        self.counts: collections.Counter[str] = collections.Counter()
+        self._uid = f"stepless-bench-calls-{id(self)}"
+
+    def _on_call(self, event_name: str = "", **_: Any) -> None:
+        _, service, operation = event_name.split(".", 2)
+        self.counts[f"{service}.{operation}"] += 1
+
+    def attach(self, services: tuple[str, ...] = ("dynamodb", "kms", "secretsmanager")) -> AWSCalls:
+        from stepless import aws
+
+        aws._session().events.register("before-call.*.*", self._on_call, unique_id=self._uid)
+        for service in services:
+            aws.client(service).meta.events.register("before-call.*.*", self._on_call, unique_id=self._uid)
+        return self
+
+    def reset(self) -> None:
+        self.counts.clear()
+
+    def reads(self) -> int:
+        return sum(n for name, n in self.counts.items() if name.split(".", 1)[1] in self.READS)
+
+    def per(self, n: int) -> dict[str, float]:
+        return {name: count / n for name, count in sorted(self.counts.items())}
+
+
+# --- environment and child processes ----------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def environ(values: dict[str, str | None]) -> Iterator[None]:
+    """Set (or, for None, unset) environment variables for the duration of the block."""
+    saved = {k: os.environ.get(k) for k in values}
+    try:
+        for k, v in values.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """A clean environment for a child: no AWS profile/endpoint leaking in, the repo importable."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AWS_", "STEPLESS_", "POWERTOOLS_")) and k != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(ROOT)
+    env.update(extra or {})
+    return env
+
+
+def run_python(code: str, env: dict[str, str], *, args: tuple[str, ...] = (), timeout: float = 120,
+               ) -> tuple[float, subprocess.CompletedProcess[str]]:
+    """Run ``python [args] -c code``; (wall seconds, completed process). Raises on a non-zero exit."""
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, *args, "-c", code], env=env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"child failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return wall, proc
+
+
+def child_result(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    """The JSON a child printed after :data:`MARK`."""
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(MARK):
+            return json.loads(line[len(MARK):])
+    raise RuntimeError(f"child reported nothing:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+
+
+def report(values: dict[str, Any]) -> None:
+    """Called in a child: print figures for :func:`child_result`."""
+    print(MARK + json.dumps(values), flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def quiet_logger() -> Iterator[None]:
+    """Send stepless's log lines to /dev/null (still formatted, so their cost stays in the figures)."""
+    from stepless.observability import logger
+
+    handler = logger.registered_handler
+    with open(os.devnull, "w") as sink:
+        old = handler.setStream(sink)  # type: ignore[attr-defined]
+        try:
+            yield
+        finally:
+            handler.setStream(old)  # type: ignore[attr-defined]
+
+
+# --- results ----------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Row:
+    """One line of the result table."""
+
+    bench: str
+    measure: str
+    value: str  # the ratio (or count) the row is about
+    baseline: str = ""
+    target: str = ""
+    met: bool | None = None
+    note: str = ""  # absolute figures, for orientation only
+
+
+def table(rows: list[Row]) -> str:
+    header = ("bench", "measure", "value", "baseline", "target", "met", "note")
+    cells = [header] + [
+        (r.bench, r.measure, r.value, r.baseline, r.target,
+         "" if r.met is None else ("yes" if r.met else "NO"), r.note)
+        for r in rows
+    ]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(header) - 1)]
+    lines = []
+    for n, c in enumerate(cells):
+        lines.append("  ".join(v.ljust(w) for v, w in zip(c[:-1], widths, strict=True)) + "  " + c[-1])
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths) + "  " + "-" * 4)
+    return "\n".join(line.rstrip() for line in lines)
