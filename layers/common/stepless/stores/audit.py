@@ -1,0 +1,140 @@
+"""The administration audit log: one item per change, in the AuthorityTable.
+
+Item ``pk="audit#<ISO 8601 UTC time>#<uuid>"`` (sorts by time), attributes ``who`` (the caller's ARN
+from STS, or ``"unknown"``), ``when`` (ISO 8601), ``action`` (``provisioner.add`` …), ``provisioner``
+(the name), ``version`` (the configuration version the change produced) and ``change`` (a JSON summary,
+redacted: never a password, a client secret, a private key or an encrypted key).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import json
+import uuid
+from typing import Any
+
+from stepless import aws, settings
+from stepless.faults import translate_aws_errors
+from stepless.stores.dynamo import from_item, to_item
+
+PREFIX = "audit#"
+REDACTED = "<redacted>"
+# Keys whose values never reach the log (matched case-insensitively, at any depth).
+SECRET_KEYS = frozenset({"clientsecret", "password", "encryptedkey", "d", "p", "q", "dp", "dq", "qi", "k",
+                         "secret", "privatekey"})
+
+_caller: str | None = None
+
+
+def caller() -> str:
+    """The ARN of the AWS identity making the change (cached); ``"unknown"`` when STS cannot say."""
+    global _caller
+    if _caller is None:
+        try:
+            arn = aws.client("sts").get_caller_identity()["Arn"]
+        except Exception:  # noqa: BLE001 - the audit record must still be written
+            return "unknown"
+        _caller = str(arn)
+    return _caller
+
+
+def reset() -> None:
+    """Forget the cached caller (tests, switching credentials)."""
+    global _caller
+    _caller = None
+
+
+def redact(value: Any) -> Any:
+    """``value`` with every secret replaced by ``<redacted>`` and X5C roots by their fingerprints."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            if str(k).lower() in SECRET_KEYS:
+                out[k] = REDACTED if v not in (None, "") else v
+            elif k == "roots" and isinstance(v, str):
+                out[k] = root_fingerprints(v)
+            else:
+                out[k] = redact(v)
+        return out
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+def root_fingerprints(roots_b64: str) -> list[str]:
+    """SHA-256 fingerprints of the certificates in an X5C ``roots`` value (base64 of PEMs)."""
+    try:
+        from cryptography import x509
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        certs = x509.load_pem_x509_certificates(base64.b64decode(roots_b64))
+        return ["sha256:" + hashlib.sha256(c.public_bytes(Encoding.DER)).hexdigest() for c in certs]
+    except ValueError:
+        return ["<unparsable>"]
+
+
+def new_record(action: str, provisioner: str, change: dict[str, Any], *, version: int | None = None,
+               who: str | None = None) -> dict[str, Any]:
+    """An audit record (plain values); ``change`` is redacted here."""
+    now = dt.datetime.now(dt.UTC)  # the real time, with microseconds (records sort by it)
+    when = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return {
+        "pk": f"{PREFIX}{when}#{uuid.uuid4()}",
+        "who": who or caller(),
+        "when": when,
+        "action": action,
+        "provisioner": provisioner,
+        "version": version,
+        "change": json.dumps(redact(change), sort_keys=True),
+    }
+
+
+def put(record: dict[str, Any]) -> dict[str, Any]:
+    """The (never overwriting) put of a record, alone or in a transaction."""
+    return {
+        "TableName": settings.table(settings.AUTHORITY_TABLE),
+        "Item": to_item(record),
+        "ConditionExpression": "attribute_not_exists(pk)",
+    }
+
+
+def write(action: str, provisioner: str, change: dict[str, Any], *, version: int | None = None) -> dict[str, Any]:
+    """Write one record by itself; returns it."""
+    record = new_record(action, provisioner, change, version=version)
+    with translate_aws_errors("DynamoDB"):
+        aws.client("dynamodb").put_item(**put(record))
+    return record
+
+
+def records(provisioner: str | None = None) -> list[dict[str, Any]]:
+    """Every audit record (of ``provisioner`` when given), oldest first; ``change`` decoded.
+
+    A filtered scan of the authority table: fine for an administrator's occasional look.
+    """
+    kwargs: dict[str, Any] = {
+        "TableName": settings.table(settings.AUTHORITY_TABLE),
+        "FilterExpression": "begins_with(pk, :p)",
+        "ExpressionAttributeValues": {":p": {"S": PREFIX}},
+        "ConsistentRead": True,
+    }
+    if provisioner is not None:
+        kwargs["FilterExpression"] += " AND #n = :n"
+        kwargs["ExpressionAttributeNames"] = {"#n": "provisioner"}
+        kwargs["ExpressionAttributeValues"][":n"] = {"S": provisioner}
+    out: list[dict[str, Any]] = []
+    client = aws.client("dynamodb")
+    with translate_aws_errors("DynamoDB"):
+        while True:
+            page = client.scan(**kwargs)
+            out.extend(from_item(i) for i in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    for rec in out:
+        try:
+            rec["change"] = json.loads(rec.get("change") or "{}")
+        except ValueError:
+            pass
+    return sorted(out, key=lambda r: r["pk"])
