@@ -60,6 +60,8 @@ def env() -> dict[str, str]:
 class TestCA:
     """An initialized CA and the means to ask it for certificates."""
 
+    __test__ = False  # not a pytest test class
+
     result: InitResult
     provisioner_key: Any  # the JWK provisioner's private key (decrypted)
     kid: str

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -95,8 +96,10 @@ def _number(claims: dict[str, Any], name: str, required: bool) -> int | None:
         if required:
             raise Unauthorized(f"token has no {name} claim")
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise Unauthorized(f"token {name} claim is not a number")
+    if abs(value) > 2**40:
+        raise Unauthorized(f"token {name} claim is out of range")
     return int(value)
 
 
