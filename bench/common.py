@@ -26,9 +26,14 @@ MARK = "BENCH-RESULT "  # prefix of the line a child process reports its figures
 
 @dataclasses.dataclass(frozen=True)
 class Timing:
-    """Seconds per operation over ``repeat`` rounds of ``number`` operations."""
+    """Seconds per operation, one sample per round: CPU time of this process, and wall time.
 
-    samples: tuple[float, ...]
+    CPU time is what "per core" means and is robust to other processes sharing the machine; wall
+    time is kept as a note.
+    """
+
+    samples: tuple[float, ...]  # CPU seconds per operation
+    walls: tuple[float, ...]  # wall seconds per operation
     number: int
 
     @property
@@ -40,34 +45,47 @@ class Timing:
         return statistics.median(self.samples)
 
     @property
+    def wall(self) -> float:
+        return min(self.walls)
+
+    @property
     def rate(self) -> float:
-        """Operations per second (best round)."""
+        """Operations per CPU second (best round)."""
         return 1.0 / self.min
 
 
-def repeat(fn: Callable[[], Any], *, number: int = 1, repeat: int = 5, warmup: int = 1) -> Timing:
-    """Time ``fn`` ``number`` times per round, ``repeat`` rounds; per-operation seconds per round."""
+def _timed(batch: Callable[[], int]) -> tuple[float, float, int]:
+    w0, c0 = time.perf_counter(), time.process_time()
+    number = batch()
+    c1, w1 = time.process_time(), time.perf_counter()
+    return (c1 - c0) / number, (w1 - w0) / number, number
+
+
+def interleave(batches: dict[str, Callable[[], int]], *, rounds: int = 7, warmup: int = 1) -> dict[str, Timing]:
+    """Time several batches round-robin (so load changes hit them alike); each returns its op count."""
     for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
+        for batch in batches.values():
+            batch()
+    cpu: dict[str, list[float]] = {k: [] for k in batches}
+    wall: dict[str, list[float]] = {k: [] for k in batches}
+    numbers: dict[str, int] = {}
+    for _ in range(rounds):
+        for name, batch in batches.items():
+            c, w, numbers[name] = _timed(batch)
+            cpu[name].append(c)
+            wall[name].append(w)
+    return {k: Timing(tuple(cpu[k]), tuple(wall[k]), numbers[k]) for k in batches}
+
+
+def repeat(fn: Callable[[], Any], *, number: int = 1, repeat: int = 5, warmup: int = 1) -> Timing:
+    """Time ``fn`` ``number`` times per round, ``repeat`` rounds."""
+
+    def batch() -> int:
         for _ in range(number):
             fn()
-        samples.append((time.perf_counter() - t0) / number)
-    return Timing(tuple(samples), number)
+        return number
 
-
-def repeat_batch(batch: Callable[[], int], *, repeat: int = 5, warmup: int = 1) -> Timing:
-    """Like :func:`repeat` for a callable that runs a batch and returns how many operations it ran."""
-    for _ in range(warmup):
-        batch()
-    samples, number = [], 0
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        number = batch()
-        samples.append((time.perf_counter() - t0) / number)
-    return Timing(tuple(samples), number)
+    return interleave({"fn": batch}, rounds=repeat, warmup=warmup)["fn"]
 
 
 # --- memory -----------------------------------------------------------------------------------------------

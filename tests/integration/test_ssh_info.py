@@ -7,7 +7,6 @@ import datetime as dt
 
 from stepless import clock
 from stepless.api.ssh import app
-
 from tests.integration.test_ssh_sign import sign
 from tests.support.ca import call
 

@@ -14,11 +14,11 @@ import boto3
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
 from stepless import clock, jose
 from stepless.api.ssh import app
 from stepless.signers.memory import MemorySigner
 from stepless.ssh import HOST, build_and_sign, encode_public_key, parse_certificate, to_line
-
 from tests.integration.test_ssh_sign import b64key, cert_of, sign
 from tests.support.ca import CA_URL, call
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import boto3
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
 from stepless import authority
 from stepless.api.ssh import app
 from stepless.ssh import (
@@ -26,7 +27,6 @@ from stepless.ssh import (
 )
 from stepless.ssh.keys import decode_public_key, split_line
 from stepless.stores import authority as store
-
 from tests.support import ca as support
 from tests.support.ca import call
 from tests.unit.ssh.test_ssh_keygen_interop import parse_listing

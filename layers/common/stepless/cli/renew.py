@@ -18,7 +18,7 @@ from stepless import jose
 from stepless.cli import config, keys, options, renewal, tokens, ui
 from stepless.cli.ca import chain_pem
 from stepless.cli.client import CAClient
-from stepless.cli.main import ca
+from stepless.cli.main import ca, certificate
 from stepless.errors import ClientError
 
 NO_CLIENT_CERT = "client certificate"  # the CA's 401 when the mTLS path got no certificate
@@ -195,3 +195,25 @@ def normalize_serial(serial: str) -> str:
         return str(int(s, 10))
     except ValueError as e:
         raise ClientError(f"invalid serial number {serial!r}") from e
+
+
+@certificate.command("needs-renewal")
+@click.argument("crt_file")
+@click.option("--expires-in", metavar="DURATION|PERCENT",
+              help="Renew when it expires within DURATION, or within PERCENT% of its lifetime (default 33%).")
+def needs_renewal_cmd(crt_file, expires_in) -> None:
+    """Exit 0 when CRT_FILE is due for renewal (last third of its life by default), else exit 1."""
+    from stepless.durations import parse_duration
+
+    leaf = keys.load_certificates(crt_file)[0]
+    lifetime = leaf.not_valid_after_utc - leaf.not_valid_before_utc
+    left = leaf.not_valid_after_utc - dt.datetime.now(dt.UTC)
+    threshold = lifetime / 3
+    if expires_in:
+        try:
+            threshold = (lifetime * float(expires_in[:-1]) / 100) if expires_in.endswith("%") \
+                else parse_duration(expires_in)
+        except ValueError as e:
+            raise ClientError(f"invalid --expires-in {expires_in!r}") from e
+    if left > threshold:
+        raise SystemExit(1)

@@ -102,12 +102,13 @@ def new_serial() -> int:
             return serial
 
 
-def check_name(value: object, what: str) -> str:
-    """A key ID or principal: a non-blank string without commas, newlines or NULs (400 otherwise)."""
+def check_name(value: object, what: str, *, commas: bool = False) -> str:
+    """A principal (or, ``commas`` allowed, a key ID): a non-blank string without commas, newlines or
+    NULs (400 otherwise)."""
     if not isinstance(value, str) or not value.strip():
         raise BadRequest(f"{what} cannot be empty")
     for char, name in _FORBIDDEN_CHARS.items():
-        if char in value:
+        if char in value and not (commas and char == ","):
             raise BadRequest(f"invalid {what} {value!r}: {name} are not allowed")
     if len(value) > MAX_NAME:
         raise BadRequest(f"{what} is longer than {MAX_NAME} characters")
@@ -282,7 +283,7 @@ def sign(body: dict[str, Any], auth: Authority) -> dict[str, Any]:
             raise Forbidden(f"ssh certificate principals does not match - got {principals}, "
                             f"want {list(allowed)}")
     cert_type = CERT_TYPES[authz.cert_type]
-    check_name(authz.key_id, "ssh certificate key id")
+    check_name(authz.key_id, "ssh certificate key id", commas=True)
     va, vb = validity(
         _choose(authz.valid_after, valid_after, "validAfter"),
         _choose(authz.valid_before, valid_before, "validBefore"),

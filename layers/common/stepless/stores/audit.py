@@ -9,6 +9,7 @@ redacted: never a password, a client secret, a private key or an encrypted key).
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -133,8 +134,6 @@ def records(provisioner: str | None = None) -> list[dict[str, Any]]:
                 break
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
     for rec in out:
-        try:
+        with contextlib.suppress(ValueError):
             rec["change"] = json.loads(rec.get("change") or "{}")
-        except ValueError:
-            pass
     return sorted(out, key=lambda r: r["pk"])

@@ -1,0 +1,542 @@
+"""POST /sign: issuance throughput, AWS calls per warm issuance, peak RSS, cold start.
+
+Sections (``python -m bench sign --only issuance,calls,rss,cold``):
+
+* issuance — in-process, Secrets Manager backend (moto), the AWS write stubbed so only CPU counts,
+  tokens and distinct CSRs made beforehand (client work); baseline: cryptography signing one prebuilt
+  TBS (``CertificateBuilder.sign`` with an EC P-256 key). Target ≥ 3,000 certificates/s/core.
+* calls — the real handler against moto with the KMS backend; after one warm-up request, calls per
+  issuance: 0 reads, 1 TransactWriteItems, ≤ 1 kms Sign.
+* rss — a fresh process serving 1,000 issuances through the real handler (Secrets backend, moto
+  in-process), and again with the write stubbed (moto keeps every record in memory). Target ≤ 128 MB.
+* cold — fresh processes importing functions/sign/app.py by path and serving a first request, against
+  ``python -c "import boto3"``. Target: no more than boto3's import + 60 ms.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import cProfile
+import io
+import json
+import os
+import pstats
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from bench.common import (
+    ROOT,
+    AWSCalls,
+    Row,
+    child_env,
+    child_result,
+    environ,
+    free_port,
+    interleave,
+    peak_rss_mb,
+    quiet_logger,
+    report,
+    run_python,
+)
+
+SECTIONS = ("issuance", "calls", "rss", "cold")
+TARGET_RATE = 3000  # certificates per second per core
+TARGET_RSS_MB = 128
+TARGET_COLD_EXTRA_S = 0.060
+APP_PATH = ROOT / "functions" / "sign" / "app.py"
+
+
+# --- in-process CA --------------------------------------------------------------------------------------
+
+
+def _env(ttl: str | None) -> dict[str, str | None]:
+    """The functions' environment for moto in-process; ``ttl`` None = the production default (30 s)."""
+    from tests.support import ca as support
+
+    return {**support.env(), "STEPLESS_CONFIG_TTL": ttl, "AWS_ENDPOINT_URL": None, "AWS_PROFILE": None}
+
+
+@contextlib.contextmanager
+def _ca(backend: str, ttl: str | None = "3600") -> Iterator[Any]:
+    """An initialized CA in moto (in-process); stepless's caches are reset on the way in and out."""
+    from moto import mock_aws
+    from tests.support import ca as support
+
+    from stepless import authority, aws
+
+    with environ(_env(ttl)), mock_aws():
+        aws.reset()
+        authority.reset()
+        try:
+            yield support.initialize(support.create_resources(), backend=backend)
+        finally:
+            aws.reset()
+            authority.reset()
+
+
+@contextlib.contextmanager
+def _stub_record() -> Iterator[None]:
+    """``certificates.record_issuance`` as a no-op: the transaction is built, never sent."""
+    from stepless.stores import certificates
+
+    real = certificates.record_issuance
+    certificates.record_issuance = lambda record, token: None
+    try:
+        yield
+    finally:
+        certificates.record_issuance = real
+
+
+def _requests(ca: Any, n: int, prefix: str = "host") -> list[dict[str, str]]:
+    """``n`` sign request bodies: a fresh one-time token and a distinct CSR (own key) each."""
+    from tests.support.ca import make_csr
+
+    bodies = []
+    for i in range(n):
+        name = f"{prefix}{i}.example.com"
+        bodies.append({"ott": ca.token(name, lifetime=600), "csr": make_csr(name)[0]})
+    return bodies
+
+
+def _baseline_builder() -> tuple[Any, Any]:
+    """(prebuilt leaf-like CertificateBuilder, EC P-256 key): the baseline signs this TBS again and again."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    ca_key, leaf_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "host.example.com")]))
+        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test Intermediate CA")]))
+        .public_key(leaf_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(hours=24))
+        .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+                       critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(leaf_key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("host.example.com")]), critical=False)
+    )
+    return builder, ca_key
+
+
+# --- 1. issuance throughput -----------------------------------------------------------------------------
+
+
+def issuance(n: int = 500, rounds: int = 7, profile: bool = False) -> tuple[list[Row], list[str]]:
+    from cryptography.hazmat.primitives import hashes
+    from tests.support.ca import event
+
+    from stepless import authority, clock, tokens
+    from stepless.api.sign import app
+    from stepless.provisioners import Context
+    from stepless.services import issuance as issuing
+    from stepless.services import sign as signing
+    from stepless.x509 import csr as csrs
+    from stepless.x509 import profile as profiles
+    from stepless.x509.csr import SANs
+
+    details: list[str] = []
+    with _ca("secrets") as ca, _stub_record(), quiet_logger():
+        bodies = _requests(ca, n)
+        events = [event("POST", "/1.0/sign", b) for b in bodies]
+        auth = authority.get()
+        auth.intermediate_signer.public_key()  # the one GetSecretValue, before anything is timed
+
+        builder, key = _baseline_builder()
+        sha256 = hashes.SHA256()
+
+        def baseline() -> int:
+            for _ in range(n):
+                builder.sign(key, sha256)
+            return n
+
+        def service() -> int:
+            for body in bodies:
+                signing.sign(body, authority.get())
+            return n
+
+        def handler() -> int:
+            for ev in events:
+                res = app.handler(ev, None)
+                if res["statusCode"] != 201:
+                    raise RuntimeError(f"sign failed: {res}")
+            return n
+
+        # Stages of one issuance, each alone over the same inputs (where the time goes).
+        pems = [b["csr"] for b in bodies]
+        otts = [b["ott"] for b in bodies]
+        reqs = [csrs.parse(p) for p in pems]
+        now = clock.now()
+        prov = auth.provisioners.get(ca.name)
+        ctx = Context(auth.hosts, now)
+        leaf_args = dict(common_name="host0.example.com", sans=SANs.split(["host0.example.com"]),
+                         not_before=now, not_after=now + prov.claims.default_tls, issuer=auth.intermediate,
+                         signer=auth.intermediate_signer,
+                         provisioner=(prov.type_code, prov.name, prov.credential_id))
+        certs = [profiles.leaf(public_key=r.public_key(), **leaf_args) for r in reqs]
+
+        def csr_check() -> int:
+            for pem in pems:
+                csrs.parse(pem)
+            return n
+
+        def token_check() -> int:
+            for ott in otts:
+                header, claims = tokens.unverified(ott)
+                prov.authorize_sign(ott, header, claims, ctx)
+            return n
+
+        def build_sign() -> int:
+            for r in reqs:
+                profiles.leaf(public_key=r.public_key(), **leaf_args)
+            return n
+
+        def record_respond() -> int:
+            for c in certs:
+                issuing.record(c, provisioner=prov.name, provisioner_type=prov.type, issued_at=0)
+                issuing.sign_response(c, auth)
+            return n
+
+        stage_names = {"csr": "CSR parse + check (csr.parse)", "token": "token check (unverified + JWK verify)",
+                       "build": "build + sign (profile.leaf)", "record": "record item + response PEMs"}
+        t = interleave({"baseline": baseline, "service": service, "handler": handler, "csr": csr_check,
+                        "token": token_check, "build": build_sign, "record": record_respond}, rounds=rounds)
+
+        if profile:
+            prof = cProfile.Profile()
+            prof.enable()
+            service()
+            prof.disable()
+            for key_, label in (("cumulative", "cumulative"), ("tottime", "own (tottime)")):
+                out = io.StringIO()
+                pstats.Stats(prof, stream=out).sort_stats(key_).print_stats(15)
+                details.append(f"cProfile of {n} issuances (services.sign.sign, write stubbed), top 15 by "
+                               f"{label} time (profiler overhead inflates many small calls):\n"
+                               + _trim_pstats(out.getvalue()))
+
+    base, svc, hnd = t["baseline"], t["service"], t["handler"]
+    rows = [
+        Row("sign", "baseline: CertificateBuilder.sign, P-256, prebuilt TBS", "1.00x",
+            note=f"{base.min * 1e6:.0f} us CPU/op = {base.rate:,.0f}/s/core"),
+        Row("sign", "issuance in-process (services.sign, write stubbed)", f"{svc.min / base.min:.2f}x",
+            "baseline", f">= {TARGET_RATE:,}/s/core", svc.rate >= TARGET_RATE,
+            f"{svc.min * 1e6:.0f} us CPU/op = {svc.rate:,.0f} certs/s/core (median round {1 / svc.median:,.0f}/s; "
+            f"wall {1 / svc.wall:,.0f}/s)"),
+        Row("sign", "issuance via app.handler (event -> 201, write stubbed)", f"{hnd.min / base.min:.2f}x",
+            "baseline", f">= {TARGET_RATE:,}/s/core", hnd.rate >= TARGET_RATE,
+            f"{hnd.min * 1e6:.0f} us CPU/op = {hnd.rate:,.0f} certs/s/core"),
+        Row("sign", "  rate needed for the target, vs baseline", f"{(1 / TARGET_RATE) / base.min:.2f}x",
+            "baseline", note=f"{1e6 / TARGET_RATE:.0f} us/op"),
+    ]
+    for key_, label in stage_names.items():
+        st = t[key_]
+        rows.append(Row("sign", f"  stage: {label}", f"{st.min / base.min:.2f}x", "baseline",
+                        note=f"{st.min * 1e6:.0f} us CPU/op, {st.min / svc.min:.0%} of an issuance"))
+    return rows, details
+
+
+def _trim_pstats(text: str) -> str:
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.lstrip().startswith("ncalls")), 0)
+    home = str(ROOT) + "/"
+    site = re.compile(r"\S*/site-packages/")
+    return "\n".join(site.sub("", line.replace(home, "")) for line in lines[start:] if line.strip())
+
+
+# --- 2. AWS calls per warm issuance ---------------------------------------------------------------------
+
+
+def calls(n: int = 20) -> tuple[list[Row], list[str]]:
+    from tests.support.ca import event
+
+    from stepless import authority, aws
+    from stepless.api.sign import app
+
+    with _ca("kms", ttl=None) as ca, quiet_logger():
+        events = [event("POST", "/1.0/sign", b) for b in _requests(ca, n + 1)]
+        aws.reset()  # a fresh container: nothing loaded, no clients
+        authority.reset()
+        counter = AWSCalls().attach()
+
+        def send(ev: dict) -> None:
+            res = app.handler(ev, None)
+            if res["statusCode"] != 201:
+                raise RuntimeError(f"sign failed: {res}")
+
+        send(events[0])
+        cold = dict(counter.counts)
+        counter.reset()
+        for ev in events[1:]:
+            send(ev)
+        per = counter.per(n)
+        reads = counter.reads() / n
+
+    txn = per.get("dynamodb.TransactWriteItems", 0.0)
+    kms_sign = per.get("kms.Sign", 0.0)
+    total = sum(per.values())
+    rows = [
+        Row("sign", f"AWS calls per warm issuance (KMS backend, {n} requests)", f"{total:.2f}",
+            "", "reads 0, txn 1, kms.Sign <= 1", reads == 0 and txn == 1 and kms_sign <= 1,
+            ", ".join(f"{k} {v:g}" for k, v in per.items())),
+        Row("sign", "  reads per warm issuance", f"{reads:g}", "", "0", reads == 0,
+            "GetItem/BatchGetItem/Query/Scan/GetSecretValue/GetPublicKey/DescribeKey"),
+        Row("sign", "  dynamodb.TransactWriteItems per issuance", f"{txn:g}", "", "1", txn == 1),
+        Row("sign", "  kms.Sign per issuance", f"{kms_sign:g}", "", "<= 1", kms_sign <= 1),
+        Row("sign", "  (cold first request, for reference)", f"{sum(cold.values())}", "",
+            note=", ".join(f"{k} {v}" for k, v in sorted(cold.items()))),
+    ]
+    return rows, []
+
+
+# --- 3. peak RSS ----------------------------------------------------------------------------------------
+
+
+def rss_child(mode: str, n: int) -> None:
+    """Runs in a fresh process: ``n`` issuances through the real handler; reports peak RSS (MiB)."""
+    from tests.support.ca import event
+
+    from stepless import authority, aws
+    from stepless.api.sign import app
+
+    figures: dict[str, float] = {"start": peak_rss_mb()}
+    stub = _stub_record() if mode == "stubbed" else contextlib.nullcontext()
+    with _ca("secrets", ttl=None) as ca, stub, quiet_logger():
+        bodies = [json.dumps(b) for b in _requests(ca, n + 1)]
+        aws.reset()
+        authority.reset()
+        figures["setup"] = peak_rss_mb()
+        for i, body in enumerate(bodies):
+            res = app.handler(event("POST", "/1.0/sign", body), None)
+            if res["statusCode"] != 201:
+                raise RuntimeError(f"sign failed: {res}")
+            if i == 0:
+                figures["warm"] = peak_rss_mb()
+        figures["peak"] = peak_rss_mb()
+    report(figures)
+
+
+def rss(n: int = 1000) -> tuple[list[Row], list[str]]:
+    env = child_env()
+    base_code = "import resource, boto3; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    _, base_proc = run_python(base_code, env)
+    base = int(base_proc.stdout.split()[-1]) / 1024
+    procs = {
+        mode: subprocess.Popen([sys.executable, "-c", f"from bench.sign import rss_child; rss_child({mode!r}, {n})"],
+                               env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for mode in ("moto", "stubbed")
+    }
+    figures = {}
+    for mode, proc in procs.items():
+        out, err = proc.communicate(timeout=300)
+        if proc.returncode != 0:
+            raise RuntimeError(f"rss child {mode} failed:\n{err[-3000:]}")
+        figures[mode] = child_result(subprocess.CompletedProcess(proc.args, 0, out, err))
+    rows = [Row("sign", "baseline: peak RSS of `import boto3`", "1.00x", note=f"{base:.0f} MiB")]
+    for mode, label in (("moto", "writes to moto in-process"), ("stubbed", "write stubbed")):
+        f = figures[mode]
+        rows.append(Row(
+            "sign", f"peak RSS after {n} issuances, real handler ({label})", f"{f['peak'] / base:.2f}x",
+            "boto3 RSS", f"<= {TARGET_RSS_MB} MiB", f["peak"] <= TARGET_RSS_MB,
+            f"{f['peak']:.0f} MiB; after setup {f['setup']:.0f}, after 1st request {f['warm']:.0f}, "
+            f"growth over {n} issuances {f['peak'] - f['warm']:+.1f} MiB"))
+    return rows, ["peak RSS includes moto, the test CA set-up and the pre-made tokens/CSRs in the same "
+                  "process: an upper bound for a Lambda container, which has none of them."]
+
+
+# --- 4. cold start --------------------------------------------------------------------------------------
+
+_APP_CODE = """\
+import time
+t0 = time.perf_counter()
+import importlib.util
+spec = importlib.util.spec_from_file_location("app", {path!r})
+app = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(app)
+t1 = time.perf_counter()
+res = app.handler({event!r}, None)
+t2 = time.perf_counter()
+assert res["statusCode"] == {status}, res
+print({mark!r} + '{{"import": %f, "first": %f}}' % (t1 - t0, t2 - t1))
+"""
+
+_IMPORT_CODE = """\
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("app", {path!r})
+spec.loader.exec_module(importlib.util.module_from_spec(spec))
+"""
+
+_STDLIB_CODE = _IMPORT_CODE + """\
+print(" ".join(sorted(m for m in sys.modules if m.split(".")[0] in sys.stdlib_module_names)))
+"""
+
+_WARM_CODE = """\
+import importlib
+for m in {modules!r}:
+    try:
+        importlib.import_module(m)
+    except Exception:
+        pass
+"""
+
+
+def _app_code(event: dict, status: int) -> str:
+    from bench.common import MARK
+
+    return _APP_CODE.format(path=str(APP_PATH), event=event, status=status, mark=MARK)
+
+
+def _cold_cases(server_env: dict[str, str]) -> dict[str, tuple[str, dict[str, str] | None]]:
+    from tests.support.ca import event
+
+    return {
+        "python -c pass": ("pass", None),
+        "import boto3 (baseline)": ("import boto3", None),
+        "GET /health": (_app_code(event("GET", "/health"), 200), None),
+        "GET /roots (moto server)": (_app_code(event("GET", "/1.0/roots"), 200), server_env),
+        "POST /sign (moto server, Secrets)": ("sign", server_env),
+    }
+
+
+def _sign_code(ca: Any) -> str:
+    from tests.support.ca import event, make_csr
+
+    body = {"ott": ca.token("cold.example.com", lifetime=600), "csr": make_csr("cold.example.com")[0]}
+    return _app_code(event("POST", "/1.0/sign", body), 201)
+
+
+def cold(rounds: int = 5, shipped_rounds: int = 3) -> tuple[list[Row], list[str]]:
+    from moto.server import ThreadedMotoServer
+    from tests.support import ca as support
+
+    from stepless import authority, aws
+
+    tmp = tempfile.mkdtemp(prefix="stepless-bench-")
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        fn_env = {k: v for k, v in support.env().items()} | {"STEPLESS_CONFIG_TTL": "30"}
+        with environ({**fn_env, "AWS_ENDPOINT_URL": endpoint, "AWS_PROFILE": None}):
+            aws.reset()
+            authority.reset()
+            ca = support.initialize(support.create_resources(), backend="secrets")
+            aws.reset()
+            authority.reset()
+        server_env = {**fn_env, "AWS_ENDPOINT_URL": endpoint}
+        cases = _cold_cases(server_env)
+
+        # Warm bytecode for everything (a package with .pyc files): a private pycache, filled by a first round.
+        warm = child_env({"PYTHONPYCACHEPREFIX": os.path.join(tmp, "warm")})
+        warm.pop("PYTHONDONTWRITEBYTECODE", None)
+        walls: dict[str, list[float]] = {name: [] for name in cases}
+        inner: dict[str, list[dict]] = {name: [] for name in cases}
+        for r in range(rounds + 1):
+            for name, (code, extra) in cases.items():
+                code = _sign_code(ca) if code == "sign" else code
+                wall, proc = run_python(code, {**warm, **(extra or {})})
+                if r:  # round 0 fills the bytecode cache
+                    walls[name].append(wall)
+                    if "exec_module" in code:
+                        inner[name].append(child_result(proc))
+
+        # As the layer ships (pip --no-compile, __pycache__ removed, /opt read-only): the stdlib has
+        # bytecode, nothing else does, so every cold start compiles boto3, botocore, stepless, ...
+        _, proc = run_python(_STDLIB_CODE.format(path=str(APP_PATH)), warm)
+        stdlib_modules = proc.stdout.split()
+        shipped = child_env({"PYTHONPYCACHEPREFIX": os.path.join(tmp, "stdlib")})
+        shipped.pop("PYTHONDONTWRITEBYTECODE", None)
+        run_python(_WARM_CODE.format(modules=stdlib_modules), shipped)
+        shipped["PYTHONDONTWRITEBYTECODE"] = "1"
+        shipped_cases = {k: cases[k] for k in ("import boto3 (baseline)", "GET /health")}
+        shipped_walls: dict[str, list[float]] = {name: [] for name in shipped_cases}
+        for _ in range(shipped_rounds):
+            for name, (code, extra) in shipped_cases.items():
+                wall, _ = run_python(code, {**shipped, **(extra or {})})
+                shipped_walls[name].append(wall)
+
+        # Where the import time goes (warm bytecode).
+        _, proc = run_python(_IMPORT_CODE.format(path=str(APP_PATH)), warm, args=("-X", "importtime"))
+        details = [_importtime(proc.stderr)]
+    finally:
+        server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    med = {name: sorted(v)[len(v) // 2] for name, v in walls.items()}
+    base = med["import boto3 (baseline)"]
+    limit = base + TARGET_COLD_EXTRA_S
+    rows = [Row("sign", "cold start baseline: python -c 'import boto3'", "1.00x",
+                note=f"median {base * 1e3:.0f} ms of {rounds} (python -c pass: {med['python -c pass'] * 1e3:.0f} ms)")]
+    for name in ("GET /health", "GET /roots (moto server)", "POST /sign (moto server, Secrets)"):
+        parts = inner[name]
+        imp = sorted(p["import"] for p in parts)[len(parts) // 2]
+        first = sorted(p["first"] for p in parts)[len(parts) // 2]
+        rows.append(Row(
+            "sign", f"cold start: import app.py + {name}", f"{med[name] / base:.2f}x", "import boto3",
+            "<= boto3 + 60 ms", med[name] <= limit,
+            f"median {med[name] * 1e3:.0f} ms = boto3 {(med[name] - base) * 1e3:+.0f} ms; "
+            f"in-process: import {imp * 1e3:.0f} ms, first request {first * 1e3:.0f} ms"))
+    sb = sorted(shipped_walls["import boto3 (baseline)"])[shipped_rounds // 2]
+    sh = sorted(shipped_walls["GET /health"])[shipped_rounds // 2]
+    rows.append(Row("sign", "cold start as the layer ships (no .pyc): GET /health", f"{sh / base:.2f}x",
+                    "import boto3 (with .pyc)", "<= boto3 + 60 ms", sh <= limit,
+                    f"median {sh * 1e3:.0f} ms; `import boto3` without .pyc: {sb * 1e3:.0f} ms"))
+    return rows, details
+
+
+def _importtime(stderr: str, top: int = 15) -> str:
+    """Top imports by cumulative time, and self time summed per top-level package."""
+    entries = []
+    for line in stderr.splitlines():
+        m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)", line)
+        if m:
+            entries.append((int(m[1]), int(m[2]), len(m[3]) // 2, m[4]))
+    total = sum(e[0] for e in entries)
+    by_cum = sorted(entries, key=lambda e: -e[1])[:top]
+    by_pkg: dict[str, int] = {}
+    for self_us, _, _, name in entries:
+        pkg = name.split(".")[0]
+        by_pkg[pkg] = by_pkg.get(pkg, 0) + self_us
+    lines = [f"python -X importtime of functions/sign/app.py (warm bytecode): {total / 1e3:.0f} ms in total",
+             f"  top {top} by cumulative time (ms, depth, module):"]
+    lines += [f"    {cum / 1e3:7.1f}  {depth:>2}  {name}" for _, cum, depth, name in by_cum]
+    lines.append("  self time per top-level package (ms):")
+    lines += [f"    {us / 1e3:7.1f}  {pkg}" for pkg, us in sorted(by_pkg.items(), key=lambda kv: -kv[1])[:top]]
+    return "\n".join(lines)
+
+
+# --- entry ----------------------------------------------------------------------------------------------
+
+
+def run(only: tuple[str, ...] = SECTIONS, profile: bool = False) -> tuple[list[Row], list[str]]:
+    rows: list[Row] = []
+    details: list[str] = []
+    for name in only:
+        t0 = time.perf_counter()
+        if name == "issuance":
+            r, d = issuance(profile=profile)
+        elif name == "calls":
+            r, d = calls()
+        elif name == "rss":
+            r, d = rss()
+        elif name == "cold":
+            r, d = cold()
+        else:
+            raise ValueError(f"unknown section {name!r}; choose from {', '.join(SECTIONS)}")
+        print(f"  sign/{name}: {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+        rows += r
+        details += d
+    return rows, details
