@@ -359,3 +359,24 @@ def test_ssh_keygen_reads_certificates(test_ca, tmp_path: Path, cert_type):
     end = dt.datetime.fromtimestamp(cert.valid_before, dt.UTC).strftime(fmt)
     assert info["Valid"] == f"from {start} to {end}"
     assert json.dumps(info)  # plain data
+
+
+@pytest.mark.parametrize(("valid_after", "valid_before"), [
+    ("9999-12-31T23:59:00Z", ""),
+    ("0001-01-01T00:00:00Z", "1h"),
+    ("", "0001-01-01T00:00:00Z"),
+    pytest.param("-", "", marks=pytest.mark.xfail(
+        reason="durations.parse_duration('-') returns 0 (known, see test_sign_bad_input)", strict=False)),
+])
+def test_extreme_times_are_refused_cleanly(test_ca, valid_after, valid_before):
+    status, body = sign(test_ca, validAfter=valid_after, validBefore=valid_before)
+    assert status in (400, 403), body
+    assert "crt" not in body
+
+
+def test_secrets_backend_signs_ssh(secrets_ca):
+    status, body = sign(secrets_ca, "internal.example.com", token_opts={"certType": "host"})
+    assert status == 201, body
+    cert = cert_of(body)
+    assert verify_signature(cert)
+    assert encode_public_key(cert.signature_key) == encode_public_key(ca_key(secrets_ca, "hostPublicKey"))

@@ -61,7 +61,7 @@ class Key:
 class _KeySet:
     keys: list[Key]
     fetched: float  # monotonic time of the last successful fetch
-    attempted: float  # monotonic time of the last attempt (successful or not)
+    refreshed: float = float("-inf")  # monotonic time of the last refresh caused by an unknown kid
 
 
 _lock = threading.Lock()
@@ -168,7 +168,9 @@ def configuration(endpoint: str) -> Configuration:
     try:
         config = parse_configuration(get_json(url), url)
     except (ServiceUnavailable, ValueError) as e:
-        if hit is not None:
+        if hit is not None:  # keep the stale copy; try again in a minute at the earliest
+            with _lock:
+                _configs[url] = (now - DISCOVERY_TTL + REFRESH_INTERVAL, hit[1])
             return hit[1]
         if isinstance(e, ValueError):
             raise ServiceUnavailable(str(e)) from e
@@ -216,15 +218,19 @@ def parse_jwks(doc: Any) -> list[Key]:
     return out
 
 
-def _fetch(jwks_uri: str, current: _KeySet | None, now: float) -> _KeySet:
+def _fetch(jwks_uri: str, current: _KeySet | None, now: float, *, unknown_kid: bool) -> _KeySet:
     try:
-        keys = parse_jwks(get_json(check_url(jwks_uri, "jwks_uri")))
+        fetched = parse_jwks(get_json(check_url(jwks_uri, "jwks_uri")))
     except (ServiceUnavailable, ValueError):
         if current is None:
             raise ServiceUnavailable(f"cannot load the identity provider keys from {jwks_uri}") from None
-        current.attempted = now
+        # keep the keys we have; try again in a minute at the earliest
+        if unknown_kid:
+            current.refreshed = now
+        else:
+            current.fetched = now - JWKS_TTL + REFRESH_INTERVAL
         return current
-    return _KeySet(keys, now, now)
+    return _KeySet(fetched, now, now if unknown_kid else (current.refreshed if current else float("-inf")))
 
 
 def _select(keys: list[Key], kid: str | None) -> list[Key]:
@@ -233,27 +239,29 @@ def _select(keys: list[Key], kid: str | None) -> list[Key]:
     return list(keys)
 
 
-def _needs_fetch(current: _KeySet | None, kid: str | None, now: float) -> bool:
-    if current is None:
-        return True
-    if now - current.attempted < REFRESH_INTERVAL:
-        return False
-    return now - current.fetched >= JWKS_TTL or not _select(current.keys, kid)
+def _needs_fetch(current: _KeySet | None, kid: str | None, now: float) -> tuple[bool, bool]:
+    """(fetch now?, because of an unknown kid?)."""
+    if current is None or now - current.fetched >= JWKS_TTL:
+        return True, False
+    if _select(current.keys, kid):
+        return False, False
+    return now - current.refreshed >= REFRESH_INTERVAL, True
 
 
 def keys(jwks_uri: str, kid: str | None) -> list[Key]:
     """The keys that may have signed a token with ``kid`` (all keys when it has none).
 
-    Cached: a known kid costs no HTTP request. An unknown kid (or a set older than JWKS_TTL) refreshes
-    the set unless a refresh was attempted less than REFRESH_INTERVAL ago.
+    Cached: a known kid costs no HTTP request. An unknown kid refreshes the set, at most once per
+    REFRESH_INTERVAL (the first fetch does not count); the set is also refetched after JWKS_TTL.
     """
     current = _jwks.get(jwks_uri)
-    if not _needs_fetch(current, kid, monotonic()):
-        assert current is not None
+    if current is not None and not _needs_fetch(current, kid, monotonic())[0]:
         return _select(current.keys, kid)
     with _lock:
         current = _jwks.get(jwks_uri)
         now = monotonic()
-        if _needs_fetch(current, kid, now):
-            current = _jwks[jwks_uri] = _fetch(jwks_uri, current, now)
+        fetch, unknown = _needs_fetch(current, kid, now)
+        if fetch:
+            current = _jwks[jwks_uri] = _fetch(jwks_uri, current, now, unknown_kid=unknown)
+    assert current is not None
     return _select(current.keys, kid)

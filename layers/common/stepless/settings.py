@@ -29,3 +29,8 @@ def config_ttl() -> float:
         return float(os.environ.get(CONFIG_TTL, "30"))
     except ValueError:
         return 30.0
+
+
+def crl_distribution_point() -> str | None:
+    """The CRL URL to put in issued certificates (template parameter ``CrlDistributionPoint``), if any."""
+    return os.environ.get("STEPLESS_CRL_DISTRIBUTION_POINT") or None

@@ -69,8 +69,8 @@ def x5c_token(cert_path: str | Path, key_path: str | Path, claims: dict[str, Any
     """
     chain = load_chain(cert_path)
     key = load_key(key_path, password)
-    leaf_pub = chain[0].public_key()
-    if leaf_pub.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo) != key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo):
+    spki = (Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    if chain[0].public_key().public_bytes(*spki) != key.public_key().public_bytes(*spki):
         raise ClientError(f"the key in {key_path} is not the key of the certificate in {cert_path}")
     return jwt.encode(claims, key, algorithm=algorithm(key), headers={"typ": "JWT", "x5c": x5c_header(chain)})
 

@@ -15,7 +15,8 @@ Verification (``_verify``):
 * ``iss`` = the discovered issuer; ``aud`` contains the client ID; ``azp``, when present, is the client ID;
 * ``exp``/``nbf``/``iat`` with a minute of leeway; ID tokens live longer than step's one-time tokens
   (an hour is common, some IdPs allow more), so their lifetime may be up to ``MAX_LIFETIME`` (24 h);
-* ``email_verified`` must not be ``false``; with ``domains`` set, the email's domain must be one of them
+* (the token is authentic from here on: what follows refuses with 403, not 401)
+  ``email_verified`` must not be ``false``; with ``domains`` set, the email's domain must be one of them
   (admins excepted, as in step-ca; a token without an email is refused then); with ``groups`` set, the
   token's ``groups`` claim must share at least one of them;
 * single use: the ``nonce`` (or the SHA-256 of the token when it has none) under the issuer's name.
@@ -39,7 +40,7 @@ import re
 from typing import Any
 
 from stepless import oidc_discovery, tokens
-from stepless.errors import ConfigError, Unauthorized
+from stepless.errors import ConfigError, Forbidden, Unauthorized
 from stepless.provisioners.base import Context, Provisioner, SignAuthorization, SSHAuthorization, TokenUse
 
 MAX_LIFETIME = 24 * 3600  # seconds an ID token may live (exp - iat/nbf)
@@ -201,18 +202,18 @@ class OIDCProvisioner(Provisioner):
         if email is not None and not isinstance(email, str):
             raise Unauthorized("oidc token email claim is not a string")
         if email and claims.get("email_verified") is False:
-            raise Unauthorized("failed to validate oidc token payload: email is not verified")
+            raise Forbidden("failed to validate oidc token payload: email is not verified")
         admin = self.is_admin(claims)
         if self.domains and not admin:
             if not email:
-                raise Unauthorized("failed to validate oidc token payload: email not found")
+                raise Forbidden("failed to validate oidc token payload: email not found")
             domain = sanitize_email(email).rpartition("@")[2]
             if "@" not in email or domain not in self.domains:
-                raise Unauthorized("failed to validate oidc token payload: email is not allowed")
+                raise Forbidden("failed to validate oidc token payload: email is not allowed")
         if self.groups:
             groups = claims.get("groups")
             if not isinstance(groups, list) or not self.groups.intersection(g for g in groups if isinstance(g, str)):
-                raise Unauthorized("failed to validate oidc token payload: invalid group")
+                raise Forbidden("failed to validate oidc token payload: invalid group")
 
     # --- what a token allows ----------------------------------------------------------------------
 
@@ -246,5 +247,5 @@ class OIDCProvisioner(Provisioner):
     def authorize_revoke(self, token: str, header: dict, claims: dict, ctx: Context, path: str) -> TokenUse:
         claims, use = self._verify(token, header)
         if not self.is_admin(claims):
-            raise Unauthorized("cannot revoke with a non-admin oidc token")
+            raise Forbidden("cannot revoke with a non-admin oidc token")
         return use

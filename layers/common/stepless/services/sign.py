@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stepless import clock, tokens
+from stepless import clock, settings, tokens
 from stepless.authority import Authority
 from stepless.durations import TimeArg
 from stepless.errors import BadRequest, Forbidden, Unauthorized
@@ -60,7 +60,7 @@ def sign(body: dict[str, Any], auth: Authority) -> dict[str, Any]:
         issuer=auth.intermediate,
         signer=auth.intermediate_signer,
         provisioner=(prov.type_code, prov.name, prov.credential_id),
-        crl_url=auth.doc.get("crlUrl") or None,
+        crl_url=settings.crl_distribution_point(),
     )
     ts = int(now.timestamp())
     item = record(cert, provisioner=prov.name, provisioner_type=prov.type, issued_at=ts)

@@ -199,6 +199,16 @@ def validity(valid_after: TimeArg, valid_before: TimeArg, *, cert_type: int, cla
              backdate: dt.timedelta, now: dt.datetime,
              not_after_limit: dt.datetime | None = None) -> tuple[int, int]:
     """(validAfter, validBefore) in Unix seconds under the provisioner's claims (400/403 otherwise)."""
+    try:
+        return _validity(valid_after, valid_before, cert_type=cert_type, claims=claims, backdate=backdate,
+                         now=now, not_after_limit=not_after_limit)
+    except OverflowError as e:  # an instant near year 1 or 9999 plus or minus a duration
+        raise BadRequest("ssh certificate validAfter or validBefore is out of range") from e
+
+
+def _validity(valid_after: TimeArg, valid_before: TimeArg, *, cert_type: int, claims: Any,
+              backdate: dt.timedelta, now: dt.datetime,
+              not_after_limit: dt.datetime | None) -> tuple[int, int]:
     kind = "user" if cert_type == USER else "host"
     default = getattr(claims, f"default_{kind}_ssh")
     minimum = getattr(claims, f"min_{kind}_ssh")
