@@ -18,13 +18,14 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"benchmarks to run (default: all of {', '.join(BENCHMARKS)})")
     parser.add_argument("--only", default="", help="comma-separated sections of the benchmark (e.g. issuance,calls)")
     parser.add_argument("--profile", action="store_true", help="also print cProfile hotspots where available")
+    parser.add_argument("--full", action="store_true", help="more rounds and the long variants (several minutes)")
     args = parser.parse_args(argv)
 
     rows, details = [], []
     t0 = time.perf_counter()
     for name in args.names or BENCHMARKS:
         module = importlib.import_module(f"bench.{name}")
-        kwargs = {"profile": args.profile}
+        kwargs = {"profile": args.profile, "full": args.full}
         if args.only:
             kwargs["only"] = tuple(s.strip() for s in args.only.split(",") if s.strip())
         r, d = module.run(**kwargs)

@@ -92,7 +92,20 @@ def repeat(fn: Callable[[], Any], *, number: int = 1, repeat: int = 5, warmup: i
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident set size (ru_maxrss), in MiB."""
+    """This process's peak resident set size, in MiB.
+
+    On Linux the high-water mark of this process image (``VmHWM``): ``getrusage().ru_maxrss`` of a
+    child started by ``subprocess`` also counts the parent's pages from before ``exec`` (the kernel
+    carries the old image's peak across exec), so a child of a large parent would report the parent's
+    size. Elsewhere, ``ru_maxrss``.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return kb / 1024 if sys.platform != "darwin" else kb / (1024 * 1024)
 

@@ -19,6 +19,7 @@ import contextlib
 import cProfile
 import io
 import json
+import logging
 import os
 import pstats
 import re
@@ -416,15 +417,17 @@ def rss_child(mode: str, n: int) -> None:
     report(figures)
 
 
-def rss(n: int = 1000) -> tuple[list[Row], list[str]]:
+def rss(n: int = 1000, n_moto: int = 300) -> tuple[list[Row], list[str]]:
+    """``n`` issuances with the write stubbed; ``n_moto`` through moto (whose transactions deep-copy every
+    table, so the in-process moto run is quadratic: 1,000 take minutes; ``--full`` runs them)."""
     env = child_env()
-    base_code = "import resource, boto3; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
-    _, base_proc = run_python(base_code, env)
-    base = int(base_proc.stdout.split()[-1]) / 1024
+    _, base_proc = run_python("import boto3\nfrom bench.common import peak_rss_mb\nprint(peak_rss_mb())", env)
+    base = float(base_proc.stdout.split()[-1])
+    counts = {"moto": n_moto, "stubbed": n}
     procs = {
-        mode: subprocess.Popen([sys.executable, "-c", f"from bench.sign import rss_child; rss_child({mode!r}, {n})"],
+        mode: subprocess.Popen([sys.executable, "-c", f"from bench.sign import rss_child; rss_child({mode!r}, {k})"],
                                env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for mode in ("moto", "stubbed")
+        for mode, k in counts.items()
     }
     figures = {}
     for mode, proc in procs.items():
@@ -434,14 +437,14 @@ def rss(n: int = 1000) -> tuple[list[Row], list[str]]:
         figures[mode] = child_result(subprocess.CompletedProcess(proc.args, 0, out, err))
     rows = [Row("sign", "baseline: peak RSS of `import boto3`", "1.00x", note=f"{base:.0f} MiB")]
     for mode, label in (("moto", "writes to moto in-process"), ("stubbed", "write stubbed")):
-        f = figures[mode]
+        f, k = figures[mode], counts[mode]
         rows.append(Row(
-            "sign", f"peak RSS after {n} issuances, real handler ({label})", f"{f['peak'] / base:.2f}x",
+            "sign", f"peak RSS after {k} issuances, real handler ({label})", f"{f['peak'] / base:.2f}x",
             "boto3 RSS", f"<= {TARGET_RSS_MB} MiB", f["peak"] <= TARGET_RSS_MB,
             f"{f['peak']:.0f} MiB; after setup {f['setup']:.0f}, after 1st request {f['warm']:.0f}, "
-            f"growth over {n} issuances {f['peak'] - f['warm']:+.1f} MiB"))
-    return rows, ["peak RSS includes moto, the test CA set-up and the pre-made tokens/CSRs in the same "
-                  "process: an upper bound for a Lambda container, which has none of them."]
+            f"growth over {k} issuances {f['peak'] - f['warm']:+.1f} MiB"))
+    return rows, ["peak RSS (VmHWM) includes moto, the test CA set-up and the pre-made tokens/CSRs in the "
+                  "same process: an upper bound for a Lambda container, which has none of them."]
 
 
 # --- 4. cold start --------------------------------------------------------------------------------------
@@ -505,12 +508,13 @@ def _sign_code(ca: Any) -> str:
     return _app_code(event("POST", "/1.0/sign", body), 201)
 
 
-def cold(rounds: int = 5, shipped_rounds: int = 3) -> tuple[list[Row], list[str]]:
+def cold(rounds: int = 3, shipped_rounds: int = 2) -> tuple[list[Row], list[str]]:
     from moto.server import ThreadedMotoServer
     from tests.support import ca as support
 
     from stepless import authority, aws
 
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto server's access log
     tmp = tempfile.mkdtemp(prefix="stepless-bench-")
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
@@ -609,19 +613,21 @@ def _importtime(stderr: str, top: int = 15) -> str:
 # --- entry ----------------------------------------------------------------------------------------------
 
 
-def run(only: tuple[str, ...] = SECTIONS, profile: bool = False) -> tuple[list[Row], list[str]]:
+def run(only: tuple[str, ...] = SECTIONS, profile: bool = False, full: bool = False,
+        ) -> tuple[list[Row], list[str]]:
+    """The sections in ``only``; ``full``: more rounds, and 1,000 issuances through moto for the RSS."""
     rows: list[Row] = []
     details: list[str] = []
     for name in only:
         t0 = time.perf_counter()
         if name == "issuance":
-            r, d = issuance(profile=profile)
+            r, d = issuance(profile=profile, rounds=9 if full else 5)
         elif name == "calls":
             r, d = calls()
         elif name == "rss":
-            r, d = rss()
+            r, d = rss(n_moto=1000 if full else 300)
         elif name == "cold":
-            r, d = cold()
+            r, d = cold(rounds=7, shipped_rounds=3) if full else cold()
         else:
             raise ValueError(f"unknown section {name!r}; choose from {', '.join(SECTIONS)}")
         print(f"  sign/{name}: {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)

@@ -70,7 +70,13 @@ schemathesis.openapi.media_type(
     "application/ocsp-request", st.one_of(st.binary(max_size=2048), st.just(_ocsp_request())),
 )
 
-schema = schemathesis.openapi.from_path(SPEC)
+# The coverage phase also sends each path methods it does not document. Only those the local gateway
+# (http.server) implements: it answers OPTIONS, TRACE and QUERY itself with an HTML 501, where API Gateway
+# answers 404 {"message":"Not Found"} — a local-stack artifact, not the CA's behaviour.
+UNEXPECTED_METHODS = ["get", "post", "put", "delete", "patch"]
+CONFIG = schemathesis.Config.from_dict({"phases": {"coverage": {"unexpected-methods": UNEXPECTED_METHODS}}})
+
+schema = schemathesis.openapi.from_path(SPEC, config=CONFIG)
 
 
 @pytest.fixture

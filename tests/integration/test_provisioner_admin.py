@@ -18,14 +18,13 @@ from stepless.cli import main as cli_main
 from stepless.errors import ClientError
 from stepless.stores import audit
 from tests.support.ca import TestCA, call, make_csr
-from tests.unit.test_admin_provisioners import (  # noqa: F401 - fixtures
-    SECRET,
-    _fresh_caller,
-    idp,
-    known_types,
-    make_cert,
-    unused_port,
-)
+from tests.unit import test_admin_provisioners as shared
+from tests.unit.test_admin_provisioners import SECRET, make_cert, unused_port
+
+# fixtures shared with the unit tests: a loopback OpenID provider, OIDC/X5C types, a fresh audit caller
+idp = shared.idp
+known_types = shared.known_types
+_fresh_caller = shared._fresh_caller
 
 PASSWORD = "new-provisioner-password"
 

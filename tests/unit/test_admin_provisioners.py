@@ -81,12 +81,14 @@ class OpenIDServer:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802
                 base = outer.url
+                well_known = "/.well-known/openid-configuration"
                 routes = {
-                    "/.well-known/openid-configuration": (200, json.dumps(
+                    well_known: (200, json.dumps(
                         {"issuer": base, "jwks_uri": base + "/jwks", "authorization_endpoint": base + "/auth"})),
-                    "/no-jwks": (200, json.dumps({"issuer": base})),
-                    "/not-json": (200, "<html>hello</html>"),
-                    "/insecure-jwks": (200, json.dumps({"issuer": base, "jwks_uri": "http://example.com/jwks"})),
+                    "/no-jwks" + well_known: (200, json.dumps({"issuer": base})),
+                    "/not-json" + well_known: (200, "<html>hello</html>"),
+                    "/insecure-jwks" + well_known: (200, json.dumps(
+                        {"issuer": base, "jwks_uri": "http://example.com/jwks"})),
                 }
                 status, body = routes.get(self.path, (404, "not found"))
                 data = body.encode()
@@ -261,6 +263,7 @@ def test_redaction():
 def test_discovery_on_loopback(idp):
     config = admin.discover(idp.discovery)
     assert config["issuer"] == idp.url and config["jwks_uri"] == idp.url + "/jwks"
+    assert admin.discover(idp.url + "/")["issuer"] == idp.url  # the well-known path is added, as at run time
 
 
 @pytest.mark.parametrize("path,match", [("/missing", "HTTP 404"), ("/no-jwks", "no jwks_uri"),

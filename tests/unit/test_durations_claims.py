@@ -74,18 +74,12 @@ def test_parse_rejects_what_go_rejects(text):
         parse_duration(text)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: parse_duration('-') / ('+') return timedelta(0): the sign is stripped and the empty rest is "
-    "never checked; Go's time.ParseDuration rejects a bare sign"))
 @pytest.mark.parametrize("text", ["-", "+"])
 def test_parse_rejects_a_bare_sign(text):
     with pytest.raises(ValueError):
         parse_duration(text)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG (Go compatibility, minor): durations._PART uses \\d, which matches any Unicode digit, and float() "
-    "reads them, so '٥m' (ARABIC-INDIC DIGIT FIVE) parses as 5m; Go accepts only ASCII 0-9"))
 def test_parse_rejects_non_ascii_digits():
     with pytest.raises(ValueError):
         parse_duration("\u0665m")
@@ -245,10 +239,6 @@ NOW = dt.datetime(2030, 1, 1, tzinfo=UTC)
 TLS = Limits(dt.timedelta(hours=24), dt.timedelta(minutes=5), dt.timedelta(hours=24))
 
 
-@pytest.mark.xfail(strict=True, raises=OverflowError, reason=(
-    "BUG: x509.validity.window does datetime arithmetic (nb + default, TimeArg.resolve(nb) = nb + duration) "
-    "without guarding datetime's range: a notBefore near year 9999 (or 1) raises OverflowError, which "
-    "reaches the API as a 500 instead of a 400"))
 @pytest.mark.parametrize(("nb", "na"), [
     ("9999-12-31T00:00:00Z", ""),
     ("9999-12-31T00:00:00Z", "48h"),
@@ -328,19 +318,12 @@ def test_claims_are_consistent_or_config_error(doc, on_defaults):
     assert Claims.from_json(c.to_json(), None) == c  # step's JSON form round-trips
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: Claims.from_json does bool(raw) on the flags, so the JSON string \"false\" enables the flag "
-    "(enableSSHCA: \"false\" turns the SSH CA on, disableRenewal: \"false\" disables renewal); step-ca's "
-    "claims are typed *bool and refuse a string. Expected ConfigError"))
 @pytest.mark.parametrize("flag", ["enableSSHCA", "disableRenewal", "allowRenewalAfterExpiry"])
 def test_claims_flags_must_be_booleans(flag):
     with pytest.raises(ConfigError):
         Claims.from_json({flag: "false"}, None)
 
 
-@pytest.mark.xfail(strict=True, raises=AttributeError, reason=(
-    "BUG: Claims.from_json(data) assumes a dict; a claims block that is a JSON array or string raises "
-    "AttributeError (rendered as a generic 500) instead of ConfigError ('not configured correctly')"))
 @pytest.mark.parametrize("doc", [["maxTLSCertDuration", "1h"], "maxTLSCertDuration=1h"])
 def test_claims_block_must_be_an_object(doc):
     with pytest.raises(ConfigError):

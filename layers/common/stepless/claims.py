@@ -53,6 +53,8 @@ class Claims:
     def from_json(cls, data: dict[str, Any] | None, base: Claims | None) -> Claims:
         """Claims from step's JSON keys; unset keys fall back to ``base`` (else step-ca defaults)."""
         data = data or {}
+        if not isinstance(data, dict):
+            raise ConfigError("claims must be a JSON object")
         values: dict[str, Any] = {}
         for attr, (key, default) in _DURATIONS.items():
             raw = data.get(key)
@@ -65,7 +67,9 @@ class Claims:
                 raise ConfigError(f"claims: {key}: {e}") from e
         for attr, (key, default) in _FLAGS.items():
             raw = data.get(key)
-            values[attr] = bool(raw) if raw is not None else (getattr(base, attr) if base else default)
+            if raw is not None and not isinstance(raw, bool):
+                raise ConfigError(f"claims: {key} must be true or false")
+            values[attr] = raw if raw is not None else (getattr(base, attr) if base else default)
         claims = cls(**values)
         claims.check()
         return claims

@@ -11,7 +11,7 @@ _UNITS = {
     "ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3,
     "s": 1.0, "m": 60.0, "h": 3600.0,
 }
-_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
+_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h)")
 _MAX_SECONDS = 100 * 365 * 86400  # sanity bound: a century
 
 
@@ -24,6 +24,8 @@ def parse_duration(text: str) -> dt.timedelta:
     if s[0] in "+-":
         sign = -1 if s[0] == "-" else 1
         s = s[1:]
+        if not s:
+            raise ValueError(f"invalid duration {text!r}")
     if s == "0":
         return dt.timedelta(0)
     pos, total = 0, 0.0

@@ -181,8 +181,17 @@ def check_url(url: str, what: str) -> str:
 
 
 def discover(url: str, *, timeout: float = DISCOVERY_TIMEOUT) -> dict[str, Any]:
-    """Fetch an OpenID configuration document; it must be JSON with ``issuer`` and ``jwks_uri``."""
+    """Fetch an OpenID configuration document; it must be JSON with ``issuer`` and ``jwks_uri``.
+
+    As at run time (``stepless.oidc_discovery``), an endpoint without the well-known path gets it appended.
+    """
+    from stepless.oidc_discovery import configuration_url
+
     check_url(url, "configuration endpoint")
+    try:
+        url = configuration_url(url)
+    except ValueError as e:
+        raise ClientError(str(e)) from e
     request = urllib.request.Request(url, headers={"Accept": "application/json", "User-Agent": "stepless"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as res:  # noqa: S310 - scheme checked above

@@ -28,11 +28,20 @@ class Limits:
 def window(
     not_before: TimeArg, not_after: TimeArg, limits: Limits, now: dt.datetime
 ) -> tuple[dt.datetime, dt.datetime]:
-    """(notBefore, notAfter) for a request, or a 400/403 with step-ca's reason.
+    """(notBefore, notAfter) for a request, or a 400/403 with step-ca's reason (never an overflow).
 
     A duration notBefore counts from now; a duration notAfter counts from notBefore. When notBefore is
     unset the certificate is backdated; the maximum always allows one backdate more (as step-ca does).
     """
+    try:
+        return _window(not_before, not_after, limits, now)
+    except OverflowError as e:
+        raise BadRequest("notBefore or notAfter is out of range") from e
+
+
+def _window(
+    not_before: TimeArg, not_after: TimeArg, limits: Limits, now: dt.datetime
+) -> tuple[dt.datetime, dt.datetime]:
     backdate = dt.timedelta(0)
     nb = not_before.resolve(now)
     if nb is None:
