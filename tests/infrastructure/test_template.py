@@ -266,6 +266,7 @@ def test_table_writes(template: dict[str, Any]) -> None:
     assert writers("AuthorityTable") == {"RevokeFunction"}
     assert writers("RevocationsTable") == {"RevokeFunction", "SshFunction"}
     assert "SignFunction" not in writers("RevocationsTable")
+    assert writers("ManagedTable") == {"RenewFunction"}  # the scheduled run; admins create and remove items
     for fn in functions(template):
         for s in _role_statements(template, fn):
             assert "dynamodb:DeleteItem" not in _as_list(s["Action"]), fn
@@ -304,7 +305,8 @@ def test_keys(template: dict[str, Any]) -> None:
 def test_outputs(template: dict[str, Any]) -> None:
     outputs = template["Outputs"]
     assert outputs["ApiUrl"]["Value"] == {"Fn::Sub": "https://${CaApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}"}
-    for name in ("AuthorityTableName", "TokensTableName", "CertificatesTableName", "RevocationsTableName"):
+    for name in ("AuthorityTableName", "TokensTableName", "CertificatesTableName", "RevocationsTableName",
+                 "ManagedTableName"):
         assert outputs[name]["Value"] == {"Ref": name.removesuffix("Name")}
     assert outputs["KeyBackend"]["Value"] == {"Ref": "KeyBackend"}
     assert outputs["SecretsPrefix"]["Value"] == {"Ref": "AWS::StackName"}
@@ -320,6 +322,50 @@ def test_parameters(template: dict[str, Any]) -> None:
     assert params["RenewalSchedule"]["Default"] == "rate(15 minutes)"
     assert params["CrlDistributionPoint"]["Default"] == ""
     assert {"ThrottlingBurstLimit", "ThrottlingRateLimit", "LogLevel"} <= set(params)
+
+
+def test_managed_table_and_renew_at_index(template: dict[str, Any]) -> None:
+    from stepless.managed import store
+
+    resource = template["Resources"]["ManagedTable"]
+    props = resource["Properties"]
+    assert resource["DeletionPolicy"] == "Retain" and resource["UpdateReplacePolicy"] == "Retain"
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert props["SSESpecification"]["SSEEnabled"] is True and props["DeletionProtectionEnabled"] is True
+    spec = store.table_spec("x")  # what the library (and the moto tests) assume
+    for key in ("BillingMode", "KeySchema", "GlobalSecondaryIndexes"):
+        assert props[key] == spec[key], key
+    assert sorted(props["AttributeDefinitions"], key=str) == sorted(spec["AttributeDefinitions"], key=str)
+    env = template["Resources"]["RenewFunction"]["Properties"]["Environment"]["Variables"]
+    assert env[store.MANAGED_TABLE] == {"Ref": "ManagedTable"}
+    assert _users(template, "ManagedTable") == {"RenewFunction"}
+    assert template["Resources"]["RenewFunction"]["Properties"]["Timeout"] >= 60
+
+
+def test_managed_renewal_permissions(template: dict[str, Any]) -> None:
+    statements = _role_statements(template, "RenewFunction")
+    index = [s for s in statements if "dynamodb:Query" in _as_list(s["Action"]) and "ManagedTable" in set(_refs(s))]
+    assert index and {"Fn::Sub": "${ManagedTable.Arn}/index/RenewAt"} in _as_list(index[0]["Resource"])
+    assert _users(template, "/managed/*") == {"RenewFunction"}
+    (secrets,) = [s for s in statements if "/managed/*" in json.dumps(s)]
+    assert set(_as_list(secrets["Action"])) == {"secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"}
+    (put_events,) = [s for s in statements if "events:PutEvents" in _as_list(s["Action"])]
+    assert "event-bus/default" in json.dumps(put_events["Resource"])
+    assert put_events["Condition"] == {"StringEquals": {"events:source": "stepless"}}
+    assert _users(template, "events:PutEvents") == {"RenewFunction"}
+
+
+def test_managed_alarms_watch_emitted_metrics(template: dict[str, Any]) -> None:
+    from stepless.managed import events
+
+    alarms = {r["Properties"]["MetricName"]: r["Properties"] for r in template["Resources"].values()
+              if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"].get("Namespace") == "stepless"}
+    assert set(alarms) == {events.MANAGED_EXPIRING_SOON, events.CA_EXPIRING_SOON}
+    service = template["Globals"]["Function"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
+    for props in alarms.values():
+        assert props["Dimensions"] == [{"Name": "service", "Value": service}]
+        assert props["ComparisonOperator"] == "GreaterThanThreshold" and props["Threshold"] == 0
+    assert template["Globals"]["Function"]["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"] == "stepless"
 
 
 # -------------------------------------------------------------------------------------------- layer

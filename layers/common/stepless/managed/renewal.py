@@ -140,7 +140,7 @@ def issue(*, name: str, subject: str, sans: list[str], duration: dt.timedelta, r
                    not_before=nb, not_after=na, renew_at=store.renew_at(name, serial, nb, na), secret_arn=arn,
                    version=1 if existing is None else existing.version + 1, created_at=_epoch(now))
     store.put_new(item, expected=None if existing is None else existing.version, now=_epoch(now))
-    logger.info("managed certificate issued", extra={"name": name, "serial": serial, "secret": arn})
+    logger.info("managed certificate issued", extra={"managed": name, "serial": serial, "secret": arn})
     return item
 
 
@@ -214,17 +214,17 @@ def process(item: Managed, p: Pass, *, revoked: bool = False, force: bool = Fals
     except _Revoked:
         return _skip_revoked(item, claimed, p)
     except LostRace:
-        logger.warning("managed renewal lost its claim (lease expired?)", extra={"name": item.name})
+        logger.warning("managed renewal lost its claim (lease expired?)", extra={"managed": item.name})
         return LOST
     except Exception as e:  # noqa: BLE001 - any failure: keep the old version, count, retry next run
         reason = f"{type(e).__name__}: {e}"
-        logger.warning("managed renewal failed", extra={"name": item.name, "serial": item.serial,
+        logger.warning("managed renewal failed", extra={"managed": item.name, "serial": item.serial,
                                                         "failures": item.failures + 1, "reason": reason})
         p.recorder.add(events.MANAGED_RENEWAL_FAILED)
         try:
             store.fail(item, claimed, reason)
         except Exception as e2:  # noqa: BLE001 - the lease expires anyway; the item stays due
-            logger.warning("could not record the failure", extra={"name": item.name, "reason": str(e2)})
+            logger.warning("could not record the failure", extra={"managed": item.name, "reason": str(e2)})
         return FAILED
 
 
@@ -235,7 +235,7 @@ def _skip_revoked(item: Managed, version: int, p: Pass) -> str:
         return LOST
     p.recorder.add(events.MANAGED_REVOKED_SKIPPED)
     logger.warning("managed certificate is revoked: not renewed, no longer managed",
-                   extra={"name": item.name, "serial": item.serial})
+                   extra={"managed": item.name, "serial": item.serial})
     return REVOKED
 
 
@@ -257,24 +257,27 @@ def _renew(item: Managed, claimed: int, p: Pass, now: dt.datetime) -> str:
     done = store.finalize(item, claimed, serial=str(cert.serial_number), not_before=_epoch(cert.not_valid_before_utc),
                           not_after=_epoch(cert.not_valid_after_utc), now=_epoch(now))
     _announce(done, cert, p)
-    logger.info("managed certificate renewed", extra={"name": item.name, "serial": done.serial,
+    logger.info("managed certificate renewed", extra={"managed": item.name, "serial": done.serial,
                                                       "parent_serial": item.serial, "rekey": item.rekey,
                                                       "not_after": done.not_after})
     return RENEWED
 
 
 def _adopt(item: Managed, claimed: int, current: x509.Certificate, p: Pass, now: dt.datetime) -> str:
-    """The secret is ahead of the registry: adopt it if it is our renewal of the registered serial."""
+    """The secret is ahead of the registry (a run died after writing it, or a ``--force`` re-issue lost a
+    race): adopt it when it is a managed certificate of ours renewed from, or newer than, the registered one."""
     serial = str(current.serial_number)
     rec = certificates.get(serial)
-    if rec is None or str(rec.get("parent_serial")) != item.serial:
-        raise RuntimeError(f"the secret holds serial {serial}, not {item.serial} nor a renewal of it")
+    newer = current.not_valid_before_utc.timestamp() >= item.not_before
+    if rec is None or rec.get("provisioner") != PROVISIONER or not (
+            str(rec.get("parent_serial")) == item.serial or newer):
+        raise RuntimeError(f"the secret holds serial {serial}, not {item.serial} nor a later managed certificate")
     chain.check_ours(current, p.auth.intermediate)
     done = store.finalize(item, claimed, serial=serial, not_before=_epoch(current.not_valid_before_utc),
                           not_after=_epoch(current.not_valid_after_utc), now=_epoch(now))
     _announce(done, current, p)
     logger.info("managed certificate: adopted the renewal already in the secret",
-                extra={"name": item.name, "serial": serial, "parent_serial": item.serial})
+                extra={"managed": item.name, "serial": serial, "parent_serial": item.serial})
     return ADOPTED
 
 
@@ -366,7 +369,7 @@ def run(context: Any = None, *, page_size: int = PAGE_SIZE, workers: int | None 
                 if outcome in (FAILED, DEFERRED) and _expiring(item, clock.now()):
                     recorder.add(events.MANAGED_EXPIRING_SOON)
                     logger.error("managed certificate expires soon and is not renewed",
-                                 extra={"name": item.name, "serial": item.serial, "not_after": item.not_after,
+                                 extra={"managed": item.name, "serial": item.serial, "not_after": item.not_after,
                                         "failures": item.failures + (outcome == FAILED),
                                         "last_error": item.last_error})
             p.events.flush()

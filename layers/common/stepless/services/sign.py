@@ -53,7 +53,7 @@ def sign(body: dict[str, Any], auth: Authority) -> dict[str, Any]:
 
     cert = profile.leaf(
         public_key=req.public_key(),
-        common_name=authz.subject,
+        common_name=(csrs.common_name(req) or authz.subject) if authz.any_sans else authz.subject,
         sans=sans,
         not_before=not_before,
         not_after=not_after,

@@ -9,6 +9,7 @@ and ``validBefore`` count from now; an unset ``validAfter`` means now, backdated
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import secrets
 from functools import lru_cache
@@ -280,6 +281,9 @@ def sign(body: dict[str, Any], auth: Authority) -> dict[str, Any]:
 
     if authz.cert_type not in CERT_TYPES:
         raise Forbidden(f"invalid certificate type '{authz.cert_type}'")
+    if authz.any_principals:  # OIDC admins may choose type, key ID and principals in the request
+        authz = dataclasses.replace(authz, cert_type=cert_type_name or authz.cert_type,
+                                    key_id=key_id or authz.key_id)
     if cert_type_name and cert_type_name != authz.cert_type:
         raise Forbidden(f"ssh certificate type does not match - got {cert_type_name}, want {authz.cert_type}")
     if key_id and key_id != authz.key_id:

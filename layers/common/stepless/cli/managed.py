@@ -1,0 +1,155 @@
+"""``stepless ca managed …`` (administrator, AWS credentials): certificates kept in Secrets Manager and
+renewed by the renew function's schedule.
+
+    stepless ca managed issue SUBJECT NAME [--san …] [--not-after 72h] [--rekey] [--force]
+    stepless ca managed list [--json] | show NAME | renew NAME | remove NAME [--delete-secret]
+
+The certificate, its chain and its private key live in the secret ``<stack>/managed/<NAME>``;
+workloads read it (and may listen for ``stepless.CertificateRenewed`` events to reload).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+
+import click
+
+from stepless import settings
+from stepless.admin import stack
+from stepless.cli import keys, options, ui
+from stepless.cli.main import ca
+from stepless.durations import format_duration, parse_duration
+from stepless.errors import ClientError
+from stepless.managed import renewal, store
+from stepless.managed.store import Managed
+
+SECRETS_PREFIX_ENV = "STEPLESS_SECRETS_PREFIX"
+
+stack_option = click.option(
+    "--stack", "stack_name", default=None, metavar="NAME",
+    help="The CloudFormation stack deployed from template.yaml [default: stepless; when not given and "
+         "STEPLESS_MANAGED_TABLE is set, the environment's tables are used].",
+)
+
+
+def use_stack(stack_name: str | None) -> str:
+    """Point the library at the stack's tables (the managed table too); the secrets prefix."""
+    if stack_name is None and os.environ.get(store.MANAGED_TABLE) and os.environ.get(settings.AUTHORITY_TABLE):
+        return os.environ.get(SECRETS_PREFIX_ENV) or "stepless"
+    name = stack_name or "stepless"
+    outs = stack.use(name)
+    if "ManagedTableName" not in outs:
+        raise ClientError(f"stack {name} has no ManagedTableName output; update the stack to this version")
+    os.environ[store.MANAGED_TABLE] = outs["ManagedTableName"]
+    return outs.get("SecretsPrefix") or name
+
+
+def _time(epoch: int | None) -> str:
+    if not epoch:
+        return "-"
+    return dt.datetime.fromtimestamp(int(epoch), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _show(item: Managed) -> dict:
+    return {
+        "name": item.name, "subject": item.subject, "sans": item.sans,
+        "duration": format_duration(dt.timedelta(seconds=item.duration)), "rekey": item.rekey,
+        "serial": item.serial, "notBefore": _time(item.not_before), "notAfter": _time(item.not_after),
+        "renewAt": _time(item.renew_at), "status": item.status, "failures": item.failures,
+        "lastError": item.last_error, "secretArn": item.secret_arn, "version": item.version,
+        "renewedAt": _time(item.renewed_at) if item.renewed_at else None,
+        "leaseUntil": _time(item.lease_until) if item.lease_until else None,
+    }
+
+
+@ca.group("managed")
+def managed() -> None:
+    """Certificates kept in Secrets Manager and renewed on a schedule (administrator, AWS credentials)."""
+
+
+@managed.command("issue")
+@click.argument("subject")
+@click.argument("name")
+@stack_option
+@options.san
+@click.option("--not-after", "not_after", default="24h", show_default=True, metavar="DURATION",
+              help="The certificate lifetime (a duration: every renewal keeps it), e.g. 72h.")
+@click.option("--rekey", is_flag=True, help="A new private key at every renewal (default: keep the key).")
+@options.key_flags
+@click.option("-f", "--force", is_flag=True, help="Replace an existing managed certificate NAME.")
+def issue_cmd(subject, name, stack_name, san, not_after, rekey, kty, crv, size, force) -> None:
+    """Issue a certificate for SUBJECT kept in the secret <stack>/managed/NAME, renewed automatically."""
+    try:
+        duration = parse_duration(not_after)
+    except ValueError as e:
+        raise ClientError(f"--not-after must be a duration such as 72h for a managed certificate: {e}") from e
+    prefix = use_stack(stack_name)
+    key = keys.generate_key(kty, crv, size)
+    item = renewal.issue(name=name, subject=subject, sans=list(san) or [subject], duration=duration, rekey=rekey,
+                         prefix=prefix, key=key, replace=force)
+    ui.done("Managed certificate", item.name)
+    ui.done("Serial", item.serial)
+    ui.done("Not after", _time(item.not_after))
+    ui.done("Renews at", _time(item.renew_at))
+    ui.done("Secret", item.secret_arn)
+    click.echo(item.secret_arn)
+
+
+@managed.command("list")
+@stack_option
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+def list_cmd(stack_name, as_json) -> None:
+    """List the managed certificates."""
+    use_stack(stack_name)
+    items = store.list_all()
+    if as_json:
+        click.echo(json.dumps([_show(i) for i in items], indent=2))
+        return
+    rows = [("NAME", "SUBJECT", "STATUS", "NOT AFTER", "RENEW AT", "FAILURES")]
+    rows += [(i.name, i.subject, i.status, _time(i.not_after), _time(i.renew_at), str(i.failures)) for i in items]
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+    for r in rows:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+
+
+@managed.command("show")
+@click.argument("name")
+@stack_option
+def show_cmd(name, stack_name) -> None:
+    """Print one managed certificate's registry entry as JSON."""
+    use_stack(stack_name)
+    click.echo(json.dumps(_show(store.require(name)), indent=2))
+
+
+@managed.command("renew")
+@click.argument("name")
+@stack_option
+def renew_cmd(name, stack_name) -> None:
+    """Renew NAME now, due or not (as the schedule would: new secret version, event)."""
+    use_stack(stack_name)
+    outcome, item = renewal.renew_now(name)
+    if outcome not in (renewal.RENEWED, renewal.ADOPTED):
+        reason = {renewal.LEASED: "a renewal run holds it right now; retry later",
+                  renewal.LOST: "it changed meanwhile; retry",
+                  renewal.REVOKED: "its certificate is revoked; it is no longer renewed"}.get(
+            outcome, item.last_error or outcome)
+        raise ClientError(f"managed certificate {name} was not renewed: {reason}")
+    ui.done("Renewed", item.name)
+    ui.done("Serial", item.serial)
+    ui.done("Not after", _time(item.not_after))
+    click.echo(item.serial)
+
+
+@managed.command("remove")
+@click.argument("name")
+@stack_option
+@click.option("--delete-secret", is_flag=True,
+              help="Also schedule the secret's deletion (Secrets Manager's recovery window applies).")
+def remove_cmd(name, stack_name, delete_secret) -> None:
+    """Stop renewing NAME (its secret is kept unless --delete-secret; the certificate is not revoked)."""
+    use_stack(stack_name)
+    item = renewal.remove(name, delete_secret=delete_secret)
+    ui.done("Removed", item.name)
+    ui.done("Secret", f"{item.secret_arn} ({'deletion scheduled' if delete_secret else 'kept'})")
