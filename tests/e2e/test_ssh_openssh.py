@@ -306,8 +306,6 @@ def test_config_dry_run_client(env):
     assert 'Match exec "step ssh check-host %h"' in out
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: `stepless ssh config` sends no StepPath, so the client snippets "
-                                       "point at /ssh/includes, /ssh/config and /ssh/known_hosts (filesystem root)")
 def test_config_dry_run_client_paths_in_stepless_home(env):
     out = env.stepless("ssh", "config", "--dry-run").stdout
     assert 'Include "/ssh/' not in out and 'UserKnownHostsFile "/ssh/' not in out, out
@@ -328,9 +326,6 @@ def test_config_host_needs_certificate_and_key(env):
     assert "required variable 'Certificate' is missing" in res.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: `stepless ssh config` (not --dry-run) overwrites ~/.ssh/config with "
-                                       "the snippet and writes ssh/includes, ssh/config, ssh/known_hosts relative "
-                                       "to the working directory instead of under $STEPLESS_HOME")
 def test_config_writes_keep_existing_ssh_config(env, tmp_path):
     home, cwd, steplesshome = tmp_path / "home", tmp_path / "cwd", tmp_path / "stepless"
     (home / ".ssh").mkdir(parents=True)
