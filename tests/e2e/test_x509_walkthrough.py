@@ -105,9 +105,9 @@ def test_mutual_tls_handshake_with_issued_certificates(dev_ca, tmp_path):
 
     t = threading.Thread(target=serve)
     t.start()
-    with socket.create_connection(("127.0.0.1", port)) as raw:
-        with cctx.wrap_socket(raw, server_hostname="localhost") as tls:
-            assert tls.recv(5) == b"hello"
+    with socket.create_connection(("127.0.0.1", port)) as raw, \
+            cctx.wrap_socket(raw, server_hostname="localhost") as tls:
+        assert tls.recv(5) == b"hello"
     t.join(5)
     listener.close()
     subject = dict(x[0] for x in seen["peer"]["subject"])

@@ -197,10 +197,11 @@ def test_events_are_batched_by_ten(managed, monkeypatch):
 def test_overlapping_runs_renew_each_once(managed, monkeypatch):
     """Run B starts while run A holds its first claim: each certificate is renewed exactly once."""
     items = [issue(name=f"c{i}", subject=f"c{i}.example.com") for i in range(6)]
-    real_read, inner = secret.read, []
+    real_read, inner, started = secret.read, [], []
 
     def read_then_overlap(arn):
-        if not inner:
+        if not started:
+            started.append(arn)
             inner.append(run(flush_metrics=False))  # run B, inside run A's first renewal
         return real_read(arn)
 
@@ -353,7 +354,7 @@ def test_a_run_stops_at_the_deadline_and_the_next_continues(managed):
             runs.append(run(Budget(120), margin_ms=1000, page_size=50, flush_metrics=False))
             assert len(runs) < 10
     first = runs[0]
-    assert not first["complete"] and first["deferred"] == 1 and first["metrics"][events.MANAGED_DEFERRED] == 1
+    assert not first["complete"] and first["deferred"] > 0 and first["metrics"][events.MANAGED_DEFERRED] == first["deferred"]
     assert 0 < first["renewed"] < n and len(runs) >= 3
     assert sum(r["renewed"] for r in runs) == n  # none lost, none twice
     assert all(r["failed"] == r["lost_race"] == 0 for r in runs)

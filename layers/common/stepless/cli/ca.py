@@ -55,13 +55,16 @@ def chain_pem(response: dict) -> bytes:
 @options.san
 @click.option("--revoke", is_flag=True, help="Create a token for revoking the certificate with serial SUBJECT.")
 @click.option("--output-file", metavar="FILE", help="Write the token to FILE instead of stdout.")
-def token_cmd(subject, ca_url, root, provisioner, password_file, san, revoke, output_file) -> None:
+@options.x5c
+def token_cmd(subject, ca_url, root, provisioner, password_file, san, revoke, output_file, x5c_cert, x5c_key,
+              console) -> None:
     """Generate a one-time token for SUBJECT (a name, or a serial number with --revoke)."""
     client, root_file = connect(ca_url, root)
     if revoke and san:
         raise ClientError("flags --revoke and --san are incompatible")
     req = tokens.TokenRequest("revoke" if revoke else "sign", subject, list(san))
-    tok = tokens.generate(client, root_file, req, provisioner=provisioner, password_file=password_file)
+    creds = tokens.Credentials(provisioner, password_file, x5c_cert, x5c_key, console)
+    tok = tokens.generate(client, root_file, req, creds)
     if output_file:
         ui.write_files({output_file: (tok + "\n").encode()}, force=True)
     else:
@@ -81,8 +84,9 @@ def token_cmd(subject, ca_url, root, provisioner, password_file, san, revoke, ou
 @options.not_after
 @options.key_flags
 @options.force
+@options.x5c
 def certificate_cmd(subject, crt_file, key_file, ca_url, root, token, provisioner, password_file, san,
-                    not_before, not_after, kty, crv, size, force) -> None:
+                    not_before, not_after, kty, crv, size, force, x5c_cert, x5c_key, console) -> None:
     """Generate a key and get a certificate for SUBJECT in one step."""
     if token and san:
         raise ClientError("flags --token and --san are mutually exclusive")
@@ -92,7 +96,7 @@ def certificate_cmd(subject, crt_file, key_file, ca_url, root, token, provisione
     sans = list(san) or [subject]
     if not token:
         token = tokens.generate(client, root_file, tokens.TokenRequest("sign", subject, sans),
-                                provisioner=provisioner, password_file=password_file)
+                                tokens.Credentials(provisioner, password_file, x5c_cert, x5c_key, console))
     else:
         sans = tokens_sans(token, subject)
     key = keys.generate_key(kty, crv, size)
@@ -124,8 +128,9 @@ def tokens_sans(token: str, subject: str) -> list[str]:
 @options.not_before
 @options.not_after
 @options.force
+@options.x5c
 def sign_cmd(csr_file, crt_file, ca_url, root, token, provisioner, password_file, not_before, not_after,
-             force) -> None:
+             force, x5c_cert, x5c_key, console) -> None:
     """Get a certificate for the certificate signing request in CSR_FILE."""
     ui.confirm_overwrite(crt_file, force)
     try:
@@ -138,7 +143,7 @@ def sign_cmd(csr_file, crt_file, ca_url, root, token, provisioner, password_file
     if not token:
         cn, sans = csr_names(csr)
         token = tokens.generate(client, root_file, tokens.TokenRequest("sign", cn, sans or [cn]),
-                                provisioner=provisioner, password_file=password_file)
+                                tokens.Credentials(provisioner, password_file, x5c_cert, x5c_key, console))
     res = sign_csr(client, csr.public_bytes(Encoding.PEM).decode(), token, not_before, not_after)
     ui.write_files({crt_file: chain_pem(res)}, mode=0o644, force=True)
     ui.done("Certificate", crt_file)

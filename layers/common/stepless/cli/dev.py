@@ -55,6 +55,8 @@ def dev_cmd(address, home, password_file, key_backend, provisioner, dns) -> None
         ui.info(f"Provisioner password (saved in {stack.password_file}): {stack.password_file.read_text().strip()}")
     ui.done("Password file", str(stack.password_file))
     ui.done("Defaults", str(config.defaults_path()))
+    ui.done("Admin environment", f"{stack.home / 'config' / 'dev.env'} (set -a; . it; then stepless ca provisioner "
+            f"list --stack stepless-dev)")
     ui.info("Press Ctrl-C to stop.")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -40,4 +40,9 @@ def compose(*decorators: Callable) -> Callable:
 
 
 connection = compose(ca_url, root)
+x5c = compose(
+    click.option("--x5c-cert", metavar="FILE", help="Certificate (chain) for an X5C provisioner token."),
+    click.option("--x5c-key", metavar="FILE", help="The private key of --x5c-cert."),
+    click.option("--console", is_flag=True, help="OIDC: print the login URL instead of opening a browser."),
+)
 key_flags = compose(kty, crv, size)

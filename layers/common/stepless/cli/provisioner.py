@@ -76,7 +76,7 @@ def _use_stack(stack_name: str | None) -> None:
     """Point the library at the stack's tables (or keep the environment's when no --stack is given)."""
     if stack_name is None and os.environ.get(settings.AUTHORITY_TABLE):
         return
-    stack.use(stack_name or "stepless")
+    stack.use(stack_name or os.environ.get("STEPLESS_STACK") or "stepless")
 
 
 def _read(path: str, what: str) -> bytes:

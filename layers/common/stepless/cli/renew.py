@@ -179,7 +179,7 @@ def revoke_cmd(serial, ca_url, root, cert_file, key_file, token, provisioner, pa
         client = CAClient(url, root_file)
         if not token:
             token = tokens.generate(client, root_file, tokens.TokenRequest("revoke", serial),
-                                    provisioner=provisioner, password_file=password_file)
+                                    tokens.Credentials(provisioner, password_file))
         client.post("/revoke", {"serial": serial, "ott": token, **body})
     click.echo(f"Certificate with Serial Number {serial} has been revoked.")
 

@@ -70,9 +70,10 @@ def _cert_response(res: dict) -> SSHCertificate:
 @click.option("--provisioner-password-file", "password_file", metavar="FILE")
 @options.key_flags
 @options.force
+@options.x5c
 def certificate_cmd(key_id, key_file, ca_url, root, host, sign, principal, not_before, not_after, no_agent,
                     no_password, insecure, key_password_file, token, provisioner, password_file, kty, crv, size,
-                    force) -> None:
+                    force, x5c_cert, x5c_key, console) -> None:
     """Generate an SSH key pair (or use KEY_FILE's public key with --sign) and get a certificate for it."""
     if no_password and not insecure:
         raise ClientError("flag '--no-password' requires the '--insecure' flag")
@@ -96,7 +97,7 @@ def certificate_cmd(key_id, key_file, ca_url, root, host, sign, principal, not_b
         opts = {"certType": cert_type, "keyID": key_id, "principals": principals,
                 "validAfter": not_before, "validBefore": not_after}
         token = tokens.generate(client, root_file, tokens.TokenRequest("ssh", key_id, extra={"step": {"ssh": opts}}),
-                                provisioner=provisioner, password_file=password_file)
+                                tokens.Credentials(provisioner, password_file, x5c_cert, x5c_key, console))
     if not sign:
         private = keys.generate_key(kty, crv if crv or kty != "EC" else "P-256", size)
         public = private.public_key()  # type: ignore[assignment]
@@ -323,7 +324,7 @@ def revoke_cmd(serial, ca_url, root, token, provisioner, password_file, sshpop_c
         token = sshpop_token(client.ca_url, "/1.0/ssh/revoke", cert, b64, _load_ssh_private(sshpop_key), serial)
     if not token:
         token = tokens.generate(client, root_file, tokens.TokenRequest("ssh-revoke", serial),
-                                provisioner=provisioner, password_file=password_file)
+                                tokens.Credentials(provisioner, password_file))
     client.post("/ssh/revoke", {"serial": serial, "ott": token, "reasonCode": reason_code, "reason": reason,
                                 "passive": True})
     click.echo(f"SSH Certificate with Serial Number {serial} has been revoked.")

@@ -96,10 +96,32 @@ def claims(ca_url: str, root: str, iss: str, req: TokenRequest, now: int | None 
     return out
 
 
-def generate(client: CAClient, root: str, req: TokenRequest, *, provisioner: str | None,
-             password_file: str | None) -> str:
-    """A JWK token from the chosen provisioner."""
-    p = choose(client.provisioners(), provisioner, ("JWK",))
+@dataclasses.dataclass(frozen=True)
+class Credentials:
+    """How to prove the right to a token, from the command's flags."""
+
+    provisioner: str | None = None
+    password_file: str | None = None
+    x5c_cert: str | None = None
+    x5c_key: str | None = None
+    console: bool = False
+
+
+def generate(client: CAClient, root: str, req: TokenRequest, creds: Credentials) -> str:
+    """A token from the chosen provisioner: JWK (password), OIDC (single sign-on) or X5C (certificate)."""
+    provisioner, password_file = creds.provisioner, creds.password_file
+    if creds.x5c_cert or creds.x5c_key:
+        if not (creds.x5c_cert and creds.x5c_key):
+            raise ClientError("flags --x5c-cert and --x5c-key must be used together")
+        from stepless.cli.x5c import x5c_token
+
+        p = choose(client.provisioners(), provisioner, ("X5C",))
+        return x5c_token(creds.x5c_cert, creds.x5c_key, claims(client.ca_url, root, p["name"], req))
+    p = choose(client.provisioners(), provisioner, ("JWK", "OIDC") if provisioner else ("JWK",))
+    if p["type"] == "OIDC":
+        from stepless.cli.sso import oidc_login
+
+        return oidc_login(p, console=creds.console)
     key = jwk_signing_key(p, password_file)
     alg = p["key"].get("alg") or jose.default_alg(p["key"])
     return jwt.encode(claims(client.ca_url, root, p["name"], req), key, algorithm=alg,

@@ -17,6 +17,7 @@ from stepless.local import gateway, stack, template
 from stepless.x509 import profile
 
 LOCAL_NAMES = ["localhost", "127.0.0.1", "::1"]
+STACK_NAME = "stepless-dev"
 
 
 def quiet_moto() -> None:
@@ -61,7 +62,7 @@ class DevStack:
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self._moto.start()  # type: ignore[attr-defined]
         self.moto_url = f"http://127.0.0.1:{port}"
-        resources = stack.deploy_local_stack(self.moto_url, key_backend=self.key_backend)
+        resources = stack.deploy_local_stack(self.moto_url, stack_name=STACK_NAME, key_backend=self.key_backend)
         envs = stack.function_env(resources, endpoint_url=self.moto_url)
         for env in envs.values():  # in-process: every function shares this process's environment
             os.environ.update(env)
@@ -101,6 +102,10 @@ class DevStack:
 
         config.save_defaults({"ca-url": self.url, "fingerprint": self.fingerprint,
                               "root": str(certs / "root_ca.crt")})
+        env = self.home / "config" / "dev.env"  # for administrator commands against the local stack
+        env.write_text("".join(f"{k}={v}\n" for k, v in {
+            "AWS_ENDPOINT_URL": self.moto_url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1", "STEPLESS_STACK": STACK_NAME}.items()))
 
     def _tls_files(self) -> tuple[Path, Path]:
         """A server certificate for the gateway, issued by the CA's own intermediate."""
