@@ -43,9 +43,10 @@ def sign(body: dict[str, Any], auth: Authority) -> dict[str, Any]:
     header, unverified = tokens.unverified(ott)
     prov = auth.provisioners.select(header, unverified)
     authz = prov.authorize_sign(ott, header, unverified, Context(auth.hosts, now))
+    req_sans = SANs.of(req)
     if not authz.any_sans:
-        _check_names(SANs.of(req), csrs.common_name(req), authz.subject, authz.sans)
-    sans = SANs.of(req) if authz.any_sans else SANs.split(list(authz.sans))
+        _check_names(req_sans, csrs.common_name(req), authz.subject, authz.sans)
+    sans = req_sans if authz.any_sans else SANs.split(list(authz.sans))
     claims = prov.claims
     limits = Limits(claims.default_tls, claims.min_tls, claims.max_tls, auth.backdate,
                     authz.not_before_limit, authz.not_after_limit)
@@ -63,11 +64,11 @@ def sign(body: dict[str, Any], auth: Authority) -> dict[str, Any]:
         crl_url=settings.crl_distribution_point(),
     )
     ts = int(now.timestamp())
-    item = record(cert, provisioner=prov.name, provisioner_type=prov.type, issued_at=ts)
+    item = record(cert, provisioner=prov.name, provisioner_type=prov.type, issued_at=ts, sans=sans)
     commit(cert, item, authz.token, "sign", ts)
     logger.info("certificate issued", extra={"serial": str(cert.serial_number), "provisioner": prov.name,
                                               "subject": authz.subject})
-    return sign_response(cert, auth)
+    return sign_response(item["pem"], auth)
 
 
 __all__ = ["sign", "Unauthorized"]
