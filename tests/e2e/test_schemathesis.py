@@ -110,23 +110,8 @@ def http(dev_ca):
 def test_api(case, dev_ca, http, known_failure) -> None:  # noqa: ANN001
     # schemathesis passes ``verify`` explicitly (overriding the session's), so name the root here too.
     response = case.call(base_url=dev_ca.url, session=http, verify=str(dev_ca.root), timeout=REQUEST_TIMEOUT)
-    checks = CHECKS
-    if _step_ca_501(case, response):
-        checks = [c for c in CHECKS if c is not schemathesis.checks.not_a_server_error]
-    case.validate_response(response, checks=checks)
+    case.validate_response(response, checks=CHECKS)
     _assert_nothing_authorized(case.operation.path, response.status_code)
-
-
-def _step_ca_501(case, response) -> bool:  # noqa: ANN001
-    """POST /ssh/revoke without ``"passive": true`` is step-ca's documented 501 ("non-passive revocation
-    not implemented", checked before the token as step-ca does), not a server fault; only that exact
-    answer to that exact request is exempt from ``not_a_server_error`` (every other check still runs)."""
-    body = case.body if isinstance(case.body, dict) else None
-    return (case.operation.method.upper() == "POST"
-            and case.operation.path.removeprefix("/1.0") == "/ssh/revoke"
-            and body is not None and body.get("passive") is not True
-            and response.status_code == 501
-            and "non-passive revocation not implemented" in response.text)
 
 
 # Without a provisioner key or a client certificate nothing may succeed here: a 2xx would be a

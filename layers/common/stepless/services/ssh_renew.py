@@ -14,7 +14,7 @@ from typing import Any
 from stepless import clock, tokens
 from stepless.authority import Authority
 from stepless.durations import format_duration
-from stepless.errors import BadRequest, Forbidden, NotFound, NotImplementedYet, Unauthorized
+from stepless.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from stepless.observability import logger
 from stepless.provisioners import Context
 from stepless.provisioners.sshpop import SSHPOPAuthorization, SSHPOPProvisioner
@@ -116,8 +116,8 @@ def revoke(body: dict[str, Any], auth: Authority) -> dict[str, Any]:
     reason = body.get("reason") or ""
     if not isinstance(reason, str):
         raise BadRequest("reason must be a string")
-    if body.get("passive") is not True:
-        raise NotImplementedYet("non-passive revocation not implemented")
+    if not isinstance(body.get("passive", True), bool):  # the KRL is active revocation: both are accepted
+        raise BadRequest("passive must be true or false")
     ott = body.get("ott")
     if not isinstance(ott, str) or not ott:
         raise BadRequest("missing ott")
