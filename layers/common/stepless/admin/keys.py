@@ -21,15 +21,18 @@ def secret_name(prefix: str, role: str) -> str:
 
 
 def _put_secret(name: str, pem: str, force: bool) -> str:
+    """Store the key; returns ``ARN#VersionId`` so a replaced key is a new reference (warm functions,
+    which cache signers by reference, pick up the new key with the new configuration)."""
     sm = aws.client("secretsmanager")
     try:
-        return sm.create_secret(Name=name, SecretString=pem, Description="stepless CA key")["ARN"]
+        out = sm.create_secret(Name=name, SecretString=pem, Description="stepless CA key")
     except Exception as e:  # ResourceExistsException
         if error_code(e) != "ResourceExistsException":
             raise
         if not force:
             raise ConfigError(f"secret {name} already exists (use --force to replace the CA)") from e
-        return sm.put_secret_value(SecretId=name, SecretString=pem) and sm.describe_secret(SecretId=name)["ARN"]
+        out = sm.put_secret_value(SecretId=name, SecretString=pem)
+    return f"{out['ARN']}#{out['VersionId']}"
 
 
 def provide(role: str, backend: str, outputs: dict[str, str], *, force: bool) -> Signer:

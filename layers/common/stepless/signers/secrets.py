@@ -18,12 +18,13 @@ class SecretsManagerSigner:
 
     def __init__(self, secret_id: str) -> None:
         self.ref = f"secretsmanager:{secret_id}"
-        self.secret_id = secret_id
+        self.secret_id, _, self.version_id = secret_id.partition("#")  # ``ARN#VersionId`` pins a version
 
     @functools.cached_property
     def _inner(self) -> MemorySigner:
         with translate_aws_errors("Secrets Manager"):
-            pem = aws.client("secretsmanager").get_secret_value(SecretId=self.secret_id)["SecretString"]
+            kwargs = {"SecretId": self.secret_id, **({"VersionId": self.version_id} if self.version_id else {})}
+            pem = aws.client("secretsmanager").get_secret_value(**kwargs)["SecretString"]
         key = serialization.load_pem_private_key(pem.encode(), password=None)
         if not hasattr(key, "sign"):
             raise ConfigError("the CA key secret does not hold a signing key")
