@@ -35,9 +35,14 @@ class Budget:
 
 @pytest.fixture
 def managed(test_ca, monkeypatch):
-    """The registry table (with its GSI) next to the test CA; an SQS queue subscribed to the renewed events."""
+    """The registry table (with its GSI) next to the test CA."""
     monkeypatch.setenv(store.MANAGED_TABLE, TABLE)
     boto3.client("dynamodb").create_table(**store.table_spec(TABLE))
+
+
+@pytest.fixture
+def bus(managed):
+    """An SQS queue subscribed (rule on the default bus) to the renewed events; its URL."""
     sqs = boto3.client("sqs")
     url = sqs.create_queue(QueueName="renewed")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -166,12 +171,12 @@ def test_renewed_again_at_the_next_two_thirds(managed):
         assert run()["renewed"] == 1
 
 
-def test_event_on_the_default_bus(managed):
+def test_event_on_the_default_bus(bus):
     item = issue()
     with clock.shift(dt.timedelta(hours=49)):
         out = run()
     assert out["events"] == 1
-    (msg,) = received(managed)
+    (msg,) = received(bus)
     after = store.get("api")
     assert msg["source"] == "stepless" and msg["detail-type"] == "stepless.CertificateRenewed"
     assert msg["detail"] == {"name": "api", "serial": after.serial, "secretArn": item.secret_arn,
@@ -287,12 +292,28 @@ def test_failed_renewal_keeps_the_old_version_and_retries(managed, monkeypatch):
             assert stages(item) == {old_version: ["AWSCURRENT"]}
             failing = store.get("api")
             assert failing.failures == 1 and "signer unavailable" in failing.last_error
-            assert failing.renew_at == item.renew_at and failing.status == "active" and failing.lease_until is None
+            assert item.renew_at <= failing.renew_at <= clock.now().timestamp()  # due, at the back of the queue
+            assert failing.status == "active" and failing.lease_until is None
             assert run()["failed"] == 1 and store.get("api").failures == 2  # still due: retried
         assert run()["renewed"] == 1
     healed = store.get("api")
     assert healed.failures == 0 and healed.last_error is None
     assert version_with(item, "AWSPREVIOUS") == old_version
+
+
+def test_a_failing_certificate_goes_to_the_back_of_the_queue(managed, monkeypatch):
+    for i in range(3):
+        issue(name=f"q{i}", subject=f"q{i}.example.com")
+    with clock.shift(dt.timedelta(hours=49)):
+        first = store.due_page(int(clock.now().timestamp()))[0][0].name
+        with monkeypatch.context() as m:
+            m.setattr(renewal.profile, "renewal", lambda *a, **k: 1 / 0)
+            assert run(Budget(2), margin_ms=1000)["failed"] == 1  # one item fits: the oldest due fails
+        assert store.get(first).failures == 1
+        run(Budget(2), margin_ms=1000)  # the next run takes another one, not the failing one again
+        assert store.get(first).failures == 1 and store.get(first).renewed_at is None
+        assert sum(store.get(f"q{i}").renewed_at is not None for i in range(3)) == 1
+        assert run()["renewed"] == 2  # and everything, the failed one included, once there is time
 
 
 def test_failing_near_expiry_fires_expiring_soon(managed, monkeypatch):
@@ -354,7 +375,8 @@ def test_a_run_stops_at_the_deadline_and_the_next_continues(managed):
             runs.append(run(Budget(120), margin_ms=1000, page_size=50, flush_metrics=False))
             assert len(runs) < 10
     first = runs[0]
-    assert not first["complete"] and first["deferred"] > 0 and first["metrics"][events.MANAGED_DEFERRED] == first["deferred"]
+    assert not first["complete"] and first["deferred"] > 0
+    assert first["metrics"][events.MANAGED_DEFERRED] == first["deferred"]
     assert 0 < first["renewed"] < n and len(runs) >= 3
     assert sum(r["renewed"] for r in runs) == n  # none lost, none twice
     assert all(r["failed"] == r["lost_race"] == 0 for r in runs)

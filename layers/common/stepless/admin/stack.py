@@ -13,6 +13,7 @@ TABLE_OUTPUTS = {
     settings.CERTIFICATES_TABLE: "CertificatesTableName",
     settings.REVOCATIONS_TABLE: "RevocationsTableName",
 }
+OPTIONAL_OUTPUTS = {"STEPLESS_MANAGED_TABLE": "ManagedTableName"}
 
 
 def outputs(stack_name: str) -> dict[str, str]:
@@ -31,6 +32,9 @@ def use(stack_name: str) -> dict[str, str]:
         if key not in outs:
             raise ClientError(f"stack {stack_name} has no {key} output; is it a stepless stack?")
         os.environ[var] = outs[key]
+    for var, key in OPTIONAL_OUTPUTS.items():
+        if key in outs:
+            os.environ[var] = outs[key]
     outs.setdefault("SecretsPrefix", stack_name)
     authority.reset()
     return outs

@@ -73,8 +73,8 @@ def token_cmd(subject, ca_url, root, provisioner, password_file, san, revoke, ou
 
 @ca.command("certificate")
 @click.argument("subject")
-@click.argument("crt_file")
-@click.argument("key_file")
+@click.argument("crt_file", required=False)
+@click.argument("key_file", required=False)
 @options.connection
 @options.token
 @options.provisioner
@@ -85,9 +85,21 @@ def token_cmd(subject, ca_url, root, provisioner, password_file, san, revoke, ou
 @options.key_flags
 @options.force
 @options.x5c
+@click.option("--managed", metavar="NAME",
+              help="Administrator: keep key and chain in the secret <stack>/managed/NAME, renewed on schedule.")
+@click.option("--rekey", is_flag=True, help="With --managed: a new private key at every renewal.")
 def certificate_cmd(subject, crt_file, key_file, ca_url, root, token, provisioner, password_file, san,
-                    not_before, not_after, kty, crv, size, force, x5c_cert, x5c_key, console) -> None:
-    """Generate a key and get a certificate for SUBJECT in one step."""
+                    not_before, not_after, kty, crv, size, force, x5c_cert, x5c_key, console, managed,
+                    rekey) -> None:
+    """Generate a key and get a certificate for SUBJECT in one step (or a managed one with --managed)."""
+    if managed:
+        from stepless.cli.managed import issue_cmd
+
+        return click.get_current_context().invoke(
+            issue_cmd, subject=subject, name=managed, san=san, not_after=not_after or "24h",
+            rekey=rekey, kty=kty, crv=crv, size=size, force=force)
+    if not (crt_file and key_file):
+        raise click.UsageError("missing arguments CRT_FILE and KEY_FILE")
     if token and san:
         raise ClientError("flags --token and --san are mutually exclusive")
     for f in (crt_file, key_file):

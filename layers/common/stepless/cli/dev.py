@@ -23,6 +23,28 @@ def _address(value: str) -> tuple[str, int]:
         raise ClientError(f"invalid --address {value!r}: use HOST:PORT") from e
 
 
+def _period(value: str | None) -> float | None:
+    if not value:
+        return None
+    from stepless.durations import parse_duration
+
+    try:
+        seconds = parse_duration(value).total_seconds()
+    except ValueError as e:
+        raise ClientError(f"invalid --schedule-every {value!r}: {e}") from e
+    if seconds <= 0:
+        raise ClientError("--schedule-every must be positive")
+    return seconds
+
+
+def _report_schedule(result: dict) -> None:
+    if "error" in result:
+        ui.info(f"scheduled renewal failed: {result['error']}")
+    elif result.get("due") or result.get("caExpiringSoon"):
+        ui.info("scheduled renewal: " + ", ".join(f"{k} {result[k]}" for k in
+                                                  ("due", "renewed", "failed", "revoked", "deferred") if result.get(k)))
+
+
 @cli.command("dev")
 @click.option("--address", default="127.0.0.1:8443", show_default=True, help="Where the HTTPS gateway listens.")
 @click.option("--home", type=click.Path(path_type=Path),
@@ -32,14 +54,18 @@ def _address(value: str) -> tuple[str, int]:
 @click.option("--key-backend", type=click.Choice(["kms", "secrets"]), default="kms", show_default=True)
 @click.option("--provisioner", default="admin", show_default=True, help="The JWK provisioner's name.")
 @click.option("--dns", multiple=True, help="Another DNS name or IP for the CA (repeatable).")
-def dev_cmd(address, home, password_file, key_backend, provisioner, dns) -> None:
+@click.option("--schedule-every", "schedule_every", metavar="DURATION", default=None,
+              help="Also run the scheduled managed-certificate renewal every DURATION (e.g. 10s); off by default.")
+def dev_cmd(address, home, password_file, key_backend, provisioner, dns, schedule_every) -> None:
     """Run a local CA: moto for AWS, the template's resources, and an HTTPS gateway. Ctrl-C stops it."""
     from stepless.local.devstack import DevStack
 
     if home is not None:
         os.environ["STEPLESS_HOME"] = str(home)
+    period = _period(schedule_every)
     stack = DevStack(home=config.home(), address=_address(address), password_file=password_file,
-                     key_backend=key_backend, dns_names=list(dns), provisioner=provisioner)
+                     key_backend=key_backend, dns_names=list(dns), provisioner=provisioner,
+                     schedule_every=period, on_schedule=_report_schedule)
     try:
         stack.start()
     except OSError as e:
@@ -57,6 +83,8 @@ def dev_cmd(address, home, password_file, key_backend, provisioner, dns) -> None
     ui.done("Defaults", str(config.defaults_path()))
     ui.done("Admin environment", f"{stack.home / 'config' / 'dev.env'} (set -a; . it; then stepless ca provisioner "
             f"list --stack stepless-dev)")
+    if period:
+        ui.done("Scheduled renewal", f"every {schedule_every}")
     ui.info("Press Ctrl-C to stop.")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

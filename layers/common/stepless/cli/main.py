@@ -51,7 +51,7 @@ def _register() -> None:
     """Import the command modules, which attach their commands to the groups above."""
     import importlib
 
-    for name in ("certificate", "crypto", "ca", "admin", "ssh", "dev", "provisioner", "renew", "revoke"):
+    for name in ("certificate", "crypto", "ca", "admin", "ssh", "dev", "provisioner", "renew", "revoke", "managed"):
         try:
             importlib.import_module(f"stepless.cli.{name}")
         except ModuleNotFoundError as e:

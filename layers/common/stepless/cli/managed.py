@@ -10,9 +10,12 @@ workloads read it (and may listen for ``stepless.CertificateRenewed`` events to 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
+import logging
 import os
+from collections.abc import Iterator
 
 import click
 
@@ -44,6 +47,19 @@ def use_stack(stack_name: str | None) -> str:
         raise ClientError(f"stack {name} has no ManagedTableName output; update the stack to this version")
     os.environ[store.MANAGED_TABLE] = outs["ManagedTableName"]
     return outs.get("SecretsPrefix") or name
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """The library's JSON log lines (meant for CloudWatch) stay off the terminal: warnings only."""
+    from stepless.observability import logger
+
+    previous = logger.log_level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
 
 
 def _time(epoch: int | None) -> str:
@@ -87,8 +103,9 @@ def issue_cmd(subject, name, stack_name, san, not_after, rekey, kty, crv, size, 
         raise ClientError(f"--not-after must be a duration such as 72h for a managed certificate: {e}") from e
     prefix = use_stack(stack_name)
     key = keys.generate_key(kty, crv, size)
-    item = renewal.issue(name=name, subject=subject, sans=list(san) or [subject], duration=duration, rekey=rekey,
-                         prefix=prefix, key=key, replace=force)
+    with _quiet():
+        item = renewal.issue(name=name, subject=subject, sans=list(san) or [subject], duration=duration,
+                             rekey=rekey, prefix=prefix, key=key, replace=force)
     ui.done("Managed certificate", item.name)
     ui.done("Serial", item.serial)
     ui.done("Not after", _time(item.not_after))
@@ -129,7 +146,8 @@ def show_cmd(name, stack_name) -> None:
 def renew_cmd(name, stack_name) -> None:
     """Renew NAME now, due or not (as the schedule would: new secret version, event)."""
     use_stack(stack_name)
-    outcome, item = renewal.renew_now(name)
+    with _quiet():
+        outcome, item = renewal.renew_now(name)
     if outcome not in (renewal.RENEWED, renewal.ADOPTED):
         reason = {renewal.LEASED: "a renewal run holds it right now; retry later",
                   renewal.LOST: "it changed meanwhile; retry",

@@ -6,6 +6,9 @@ import datetime as dt
 import os
 import secrets
 import socket
+import threading
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,8 +52,12 @@ class DevStack:
     url: str = ""
     fingerprint: str = ""
     moto_url: str = ""
+    schedule_every: float | None = None  # seconds between scheduled renewal runs (None: off)
+    on_schedule: Callable[[dict], None] | None = None  # gets each run's result (or {"error": ...})
     _moto: object = None
     _gateway: gateway.Gateway | None = None
+    _stop_schedule: threading.Event = field(default_factory=threading.Event)
+    _scheduler: threading.Thread | None = None
 
     def start(self) -> None:
         """Bring the stack up (blocking until the gateway listens)."""
@@ -71,6 +78,36 @@ class DevStack:
         authority.reset()
         self._init_ca(resources)
         self._serve()
+        if self.schedule_every:
+            self._scheduler = threading.Thread(target=self._schedule_loop, name="stepless-dev-schedule", daemon=True)
+            self._scheduler.start()
+
+    def schedule_event(self) -> dict:
+        """An EventBridge "Scheduled Event" like events/schedule.json, for now."""
+        return {
+            "version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
+            "account": "123456789012", "time": clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": os.environ.get("AWS_REGION", "us-east-1"),
+            "resources": ["arn:aws:events:us-east-1:123456789012:rule/stepless-dev-RenewFunctionScheduledRenewal"],
+            "detail": {},
+        }
+
+    def run_schedule_once(self) -> dict:
+        """Invoke the renew function's handler (from the template) with a scheduled event."""
+        path = stack.default_template_path()
+        fn = template.functions(template.load_template(path))["RenewFunction"]
+        route = template.Route("RenewFunction", "ANY", "/", fn["CodeUri"], fn["Handler"])
+        return gateway.load_handler(path.parent, route)(self.schedule_event(), _LocalContext(fn.get("Timeout", 300)))
+
+    def _schedule_loop(self) -> None:
+        assert self.schedule_every
+        while not self._stop_schedule.wait(self.schedule_every):
+            try:
+                result = self.run_schedule_once()
+            except Exception as e:  # noqa: BLE001 - keep the local stack up; report and try next period
+                result = {"error": f"{type(e).__name__}: {e}"}
+            if self.on_schedule is not None:
+                self.on_schedule(result)
 
     def _password(self) -> str:
         if self.password_file is not None:
@@ -140,9 +177,26 @@ class DevStack:
         self._gateway.start()
 
     def stop(self) -> None:
-        """Stop the gateway and moto."""
+        """Stop the scheduler, the gateway and moto."""
+        self._stop_schedule.set()
+        if self._scheduler is not None:
+            self._scheduler.join(timeout=30)
         if self._gateway is not None:
             self._gateway.shutdown()
             self._gateway.server_close()
         if self._moto is not None:
             self._moto.stop()  # type: ignore[attr-defined]
+
+
+class _LocalContext:
+    """The part of a Lambda context the renewal run reads: the time left before the timeout."""
+
+    def __init__(self, timeout_s: float) -> None:
+        import time
+
+        self._deadline = time.monotonic() + float(timeout_s)
+
+    def get_remaining_time_in_millis(self) -> int:
+        import time
+
+        return max(0, int((self._deadline - time.monotonic()) * 1000))

@@ -24,8 +24,9 @@ token cannot merge them. The lease (15 min, the longest a Lambda can run) outliv
 a live run never loses its claim; a dead one's item is taken over by the first run after the lease.
 
 A failure anywhere keeps the old secret version (nothing was written, or the write is re-done),
-counts ``failures``, records ``last_error`` and leaves ``renew_at`` alone: the item stays due and the
-next run retries it. A revoked certificate is never renewed: the item is marked "revoked" and leaves
+counts ``failures``, records ``last_error`` and keeps the item due: the next run retries it (its
+``renew_at`` becomes the failure time, the back of the due queue, so failing items cannot starve the
+others). A revoked certificate is never renewed: the item is marked "revoked" and leaves
 the index (logged, metric ``ManagedRevokedSkipped``).
 
 The run queries the ``RenewAt`` index page by page (oldest due first), renews each page with a few
@@ -222,7 +223,7 @@ def process(item: Managed, p: Pass, *, revoked: bool = False, force: bool = Fals
                                                         "failures": item.failures + 1, "reason": reason})
         p.recorder.add(events.MANAGED_RENEWAL_FAILED)
         try:
-            store.fail(item, claimed, reason)
+            store.fail(item, claimed, reason, ts)
         except Exception as e2:  # noqa: BLE001 - the lease expires anyway; the item stays due
             logger.warning("could not record the failure", extra={"managed": item.name, "reason": str(e2)})
         return FAILED

@@ -253,12 +253,14 @@ def finalize(item: Managed, claimed: int, *, serial: str, not_before: int, not_a
                                lease_until=None, last_error=None)
 
 
-def fail(item: Managed, claimed: int, error: str) -> None:
-    """Record a failed attempt and release the lease; ``renew_at`` is unchanged, so it stays due."""
+def fail(item: Managed, claimed: int, error: str, now: int) -> None:
+    """Record a failed attempt and release the lease. The item stays due (retried by the next run), but
+    ``renew_at`` moves up to ``now``: to the back of the due queue, so certificates that keep failing
+    never starve the others when a run cannot reach every due item before its deadline."""
     _update(item.name, claimed,
             "SET failures = if_not_exists(failures, :zero) + :one, last_error = :err, #s = :active, "
-            "version = :next REMOVE lease_until",
-            {":zero": 0, ":one": 1, ":err": error[:500], ":active": ACTIVE},
+            "renew_at = :ra, version = :next REMOVE lease_until",
+            {":zero": 0, ":one": 1, ":err": error[:500], ":active": ACTIVE, ":ra": max(item.renew_at, now)},
             names={"#s": "status"})
 
 
