@@ -197,8 +197,9 @@ def test_routes_and_find_route() -> None:
 
 def test_function_environment_resolves_refs() -> None:
     template = load_template(TEMPLATE)
-    outputs = {t: f"table-{t}" for t in TABLES}
+    outputs = {t: f"table-{t}" for t in TABLES} | {"CrlBucket": "crl-bucket"}
     env = function_environment(template, "RevokeFunction", outputs, {"ConfigTtlSeconds": "5"})
+    assert env["STEPLESS_CRL_BUCKET"] == "crl-bucket"
     assert env["STEPLESS_REVOCATIONS_TABLE"] == "table-RevocationsTable"
     assert env["STEPLESS_CONFIG_TTL"] == "5"
     assert env["POWERTOOLS_LOG_LEVEL"] == parameter_defaults(template)["LogLevel"]
