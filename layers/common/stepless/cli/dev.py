@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -98,6 +101,14 @@ def dev_cmd(address, home, password_file, key_backend, provisioner, dns, schedul
         ui.info("stepless dev: stopped")
 
 
+def _logs_to_stderr() -> None:
+    """Point every stream handler of the library's loggers at stderr."""
+    for name in ("stepless", os.environ.get("POWERTOOLS_SERVICE_NAME", "stepless")):
+        for h in logging.getLogger(name).handlers:
+            if isinstance(h, logging.StreamHandler):
+                h.setStream(sys.stderr)
+
+
 @local.command("invoke")
 @click.argument("function_id")
 @click.option("-e", "--event", "event_file", required=True, type=click.Path(exists=True, dir_okay=False),
@@ -126,7 +137,10 @@ def invoke_cmd(function_id, event_file, home) -> None:
         fn_props = fns[function_id]
         if route is None:
             route = template.Route(function_id, "ANY", "/", fn_props["CodeUri"], fn_props["Handler"])
-        result = gateway.load_handler(path.parent, route)(event, None)
+        handler = gateway.load_handler(path.parent, route)
+        _logs_to_stderr()
+        with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the result, like sam local invoke
+            result = handler(event, None)
     finally:
         dev.stop()
     click.echo(json.dumps(result, indent=2))
