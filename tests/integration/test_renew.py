@@ -92,7 +92,7 @@ def custom_leaf(*, eku=(ExtendedKeyUsageOID.SERVER_AUTH,), cn="server.example.co
         .not_valid_after(nb + life)
         .add_extension(profile.key_usage(key.public_key()), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(profile._aki(issuer), critical=False)
+        .add_extension(profile.authority_key_identifier(issuer), critical=False)
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(cn)]), critical=False)
         .add_extension(extensions.extension(prov.type_code, prov.name, prov.credential_id), critical=False)
     )

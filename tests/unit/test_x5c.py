@@ -301,7 +301,7 @@ def test_ssh_needs_the_ssh_claim_and_the_ssh_ca(pki):
     ctx = Context(HOSTS, dt.datetime.now(dt.UTC))
     with pytest.raises(Unauthorized, match="disabled"):
         provisioner(pki).authorize_ssh_sign(token, header, claims, ctx)
-    with pytest.raises(Unauthorized, match="SSH provisioning token"):
+    with pytest.raises(Unauthorized, match="token has no step.ssh claim"):
         provisioner(pki, claims={"enableSSHCA": True}).authorize_ssh_sign(token, header, claims, ctx)
 
 

@@ -14,7 +14,8 @@ import boto3
 from botocore.config import Config
 
 _CONFIG = Config(
-    retries={"max_attempts": 3, "mode": "standard"},
+    # three attempts in all (botocore's ``max_attempts`` would count retries: 1 + 3 = 4 attempts)
+    retries={"total_max_attempts": 3, "mode": "standard"},
     connect_timeout=3,
     read_timeout=10,
     tcp_keepalive=True,

@@ -1,9 +1,371 @@
-"""Logging (Powertools JSON logger) shared by every function. Never log tokens, keys or passwords."""
+"""Logging, metrics and tracing shared by every function. Never log tokens, keys, passwords, CSRs or PEMs.
+
+Logger — Powertools JSON logger (``logger``). :class:`App.handler <stepless.api.app.App>` appends
+``request_id`` (API Gateway's), ``lambda_request_id`` and ``route`` (the route template, never the raw
+path) to every line of a request, and the metric helpers below append ``provisioner`` and ``serial``
+once a certificate is issued, renewed or revoked. A guard redacts, in every line (message, extra
+fields, appended keys, exception text): values that look like a JWT/JWS/JWE, PEM blocks, and fields
+named like a secret (``password``, ``ott``, ``token``, ``key``, ``clientSecret``, ``privateKey``,
+``csr`` …, and a JWK's private members). It runs twice: as a filter on the ``stepless`` logger (so
+the record every handler sees — pytest's caplog included — is already clean) and in the formatter
+(so keys appended with ``append_keys`` are clean too).
+
+Metrics — CloudWatch Embedded Metric Format lines (no API call, no IAM), serialized by Powertools
+(``EphemeralMetrics``), namespace ``POWERTOOLS_METRICS_NAMESPACE`` (default ``stepless``), dimension
+``service`` = ``POWERTOOLS_SERVICE_NAME`` plus, per metric:
+
+================  ==============  =========================================================
+metric            unit            extra dimensions
+================  ==============  =========================================================
+``Issued``        Count           ``kind`` (x509|ssh), ``provisioner_type`` (JWK, OIDC, X5C …)
+``Renewed``       Count           ``kind``, ``provisioner_type``
+``Revoked``       Count           ``kind``
+``Rejected``      Count           ``reason`` (a code of :data:`REASONS`, never request text)
+``Latency``       Milliseconds    ``route`` (the route template, e.g. ``POST /sign``)
+``ServerErrors``  Count           — (what the ``ServerErrorsAlarm`` watches)
+================  ==============  =========================================================
+
+Metrics are buffered per invocation (a context variable, so threads in tests don't mix) and flushed
+once, in ``App.handler``'s ``finally``: one EMF line per dimension set, written to the logger's stream
+(stdout in Lambda, where CloudWatch extracts them; ``bench``'s quiet logger silences them with the
+log lines). ``POWERTOOLS_METRICS_DISABLED=true`` turns them off. Outside an invocation (the CLI, the
+scheduled renewal run, which has its own recorder in ``stepless.managed.events``) the helpers do
+nothing.
+
+Tracer — decision: **not loaded by default.** ``Tracing: Active`` already gives every function its
+X-Ray segment (initialization, invocation, overhead) with no code. Powertools Tracer imports
+``aws_xray_sdk`` and patching boto3/botocore adds, measured with ``python -X importtime`` on top of what
+the sign function already imports (boto3 included): ~125 ms (``import boto3`` alone: ~155 ms), i.e.
+more than the whole cold-start budget (boto3 + 60 ms). So it is opt-in: with
+``STEPLESS_TRACER=true`` *and* running in Lambda (``AWS_LAMBDA_FUNCTION_NAME``) with a trace id
+(``_X_AMZN_TRACE_ID``) *and* ``POWERTOOLS_TRACE_DISABLED`` not true, the first request imports the
+Tracer, patches ``boto3``/``botocore`` (a subsegment per DynamoDB/KMS/Secrets Manager call) and each
+request runs in a ``## <route>`` subsegment annotated with the route and the status.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import logging
 import os
+import re
+import sys
+from collections.abc import Iterator
+from typing import Any
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
-logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "stepless"))
+SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "stepless"
+
+# ----------------------------------------------------------------------------------------- redaction
+
+REDACTED = "[REDACTED]"
+
+# JWS/JWE compact serializations: the protected header is a JSON object ('{"', '{ ', '{\\n' … in
+# base64url: "eyJ", "eyA", "ewo" …) followed by 2 or 4 more segments; or any three long base64url segments.
+_B64 = r"[A-Za-z0-9_-]"
+_JWT = re.compile(
+    rf"(?<!{_B64})(?:(?:eyJ|eyA|ewo|ew0|ewk){_B64}{{6,}}\.{_B64}*\.{_B64}*(?:\.{_B64}*\.{_B64}*)?"
+    rf"|{_B64}{{16,}}\.{_B64}{{16,}}\.{_B64}{{16,}})"
+)
+_PEM = re.compile(r"-----BEGIN [A-Z0-9 ]{1,40}-----.*?(?:-----END [A-Z0-9 ]{1,40}-----|\Z)", re.S)
+# A password-protected JWK (PBES2 JWE in JSON serialization) or a JWK: their secret members.
+_JWK_PRIVATE = frozenset({"d", "p", "q", "dp", "dq", "qi", "k", "oth"})
+
+# Field names (lowercased, without "_" and "-") whose values are secrets, wherever they appear.
+_SECRET_NAMES = frozenset({
+    "password", "passwd", "passphrase", "ott", "token", "key", "secret", "clientsecret", "privatekey",
+    "encryptedkey", "jwk", "csr", "authorization", "cookie", "signature", "secretstring", "plaintext",
+    "ciphertext", "secretbinary",
+})
+_SECRET_SUFFIXES = ("password", "passphrase", "token", "secret", "privatekey", "apikey", "accesskey",
+                    "secretkey", "csr", "pem")
+
+
+def secret_name(name: object) -> bool:
+    """Whether a field called ``name`` holds a secret (``ott``, ``client_secret``, ``id_token`` …)."""
+    n = str(name).lower().replace("_", "").replace("-", "")
+    return n in _SECRET_NAMES or n.endswith(_SECRET_SUFFIXES)
+
+
+def redact_text(text: str) -> str:
+    """``text`` with JWT-like strings and PEM blocks replaced."""
+    if "-----BEGIN " in text:
+        text = _PEM.sub(REDACTED, text)
+    if "." in text:
+        text = _JWT.sub(REDACTED, text)
+    return text
+
+
+def redact(value: Any, _depth: int = 0) -> Any:
+    """A copy of ``value`` (str, dict, list …) safe to log; other objects are logged as their ``str``."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if _depth > 8:
+        return REDACTED
+    if isinstance(value, dict):
+        jwk = "kty" in value
+        return {k: REDACTED if secret_name(k) or (jwk and k in _JWK_PRIVATE) else redact(v, _depth + 1)
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [redact(v, _depth + 1) for v in value]
+    if isinstance(value, (bytes, bytearray)):
+        return redact_text(bytes(value).decode("utf-8", "replace"))
+    return redact_text(str(value))
+
+
+_RECORD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+
+
+class RedactingFilter(logging.Filter):
+    """Cleans the record itself (message, args, extra fields, exception text) before any handler."""
+
+    _formatter = logging.Formatter()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            try:
+                record.msg = record.getMessage()
+            except (TypeError, ValueError):
+                record.msg = str(record.msg)
+            record.args = None
+        record.msg = redact(record.msg)
+        for name in [k for k in record.__dict__ if k not in _RECORD_ATTRS]:
+            value = record.__dict__[name]
+            record.__dict__[name] = REDACTED if secret_name(name) else redact(value)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact_text(self._formatter.formatException(record.exc_info))
+        return True
+
+
+class RedactingFormatter(LambdaPowertoolsFormatter):
+    """Powertools' JSON formatter, with the whole line (appended keys and exception included) redacted."""
+
+    def serialize(self, log: dict[str, Any]) -> str:  # type: ignore[override]
+        return super().serialize(redact(log))
+
+
+logger = Logger(service=SERVICE, logger_formatter=RedactingFormatter())
+if not any(isinstance(f, RedactingFilter) for f in logger._logger.filters):  # noqa: SLF001
+    logger._logger.addFilter(RedactingFilter())  # noqa: SLF001
+
+# ------------------------------------------------------------------------------------------ metrics
+
+ISSUED, RENEWED, REVOKED, REJECTED, LATENCY, SERVER_ERRORS = (
+    "Issued", "Renewed", "Revoked", "Rejected", "Latency", "ServerErrors")
+
+# (status or 0 for any, lowercase substring of the error detail, reason code): first match wins.
+# The code is always one of these constants (or a status fallback), never text from the request.
+_REASON_RULES: tuple[tuple[int, str, str], ...] = (
+    (401, "token already used", "token_already_used"),
+    (401, "token expired", "token_expired"),
+    (401, "token not valid yet", "token_not_yet_valid"),
+    (401, "token issued in the future", "token_not_yet_valid"),
+    (401, "token lifetime is longer", "token_lifetime_too_long"),
+    (401, "no provisioner matches", "unknown_provisioner"),
+    (401, "provisioner not found", "unknown_provisioner"),
+    (401, "audience", "invalid_audience"),
+    (401, "issuer", "invalid_issuer"),
+    (401, "signature is invalid", "invalid_token_signature"),
+    (401, "token algorithm", "invalid_token_algorithm"),
+    (401, "malformed token", "malformed_token"),
+    (401, "kid", "invalid_key_id"),
+    (401, "key id", "invalid_key_id"),
+    (401, "has been revoked", "certificate_revoked"),
+    (401, "certificate has expired", "certificate_expired"),
+    (401, "certificate is not yet valid", "certificate_not_yet_valid"),
+    (401, "unknown to this certificate authority", "unknown_certificate"),
+    (401, "renew is disabled", "renewal_disabled"),
+    (401, "clientauth", "no_client_auth"),
+    (401, "serial number", "serial_mismatch"),
+    (401, "x5c", "invalid_x5c_token"),
+    (401, "sshpop", "invalid_sshpop_token"),
+    (401, "oidc", "invalid_oidc_token"),
+    (401, "ssh", "ssh_not_allowed"),
+    (401, "cannot sign x.509", "x509_not_allowed"),
+    (401, "cannot revoke", "revoke_not_allowed"),
+    (401, "token", "invalid_token"),
+    (403, "requested duration", "forbidden_duration"),
+    (403, "provisioning credential expiration", "forbidden_duration"),
+    (403, "sans do not match", "sans_mismatch"),
+    (403, "common name", "sans_mismatch"),
+    (403, "are not names of the x5c certificate", "sans_mismatch"),
+    (403, "principals does not match", "principals_mismatch"),
+    (403, "does not match", "ssh_options_mismatch"),
+    (403, "certificate type", "invalid_certificate_type"),
+    (403, "oidc", "oidc_claims_refused"),
+    (403, "non-admin", "revoke_not_allowed"),
+    (400, "missing ott", "missing_token"),
+    (400, "missing or empty ott", "missing_token"),
+    (400, "ott must be", "missing_token"),
+    (400, "csr", "invalid_csr"),
+    (400, "missing client certificate", "missing_client_certificate"),
+    (400, "client certificate", "client_certificate_mismatch"),
+    (400, "already revoked", "already_revoked"),
+    (400, "notafter", "invalid_validity"),
+    (400, "notbefore", "invalid_validity"),
+    (400, "validafter", "invalid_validity"),
+    (400, "validbefore", "invalid_validity"),
+    (400, "json", "invalid_json"),
+    (400, "base64", "invalid_body_encoding"),
+    (400, "principal", "invalid_principals"),
+    (400, "serial", "invalid_serial"),
+    (400, "reason", "invalid_reason"),
+    (400, "rsa keys", "unsupported_key"),
+    (400, "elliptic curve", "unsupported_key"),
+    (400, "key type", "unsupported_key"),
+    (400, "public key", "invalid_public_key"),
+    (404, "no route for", "no_route"),
+    (404, "ssh is not configured", "ssh_not_configured"),
+    (404, "was not found", "certificate_not_found"),
+)
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+_STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+                 405: "method_not_allowed", 413: "payload_too_large", 429: "throttled",
+                 500: "internal_error", 501: "not_implemented", 503: "unavailable"}
+REASONS = frozenset({code for _, _, code in _REASON_RULES} | set(_STATUS_CODES.values()) | {"client_error",
+                                                                                           "server_error"})
+"""Every value the ``reason`` dimension (and the ``reason_code`` log field) can take."""
+
+
+def reason_code(status: int, detail: str = "") -> str:
+    """A short stable code for a refusal: from the status and the error detail, never its text."""
+    text = _QUOTED.sub("", (detail or "").lower())  # quoted parts are request input: not evidence
+    for rule_status, needle, code in _REASON_RULES:
+        if rule_status == status and needle in text:
+            return code
+    return _STATUS_CODES.get(status, "server_error" if status >= 500 else "client_error")
+
+
+_invocation: contextvars.ContextVar[list[tuple[str, str, float, tuple[tuple[str, str], ...]]] | None] = (
+    contextvars.ContextVar("stepless_metrics", default=None))
+
+
+def _namespace() -> str:
+    return os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "stepless"
+
+
+class Metrics:
+    """The per-invocation metric buffer; :meth:`begin` and :meth:`flush` are called by ``App.handler``."""
+
+    def begin(self) -> None:
+        _invocation.set([])
+
+    def add(self, name: str, value: float = 1, unit: str = "Count", **dimensions: str) -> None:
+        """Buffer one value (a no-op outside an invocation)."""
+        pending = _invocation.get()
+        if pending is not None:
+            pending.append((name, unit, float(value), tuple(sorted((k, str(v) or "-") for k, v in
+                                                                   dimensions.items()))))
+
+    def _context(self, provisioner: str | None, serial: str | None) -> None:
+        if _invocation.get() is not None:
+            keys = {k: v for k, v in (("provisioner", provisioner), ("serial", serial)) if v}
+            if keys:
+                logger.append_keys(**keys)
+
+    def issued(self, kind: str, provisioner_type: str, *, provisioner: str | None = None,
+               serial: str | None = None) -> None:
+        self._context(provisioner, serial)
+        self.add(ISSUED, kind=kind, provisioner_type=provisioner_type)
+
+    def renewed(self, kind: str, provisioner_type: str, *, provisioner: str | None = None,
+                serial: str | None = None) -> None:
+        self._context(provisioner, serial)
+        self.add(RENEWED, kind=kind, provisioner_type=provisioner_type)
+
+    def revoked(self, kind: str, *, provisioner: str | None = None, serial: str | None = None) -> None:
+        self._context(provisioner, serial)
+        self.add(REVOKED, kind=kind)
+
+    def rejected(self, reason: str) -> None:
+        self.add(REJECTED, reason=reason if reason in REASONS else "client_error")
+
+    def latency(self, route: str, ms: float) -> None:
+        self.add(LATENCY, ms, "Milliseconds", route=route)
+
+    def server_error(self) -> None:
+        self.add(SERVER_ERRORS)
+
+    def flush(self, stream: Any = None) -> list[dict[str, Any]]:
+        """Write the invocation's metrics (one EMF line per dimension set); returns the EMF objects."""
+        pending = _invocation.get()
+        _invocation.set(None)
+        if not pending:
+            return []
+        try:
+            return self._write(pending, stream)
+        except Exception as e:  # noqa: BLE001 - metrics must never fail a request
+            logger.warning("metrics not flushed", extra={"error": type(e).__name__})
+            return []
+
+    def _write(self, pending: list[tuple[str, str, float, tuple[tuple[str, str], ...]]],
+               stream: Any) -> list[dict[str, Any]]:
+        from aws_lambda_powertools.metrics import EphemeralMetrics
+        from aws_lambda_powertools.metrics.functions import is_metrics_disabled
+
+        groups: dict[tuple[tuple[str, str], ...], list[tuple[str, str, float]]] = {}
+        for name, unit, value, dims in pending:
+            groups.setdefault(dims, []).append((name, unit, value))
+        out = []
+        for dims, values in groups.items():
+            emf = EphemeralMetrics(namespace=_namespace(), service=SERVICE)
+            for k, v in dims:
+                emf.add_dimension(name=k, value=v)
+            for name, unit, value in values:
+                emf.add_metric(name=name, unit=unit, value=value)
+            out.append(emf.serialize_metric_set())
+        if not is_metrics_disabled():
+            import json
+
+            sink = stream or getattr(logger.registered_handler, "stream", None) or sys.stdout
+            sink.write("".join(json.dumps(o, separators=(",", ":")) + "\n" for o in out))
+            with contextlib.suppress(Exception):
+                sink.flush()
+        return out
+
+
+metrics = Metrics()
+
+# ------------------------------------------------------------------------------------------- tracing
+
+_TRUE = ("1", "true", "yes", "on")
+_tracer: Any = None  # None: not decided yet; False: off; else the Powertools Tracer
+
+
+def tracing_enabled() -> bool:
+    """Opt-in X-Ray subsegments (see the module docstring): in Lambda, traced, and asked for."""
+    env = os.environ
+    return (env.get("STEPLESS_TRACER", "").lower() in _TRUE and bool(env.get("AWS_LAMBDA_FUNCTION_NAME"))
+            and bool(env.get("_X_AMZN_TRACE_ID"))
+            and env.get("POWERTOOLS_TRACE_DISABLED", "").lower() not in _TRUE)
+
+
+def tracer() -> Any:
+    """The Tracer (boto3/botocore patched at first use), or None when tracing is off."""
+    global _tracer
+    if _tracer is None:
+        _tracer = False
+        if tracing_enabled():
+            from aws_lambda_powertools import Tracer
+
+            t = Tracer(service=SERVICE, auto_patch=False)
+            t.patch(["boto3", "botocore"])
+            _tracer = t
+    return _tracer or None
+
+
+@contextlib.contextmanager
+def traced(route: str) -> Iterator[Any]:
+    """A ``## <route>`` subsegment when tracing is on; yields it (or None)."""
+    t = tracer()
+    if t is None:
+        yield None
+        return
+    with t.provider.in_subsegment(f"## {route}") as sub:
+        sub.put_annotation("route", route)
+        yield sub

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
 from stepless.api.http import Request, response
 from stepless.errors import ConfigError, MethodNotAllowed, NotFound, StepError
-from stepless.observability import logger
+from stepless.observability import logger, metrics, reason_code, traced
 
 Handler = Callable[[Request], dict[str, Any]]
+UNMATCHED = "unmatched"  # the route label (log key, Latency dimension) of a request no route serves
+
+
+@functools.lru_cache(maxsize=256)
+def route_label(method: str, pattern: str) -> str:
+    """``POST /sign``, ``GET /root/{sha}``: a registered route (either prefix), from its regex."""
+    path = re.sub(r"\(\?P<(\w+)>[^)]*\)", r"{\1}", pattern.removeprefix("^").removesuffix("$")).replace("\\", "")
+    return f"{method} {path.removeprefix('/1.0') if path.startswith('/1.0/') else path}"
 
 
 class App:
@@ -33,6 +43,10 @@ class App:
 
     def dispatch(self, req: Request) -> dict[str, Any]:
         """Find the route and call it."""
+        return self.match(req)[1](req)
+
+    def match(self, req: Request) -> tuple[str, Handler]:
+        """The route's label (:func:`route_label`) and handler for ``req``; sets ``req.params``."""
         path = req.path.rstrip("/") or "/"
         allowed = False
         for method, pattern, fn in self._routes:
@@ -43,29 +57,46 @@ class App:
                 allowed = True
                 continue
             req.params = m.groupdict()
-            return fn(req)
+            return route_label(method, pattern.pattern), fn
         if allowed:
             raise MethodNotAllowed(f"{req.method} is not allowed on {path}")
         raise NotFound(f"no route for {req.method} {path}")
 
     def handler(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-        """Lambda entry point: never raises, never returns a traceback."""
+        """Lambda entry point: never raises, never returns a traceback. Logs, metrics: see observability."""
+        start = time.perf_counter()
+        metrics.begin()
+        route = UNMATCHED
         try:
             req = Request.from_event(event)
-            logger.append_keys(request_id=req.request_id, route=f"{req.method} {req.path}")
-            return self.dispatch(req)
+            logger.append_keys(request_id=req.request_id, route=route, path=req.path,
+                               lambda_request_id=getattr(context, "aws_request_id", None))
+            route, fn = self.match(req)
+            logger.append_keys(route=route)
+            with traced(route) as segment:
+                res = fn(req)
+                if segment is not None:
+                    segment.put_annotation("status", res.get("statusCode", 0))
+            return res
         except StepError as e:
+            code = reason_code(e.status, e.detail)
             if e.status >= 500:
-                logger.warning("request failed", extra={"status": e.status, "reason": e.detail})
+                metrics.server_error()
+                logger.warning("request failed", extra={"status": e.status, "reason": e.detail, "reason_code": code})
             else:
-                logger.info("request refused", extra={"status": e.status, "reason": e.detail})
+                metrics.rejected(code)
+                logger.info("request refused", extra={"status": e.status, "reason": e.detail, "reason_code": code})
             return response(e.status, e.to_json(), e.headers)
         except ConfigError as e:
+            metrics.server_error()
             logger.error("configuration error", extra={"reason": str(e)})
             return response(500, {"status": 500, "message": "The certificate authority is not configured correctly."})
         except Exception:
+            metrics.server_error()
             logger.exception("unhandled error")
             return response(500, {"status": 500,
                                   "message": "The certificate authority encountered an Internal Server Error."})
         finally:
-            logger.remove_keys(["request_id", "route"])
+            metrics.latency(route, (time.perf_counter() - start) * 1000)
+            metrics.flush()
+            logger.remove_keys(["request_id", "route", "path", "lambda_request_id", "provisioner", "serial"])

@@ -7,7 +7,7 @@ import datetime as dt
 from typing import Any, ClassVar
 
 from stepless.claims import Claims
-from stepless.errors import Unauthorized
+from stepless.errors import Forbidden, Unauthorized
 from stepless.tokens import Audience
 
 # step's provisioner extension types (OID 1.3.6.1.4.1.37476.9000.64.1)
@@ -61,6 +61,21 @@ class SSHAuthorization:
     not_after_limit: dt.datetime | None = None
 
 
+def ssh_request(claims: dict[str, Any], default_principals: Any) -> tuple[str, list[str], dict[str, Any]]:
+    """(certType, principals, options) from a verified token's ``step.ssh`` claim; principals default to
+    ``default_principals(cert_type)``."""
+    opts = (claims.get("step") or {}).get("ssh") if isinstance(claims.get("step"), dict) else None
+    if not isinstance(opts, dict):
+        raise Unauthorized("token has no step.ssh claim")
+    cert_type = opts.get("certType") or "user"
+    if cert_type not in ("user", "host"):
+        raise Forbidden(f"invalid certificate type {cert_type!r}")
+    principals = opts.get("principals") or default_principals(cert_type)
+    if not isinstance(principals, list) or not all(isinstance(p, str) and p for p in principals):
+        raise Unauthorized("token principals must be a list of strings")
+    return cert_type, principals, opts
+
+
 class Provisioner:
     """Base class: configuration, claims and the public listing entry."""
 
@@ -98,6 +113,15 @@ class Provisioner:
 
     def authorize_ssh_sign(self, token: str, header: dict, claims: dict, ctx: Context) -> SSHAuthorization:
         raise Unauthorized(f"provisioner {self.name} cannot sign SSH certificates")
+
+    def ssh_authorization(self, claims: dict, opts: dict, cert_type: str, principals: list[str], use: TokenUse,
+                          **extra: Any) -> SSHAuthorization:
+        """The SSH authorization a verified token carries (key ID defaults to the subject)."""
+        return SSHAuthorization(
+            provisioner=self, cert_type=cert_type, key_id=str(opts.get("keyID") or claims["sub"]),
+            principals=tuple(principals), valid_after=str(opts.get("validAfter") or ""),
+            valid_before=str(opts.get("validBefore") or ""), token=use, **extra,
+        )
 
     def authorize_revoke(self, token: str, header: dict, claims: dict, ctx: Context, path: str) -> TokenUse:
         raise Unauthorized(f"provisioner {self.name} cannot revoke certificates")

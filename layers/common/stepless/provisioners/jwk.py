@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from stepless import jose, tokens
-from stepless.errors import ConfigError, Forbidden, Unauthorized
-from stepless.provisioners.base import Context, Provisioner, SignAuthorization, SSHAuthorization, TokenUse
+from stepless.errors import ConfigError, Unauthorized
+from stepless.provisioners.base import Context, Provisioner, SignAuthorization, SSHAuthorization, TokenUse, ssh_request
 
 
 def email_principals(subject: str) -> list[str]:
@@ -58,26 +58,9 @@ class JWKProvisioner(Provisioner):
         if not self.claims.enable_ssh_ca:
             raise Unauthorized(f"provisioner {self.name} is not allowed to sign SSH certificates")
         claims, use = self._verify(token, header, "/1.0/ssh/sign", ctx)
-        opts = (claims.get("step") or {}).get("ssh")
-        if not isinstance(opts, dict):
-            raise Unauthorized("token has no step.ssh claim")
-        cert_type = opts.get("certType") or "user"
-        if cert_type not in ("user", "host"):
-            raise Forbidden(f"invalid certificate type {cert_type!r}")
-        principals = opts.get("principals") or (
-            email_principals(claims["sub"]) if cert_type == "user" else [claims["sub"]]
-        )
-        if not isinstance(principals, list) or not all(isinstance(p, str) for p in principals):
-            raise Unauthorized("token principals must be a list of strings")
-        return SSHAuthorization(
-            provisioner=self,
-            cert_type=cert_type,
-            key_id=str(opts.get("keyID") or claims["sub"]),
-            principals=tuple(principals),
-            valid_after=str(opts.get("validAfter") or ""),
-            valid_before=str(opts.get("validBefore") or ""),
-            token=use,
-        )
+        cert_type, principals, opts = ssh_request(
+            claims, lambda kind: email_principals(claims["sub"]) if kind == "user" else [claims["sub"]])
+        return self.ssh_authorization(claims, opts, cert_type, principals, use)
 
     def authorize_revoke(self, token: str, header: dict, claims: dict, ctx: Context, path: str) -> TokenUse:
         _, use = self._verify(token, header, path, ctx)

@@ -38,13 +38,14 @@ import datetime as dt
 from typing import Any
 
 from cryptography import x509
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import NameOID
 from cryptography.x509.verification import ExtensionPolicy, PolicyBuilder, Store, VerificationError
 
 from stepless import tokens
 from stepless.errors import ConfigError, Forbidden, Unauthorized
-from stepless.provisioners.base import Context, Provisioner, SignAuthorization, SSHAuthorization, TokenUse
+from stepless.provisioners.base import Context, Provisioner, SignAuthorization, SSHAuthorization, TokenUse, ssh_request
 from stepless.provisioners.sshpop import token_algorithms
+from stepless.x509 import chain as x509_chain
 from stepless.x509.csr import SANs
 
 SIGN_PATH = "/1.0/sign"
@@ -95,21 +96,6 @@ def chain_from_header(header: dict[str, Any]) -> list[x509.Certificate]:
         return [x509.load_der_x509_certificate(base64.b64decode(c, validate=True)) for c in value]
     except (binascii.Error, ValueError) as e:
         raise Unauthorized("error parsing the x5c header certificates") from e
-
-
-def _client_usage(cert: x509.Certificate) -> bool:
-    try:
-        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    except x509.ExtensionNotFound:
-        return True
-    return ExtendedKeyUsageOID.CLIENT_AUTH in eku or ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE in eku
-
-
-def _digital_signature(cert: x509.Certificate) -> bool:
-    try:
-        return cert.extensions.get_extension_for_class(x509.KeyUsage).value.digital_signature
-    except x509.ExtensionNotFound:
-        return False
 
 
 def leaf_names(leaf: x509.Certificate) -> SANs:
@@ -165,10 +151,10 @@ class X5CProvisioner(Provisioner):
         except VerificationError as e:
             reason = str(e).split(" (encountered", 1)[0]
             raise Unauthorized(f"error verifying x5c certificate chain in token: {reason}") from e
-        if not all(_client_usage(c) for c in path):
+        if not all(x509_chain.has_client_auth(c, absent_ok=True) for c in path):
             raise Unauthorized("error verifying x5c certificate chain in token: "
                                "certificate specifies an incompatible key usage")
-        if not _digital_signature(leaf):
+        if not x509_chain.allows_digital_signature(leaf):
             raise Unauthorized("certificate used to sign x5c token cannot be used for digital signature")
         return path
 
@@ -206,26 +192,10 @@ class X5CProvisioner(Provisioner):
         if not self.claims.enable_ssh_ca:
             raise Unauthorized(f"ssh certificates are disabled for x5c provisioner '{self.name}'")
         claims, leaf, use = self._verify(token, header, SSH_SIGN_PATH, ctx)
-        opts = (claims.get("step") or {}).get("ssh") if isinstance(claims.get("step"), dict) else None
-        if not isinstance(opts, dict):
-            raise Unauthorized("x5c token must be an SSH provisioning token")
-        cert_type = opts.get("certType") or "user"
-        if cert_type not in ("user", "host"):
-            raise Forbidden(f"invalid certificate type {cert_type!r}")
-        principals = opts.get("principals") or [claims["sub"]]
-        if not isinstance(principals, list) or not all(isinstance(p, str) and p for p in principals):
-            raise Unauthorized("token principals must be a list of strings")
+        cert_type, principals, opts = ssh_request(claims, lambda kind: [claims["sub"]])
         self._check_names(principals, leaf, user_principals=cert_type == "user")
-        return SSHAuthorization(
-            provisioner=self,
-            cert_type=cert_type,
-            key_id=str(opts.get("keyID") or claims["sub"]),
-            principals=tuple(principals),
-            valid_after=str(opts.get("validAfter") or ""),
-            valid_before=str(opts.get("validBefore") or ""),
-            token=use,
-            not_after_limit=leaf.not_valid_after_utc,
-        )
+        return self.ssh_authorization(claims, opts, cert_type, principals, use,
+                                      not_after_limit=leaf.not_valid_after_utc)
 
     def authorize_revoke(self, token: str, header: dict, claims: dict, ctx: Context, path: str) -> TokenUse:
         _, _, use = self._verify(token, header, path, ctx)

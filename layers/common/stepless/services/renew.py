@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from stepless import clock
 from stepless.authority import Authority
 from stepless.errors import BadRequest, Unauthorized
-from stepless.observability import logger
+from stepless.observability import logger, metrics
 from stepless.provisioners import Provisioner, TokenUse, x5c_insecure
 from stepless.services.issuance import record, sign_response
 from stepless.stores import certificates, tokens
@@ -91,6 +91,7 @@ def _issue(ok: Renewable, auth: Authority, now: dt.datetime, *, public_key: obje
                   parent_serial=parent, issued_at=ts)
     put = tokens.token_put(token.id, token.expires + 120, endpoint, ts) if token else None
     certificates.record_renewal(item, put, parent)
+    metrics.renewed("x509", ok.provisioner.type, provisioner=ok.provisioner.name, serial=item["serial"])
     logger.info("certificate renewed" if endpoint == "renew" else "certificate rekeyed",
                 extra={"serial": str(cert.serial_number), "parent_serial": parent,
                        "provisioner": ok.provisioner.name})

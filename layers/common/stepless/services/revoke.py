@@ -17,7 +17,7 @@ from typing import Any
 from stepless import clock, tokens
 from stepless.authority import Authority
 from stepless.errors import BadRequest, NotFound, Unauthorized
-from stepless.observability import logger
+from stepless.observability import logger, metrics
 from stepless.provisioners import Context
 from stepless.services import crl
 from stepless.stores import certificates, revocations
@@ -110,6 +110,7 @@ def revoke(body: dict[str, Any], client_cert_pem: str | None, auth: Authority) -
     else:
         revocations.put(item)
     crl.invalidate()
+    metrics.revoked("x509", provisioner=revoked_by.partition("provisioner:")[2] or None, serial=serial)
     logger.info("certificate revoked", extra={"serial": serial, "reasonCode": code, "revoked_by": revoked_by})
 
     out: dict[str, Any] = {"status": "ok"}

@@ -8,7 +8,7 @@ from stepless import clock, settings, tokens
 from stepless.authority import Authority
 from stepless.durations import TimeArg
 from stepless.errors import BadRequest, Forbidden, Unauthorized
-from stepless.observability import logger
+from stepless.observability import logger, metrics
 from stepless.provisioners import Context
 from stepless.services.issuance import commit, record, sign_response
 from stepless.x509 import csr as csrs
@@ -24,7 +24,7 @@ def _check_names(req_sans: SANs, cn: str, subject: str, token_sans: tuple[str, .
             "certificate request SANs do not match the token: "
             f"requested {sorted(req_sans.names())}, token allows {sorted(allowed.names())}"
         )
-    if cn and cn != subject and cn not in token_sans and cn.lower() not in allowed.dns:
+    if cn and cn != subject and cn not in token_sans and csrs.ascii_lower(cn) not in allowed.dns:
         raise Forbidden(f"certificate request common name {cn!r} is not the token subject or one of its SANs")
 
 
@@ -51,10 +51,12 @@ def sign(body: dict[str, Any], auth: Authority) -> dict[str, Any]:
     limits = Limits(claims.default_tls, claims.min_tls, claims.max_tls, auth.backdate,
                     authz.not_before_limit, authz.not_after_limit)
     not_before, not_after = window(nb, na, limits, now)
+    common_name = (csrs.common_name(req) or authz.subject) if authz.any_sans else authz.subject
+    csrs.check_names([common_name, *sans.names()])
 
     cert = profile.leaf(
         public_key=req.public_key(),
-        common_name=(csrs.common_name(req) or authz.subject) if authz.any_sans else authz.subject,
+        common_name=common_name,
         sans=sans,
         not_before=not_before,
         not_after=not_after,
@@ -66,6 +68,7 @@ def sign(body: dict[str, Any], auth: Authority) -> dict[str, Any]:
     ts = int(now.timestamp())
     item = record(cert, provisioner=prov.name, provisioner_type=prov.type, issued_at=ts, sans=sans)
     commit(cert, item, authz.token, "sign", ts)
+    metrics.issued("x509", prov.type, provisioner=prov.name, serial=item["serial"])
     logger.info("certificate issued", extra={"serial": str(cert.serial_number), "provisioner": prov.name,
                                               "subject": authz.subject})
     return sign_response(item["pem"], auth)

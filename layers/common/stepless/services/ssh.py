@@ -20,7 +20,7 @@ from stepless import clock, tokens
 from stepless.authority import Authority
 from stepless.durations import TimeArg, format_duration
 from stepless.errors import BadRequest, Forbidden, NotImplementedYet, Unauthorized
-from stepless.observability import logger
+from stepless.observability import logger, metrics
 from stepless.provisioners import Context, TokenUse
 from stepless.provisioners.sshpop import CAKeys
 from stepless.signers import Signer
@@ -157,6 +157,7 @@ def commit(cert: SSHCertificate, item: dict[str, Any], token: TokenUse, endpoint
     """Record the certificate and consume the token in one transaction, before anything is returned."""
     put = used_tokens.token_put(token.id, token.expires + 120, endpoint, now)
     certificates.record_issuance(item, put)
+    metrics.issued("ssh", item["provisioner_type"], provisioner=item["provisioner"], serial=item["serial"])
     logger.info("ssh certificate issued", extra={
         "serial": str(cert.serial), "cert_type": TYPE_NAMES[cert.cert_type], "key_id": cert.key_id,
         "principals": list(cert.principals), "endpoint": endpoint,
@@ -256,8 +257,9 @@ def _body_principals(body: dict[str, Any]) -> list[str]:
 def sign(body: dict[str, Any], auth: Authority) -> dict[str, Any]:
     """Verify everything, sign with the user or host CA, record, respond (201)."""
     _section(auth)  # 501 before anything else when SSH is off
-    cert_type_name = body.get("certType") or ""
-    if cert_type_name not in ("", "user", "host"):
+    cert_type_name = body.get("certType")
+    cert_type_name = "" if cert_type_name is None else cert_type_name  # 0, false, [] are not "unset"
+    if not isinstance(cert_type_name, str) or cert_type_name not in ("", "user", "host"):
         raise BadRequest(f"invalid certType '{cert_type_name}'")
     ott = body.get("ott")
     if body.get("publicKey") in (None, ""):
@@ -265,7 +267,8 @@ def sign(body: dict[str, Any], auth: Authority) -> dict[str, Any]:
     if not isinstance(ott, str) or not ott:
         raise BadRequest("missing or empty ott")
     public_key = public_key_from(body.get("publicKey"))
-    key_id = body.get("keyID") or ""
+    key_id = body.get("keyID")
+    key_id = "" if key_id is None else key_id
     if not isinstance(key_id, str):
         raise BadRequest("keyID must be a string")
     principals = _body_principals(body)

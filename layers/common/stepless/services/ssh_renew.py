@@ -15,7 +15,7 @@ from stepless import clock, tokens
 from stepless.authority import Authority
 from stepless.durations import format_duration
 from stepless.errors import BadRequest, Forbidden, NotFound, Unauthorized
-from stepless.observability import logger
+from stepless.observability import logger, metrics
 from stepless.provisioners import Context
 from stepless.provisioners.sshpop import SSHPOPAuthorization, SSHPOPProvisioner
 from stepless.services import ssh
@@ -76,6 +76,7 @@ def _reissue(auth: Authority, prov: SSHPOPProvisioner, authz: SSHPOPAuthorizatio
                       parent_serial=parent)
     put = used_tokens.token_put(authz.token.id, authz.token.expires + 120, endpoint, ts)
     certificates.record_renewal(item, put, parent)
+    metrics.renewed("ssh", prov.type, provisioner=prov.name, serial=item["serial"])
     logger.info("ssh certificate renewed" if endpoint == "ssh/renew" else "ssh certificate rekeyed",
                 extra={"serial": str(cert.serial), "parent_serial": str(old.serial), "key_id": cert.key_id})
     return ssh.response(cert)
@@ -157,6 +158,7 @@ def revoke(body: dict[str, Any], auth: Authority) -> dict[str, Any]:
         revocations.put_with_token(item, put)
     except BadRequest as e:
         raise BadRequest(f"ssh certificate with serial number {serial} is already revoked") from e
+    metrics.revoked("ssh", provisioner=prov.name, serial=key)
     logger.info("ssh certificate revoked", extra={"serial": serial, "provisioner": prov.name,
                                                   "reason_code": code})
     return {"status": "ok"}

@@ -8,7 +8,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from stepless.signers import Signer
-from stepless.x509.profile import _aki, _sign, new_serial
+from stepless.x509.profile import _sign, authority_key_identifier, new_serial
 
 TEN_YEARS = dt.timedelta(days=3650)
 
@@ -61,6 +61,6 @@ def intermediate(signer: Signer, root_cert: x509.Certificate, root_signer: Signe
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(_ca_usage(), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(pub), critical=False)  # type: ignore[arg-type]
-        .add_extension(_aki(root_cert), critical=False)
+        .add_extension(authority_key_identifier(root_cert), critical=False)
     )
     return _sign(builder, root_signer)

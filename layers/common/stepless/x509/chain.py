@@ -68,12 +68,13 @@ def within(cert: x509.Certificate, at: dt.datetime) -> bool:
     return cert.not_valid_before_utc <= at <= cert.not_valid_after_utc
 
 
-def has_client_auth(cert: x509.Certificate) -> bool:
-    """The certificate's EKU allows TLS client authentication (or anyExtendedKeyUsage)."""
+def has_client_auth(cert: x509.Certificate, *, absent_ok: bool = False) -> bool:
+    """The certificate's EKU allows TLS client authentication (or anyExtendedKeyUsage); a certificate
+    without an EKU passes only with ``absent_ok`` (Go's chain rule for CAs and X5C credentials)."""
     try:
         eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     except x509.ExtensionNotFound:
-        return False
+        return absent_ok
     return ExtendedKeyUsageOID.CLIENT_AUTH in eku or ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE in eku
 
 

@@ -15,6 +15,13 @@ _CURVES = {"secp256r1", "secp384r1", "secp521r1"}
 MIN_RSA_BITS = 2048
 MAX_RSA_BITS = 8192
 MAX_SANS = 100
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def ascii_lower(name: str) -> str:
+    """DNS case folding: A-Z only. ``str.lower`` would fold e.g. KELVIN SIGN (U+212A) to an ASCII 'k',
+    making a token's non-ASCII name equal to a different ASCII one."""
+    return name.translate(_ASCII_LOWER)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,7 +48,7 @@ class SANs:
             elif "@" in name:
                 emails.append(name)
             else:
-                dns.append(name.lower())
+                dns.append(ascii_lower(name))
         return cls(tuple(dns), tuple(ips), tuple(emails), tuple(uris))
 
     @classmethod
@@ -52,7 +59,7 @@ class SANs:
         except x509.ExtensionNotFound:
             return cls()
         return cls(
-            tuple(n.lower() for n in ext.get_values_for_type(x509.DNSName)),
+            tuple(ascii_lower(n) for n in ext.get_values_for_type(x509.DNSName)),
             tuple(str(i) for i in ext.get_values_for_type(x509.IPAddress)),
             tuple(ext.get_values_for_type(x509.RFC822Name)),
             tuple(ext.get_values_for_type(x509.UniformResourceIdentifier)),
@@ -115,6 +122,13 @@ def parse(pem: object) -> x509.CertificateSigningRequest:
         if any(c in name for c in "\x00\r\n"):
             raise BadRequest("invalid csr: subject alternative names may not contain control characters")
     return req
+
+
+def check_names(names: list[str]) -> None:
+    """400 unless every name going into a certificate (CN, SANs) is free of control characters."""
+    for name in names:
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+            raise BadRequest(f"certificate name {name!r} may not contain control characters")
 
 
 def common_name(req: x509.CertificateSigningRequest) -> str:

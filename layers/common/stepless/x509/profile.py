@@ -37,7 +37,8 @@ def key_usage(public_key: object) -> x509.KeyUsage:
     )
 
 
-def _aki(issuer: x509.Certificate) -> x509.AuthorityKeyIdentifier:
+def authority_key_identifier(issuer: x509.Certificate) -> x509.AuthorityKeyIdentifier:
+    """The AKI naming ``issuer`` (its SKI, else one computed from its key)."""
     try:
         ski = issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
         return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
@@ -77,7 +78,7 @@ def leaf(
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
                        critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)  # type: ignore[arg-type]
-        .add_extension(_aki(issuer), critical=False)
+        .add_extension(authority_key_identifier(issuer), critical=False)
     )
     names = sans.general_names()
     if names:
@@ -120,7 +121,7 @@ def renewal(
         if isinstance(value, x509.SubjectKeyIdentifier):
             value = x509.SubjectKeyIdentifier.from_public_key(key)  # type: ignore[arg-type]
         elif isinstance(value, x509.AuthorityKeyIdentifier):
-            value = _aki(issuer)
+            value = authority_key_identifier(issuer)
         elif isinstance(value, x509.KeyUsage) and public_key is not None:
             value = key_usage(key)
         builder = builder.add_extension(value, critical=ext.critical)

@@ -1,0 +1,400 @@
+"""stepless.observability: EMF metrics per invocation, reason codes, the redaction guard, lazy tracing."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stepless import observability
+from stepless.api.app import App, route_label
+from stepless.api.http import response
+from stepless.errors import (
+    BadRequest,
+    ConfigError,
+    Forbidden,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    Throttled,
+    Unauthorized,
+)
+from stepless.observability import REASONS, REDACTED, logger, metrics, reason_code, redact
+from tests.support.ca import event
+
+ROOT = Path(__file__).resolve().parents[2]
+JWT = ("eyJhbGciOiJFUzI1NiIsImtpZCI6ImFiYyJ9.eyJzdWIiOiJ3d3cuZXhhbXBsZS5jb20iLCJqdGkiOiIxMjMifQ."
+       "MEUCIQDb6V0yq7o2Xj3gE5Jbq4Jm9O1u4bJt1mZ9aFJm2Q")
+PEM_KEY = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIGx1c3Rz\n-----END EC PRIVATE KEY-----\n"
+CODE = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
+
+
+@pytest.fixture
+def out() -> Iterator[io.StringIO]:
+    """What the Powertools handler writes (log lines and EMF lines), at DEBUG."""
+    handler = logger.registered_handler
+    buf = io.StringIO()
+    old_stream = handler.setStream(buf)  # type: ignore[attr-defined]
+    old_level = logger.log_level
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield buf
+    finally:
+        handler.setStream(old_stream)  # type: ignore[attr-defined]
+        logger.setLevel(old_level)
+
+
+def lines(buf: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in buf.getvalue().splitlines() if line.strip()]
+
+
+def emf(buf: io.StringIO) -> list[dict[str, Any]]:
+    """EMF objects as (name, value list, dimension dict, unit) rows."""
+    rows = []
+    for obj in lines(buf):
+        if "_aws" not in obj:
+            continue
+        (directive,) = obj["_aws"]["CloudWatchMetrics"]
+        (dims,) = directive["Dimensions"]
+        assert directive["Namespace"] == "stepless"
+        for m in directive["Metrics"]:
+            rows.append({"name": m["Name"], "unit": m["Unit"], "value": obj[m["Name"]],
+                         "dims": {d: obj[d] for d in dims}})
+    return rows
+
+
+def by_name(rows: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    return [r for r in rows if r["name"] == name]
+
+
+# A small app whose routes issue, refuse and crash.
+demo = App("demo")
+
+
+@demo.route("POST", "/sign")
+def _sign(req: Any) -> dict:
+    metrics.issued("x509", "JWK", provisioner="admin", serial="1234")
+    logger.info("certificate issued")
+    return response(201, {"crt": "x"})
+
+
+@demo.route("POST", "/refuse/{what}")
+def _refuse(req: Any) -> dict:
+    what = req.params["what"]
+    if what == "used":
+        raise Unauthorized("token already used")
+    if what == "busy":
+        raise Throttled("kms is throttling requests")
+    if what == "down":
+        raise ServiceUnavailable("dynamodb is unreachable")
+    if what == "config":
+        raise ConfigError("no authority")
+    raise RuntimeError("bug")
+
+
+# ------------------------------------------------------------------------------------------- metrics
+
+
+def test_issuance_metrics(out: io.StringIO) -> None:
+    res = demo.handler(event("POST", "/1.0/sign", {}), None)
+    assert res["statusCode"] == 201
+    rows = emf(out)
+    (issued,) = by_name(rows, "Issued")
+    assert issued["dims"] == {"kind": "x509", "provisioner_type": "JWK", "service": "stepless"}
+    assert issued["value"] == [1.0] and issued["unit"] == "Count"
+    (latency,) = by_name(rows, "Latency")
+    assert latency["dims"] == {"route": "POST /sign", "service": "stepless"}
+    assert latency["unit"] == "Milliseconds" and 0 <= latency["value"][0] < 10_000
+    assert not by_name(rows, "Rejected") and not by_name(rows, "ServerErrors")
+    # the log line after the metric carries the request's keys, provisioner and serial
+    (log,) = [line for line in lines(out) if line.get("message") == "certificate issued"]
+    assert log["route"] == "POST /sign" and log["path"] == "/1.0/sign" and log["request_id"]
+    assert (log["provisioner"], log["serial"]) == ("admin", "1234")
+
+
+def test_keys_do_not_leak_into_the_next_request(out: io.StringIO) -> None:
+    demo.handler(event("POST", "/sign", {}), None)
+    demo.handler(event("POST", "/refuse/used", {}), None)
+    refused = [line for line in lines(out) if line.get("message") == "request refused"]
+    assert refused and "serial" not in refused[0] and "provisioner" not in refused[0]
+    assert refused[0]["route"] == "POST /refuse/{what}"
+
+
+def test_rejection_metrics(out: io.StringIO) -> None:
+    res = demo.handler(event("POST", "/refuse/used", {}), None)
+    assert res["statusCode"] == 401
+    rows = emf(out)
+    (rejected,) = by_name(rows, "Rejected")
+    assert rejected["dims"] == {"reason": "token_already_used", "service": "stepless"}
+    assert rejected["value"] == [1.0]
+    assert not by_name(rows, "Issued") and not by_name(rows, "ServerErrors")
+    (log,) = [line for line in lines(out) if line.get("message") == "request refused"]
+    assert log["reason_code"] == "token_already_used" and log["status"] == 401
+
+
+def test_throttled_is_a_rejection(out: io.StringIO) -> None:
+    assert demo.handler(event("POST", "/refuse/busy", {}), None)["statusCode"] == 429
+    (rejected,) = by_name(emf(out), "Rejected")
+    assert rejected["dims"]["reason"] == "throttled"
+
+
+@pytest.mark.parametrize("what", ["down", "config", "bug"])
+def test_server_errors(out: io.StringIO, what: str) -> None:
+    res = demo.handler(event("POST", f"/refuse/{what}", {}), None)
+    assert res["statusCode"] in (500, 503)
+    rows = emf(out)
+    (errors,) = by_name(rows, "ServerErrors")
+    assert errors["dims"] == {"service": "stepless"}  # exactly what ServerErrorsAlarm watches
+    assert not by_name(rows, "Rejected")
+
+
+def test_unrouted_requests_share_one_latency_label(out: io.StringIO) -> None:
+    demo.handler(event("GET", "/no/such/path/eyJhbGciOiJub25lIn0.e30.", {}), None)
+    demo.handler(event("GET", "/sign", {}), None)  # 405
+    rows = emf(out)
+    assert {r["dims"]["route"] for r in by_name(rows, "Latency")} == {"unmatched"}
+    assert [r["dims"]["reason"] for r in by_name(rows, "Rejected")] == ["no_route", "method_not_allowed"]
+    assert "eyJhbGciOiJub25lIn0" not in out.getvalue()
+
+
+def test_one_flush_per_invocation_and_nothing_outside(out: io.StringIO) -> None:
+    metrics.issued("x509", "JWK")  # outside an invocation: ignored
+    assert metrics.flush() == []
+    demo.handler(event("POST", "/sign", {}), None)
+    assert len([o for o in lines(out) if "_aws" in o]) == 2  # Issued, Latency: one line per dimension set
+    assert metrics.flush() == []
+
+
+def test_metrics_disabled(out: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    assert demo.handler(event("POST", "/sign", {}), None)["statusCode"] == 201
+    assert not emf(out)
+
+
+def test_namespace_from_environment(out: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "other")
+    metrics.begin()
+    metrics.revoked("ssh")
+    (obj,) = metrics.flush()
+    assert obj["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "other"
+
+
+def test_a_failing_flush_never_fails_the_request(out: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:
+    from aws_lambda_powertools.metrics import EphemeralMetrics
+
+    def boom(*args: Any, **kwargs: Any) -> None:
+        raise ValueError("schema")
+
+    monkeypatch.setattr(EphemeralMetrics, "add_metric", boom)
+    assert demo.handler(event("POST", "/sign", {}), None)["statusCode"] == 201
+    assert any(line.get("message") == "metrics not flushed" for line in lines(out))
+
+
+def test_unknown_reason_is_not_a_dimension_value() -> None:
+    metrics.begin()
+    metrics.rejected("Bearer eyJ...")
+    (obj,) = metrics.flush(stream=io.StringIO())
+    assert obj["reason"] == "client_error"
+
+
+def test_route_labels() -> None:
+    from stepless.api import renew, revoke, sign, ssh
+
+    labels = set()
+    for app in (sign.app, renew.app, revoke.app, ssh.app):
+        labels |= {route_label(m, p.pattern) for m, p, _ in app._routes}
+    assert {"POST /sign", "GET /root/{sha}", "GET /roots.pem", "POST /renew", "GET /ocsp/{request}",
+            "POST /ssh/config/{type}", "GET /provisioners/{kid}/encrypted-key"} <= labels
+    assert not any("/1.0" in label or "\\" in label or "(" in label for label in labels)
+
+
+# -------------------------------------------------------------------------------------- reason codes
+
+
+@pytest.mark.parametrize(("error", "code"), [
+    (Unauthorized("token already used"), "token_already_used"),
+    (Unauthorized("invalid audience"), "invalid_audience"),
+    (Unauthorized("invalid oidc token audience"), "invalid_audience"),
+    (Unauthorized("token expired"), "token_expired"),
+    (Unauthorized("token not valid yet"), "token_not_yet_valid"),
+    (Unauthorized("token signature is invalid"), "invalid_token_signature"),
+    (Unauthorized("malformed token"), "malformed_token"),
+    (Unauthorized("no provisioner matches the token (unknown issuer or key id)"), "unknown_provisioner"),
+    (Unauthorized("certificate has been revoked"), "certificate_revoked"),
+    (Unauthorized("certificate has expired"), "certificate_expired"),
+    (Unauthorized("renew is disabled for provisioner 'admin'"), "renewal_disabled"),
+    (Unauthorized("token subject 'audience' is not the serial number 5"), "serial_mismatch"),
+    (Unauthorized("the Authorization header must be 'Bearer <renew token>'"), "unauthorized"),
+    (Forbidden("requested duration of 48h0m0s is more than the authorized maximum tls duration of 24h0m0s"),
+     "forbidden_duration"),
+    (Forbidden("certificate request SANs do not match the token: requested ['a'], token allows ['b']"),
+     "sans_mismatch"),
+    (Forbidden("certificate request common name 'x' is not the token subject or one of its SANs"),
+     "sans_mismatch"),
+    (BadRequest("missing ott"), "missing_token"),
+    (BadRequest("invalid csr: signature does not verify"), "invalid_csr"),
+    (BadRequest("error reading request body: invalid JSON"), "invalid_json"),
+    (BadRequest("certificate with serial number 12 is already revoked"), "already_revoked"),
+    (BadRequest("something nobody anticipated"), "bad_request"),
+    (NotFound("no route for GET /x"), "no_route"),
+    (NotFound("certificate with serial number 5 was not found"), "certificate_not_found"),
+    (MethodNotAllowed("GET is not allowed on /sign"), "method_not_allowed"),
+    (PayloadTooLarge("the request body is larger than 64 KiB"), "payload_too_large"),
+    (Throttled("kms is throttling requests"), "throttled"),
+])
+def test_reason_codes(error: Any, code: str) -> None:
+    assert reason_code(error.status, error.detail) == code
+    assert code in REASONS
+
+
+def test_every_reason_is_a_short_code() -> None:
+    assert all(CODE.match(code) for code in REASONS), sorted(REASONS)
+
+
+@settings(max_examples=300, deadline=None)
+@given(status=st.sampled_from([400, 401, 403, 404, 405, 413, 418, 429, 500, 503]), detail=st.text(max_size=200))
+def test_reason_never_carries_request_text(status: int, detail: str) -> None:
+    code = reason_code(status, detail)
+    assert code in REASONS and CODE.match(code)
+
+
+@given(user=st.text(min_size=12, alphabet=st.characters(codec="ascii", categories=["L", "N"])))
+def test_user_input_in_the_detail_is_not_the_code(user: str) -> None:
+    code = reason_code(401, f"invalid principal '{user}' from email '{user}@example.com'")
+    assert user.lower() not in code
+
+
+# ----------------------------------------------------------------------------------------- redaction
+
+
+def test_redact_values() -> None:
+    assert redact(f"bad token {JWT} here") == f"bad token {REDACTED} here"
+    assert redact(f"key: {PEM_KEY.strip()} end") == f"key: {REDACTED} end"
+    assert redact("-----BEGIN CERTIFICATE REQUEST-----\nMIIB") == REDACTED  # truncated PEM
+    jwe = "eyJhbGciOiJQQkVTMi1IUzI1NitBMTI4S1ciLCJlbmMiOiJBMTI4R0NNIn0.aGVsbG8.aXY.Y2lwaGVy.dGFn"
+    assert redact(jwe) == REDACTED
+    for harmless in ("www.example.com", "eyeglasses.example.com", "1.2.840.10045.4.3.2", "POST /sign",
+                     "admin#5f1e2d", "ssh:1234", "v1.2.3"):
+        assert redact(harmless) == harmless
+
+
+def test_redact_fields() -> None:
+    doc = {"ott": "x", "password": "p", "clientSecret": "s", "key": "k", "private_key": "pk", "id_token": "t",
+           "csr": "c", "Authorization": "Bearer x", "serial": "12", "key_id": "alice", "token_id": "admin#1",
+           "provisioner": "admin", "jwk": {"kty": "EC"},
+           "nested": [{"kty": "EC", "crv": "P-256", "x": "xx", "y": "yy", "d": "secret-d"}]}
+    clean = redact(doc)
+    for name in ("ott", "password", "clientSecret", "key", "private_key", "id_token", "csr", "Authorization", "jwk"):
+        assert clean[name] == REDACTED, name
+    assert (clean["serial"], clean["key_id"], clean["token_id"], clean["provisioner"]) == ("12", "alice",
+                                                                                          "admin#1", "admin")
+    assert clean["nested"][0]["d"] == REDACTED and clean["nested"][0]["x"] == "xx"
+    assert doc["ott"] == "x", "the input is not modified"
+
+
+def test_logger_guard(out: io.StringIO, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    logger.append_keys(token=JWT)
+    try:
+        logger.info("refused %s", JWT, extra={"ott": "abc", "password": "hunter2", "clientSecret": "cs",
+                                               "detail": f"csr {PEM_KEY}", "serial": "77"})
+        try:
+            raise ValueError(f"cannot parse {JWT}")
+        except ValueError:
+            logger.exception("failed")
+    finally:
+        logger.remove_keys(["token"])
+    # what every handler renders (the records' exc_info still holds the exception object: handlers
+    # render the redacted exc_text the filter put on the record)
+    extras = [{k: v for k, v in r.__dict__.items() if k not in ("exc_info", "args")} for r in caplog.records]
+    text = out.getvalue() + caplog.text + str(extras)
+    for secret in (JWT, "hunter2", "PRIVATE KEY", "MHcCAQEEIGx1c3Rz", '"abc"', "'abc'", '"cs"'):
+        assert secret not in text, secret
+    first = lines(out)[0]
+    assert first["message"] == f"refused {REDACTED}" and first["serial"] == "77"
+    assert first["ott"] == first["password"] == first["token"] == REDACTED
+    assert "cannot parse" in out.getvalue() and REDACTED in lines(out)[1]["exception"]
+
+
+# ------------------------------------------------------------------------------------------- tracing
+
+
+def test_tracing_off_outside_lambda(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(observability, "_tracer", None)
+    for var in ("AWS_LAMBDA_FUNCTION_NAME", "_X_AMZN_TRACE_ID"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("STEPLESS_TRACER", "true")
+    assert observability.tracer() is None
+    with observability.traced("POST /sign") as segment:
+        assert segment is None
+
+
+@pytest.mark.parametrize(("env", "on"), [
+    ({"STEPLESS_TRACER": "true", "AWS_LAMBDA_FUNCTION_NAME": "f", "_X_AMZN_TRACE_ID": "Root=1"}, True),
+    ({"AWS_LAMBDA_FUNCTION_NAME": "f", "_X_AMZN_TRACE_ID": "Root=1"}, False),  # not asked for
+    ({"STEPLESS_TRACER": "true", "AWS_LAMBDA_FUNCTION_NAME": "f"}, False),  # not traced
+    ({"STEPLESS_TRACER": "1", "AWS_LAMBDA_FUNCTION_NAME": "f", "_X_AMZN_TRACE_ID": "Root=1",
+      "POWERTOOLS_TRACE_DISABLED": "true"}, False),
+])
+def test_tracer_only_when_asked_in_traced_lambda(monkeypatch: pytest.MonkeyPatch, env: dict, on: bool) -> None:
+    import aws_lambda_powertools
+
+    patched: list[list[str]] = []
+
+    class FakeSegment:
+        annotations: dict[str, Any] = {}
+
+        def put_annotation(self, k: str, v: Any) -> None:
+            self.annotations[k] = v
+
+    class FakeProvider:
+        def in_subsegment(self, name: str) -> Any:
+            import contextlib
+
+            FakeSegment.annotations = {"name": name}
+            return contextlib.nullcontext(FakeSegment())
+
+    class FakeTracer:
+        def __init__(self, **kwargs: Any) -> None:
+            assert kwargs["auto_patch"] is False
+            self.provider = FakeProvider()
+
+        def patch(self, modules: list[str]) -> None:
+            patched.append(modules)
+
+    for var in ("STEPLESS_TRACER", "AWS_LAMBDA_FUNCTION_NAME", "_X_AMZN_TRACE_ID", "POWERTOOLS_TRACE_DISABLED"):
+        monkeypatch.delenv(var, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setattr(aws_lambda_powertools, "Tracer", FakeTracer, raising=False)
+    monkeypatch.setattr(observability, "_tracer", None)
+    assert (observability.tracer() is not None) is on
+    observability.tracer()  # decided once
+    assert patched == ([["boto3", "botocore"]] if on else [])
+    if on:
+        res = demo.handler(event("POST", "/sign", {}), None)
+        assert res["statusCode"] == 201
+        assert FakeSegment.annotations == {"name": "## POST /sign", "route": "POST /sign", "status": 201}
+
+
+def test_importing_the_functions_does_not_load_the_xray_sdk() -> None:
+    """The cold-start budget: the X-Ray SDK (~125 ms with the boto3 patch) is not imported.
+
+    (``aws_lambda_powertools``'s package init already imports its metrics and tracing modules; the Tracer
+    imports ``aws_xray_sdk`` only when it is created.)"""
+    code = ("import sys; sys.path.insert(0, 'functions/sign'); import app; "
+            "bad = [m for m in sys.modules if m.startswith(('aws_xray_sdk', 'wrapt'))]; assert not bad, bad")
+    env = {k: v for k, v in os.environ.items() if k != "STEPLESS_TRACER"}
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, timeout=60)
