@@ -16,8 +16,9 @@ from botocore.config import Config
 _CONFIG = Config(
     # three attempts in all (botocore's ``max_attempts`` would count retries: 1 + 3 = 4 attempts)
     retries={"total_max_attempts": 3, "mode": "standard"},
-    connect_timeout=3,
-    read_timeout=10,
+    # 3 attempts x (1 s connect + 3 s read) + standard backoff stays inside the functions' 15 s timeout
+    connect_timeout=1,
+    read_timeout=3,
     tcp_keepalive=True,
 )
 
