@@ -303,3 +303,16 @@ def test_krl_with_ssh_keygen(test_ca, tmp_path):
     host_only = _krl(tmp_path, {"type": "host"})
     assert _query(host_only, revoked_host, tmp_path).returncode == 1
     assert _query(host_only, revoked_user, tmp_path).returncode == 0
+
+
+@pytest.mark.skipif(SSH_KEYGEN is None, reason="ssh-keygen not installed")
+def test_revoke_publishes_the_krl_to_s3(test_ca, tmp_path, monkeypatch):
+    boto3.client("s3").create_bucket(Bucket="test-crl")
+    monkeypatch.setenv("STEPLESS_CRL_BUCKET", "test-crl")
+    crt, _ = user_cert(test_ca)
+    serial = parse_certificate(base64.b64decode(crt)).serial
+    assert revoke(serial, test_ca.token(str(serial), path="/1.0/ssh/revoke"))[0] == 200
+    krl = tmp_path / "s3.krl"
+    krl.write_bytes(boto3.client("s3").get_object(Bucket="test-crl", Key="krl/ssh.krl")["Body"].read())
+    out = _query(krl, crt, tmp_path)
+    assert out.returncode == 1 and "REVOKED" in out.stdout, out.stdout + out.stderr

@@ -21,7 +21,7 @@ from stepless.provisioners.sshpop import SSHPOPAuthorization, SSHPOPProvisioner
 from stepless.services import ssh
 from stepless.ssh import FOREVER, HOST, SSHCertificate, build_and_sign
 from stepless.ssh.keys import SSHPublicKey
-from stepless.stores import certificates, revocations
+from stepless.stores import certificates, crl_store, revocations
 from stepless.stores import tokens as used_tokens
 
 MAX_REASON_CODE = 10  # RFC 5280 aACompromise
@@ -159,6 +159,10 @@ def revoke(body: dict[str, Any], auth: Authority) -> dict[str, Any]:
     except BadRequest as e:
         raise BadRequest(f"ssh certificate with serial number {serial} is already revoked") from e
     metrics.revoked("ssh", provisioner=prov.name, serial=key)
+    if crl_store.bucket():  # keep the published KRL current (GET /ssh/krl is always built fresh)
+        from stepless.services import ssh_info
+
+        crl_store.put_krl(ssh_info.krl(auth, None))
     logger.info("ssh certificate revoked", extra={"serial": serial, "provisioner": prov.name,
                                                   "reason_code": code})
     return {"status": "ok"}

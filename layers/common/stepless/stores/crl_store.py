@@ -69,6 +69,19 @@ def put(crl: StoredCRL) -> None:
         )
 
 
+KRL_KEY = "krl/ssh.krl"
+
+
+def put_krl(krl: bytes) -> None:
+    """Publish the SSH KRL next to the CRL (bucket mode only), for hosts that fetch RevokedKeys from S3."""
+    name = bucket()
+    if not name:
+        return
+    with translate_aws_errors("S3"):
+        aws.client("s3").put_object(Bucket=name, Key=KRL_KEY, Body=krl, ContentType="application/octet-stream",
+                                    CacheControl="max-age=60")
+
+
 def get() -> StoredCRL | None:
     """The stored CRL, or None (no bucket, no object yet, unreadable metadata)."""
     name = bucket()
