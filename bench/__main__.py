@@ -28,7 +28,10 @@ def main(argv: list[str] | None = None) -> int:
         kwargs = {"profile": args.profile, "full": args.full}
         if args.only:
             kwargs["only"] = tuple(s.strip() for s in args.only.split(",") if s.strip())
-        r, d = module.run(**kwargs)
+        try:
+            r, d = module.run(**kwargs)
+        except ValueError as e:  # an unknown --only section
+            parser.error(f"{name}: {e}")
         rows += r
         details += d
     print(f"stepless benchmarks — python {platform.python_version()}, {platform.machine()}; "

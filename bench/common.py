@@ -254,3 +254,19 @@ def table(rows: list[Row]) -> str:
         if n == 0:
             lines.append("  ".join("-" * w for w in widths) + "  " + "-" * 4)
     return "\n".join(line.rstrip() for line in lines)
+
+
+def run_sections(bench: str, sections: dict[str, Callable[[], tuple[list[Row], list[str]]]],
+                 only: tuple[str, ...]) -> tuple[list[Row], list[str]]:
+    """Run the named sections of one benchmark in order, timing each on stderr; rows and details joined."""
+    rows: list[Row] = []
+    details: list[str] = []
+    for name in only:
+        if name not in sections:
+            raise ValueError(f"unknown section {name!r}; choose from {', '.join(sections)}")
+        t0 = time.perf_counter()
+        r, d = sections[name]()
+        print(f"  {bench}/{name}: {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+        rows += r
+        details += d
+    return rows, details

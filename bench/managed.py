@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from bench.common import AWSCalls, Row, environ, quiet_logger
+from bench.common import AWSCalls, Row, environ, quiet_logger, run_sections
 
 SECTIONS = ("calls", "scale")
 TARGET_CALLS = 8.0
@@ -176,23 +176,13 @@ def scale(n: int | None = None, budget: float | None = None) -> tuple[list[Row],
 
 def run(only: tuple[str, ...] = SECTIONS, profile: bool = False, full: bool = False,
         **_: object) -> tuple[list[Row], list[str]]:
-    """``full`` is accepted for the common interface; the scale section has its own budget."""
-    rows: list[Row] = []
-    details: list[str] = []
+    """``full`` adds the 10,000-certificate scale run (minutes); the default is the call count."""
     if not full and only == SECTIONS:
-        only = ("calls",)  # the 10,000-certificate scale run takes minutes: `python -m bench managed --full`
-    for name in only:
-        t0 = time.perf_counter()
-        if name == "calls":
-            r, d = calls()
-        elif name == "scale":
-            r, d = scale()
-        else:
-            raise ValueError(f"unknown section {name!r}; choose from {', '.join(SECTIONS)}")
-        print(f"  managed/{name}: {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
-        rows += r
-        details += d
-    return rows, details
+        only = ("calls",)
+    return run_sections("managed", {
+        "calls": calls,
+        "scale": scale,
+    }, only)
 
 
 if __name__ == "__main__":

@@ -17,12 +17,10 @@ Sections (``python -m bench provisioners --only issuance,calls``):
 from __future__ import annotations
 
 import contextlib
-import sys
-import time
 from collections.abc import Iterator
 from typing import Any
 
-from bench.common import AWSCalls, Row, interleave, quiet_logger
+from bench.common import AWSCalls, Row, interleave, quiet_logger, run_sections
 from bench.renew import baseline_batch, baseline_row, offline_ca, rate_note
 from bench.sign import _ca, _requests, _stub_record
 
@@ -240,18 +238,10 @@ def calls(n: int = 20) -> tuple[list[Row], list[str]]:
 
 
 def run(only: tuple[str, ...] = SECTIONS, profile: bool = False, full: bool = False,
-        ) -> tuple[list[Row], list[str]]:
-    rows: list[Row] = []
-    details: list[str] = []
-    for name in only:
-        t0 = time.perf_counter()
-        if name == "issuance":
-            r, d = issuance(rounds=9 if full else 5)
-        elif name == "calls":
-            r, d = calls()
-        else:
-            raise ValueError(f"unknown section {name!r}; choose from {', '.join(SECTIONS)}")
-        print(f"  provisioners/{name}: {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
-        rows += r
-        details += d
-    return rows, details
+        **_: object) -> tuple[list[Row], list[str]]:
+    """The sections in ``only``; ``full``: more rounds."""
+    rounds = 9 if full else 5
+    return run_sections("provisioners", {
+        "issuance": lambda: issuance(rounds=rounds),
+        "calls": calls,
+    }, only)

@@ -48,6 +48,7 @@ from bench.common import (
     peak_rss_mb,
     quiet_logger,
     report,
+    run_sections,
 )
 from bench.sign import _baseline_builder, _ca, _env, _offline, _Raw, _trim_pstats
 
@@ -679,22 +680,12 @@ def ocsp_bench(n: int = 300, rounds: int = 5) -> tuple[list[Row], list[str]]:
 
 
 def run(only: tuple[str, ...] = SECTIONS, profile: bool = False, full: bool = False,
-        ) -> tuple[list[Row], list[str]]:
-    rows: list[Row] = []
-    details: list[str] = []
-    for name in only:
-        t0 = time.perf_counter()
-        if name == "calls":
-            r, d = calls()
-        elif name == "renew":
-            r, d = throughput(rounds=9 if full else 5, profile=profile)
-        elif name == "crl":
-            r, d = crl_bench()
-        elif name == "ocsp":
-            r, d = ocsp_bench(rounds=9 if full else 5)
-        else:
-            raise ValueError(f"unknown section {name!r}; choose from {', '.join(SECTIONS)}")
-        print(f"  renew/{name}: {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
-        rows += r
-        details += d
-    return rows, details
+        **_: object) -> tuple[list[Row], list[str]]:
+    """The sections in ``only``; ``full``: more rounds."""
+    rounds = 9 if full else 5
+    return run_sections("renew", {
+        "calls": calls,
+        "renew": lambda: throughput(rounds=rounds, profile=profile),
+        "crl": crl_bench,
+        "ocsp": lambda: ocsp_bench(rounds=rounds),
+    }, only)

@@ -27,7 +27,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -44,6 +43,7 @@ from bench.common import (
     quiet_logger,
     report,
     run_python,
+    run_sections,
 )
 
 SECTIONS = ("issuance", "calls", "rss", "cold")
@@ -622,23 +622,12 @@ def _importtime(stderr: str, top: int = 15) -> str:
 
 
 def run(only: tuple[str, ...] = SECTIONS, profile: bool = False, full: bool = False,
-        ) -> tuple[list[Row], list[str]]:
+        **_: object) -> tuple[list[Row], list[str]]:
     """The sections in ``only``; ``full``: more rounds, and 1,000 issuances through moto for the RSS."""
-    rows: list[Row] = []
-    details: list[str] = []
-    for name in only:
-        t0 = time.perf_counter()
-        if name == "issuance":
-            r, d = issuance(profile=profile, rounds=9 if full else 5)
-        elif name == "calls":
-            r, d = calls()
-        elif name == "rss":
-            r, d = rss(n_moto=1000 if full else 300)
-        elif name == "cold":
-            r, d = cold(rounds=7, shipped_rounds=3) if full else cold()
-        else:
-            raise ValueError(f"unknown section {name!r}; choose from {', '.join(SECTIONS)}")
-        print(f"  sign/{name}: {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
-        rows += r
-        details += d
-    return rows, details
+    rounds = 9 if full else 5
+    return run_sections("sign", {
+        "issuance": lambda: issuance(profile=profile, rounds=rounds),
+        "calls": calls,
+        "rss": lambda: rss(n_moto=1000 if full else 300),
+        "cold": lambda: cold(rounds=7, shipped_rounds=3) if full else cold(),
+    }, only)

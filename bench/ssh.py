@@ -14,11 +14,9 @@ Sections (``python -m bench ssh --only issuance,calls``):
 from __future__ import annotations
 
 import base64
-import sys
-import time
 from typing import Any
 
-from bench.common import AWSCalls, Row, interleave, quiet_logger
+from bench.common import AWSCalls, Row, interleave, quiet_logger, run_sections
 from bench.renew import baseline_batch, baseline_row, hotspots, offline_ca, rate_note
 from bench.sign import _ca, _stub_record
 
@@ -180,18 +178,10 @@ def calls(n: int = 20) -> tuple[list[Row], list[str]]:
 
 
 def run(only: tuple[str, ...] = SECTIONS, profile: bool = False, full: bool = False,
-        ) -> tuple[list[Row], list[str]]:
-    rows: list[Row] = []
-    details: list[str] = []
-    for name in only:
-        t0 = time.perf_counter()
-        if name == "issuance":
-            r, d = issuance(rounds=9 if full else 5, profile=profile)
-        elif name == "calls":
-            r, d = calls()
-        else:
-            raise ValueError(f"unknown section {name!r}; choose from {', '.join(SECTIONS)}")
-        print(f"  ssh/{name}: {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
-        rows += r
-        details += d
-    return rows, details
+        **_: object) -> tuple[list[Row], list[str]]:
+    """The sections in ``only``; ``full``: more rounds."""
+    rounds = 9 if full else 5
+    return run_sections("ssh", {
+        "issuance": lambda: issuance(rounds=rounds, profile=profile),
+        "calls": calls,
+    }, only)
