@@ -10,22 +10,10 @@ from tests.support import ca as support
 
 
 @pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch):
-    """moto in-process, with the functions' environment variables set."""
-    from moto import mock_aws
-
-    for k, v in support.env().items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    with mock_aws():
-        from stepless import authority, aws
-
-        aws.reset()
-        authority.reset()
+def aws_env():
+    """moto in-process, with the functions' environment variables set; yields the stack-like outputs."""
+    with support.moto_environment():
         yield support.create_resources()
-        aws.reset()
-        authority.reset()
 
 
 @pytest.fixture

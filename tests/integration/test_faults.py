@@ -65,25 +65,16 @@ class CAs:
 @pytest.fixture(scope="module")
 def cas() -> CAs:
     """moto once per module (a CA initialization costs most of a test's time otherwise)."""
-    from moto import mock_aws
-
-    with pytest.MonkeyPatch.context() as mp:
-        for k, v in support.env().items():
-            mp.setenv(k, v)
-        mp.delenv("AWS_ENDPOINT_URL", raising=False)
-        mp.delenv("AWS_PROFILE", raising=False)
-        with mock_aws():
-            outputs = support.create_resources()
-            ddb = boto3.client("dynamodb")
-            key = {"pk": {"S": "authority"}}
-            cas, items = {}, {}
-            for backend in ("secrets", "kms"):
-                ddb.delete_item(TableName="test-authority", Key=key)
-                cas[backend] = support.initialize(outputs, backend=backend)
-                items[backend] = ddb.get_item(TableName="test-authority", Key=key)["Item"]
-            yield CAs(cas["kms"], cas["secrets"], items)
-            aws.reset()
-            authority.reset()
+    with support.moto_environment():
+        outputs = support.create_resources()
+        ddb = boto3.client("dynamodb")
+        key = {"pk": {"S": "authority"}}
+        cas, items = {}, {}
+        for backend in ("secrets", "kms"):
+            ddb.delete_item(TableName="test-authority", Key=key)
+            cas[backend] = support.initialize(outputs, backend=backend)
+            items[backend] = ddb.get_item(TableName="test-authority", Key=key)["Item"]
+        yield CAs(cas["kms"], cas["secrets"], items)
 
 
 def use(cas: CAs, backend: str) -> support.TestCA:

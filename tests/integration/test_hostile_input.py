@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from stepless import authority, aws, clock, jose
+from stepless import authority, clock, jose
 from stepless.api import renew as renew_api
 from stepless.api import revoke as revoke_api
 from stepless.api import sign as sign_api
@@ -74,27 +74,16 @@ class Hostile:
 @pytest.fixture(scope="module")
 def hostile() -> Hostile:
     """One CA for the whole module (every case is refused, so the cases cannot disturb each other)."""
-    from moto import mock_aws
-
-    with pytest.MonkeyPatch.context() as mp:
-        for k, v in support.env().items():
-            mp.setenv(k, v)
-        mp.delenv("AWS_ENDPOINT_URL", raising=False)
-        mp.delenv("AWS_PROFILE", raising=False)
-        with mock_aws():
-            aws.reset()
-            authority.reset()
-            ca = support.initialize(support.create_resources())
-            bob_key = make_key()
-            jwk = jose.public_jwk(bob_key)
-            jwk = {"use": "sig", **jwk, "kid": jose.thumbprint(jwk), "alg": "ES256"}
-            doc, version = authority_store.load()
-            doc["provisioners"].append({"type": "JWK", "name": "bob", "key": jwk})
-            authority_store.save(doc, expected_version=version)
-            authority.reset()
-            yield Hostile(ca, support.TestCA(ca.result, bob_key, jwk["kid"], name="bob"))
-            aws.reset()
-            authority.reset()
+    with support.moto_environment():
+        ca = support.initialize(support.create_resources())
+        bob_key = make_key()
+        jwk = jose.public_jwk(bob_key)
+        jwk = {"use": "sig", **jwk, "kid": jose.thumbprint(jwk), "alg": "ES256"}
+        doc, version = authority_store.load()
+        doc["provisioners"].append({"type": "JWK", "name": "bob", "key": jwk})
+        authority_store.save(doc, expected_version=version)
+        authority.reset()
+        yield Hostile(ca, support.TestCA(ca.result, bob_key, jwk["kid"], name="bob"))
 
 
 # ---------------------------------------------------------------------------------------------- helpers

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import time
@@ -45,6 +46,27 @@ def create_resources(region: str = "us-east-1") -> dict[str, str]:
     }
     outputs["SecretsPrefix"] = "stepless-test"
     return outputs
+
+
+@contextlib.contextmanager
+def moto_environment():  # noqa: ANN201 - a generator context manager
+    """moto in-process with the functions' environment variables set, and fresh (then forgotten) caches."""
+    import pytest
+    from moto import mock_aws
+
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in env().items():
+            mp.setenv(k, v)
+        mp.delenv("AWS_ENDPOINT_URL", raising=False)
+        mp.delenv("AWS_PROFILE", raising=False)
+        with mock_aws():
+            aws.reset()
+            authority.reset()
+            try:
+                yield
+            finally:
+                aws.reset()
+                authority.reset()
 
 
 def env() -> dict[str, str]:

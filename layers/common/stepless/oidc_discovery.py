@@ -91,8 +91,9 @@ def check_url(url: str, what: str = "URL") -> str:
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""
+        parts.port  # noqa: B018 - raises on a bad port
     except ValueError as e:
-        raise ValueError(f"invalid {what} {url!r}") from e
+        raise ValueError(f"invalid {what} {url!r}: {e}") from e
     if not host:
         raise ValueError(f"invalid {what} {url!r}: no host")
     if parts.scheme == "https" or (parts.scheme == "http" and is_loopback(host)):

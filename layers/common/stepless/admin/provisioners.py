@@ -23,7 +23,6 @@ import base64
 import copy
 import dataclasses
 import datetime as dt
-import ipaddress
 import json
 import re
 import urllib.error
@@ -37,7 +36,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from stepless import aws, jose, settings
+from stepless import aws, jose, oidc_discovery, settings
 from stepless.claims import _DURATIONS, _FLAGS, Claims
 from stepless.durations import parse_duration
 from stepless.errors import ClientError, ConfigError
@@ -154,30 +153,13 @@ def validate_claims(name: str, claims: dict[str, Any] | None, doc: dict[str, Any
     return resolved
 
 
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` is a loopback address (or ``localhost``)."""
-    host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_url(url: str, what: str) -> str:
-    """An https URL, or plain http on a loopback address (tests, local identity providers)."""
+    """An https URL, or plain http on a loopback address: the same rule the functions apply at run time
+    (``oidc_discovery.check_url``), so nothing is accepted here that they would refuse."""
     try:
-        parts = urllib.parse.urlsplit(url)
-        host = parts.hostname or ""
-        parts.port  # noqa: B018 - raises on a bad port
+        return oidc_discovery.check_url(url, what)
     except ValueError as e:
-        raise ClientError(f"{what} {url!r} is not a valid URL: {e}") from e
-    if not host:
-        raise ClientError(f"{what} {url!r} is not an absolute URL")
-    if parts.scheme == "https" or (parts.scheme == "http" and is_loopback(host)):
-        return url
-    raise ClientError(f"{what} {url!r} must use https (plain http only for loopback addresses)")
+        raise ClientError(str(e)) from e
 
 
 def discover(url: str, *, timeout: float = DISCOVERY_TIMEOUT) -> dict[str, Any]:
