@@ -28,6 +28,7 @@ from botocore.exceptions import ClientError
 from stepless import aws, settings
 from stepless.errors import BadRequest, NotFound
 from stepless.faults import translate_aws_errors
+from stepless.stores import dynamo
 from stepless.stores.dynamo import condition_failed, from_item, to_item
 
 MANAGED_TABLE = "STEPLESS_MANAGED_TABLE"
@@ -145,16 +146,7 @@ def require(name: str) -> Managed:
 
 def list_all() -> list[Managed]:
     """Every registry item, by name (an administrator's listing: a scan is fine here, never in the run)."""
-    items: list[Managed] = []
-    kwargs: dict[str, Any] = {"TableName": table()}
-    with translate_aws_errors("DynamoDB"):
-        while True:
-            out = aws.client("dynamodb").scan(**kwargs)
-            items.extend(Managed.from_record(from_item(i)) for i in out.get("Items", []))
-            if "LastEvaluatedKey" not in out:
-                break
-            kwargs["ExclusiveStartKey"] = out["LastEvaluatedKey"]
-    return sorted(items, key=lambda m: m.name)
+    return sorted((Managed.from_record(r) for r in dynamo.scan(TableName=table())), key=lambda m: m.name)
 
 
 def due_page(now: int, *, limit: int = 100,

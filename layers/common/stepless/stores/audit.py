@@ -18,7 +18,8 @@ from typing import Any
 
 from stepless import aws, settings
 from stepless.faults import translate_aws_errors
-from stepless.stores.dynamo import from_item, to_item
+from stepless.stores import dynamo
+from stepless.stores.dynamo import to_item
 
 PREFIX = "audit#"
 REDACTED = "<redacted>"
@@ -124,15 +125,7 @@ def records(provisioner: str | None = None) -> list[dict[str, Any]]:
         kwargs["FilterExpression"] += " AND #n = :n"
         kwargs["ExpressionAttributeNames"] = {"#n": "provisioner"}
         kwargs["ExpressionAttributeValues"][":n"] = {"S": provisioner}
-    out: list[dict[str, Any]] = []
-    client = aws.client("dynamodb")
-    with translate_aws_errors("DynamoDB"):
-        while True:
-            page = client.scan(**kwargs)
-            out.extend(from_item(i) for i in page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    out = dynamo.scan(**kwargs)
     for rec in out:
         with contextlib.suppress(ValueError):
             rec["change"] = json.loads(rec.get("change") or "{}")

@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 from stepless import aws, settings
 from stepless.errors import ServiceUnavailable, Unauthorized
 from stepless.faults import translate_aws_errors
-from stepless.stores import tokens
+from stepless.stores import dynamo, tokens
 from stepless.stores.dynamo import condition_failed, from_item, to_item
 
 
@@ -116,21 +116,11 @@ def renewal_links() -> dict[str, list[str]]:
     lineage revocation, which is rare; a GSI on ``parent_serial`` would make it a Query per level.
     """
     links: dict[str, list[str]] = {}
-    kwargs: dict[str, Any] = {
-        "TableName": settings.table(settings.CERTIFICATES_TABLE),
-        "ProjectionExpression": "serial, parent_serial",
-        "FilterExpression": "attribute_exists(parent_serial)",
-        "ConsistentRead": True,
-    }
-    with translate_aws_errors("DynamoDB"):
-        while True:
-            out = aws.client("dynamodb").scan(**kwargs)
-            for item in out.get("Items", []):
-                rec = from_item(item)
-                links.setdefault(str(rec["parent_serial"]), []).append(str(rec["serial"]))
-            if "LastEvaluatedKey" not in out:
-                return links
-            kwargs["ExclusiveStartKey"] = out["LastEvaluatedKey"]
+    for rec in dynamo.scan(TableName=settings.table(settings.CERTIFICATES_TABLE),
+                           ProjectionExpression="serial, parent_serial",
+                           FilterExpression="attribute_exists(parent_serial)", ConsistentRead=True):
+        links.setdefault(str(rec["parent_serial"]), []).append(str(rec["serial"]))
+    return links
 
 
 def scan_ssh_hosts() -> list[dict[str, Any]]:
@@ -143,12 +133,4 @@ def scan_ssh_hosts() -> list[dict[str, Any]]:
                                      "#n": "not_after"},
         "ExpressionAttributeValues": {":kind": {"S": "ssh"}, ":host": {"S": "host"}},
     }
-    items: list[dict[str, Any]] = []
-    client = aws.client("dynamodb")
-    with translate_aws_errors("DynamoDB"):
-        while True:
-            out = client.scan(**kwargs)
-            items.extend(from_item(i) for i in out.get("Items", []))
-            if "LastEvaluatedKey" not in out:
-                return items
-            kwargs["ExclusiveStartKey"] = out["LastEvaluatedKey"]
+    return dynamo.scan(**kwargs)

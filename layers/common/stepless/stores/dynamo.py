@@ -38,3 +38,19 @@ def condition_failed(exc: Exception, index: int | None = None) -> bool:
             return any(r.get("Code") == "ConditionalCheckFailed" for r in reasons)
         return len(reasons) > index and reasons[index].get("Code") == "ConditionalCheckFailed"
     return False
+
+
+def scan(**kwargs: Any) -> list[dict[str, Any]]:
+    """Every item a (paginated) Scan returns, as Python dicts; AWS failures become 429/503."""
+    from stepless import aws
+    from stepless.faults import translate_aws_errors
+
+    items: list[dict[str, Any]] = []
+    client = aws.client("dynamodb")
+    with translate_aws_errors("DynamoDB"):
+        while True:
+            page = client.scan(**kwargs)
+            items.extend(from_item(i) for i in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return items
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]

@@ -9,6 +9,7 @@ from botocore.exceptions import ClientError
 from stepless import aws, settings
 from stepless.errors import BadRequest
 from stepless.faults import translate_aws_errors
+from stepless.stores import dynamo
 from stepless.stores.dynamo import condition_failed, from_item, to_item
 
 
@@ -41,15 +42,7 @@ def put(record: dict[str, Any]) -> None:
 
 def scan_all() -> list[dict[str, Any]]:
     """Every revocation record (for CRL and KRL generation)."""
-    items: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"TableName": settings.table(settings.REVOCATIONS_TABLE)}
-    with translate_aws_errors("DynamoDB"):
-        while True:
-            out = aws.client("dynamodb").scan(**kwargs)
-            items.extend(from_item(i) for i in out.get("Items", []))
-            if "LastEvaluatedKey" not in out:
-                return items
-            kwargs["ExclusiveStartKey"] = out["LastEvaluatedKey"]
+    return dynamo.scan(TableName=settings.table(settings.REVOCATIONS_TABLE))
 
 
 def put_with_token(record: dict[str, Any], token: dict[str, Any]) -> None:
