@@ -30,16 +30,10 @@ def algorithm(key: Any) -> str:
 
 
 def load_chain(cert_path: str | Path) -> list[x509.Certificate]:
-    """The certificates of a PEM file, leaf first."""
-    try:
-        certs = x509.load_pem_x509_certificates(Path(cert_path).read_bytes())
-    except OSError as e:
-        raise ClientError(f"error reading {cert_path}: {e.strerror or e}") from e
-    except ValueError as e:
-        raise ClientError(f"error parsing {cert_path}: not a PEM certificate") from e
-    if not certs:
-        raise ClientError(f"error parsing {cert_path}: no certificate found")
-    return certs
+    """The certificates of the file, leaf first (PEM bundle or DER, as every other command reads them)."""
+    from stepless.cli.keys import load_certificates
+
+    return load_certificates(str(cert_path))
 
 
 def load_key(key_path: str | Path, password: bytes | None = None) -> Any:
