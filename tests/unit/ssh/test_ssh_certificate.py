@@ -191,3 +191,21 @@ def test_module_constants() -> None:
         "permit-user-rc",
     }
     assert all(value == b"" for value in DEFAULT_USER_EXTENSIONS.values())
+
+
+def test_built_certificate_equals_its_parsed_wire_form():
+    """build_and_sign returns its fields without re-parsing: they must be exactly what the wire says."""
+    from cryptography.hazmat.primitives.asymmetric import ec as _ec
+
+    from stepless.signers.memory import MemorySigner as _Signer
+    from stepless.ssh.certificate import DEFAULT_USER_EXTENSIONS as _EXT
+    from stepless.ssh.certificate import build_and_sign as _build
+    from stepless.ssh.certificate import parse_certificate as _parse
+
+    ca = _Signer(_ec.generate_private_key(_ec.SECP256R1()))
+    key = _ec.generate_private_key(_ec.SECP384R1()).public_key()
+    cert = _build(key, serial=7, cert_type=1, key_id="alice", principals=["alice", "root"], valid_after=1,
+                  valid_before=2**40, extensions={"z-last": b"", **dict(_EXT)},
+                  critical_options={"source-address": b"\x00\x00\x00\x0810.0.0.1"}, signer=ca)
+    assert _parse(cert.raw) == cert
+    assert list(cert.extensions) == sorted(cert.extensions)

@@ -106,10 +106,14 @@ def option_value(value: str) -> bytes:
     return wire.string(value)
 
 
+def _sorted_options(items: Mapping[str, bytes] | None) -> dict[str, bytes]:
+    """Options in wire order: sorted by the bytes of their names, as OpenSSH requires."""
+    return {name: bytes(data) for name, data in sorted((items or {}).items(), key=lambda kv: kv[0].encode())}
+
+
 def _options(items: Mapping[str, bytes]) -> bytes:
     """Name/data pairs sorted by name, as one string."""
-    pairs = sorted((name.encode(), bytes(data)) for name, data in items.items())
-    return wire.string(b"".join(wire.string(name) + wire.string(data) for name, data in pairs))
+    return wire.string(b"".join(wire.string(n) + wire.string(d) for n, d in _sorted_options(items).items()))
 
 
 def _check_uint64(name: str, value: int) -> None:
@@ -162,10 +166,12 @@ def build_and_sign(
     if not isinstance(ca_key, ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey):
         raise ConfigError(f"unsupported SSH CA key type {type(ca_key).__name__}")
     principals = tuple(principals)
+    key_type = keys.key_type(public_key) + CERT_SUFFIX
+    nonce = os.urandom(NONCE_SIZE)
     body = b"".join(
         (
-            wire.string(keys.key_type(public_key) + CERT_SUFFIX),
-            wire.string(os.urandom(NONCE_SIZE)),
+            wire.string(key_type),
+            wire.string(nonce),
             keys.encode_key_fields(public_key),
             wire.uint64(serial),
             wire.uint32(cert_type),
@@ -179,7 +185,11 @@ def build_and_sign(
             wire.string(keys.encode_public_key(ca_key)),
         )
     )
-    return parse_certificate(body + wire.string(_sign(signer, body)))
+    signature = _sign(signer, body)
+    # the fields are known: no need to parse back what was just encoded (a hot path)
+    return SSHCertificate(key_type, nonce, public_key, serial, cert_type, key_id, principals, valid_after,
+                          valid_before, _sorted_options(critical_options), _sorted_options(extensions), ca_key,
+                          signature, body + wire.string(signature))
 
 
 def _read_options(data: bytes, what: str) -> dict[str, bytes]:
