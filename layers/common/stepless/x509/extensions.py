@@ -4,29 +4,15 @@ from __future__ import annotations
 
 from cryptography import x509
 
+from stepless.x509 import der
+
 OID = x509.ObjectIdentifier("1.3.6.1.4.1.37476.9000.64.1")
-
-
-def _len(n: int) -> bytes:
-    if n < 0x80:
-        return bytes([n])
-    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes([0x80 | len(body)]) + body
-
-
-def _tlv(tag: int, body: bytes) -> bytes:
-    return bytes([tag]) + _len(len(body)) + body
-
-
-def _integer(n: int) -> bytes:
-    body = n.to_bytes(max(1, (n.bit_length() + 8) // 8), "big", signed=True)
-    return _tlv(0x02, body)
 
 
 def encode(type_code: int, name: str, credential_id: str) -> bytes:
     """DER of ``SEQUENCE { INTEGER type, OCTET STRING name, OCTET STRING credentialID }``."""
-    body = _integer(type_code) + _tlv(0x04, name.encode()) + _tlv(0x04, credential_id.encode())
-    return _tlv(0x30, body)
+    return der.sequence(der.integer(type_code), der.octet_string(name.encode()),
+                        der.octet_string(credential_id.encode()))
 
 
 def extension(type_code: int, name: str, credential_id: str) -> x509.UnrecognizedExtension:
@@ -34,7 +20,7 @@ def extension(type_code: int, name: str, credential_id: str) -> x509.Unrecognize
     return x509.UnrecognizedExtension(OID, encode(type_code, name, credential_id))
 
 
-def decode(der: bytes) -> tuple[int, str, str]:
+def decode(data: bytes) -> tuple[int, str, str]:
     """(type, name, credentialID) from the extension's DER; ValueError when malformed."""
 
     def read(buf: bytes, pos: int, tag: int) -> tuple[bytes, int]:
@@ -48,7 +34,7 @@ def decode(der: bytes) -> tuple[int, str, str]:
             raise ValueError("malformed provisioner extension")
         return buf[pos:pos + length], pos + length
 
-    seq, _ = read(der, 0, 0x30)
+    seq, _ = read(data, 0, 0x30)
     t, pos = read(seq, 0, 0x02)
     name, pos = read(seq, pos, 0x04)
     cred, pos = read(seq, pos, 0x04)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import secrets
 
 from cryptography import x509
@@ -10,8 +11,10 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from stepless.signers import Signer, as_private_key
-from stepless.x509 import extensions
+from stepless.x509 import extensions, tbs
 from stepless.x509.csr import SANs
+
+LEAF_EKU = (ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH)
 
 
 def new_serial() -> int:
@@ -24,10 +27,15 @@ def new_serial() -> int:
 
 def key_usage(public_key: object) -> x509.KeyUsage:
     """digitalSignature, plus keyEncipherment for RSA keys."""
+    return _key_usage(isinstance(public_key, rsa.RSAPublicKey))
+
+
+@functools.cache
+def _key_usage(key_encipherment: bool) -> x509.KeyUsage:
     return x509.KeyUsage(
         digital_signature=True,
         content_commitment=False,
-        key_encipherment=isinstance(public_key, rsa.RSAPublicKey),
+        key_encipherment=key_encipherment,
         data_encipherment=False,
         key_agreement=False,
         key_cert_sign=False,
@@ -63,20 +71,68 @@ def leaf(
     signer: Signer,
     provisioner: tuple[int, str, str],
     crl_url: str | None = None,
+    serial: int | None = None,
 ) -> x509.Certificate:
-    """step-ca's default leaf: CN, SANs, KU/EKU by key type, SKI/AKI, provisioner extension."""
+    """step-ca's default leaf: CN, SANs, KU/EKU by key type, SKI/AKI, provisioner extension.
+
+    With an EC or RSA CA key the TBS is assembled from DER cached per issuer (:mod:`stepless.x509.tbs`),
+    byte-for-byte what :func:`leaf_builder` gives cryptography to sign (the tests compare them).
+    """
+    serial = new_serial() if serial is None else serial
+    template = leaf_template(issuer, signer, provisioner, crl_url)
+    if template is None:
+        return _sign(leaf_builder(public_key=public_key, common_name=common_name, sans=sans, not_before=not_before,
+                                  not_after=not_after, issuer=issuer, provisioner=provisioner, crl_url=crl_url,
+                                  serial=serial), signer)
+    names = sans.general_names()
+    return template.sign(public_key=public_key, common_name=common_name,
+                         sans=x509.SubjectAlternativeName(names) if names else None,
+                         not_before=not_before, not_after=not_after, serial=serial)
+
+
+@functools.lru_cache(maxsize=32)
+def leaf_template(issuer: x509.Certificate, signer: Signer, provisioner: tuple[int, str, str],
+                  crl_url: str | None) -> tbs.LeafTemplate | None:
+    """The DER parts of :func:`leaf_builder`'s leaf that do not change per request (None: use the builder)."""
+    algorithm = tbs.signature_algorithm(signer)
+    if algorithm is None:
+        return None
+    return tbs.LeafTemplate(
+        signer=signer,
+        algorithm=algorithm,
+        issuer_name=issuer.subject.public_bytes(),
+        key_usage=(tbs.extension(_key_usage(False), True), tbs.extension(_key_usage(True), True)),
+        before_san=tbs.extension(x509.ExtendedKeyUsage(LEAF_EKU)),
+        authority_key_id=tbs.extension(authority_key_identifier(issuer)),
+        after_san=tbs.extension(extensions.extension(*provisioner))
+        + (tbs.extension(crl_distribution_points(crl_url)) if crl_url else b""),
+    )
+
+
+def leaf_builder(
+    *,
+    public_key: object,
+    common_name: str,
+    sans: SANs,
+    not_before: dt.datetime,
+    not_after: dt.datetime,
+    issuer: x509.Certificate,
+    provisioner: tuple[int, str, str],
+    crl_url: str | None = None,
+    serial: int,
+) -> x509.CertificateBuilder:
+    """The leaf of :func:`leaf` as a cryptography builder (CA keys without a DER template, and the reference)."""
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]) if common_name else x509.Name([])
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(issuer.subject)
         .public_key(public_key)  # type: ignore[arg-type]
-        .serial_number(new_serial())
+        .serial_number(serial)
         .not_valid_before(not_before)
         .not_valid_after(not_after)
         .add_extension(key_usage(public_key), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
-                       critical=False)
+        .add_extension(x509.ExtendedKeyUsage(LEAF_EKU), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)  # type: ignore[arg-type]
         .add_extension(authority_key_identifier(issuer), critical=False)
     )
@@ -85,12 +141,13 @@ def leaf(
         builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=not common_name)
     builder = builder.add_extension(extensions.extension(*provisioner), critical=False)
     if crl_url:
-        builder = builder.add_extension(
-            x509.CRLDistributionPoints([x509.DistributionPoint([x509.UniformResourceIdentifier(crl_url)],
-                                                                None, None, None)]),
-            critical=False,
-        )
-    return _sign(builder, signer)
+        builder = builder.add_extension(crl_distribution_points(crl_url), critical=False)
+    return builder
+
+
+def crl_distribution_points(url: str) -> x509.CRLDistributionPoints:
+    """One distribution point with a full name: the CRL's URL."""
+    return x509.CRLDistributionPoints([x509.DistributionPoint([x509.UniformResourceIdentifier(url)], None, None, None)])
 
 
 def renewal(
