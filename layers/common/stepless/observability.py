@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import logging
 import os
 import re
@@ -86,7 +87,12 @@ _SECRET_SUFFIXES = ("password", "passphrase", "token", "secret", "privatekey", "
 
 def secret_name(name: object) -> bool:
     """Whether a field called ``name`` holds a secret (``ott``, ``client_secret``, ``id_token`` …)."""
-    n = str(name).lower().replace("_", "").replace("-", "")
+    return _secret_name(name if isinstance(name, str) else str(name))
+
+
+@functools.lru_cache(maxsize=4096)
+def _secret_name(name: str) -> bool:
+    n = name.lower().replace("_", "").replace("-", "")
     return n in _SECRET_NAMES or n.endswith(_SECRET_SUFFIXES)
 
 
@@ -149,9 +155,18 @@ class RedactingFormatter(LambdaPowertoolsFormatter):
         return super().serialize(redact(log))
 
 
+def _no_caller(stack_info: bool = False, stacklevel: int = 1) -> tuple[str, int, str, None]:
+    """What ``logging.Logger.findCaller`` returns when it has no frame to report."""
+    return "(unknown file)", 0, "(unknown function)", None
+
+
 logger = Logger(service=SERVICE, logger_formatter=RedactingFormatter())
 if not any(isinstance(f, RedactingFilter) for f in logger._logger.filters):  # noqa: SLF001
     logger._logger.addFilter(RedactingFilter())  # noqa: SLF001
+# No "location" key: logging's frame walk for it cost more than the rest of a log line (each message
+# names its event; the function is the log group).
+logger._logger.findCaller = _no_caller  # type: ignore[method-assign]  # noqa: SLF001
+logger.remove_keys(["location"])
 
 # ------------------------------------------------------------------------------------------ metrics
 

@@ -17,15 +17,18 @@ from stepless.x509.csr import SANs
 from stepless.x509.validity import Limits, window
 
 
-def _check_names(req_sans: SANs, cn: str, subject: str, token_sans: tuple[str, ...]) -> None:
-    allowed = SANs.split(list(token_sans))
-    if not req_sans.same_as(allowed):
+def _check_names(req: csrs.Request, subject: str, token_sans: tuple[str, ...]) -> SANs:
+    """The token's SANs, when the CSR asks for exactly those and a common name among them (else 403)."""
+    allowed = SANs.split(token_sans)
+    if not req.sans.same_as(allowed):
         raise Forbidden(
             "certificate request SANs do not match the token: "
-            f"requested {sorted(req_sans.names())}, token allows {sorted(allowed.names())}"
+            f"requested {sorted(req.sans.names())}, token allows {sorted(allowed.names())}"
         )
+    cn = req.common_name
     if cn and cn != subject and cn not in token_sans and csrs.ascii_lower(cn) not in allowed.dns:
         raise Forbidden(f"certificate request common name {cn!r} is not the token subject or one of its SANs")
+    return allowed
 
 
 def sign(body: dict[str, Any], auth: Authority) -> dict[str, Any]:
@@ -33,7 +36,7 @@ def sign(body: dict[str, Any], auth: Authority) -> dict[str, Any]:
     ott = body.get("ott")
     if not isinstance(ott, str) or not ott:
         raise BadRequest("missing ott")
-    req = csrs.parse(body.get("csr"))
+    req = csrs.read(body.get("csr"))
     nb = TimeArg.parse(body.get("notBefore"), "notBefore")
     na = TimeArg.parse(body.get("notAfter"), "notAfter")
     if body.get("templateData") not in (None, {}) and not isinstance(body.get("templateData"), dict):
@@ -43,19 +46,16 @@ def sign(body: dict[str, Any], auth: Authority) -> dict[str, Any]:
     header, unverified = tokens.unverified(ott)
     prov = auth.provisioners.select(header, unverified)
     authz = prov.authorize_sign(ott, header, unverified, Context(auth.hosts, now))
-    req_sans = SANs.of(req)
-    if not authz.any_sans:
-        _check_names(req_sans, csrs.common_name(req), authz.subject, authz.sans)
-    sans = req_sans if authz.any_sans else SANs.split(list(authz.sans))
+    sans = req.sans if authz.any_sans else _check_names(req, authz.subject, authz.sans)
     claims = prov.claims
     limits = Limits(claims.default_tls, claims.min_tls, claims.max_tls, auth.backdate,
                     authz.not_before_limit, authz.not_after_limit)
     not_before, not_after = window(nb, na, limits, now)
-    common_name = (csrs.common_name(req) or authz.subject) if authz.any_sans else authz.subject
+    common_name = (req.common_name or authz.subject) if authz.any_sans else authz.subject
     csrs.check_names([common_name, *sans.names()])
 
     cert = profile.leaf(
-        public_key=req.public_key(),
+        public_key=req.public_key,
         common_name=common_name,
         sans=sans,
         not_before=not_before,

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import re
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.x509.oid import NameOID
 
 from stepless.errors import BadRequest
@@ -15,6 +17,8 @@ _CURVES = {"secp256r1", "secp384r1", "secp521r1"}
 MIN_RSA_BITS = 2048
 MAX_RSA_BITS = 8192
 MAX_SANS = 100
+_BREAKS = re.compile(r"[\x00\r\n]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
@@ -38,11 +42,12 @@ class SANs:
         """Type each name like step does: IP, email (has @), URI (has ://), else DNS."""
         dns, ips, emails, uris = [], [], [], []
         for name in names:
-            try:
-                ips.append(str(ipaddress.ip_address(name)))
-                continue
-            except ValueError:
-                pass
+            if ":" in name or name[:1].isdigit():  # every IP address has one or the other
+                try:
+                    ips.append(str(ipaddress.ip_address(name)))
+                    continue
+                except ValueError:
+                    pass
             if "://" in name:
                 uris.append(name)
             elif "@" in name:
@@ -95,7 +100,17 @@ def check_public_key(key: object) -> None:
         raise BadRequest(f"unsupported public key type {type(key).__name__.removeprefix('_')}")
 
 
-def parse(pem: object) -> x509.CertificateSigningRequest:
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """A checked CSR, and what issuance reads from it (read once)."""
+
+    csr: x509.CertificateSigningRequest
+    public_key: PublicKeyTypes
+    sans: SANs
+    common_name: str
+
+
+def read(pem: object) -> Request:
     """A CSR whose PEM parses, whose signature verifies and whose key is acceptable."""
     if not isinstance(pem, str) or not pem.strip():
         raise BadRequest("missing csr")
@@ -116,18 +131,23 @@ def parse(pem: object) -> x509.CertificateSigningRequest:
         sans = SANs.of(req)
     except (ValueError, x509.DuplicateExtension) as e:
         raise BadRequest(f"invalid csr: {e}") from e
-    if len(sans.names()) > MAX_SANS:
+    names = sans.names()
+    if len(names) > MAX_SANS:
         raise BadRequest(f"invalid csr: more than {MAX_SANS} subject alternative names")
-    for name in sans.names():
-        if any(c in name for c in "\x00\r\n"):
-            raise BadRequest("invalid csr: subject alternative names may not contain control characters")
-    return req
+    if any(map(_BREAKS.search, names)):
+        raise BadRequest("invalid csr: subject alternative names may not contain control characters")
+    return Request(req, key, sans, common_name(req))
+
+
+def parse(pem: object) -> x509.CertificateSigningRequest:
+    """The CSR of :func:`read`."""
+    return read(pem).csr
 
 
 def check_names(names: list[str]) -> None:
     """400 unless every name going into a certificate (CN, SANs) is free of control characters."""
     for name in names:
-        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+        if _CONTROL.search(name):
             raise BadRequest(f"certificate name {name!r} may not contain control characters")
 
 
