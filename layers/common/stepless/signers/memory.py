@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
@@ -17,6 +19,12 @@ class MemorySigner:
         self._key = key
         self._public = key.public_key()
         self._hash = hash_for_key(self._public)
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            ecdsa = ec.ECDSA(self._hash)
+            self._sign: Callable[[bytes], bytes] = lambda data: key.sign(data, ecdsa)
+        else:
+            pkcs1 = padding.PKCS1v15()
+            self._sign = lambda data: key.sign(data, pkcs1, self._hash)
 
     def public_key(self) -> PublicKeyTypes:
         return self._public
@@ -25,6 +33,4 @@ class MemorySigner:
         return self._hash
 
     def sign(self, data: bytes) -> bytes:
-        if isinstance(self._key, ec.EllipticCurvePrivateKey):
-            return self._key.sign(data, ec.ECDSA(self._hash))
-        return self._key.sign(data, padding.PKCS1v15(), self._hash)
+        return self._sign(data)
