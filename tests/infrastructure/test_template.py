@@ -388,7 +388,6 @@ def test_layer_build_matches_template(template: dict[str, Any]) -> None:
 LAYER_MODULES = {
     "aws_lambda_powertools",
     "aws_xray_sdk",
-    "boto3",
     "botocore",
     "cryptography",
     "jwt",

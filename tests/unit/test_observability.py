@@ -386,7 +386,7 @@ def test_tracer_only_when_asked_in_traced_lambda(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(observability, "_tracer", None)
     assert (observability.tracer() is not None) is on
     observability.tracer()  # decided once
-    assert patched == ([["boto3", "botocore"]] if on else [])
+    assert patched == ([["botocore"]] if on else [])
     if on:
         res = demo.handler(event("POST", "/sign", {}), None)
         assert res["statusCode"] == 201

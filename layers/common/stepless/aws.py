@@ -1,7 +1,15 @@
-"""One boto3 client per service per container (never one per call).
+"""One botocore client per service per container (never one per call).
 
-The endpoint comes from boto3's own ``AWS_ENDPOINT_URL`` handling, so the local stack needs no special
-code path. Retries are bounded ("standard" mode, jittered backoff) to stay within a function's timeout.
+Clients come from a plain ``botocore`` session, not from boto3: ``import boto3`` also loads s3transfer,
+multiprocessing and boto3's resource layer (~20 ms), and a boto3 session registers resource handlers and
+extra loader paths on top of botocore's, all of it cold-start time for nothing (the functions only call
+the low-level clients, which boto3 takes from botocore anyway). So nothing on the Lambda path imports
+boto3; tests/unit/test_lambda_imports.py keeps it that way.
+
+The endpoint comes from botocore's own ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_<SERVICE>`` handling, so
+the local stack needs no special code path. Retries are bounded ("standard" mode, jittered backoff) to stay
+within a function's timeout. moto's ``mock_aws`` hooks every botocore session created after moto is
+imported, so tests call :func:`reset` once the mock is started.
 """
 
 from __future__ import annotations
@@ -10,7 +18,7 @@ import functools
 import os
 from typing import Any
 
-import boto3
+import botocore.session
 from botocore.config import Config
 
 _CONFIG = Config(
@@ -24,15 +32,15 @@ _CONFIG = Config(
 
 
 @functools.cache
-def _session() -> boto3.session.Session:
-    return boto3.session.Session()
+def _session() -> botocore.session.Session:
+    return botocore.session.get_session()
 
 
 @functools.cache
 def client(service: str) -> Any:
     """The container's shared client for ``service``."""
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    return _session().client(service, region_name=region, config=_CONFIG)
+    return _session().create_client(service, region_name=region, config=_CONFIG)
 
 
 def reset() -> None:

@@ -34,12 +34,12 @@ nothing.
 
 Tracer — decision: **not loaded by default.** ``Tracing: Active`` already gives every function its
 X-Ray segment (initialization, invocation, overhead) with no code. Powertools Tracer imports
-``aws_xray_sdk`` and patching boto3/botocore adds, measured with ``python -X importtime`` on top of what
-the sign function already imports (boto3 included): ~125 ms (``import boto3`` alone: ~155 ms), i.e.
-more than the whole cold-start budget (boto3 + 60 ms). So it is opt-in: with
+``aws_xray_sdk`` and patching botocore adds, measured with ``python -X importtime`` on top of what
+the sign function already imports (botocore included): ~125 ms, more than the whole cold-start budget
+(``import boto3`` + 60 ms). So it is opt-in: with
 ``STEPLESS_TRACER=true`` *and* running in Lambda (``AWS_LAMBDA_FUNCTION_NAME``) with a trace id
 (``_X_AMZN_TRACE_ID``) *and* ``POWERTOOLS_TRACE_DISABLED`` not true, the first request imports the
-Tracer, patches ``boto3``/``botocore`` (a subsegment per DynamoDB/KMS/Secrets Manager call) and each
+Tracer, patches ``botocore`` (a subsegment per DynamoDB/KMS/Secrets Manager call) and each
 request runs in a ``## <route>`` subsegment annotated with the route and the status.
 """
 
@@ -369,7 +369,7 @@ def tracer() -> Any:
             from aws_lambda_powertools import Tracer
 
             t = Tracer(service=SERVICE, auto_patch=False)
-            t.patch(["boto3", "botocore"])
+            t.patch(["botocore"])
             _tracer = t
     return _tracer or None
 

@@ -333,7 +333,7 @@ def _expiring(item: Managed, now: dt.datetime) -> bool:
 
 
 def _prepare(auth: Authority) -> None:
-    """Create the shared clients and the signer in this thread (boto3 sessions are not thread-safe)."""
+    """Create the shared clients and the signer in this thread (botocore sessions are not thread-safe)."""
     for service in ("dynamodb", "secretsmanager", "events"):
         aws.client(service)
     auth.intermediate_signer.public_key()

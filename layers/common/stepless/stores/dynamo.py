@@ -1,25 +1,25 @@
-"""Small helpers over the low-level DynamoDB client (faster to import and call than the resource API)."""
+"""Small helpers over the low-level DynamoDB client (faster to import and call than the resource API).
+
+Items are (un)marshalled by :mod:`stepless.stores.attributes` (boto3's rules, without importing boto3).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-
-_ser = TypeSerializer()
-_de = TypeDeserializer()
+from stepless.stores.attributes import deserialize, serialize
 
 
 def to_item(values: dict[str, Any]) -> dict[str, Any]:
-    """Python dict → DynamoDB attribute map (None values dropped)."""
-    return {k: _ser.serialize(v) for k, v in values.items() if v is not None and v != [] and v != ""}
+    """Python dict → DynamoDB attribute map (None, [] and "" values dropped)."""
+    return {k: serialize(v) for k, v in values.items() if v is not None and v != [] and v != ""}
 
 
 def from_item(item: dict[str, Any]) -> dict[str, Any]:
     """DynamoDB attribute map → Python dict (numbers come back as int when integral)."""
     out = {}
     for k, v in item.items():
-        value = _de.deserialize(v)
+        value = deserialize(v)
         if hasattr(value, "as_integer_ratio") and not isinstance(value, (int, float)):
             value = int(value) if value == int(value) else float(value)
         out[k] = value
