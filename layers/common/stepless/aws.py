@@ -28,6 +28,8 @@ _CONFIG = Config(
     connect_timeout=1,
     read_timeout=3,
     tcp_keepalive=True,
+    # the service validates every request; botocore's client-side schema walk costs CPU on each call
+    parameter_validation=False,
 )
 
 

@@ -148,11 +148,36 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+def _clean(keys: dict[str, Any]) -> dict[str, Any]:
+    return {k: REDACTED if secret_name(k) else redact(v) for k, v in keys.items()}
+
+
 class RedactingFormatter(LambdaPowertoolsFormatter):
-    """Powertools' JSON formatter, with the whole line (appended keys and exception included) redacted."""
+    """Powertools' JSON formatter, redacting what :class:`RedactingFilter` does not see.
+
+    The filter cleans each record (message, extras, exception text); appended keys are cleaned once,
+    when appended, and the exception fields the formatter renders itself on each line. So a line is
+    never redacted twice.
+    """
+
+    _RENDERED = ("exception", "exception_notes", "stack_trace")
+
+    def append_keys(self, **additional_keys: Any) -> None:
+        super().append_keys(**_clean(additional_keys))
+
+    def thread_safe_append_keys(self, **additional_keys: Any) -> None:
+        super().thread_safe_append_keys(**_clean(additional_keys))
+
+    @contextlib.contextmanager
+    def append_context_keys(self, **additional_keys: Any) -> Iterator[None]:
+        with super().append_context_keys(**_clean(additional_keys)):
+            yield
 
     def serialize(self, log: dict[str, Any]) -> str:  # type: ignore[override]
-        return super().serialize(redact(log))
+        for key in self._RENDERED:
+            if key in log:
+                log[key] = redact(log[key])
+        return super().serialize(log)
 
 
 def _no_caller(stack_info: bool = False, stacklevel: int = 1) -> tuple[str, int, str, None]:
