@@ -190,3 +190,25 @@ def test_handler_module(test_ca):
     from functions.revoke import app as fn
 
     assert fn.handler.__self__ is revoke_app
+
+
+def test_lineage_walks_the_links_without_scanning_certificates(test_ca):
+    """Each renewal is linked from its parent record in the renewal transaction; the walk reads those links."""
+    from stepless import aws
+    from stepless.stores import certificates
+
+    serials, _ = _renew_chain(test_ca, 2)
+    assert certificates.children(serials[0]) == [serials[1]]
+    assert certificates.children(serials[1]) == [serials[2]]
+    assert certificates.children(serials[2]) == []
+
+    scans: list[str] = []
+    client = aws.client("dynamodb")
+    client.meta.events.register("before-call.dynamodb.Scan", lambda params, **_: scans.append(params["TableName"]),
+                                unique_id="count-scans")
+    try:
+        status, body = revoke_by_token(test_ca, serials[0], lineage=True)
+    finally:
+        client.meta.events.unregister("before-call.dynamodb.Scan", unique_id="count-scans")
+    assert status == 200 and body["lineage"] == serials[1:]
+    assert not any("ertificates" in table for table in scans), scans

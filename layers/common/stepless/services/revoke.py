@@ -3,15 +3,17 @@ certificate revokes itself). The revocation is recorded in the revocations table
 once and the CRL within its TTL (services.crl); a renewal of the serial is refused from then on.
 
 ``"lineage": true`` (stepless) also revokes every certificate renewed from this one, transitively
-(parent_serial links), skipping those already revoked — step-ca issues #319 and #909: revoking a
-compromised certificate used to leave its renewals alive. The root revocation is written first, so no new
-renewal of it can be recorded afterwards (the renewal transaction checks it); the descendants are then
-found by a scan of the certificates table (see stores.certificates.renewal_links).
+(each renewal adds itself to its parent's ``children``), skipping those already revoked — step-ca
+issues #319 and #909: revoking a compromised certificate used to leave its renewals alive. The root
+revocation is written first, so no new renewal of it can be recorded afterwards (the renewal
+transaction checks it); the descendants are then found by consistent reads along those links, one per
+certificate (see stores.certificates.children).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from stepless import clock, tokens
@@ -135,7 +137,7 @@ def _record(serial: str, rec: dict[str, Any], reason: str, code: int, ts: int, r
     }
 
 
-def descendants(serial: str, links: dict[str, list[str]]) -> list[str]:
+def descendants(serial: str, children: Callable[[str], list[str]]) -> list[str]:
     """Every serial renewed (transitively) from ``serial``, breadth first, each once."""
     seen = {serial}
     order: list[str] = []
@@ -143,7 +145,7 @@ def descendants(serial: str, links: dict[str, list[str]]) -> list[str]:
     while frontier:
         following = []
         for parent in frontier:
-            for child in links.get(parent, []):
+            for child in children(parent):
                 if child not in seen:
                     seen.add(child)
                     order.append(child)
@@ -155,13 +157,14 @@ def descendants(serial: str, links: dict[str, list[str]]) -> list[str]:
 def revoke_lineage(serial: str, reason: str, code: int, ts: int, revoked_by: str) -> list[str]:
     """Revoke the renewals of ``serial`` (already revoked ones are skipped); the serials newly revoked.
 
-    Scans again until a scan finds nothing new: a descendant renewed between the scan and its own
-    revocation shows up in the next scan, and after its revocation it cannot be renewed any more.
+    Walks the lineage again (consistent reads of each record's ``children``) until a walk finds nothing
+    new: a descendant renewed between a walk and its own revocation shows up in the next walk, and after
+    its revocation it cannot be renewed any more.
     """
     done: list[str] = []
     handled = {serial}
     for _ in range(10):
-        fresh = [c for c in descendants(serial, certificates.renewal_links()) if c not in handled]
+        fresh = [c for c in descendants(serial, certificates.children) if c not in handled]
         if not fresh:
             break
         for child in fresh:

@@ -83,9 +83,12 @@ def record_renewal(record: dict[str, Any], token: dict[str, Any] | None, parent_
     """Like :func:`record_issuance`, and atomically only while ``parent_serial`` is not revoked.
 
     A ConditionCheck on the revocations table rides in the same transaction, so once a revocation of
-    the parent has been written no renewal of it can be recorded (revoke racing renew).
-    Raises 401 "token already used" / "certificate has been revoked", 503 on a serial collision.
+    the parent has been written no renewal of it can be recorded (revoke racing renew). The same
+    transaction adds the new serial to the parent's ``children`` set (the lineage, read by
+    :func:`children`). Raises 401 "token already used" / "certificate has been revoked", 503 on a
+    serial collision.
     """
+    certs = settings.table(settings.CERTIFICATES_TABLE)
     items: list[dict[str, Any]] = []
     if token is not None:
         items.append({"Put": token})
@@ -94,6 +97,14 @@ def record_renewal(record: dict[str, Any], token: dict[str, Any] | None, parent_
         "TableName": settings.table(settings.REVOCATIONS_TABLE),
         "Key": {"serial": {"S": parent_serial}},
         "ConditionExpression": "attribute_not_exists(serial)",
+    }})
+    link_index = len(items)
+    items.append({"Update": {
+        "TableName": certs,
+        "Key": {"serial": {"S": parent_serial}},
+        "UpdateExpression": "ADD children :child",
+        "ConditionExpression": "attribute_exists(serial)",
+        "ExpressionAttributeValues": {":child": {"SS": [str(record["serial"])]}},
     }})
     items.append({"Put": cert_put(record)})
     with translate_aws_errors("DynamoDB"):
@@ -104,23 +115,21 @@ def record_renewal(record: dict[str, Any], token: dict[str, Any] | None, parent_
                 raise Unauthorized(tokens.USED) from e
             if condition_failed(e, check_index):
                 raise Unauthorized("certificate has been revoked") from e
+            if condition_failed(e, link_index):
+                raise Unauthorized("certificate not found") from e
             if condition_failed(e):
                 raise ServiceUnavailable("serial collision, retry", headers={"Retry-After": "0"}) from e
             raise
 
 
-def renewal_links() -> dict[str, list[str]]:
-    """parent serial → serials renewed from it, for every X.509 record that has a parent.
-
-    NOTE: a full (consistent, projected, filtered) scan of the certificates table. Good enough for
-    lineage revocation, which is rare; a GSI on ``parent_serial`` would make it a Query per level.
-    """
-    links: dict[str, list[str]] = {}
-    for rec in dynamo.scan(TableName=settings.table(settings.CERTIFICATES_TABLE),
-                           ProjectionExpression="serial, parent_serial",
-                           FilterExpression="attribute_exists(parent_serial)", ConsistentRead=True):
-        links.setdefault(str(rec["parent_serial"]), []).append(str(rec["serial"]))
-    return links
+def children(serial: str) -> list[str]:
+    """The serials renewed directly from ``serial`` (a consistent read of its ``children`` set)."""
+    with translate_aws_errors("DynamoDB"):
+        out = aws.client("dynamodb").get_item(
+            TableName=settings.table(settings.CERTIFICATES_TABLE), Key={"serial": {"S": serial}},
+            ProjectionExpression="children", ConsistentRead=True,
+        )
+    return sorted((out.get("Item") or {}).get("children", {}).get("SS", []))
 
 
 def scan_ssh_hosts() -> list[dict[str, Any]]:
