@@ -133,7 +133,7 @@ class AWSCalls:
     def attach(self, services: tuple[str, ...] = ("dynamodb", "kms", "secretsmanager")) -> AWSCalls:
         from stepless import aws
 
-        aws._session().events.register("before-call.*.*", self._on_call, unique_id=self._uid)
+        aws._session().register("before-call.*.*", self._on_call, unique_id=self._uid)  # clients made later
         for service in services:
             aws.client(service).meta.events.register("before-call.*.*", self._on_call, unique_id=self._uid)
         return self

@@ -14,6 +14,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 
 from stepless.cli.keys import describe_key, pem_blocks
 from stepless.errors import ClientError
+from stepless.x509 import der
 
 X509Object = x509.Certificate | x509.CertificateSigningRequest
 
@@ -104,21 +105,8 @@ NAME_ATTRS = {
 
 def _der_tlv(data: bytes, pos: int) -> tuple[int, bytes, int]:
     """Read one DER TLV at ``pos``: ``(tag, value, next position)``; ValueError when malformed."""
-    if pos + 2 > len(data):
-        raise ValueError("truncated DER")
-    tag, first = data[pos], data[pos + 1]
-    pos += 2
-    if first < 0x80:
-        length = first
-    else:
-        n = first & 0x7F
-        if n == 0 or n > 4 or pos + n > len(data):
-            raise ValueError("bad DER length")
-        length = int.from_bytes(data[pos : pos + n], "big")
-        pos += n
-    if pos + length > len(data):
-        raise ValueError("truncated DER")
-    return tag, data[pos : pos + length], pos + length
+    tag, start, end = der.read(data, pos)
+    return tag, data[start:end], end
 
 
 def _der_sequence(data: bytes) -> list[tuple[int, bytes]]:
@@ -570,7 +558,7 @@ def to_json(obj: X509Object) -> dict[str, Any]:
     }
     if isinstance(obj, x509.CertificateSigningRequest):
         return {"version": 0, **base, "signature": {**base["signature"], "valid": obj.is_signature_valid}}
-    der = obj.public_bytes(serialization.Encoding.DER)
+    encoded = obj.public_bytes(serialization.Encoding.DER)
     nb, na = obj.not_valid_before_utc, obj.not_valid_after_utc
     return {
         "version": 3 if obj.version == x509.Version.v3 else 1,
@@ -581,7 +569,7 @@ def to_json(obj: X509Object) -> dict[str, Any]:
         "validity": {"start": rfc3339(nb), "end": rfc3339(na), "length": int((na - nb).total_seconds())},
         **base,
         "signature": {**base["signature"], "self_signed": _is_self_signed(obj)},
-        "fingerprint_sha256": hashlib.sha256(der).hexdigest(),
+        "fingerprint_sha256": hashlib.sha256(encoded).hexdigest(),
     }
 
 

@@ -29,29 +29,15 @@ from stepless.observability import logger
 from stepless.services.crl import reason_flag
 from stepless.signers import as_private_key
 from stepless.stores import certificates
+from stepless.x509 import der
 
 VALIDITY = dt.timedelta(hours=1)
 CONTENT_TYPE = "application/ocsp-response"
 
 
-def _der_read(buf: bytes, pos: int) -> tuple[int, int, int]:
-    """(tag, start of value, end of value) of the DER TLV at ``pos``."""
-    tag, length, pos = buf[pos], buf[pos + 1], pos + 2
-    if length & 0x80:
-        n = length & 0x7F
-        length, pos = int.from_bytes(buf[pos:pos + n], "big"), pos + n
-    return tag, pos, pos + length
-
-
 def subject_public_key_bits(cert: x509.Certificate) -> bytes:
     """The subjectPublicKey BIT STRING contents (what an OCSP issuerKeyHash hashes)."""
-    spki = cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-    _, start, _ = _der_read(spki, 0)  # SEQUENCE
-    _, _, alg_end = _der_read(spki, start)  # AlgorithmIdentifier
-    tag, bits_start, bits_end = _der_read(spki, alg_end)
-    if tag != 0x03:
-        raise ValueError("malformed SubjectPublicKeyInfo")
-    return spki[bits_start + 1:bits_end]  # skip the unused-bits octet
+    return der.subject_public_key_bits(cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo))
 
 
 @functools.lru_cache(maxsize=16)
@@ -80,10 +66,10 @@ def malformed() -> bytes:
     return unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
 
 
-def respond(der: bytes, auth: Authority) -> bytes:
+def respond(request: bytes, auth: Authority) -> bytes:
     """The DER OCSP response to a DER OCSP request."""
     try:
-        req = ocsp.load_der_ocsp_request(der)
+        req = ocsp.load_der_ocsp_request(request)
         algorithm = req.hash_algorithm
         serial = req.serial_number
         name_hash, key_hash = req.issuer_name_hash, req.issuer_key_hash

@@ -52,14 +52,19 @@ def sequence(*parts: bytes) -> bytes:
     return tlv(SEQUENCE, b"".join(parts))
 
 
-def subject_key_id(spki: bytes) -> bytes:
-    """RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey bits of a SubjectPublicKeyInfo."""
+def subject_public_key_bits(spki: bytes) -> bytes:
+    """The subjectPublicKey BIT STRING contents of a SubjectPublicKeyInfo (no unused-bits octet)."""
     _, start, _ = read(spki)
     _, _, algorithm_end = read(spki, start)
     tag, bits_start, bits_end = read(spki, algorithm_end)
     if tag != BIT_STRING:
         raise ValueError("not a SubjectPublicKeyInfo")
-    return hashlib.sha1(spki[bits_start + 1:bits_end]).digest()  # noqa: S324 - the identifier RFC 5280 names
+    return spki[bits_start + 1:bits_end]
+
+
+def subject_key_id(spki: bytes) -> bytes:
+    """RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey bits of a SubjectPublicKeyInfo."""
+    return hashlib.sha1(subject_public_key_bits(spki)).digest()  # noqa: S324 - the identifier RFC 5280 names
 
 
 def integer(n: int) -> bytes:

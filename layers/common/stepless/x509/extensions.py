@@ -24,15 +24,10 @@ def decode(data: bytes) -> tuple[int, str, str]:
     """(type, name, credentialID) from the extension's DER; ValueError when malformed."""
 
     def read(buf: bytes, pos: int, tag: int) -> tuple[bytes, int]:
-        if pos + 2 > len(buf) or buf[pos] != tag:
+        found, start, end = der.read(buf, pos)
+        if found != tag:
             raise ValueError("malformed provisioner extension")
-        length, pos = buf[pos + 1], pos + 2
-        if length & 0x80:
-            n = length & 0x7F
-            length, pos = int.from_bytes(buf[pos:pos + n], "big"), pos + n
-        if pos + length > len(buf):
-            raise ValueError("malformed provisioner extension")
-        return buf[pos:pos + length], pos + length
+        return buf[start:end], end
 
     seq, _ = read(data, 0, 0x30)
     t, pos = read(seq, 0, 0x02)
