@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stepless.signers.memory import MemorySigner
-from stepless.x509 import der, profile
+from stepless.x509 import der, profile, tbs
 from stepless.x509.csr import SANs
 
 UTC = dt.UTC
@@ -51,7 +51,7 @@ def _both(ca: str, leaf: str, serial: int = 1 << 100, **fields: object) -> tuple
     issuer, signer = _ca(ca)
     args = dict(public_key=_leaf_key(leaf), issuer=issuer, provisioner=(1, "admin", "kid-1"), serial=serial,
                 **fields)
-    return profile._sign(profile.leaf_builder(**args), signer), profile.leaf(signer=signer, **args)
+    return profile._sign(profile.leaf_builder(tbs.Leaf(**args)), signer), profile.leaf(signer=signer, **args)
 
 
 LABEL = st.text(string.ascii_lowercase + string.digits, min_size=1, max_size=12)
@@ -121,7 +121,7 @@ def test_bad_fields_fail_like_the_builder(fields: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         profile.leaf(signer=signer, **args)
     with pytest.raises(ValueError):
-        profile._sign(profile.leaf_builder(**args), signer)
+        profile._sign(profile.leaf_builder(tbs.Leaf(**args)), signer)
 
 
 @pytest.mark.parametrize("kind", ["p256", "p521", "rsa", "ed25519"])

@@ -78,16 +78,10 @@ def leaf(
     With an EC or RSA CA key the TBS is assembled from DER cached per issuer (:mod:`stepless.x509.tbs`),
     byte-for-byte what :func:`leaf_builder` gives cryptography to sign (the tests compare them).
     """
-    serial = new_serial() if serial is None else serial
+    spec = tbs.Leaf(public_key, common_name, sans, not_before, not_after, issuer, provisioner,
+                    new_serial() if serial is None else serial, crl_url)
     template = leaf_template(issuer, signer, provisioner, crl_url)
-    if template is None:
-        return _sign(leaf_builder(public_key=public_key, common_name=common_name, sans=sans, not_before=not_before,
-                                  not_after=not_after, issuer=issuer, provisioner=provisioner, crl_url=crl_url,
-                                  serial=serial), signer)
-    names = sans.general_names()
-    return template.sign(public_key=public_key, common_name=common_name,
-                         sans=x509.SubjectAlternativeName(names) if names else None,
-                         not_before=not_before, not_after=not_after, serial=serial)
+    return _sign(leaf_builder(spec), signer) if template is None else template.sign(spec)
 
 
 @functools.lru_cache(maxsize=32)
@@ -109,39 +103,28 @@ def leaf_template(issuer: x509.Certificate, signer: Signer, provisioner: tuple[i
     )
 
 
-def leaf_builder(
-    *,
-    public_key: object,
-    common_name: str,
-    sans: SANs,
-    not_before: dt.datetime,
-    not_after: dt.datetime,
-    issuer: x509.Certificate,
-    provisioner: tuple[int, str, str],
-    crl_url: str | None = None,
-    serial: int,
-) -> x509.CertificateBuilder:
+def leaf_builder(spec: tbs.Leaf) -> x509.CertificateBuilder:
     """The leaf of :func:`leaf` as a cryptography builder (CA keys without a DER template, and the reference)."""
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]) if common_name else x509.Name([])
+    cn, key = spec.common_name, spec.public_key
     builder = (
         x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer.subject)
-        .public_key(public_key)  # type: ignore[arg-type]
-        .serial_number(serial)
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(key_usage(public_key), critical=True)
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]) if cn else x509.Name([]))
+        .issuer_name(spec.issuer.subject)
+        .public_key(key)  # type: ignore[arg-type]
+        .serial_number(spec.serial)
+        .not_valid_before(spec.not_before)
+        .not_valid_after(spec.not_after)
+        .add_extension(key_usage(key), critical=True)
         .add_extension(x509.ExtendedKeyUsage(LEAF_EKU), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)  # type: ignore[arg-type]
-        .add_extension(authority_key_identifier(issuer), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key), critical=False)  # type: ignore[arg-type]
+        .add_extension(authority_key_identifier(spec.issuer), critical=False)
     )
-    names = sans.general_names()
+    names = spec.sans.general_names()
     if names:
-        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=not common_name)
-    builder = builder.add_extension(extensions.extension(*provisioner), critical=False)
-    if crl_url:
-        builder = builder.add_extension(crl_distribution_points(crl_url), critical=False)
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=not cn)
+    builder = builder.add_extension(extensions.extension(*spec.provisioner), critical=False)
+    if spec.crl_url:
+        builder = builder.add_extension(crl_distribution_points(spec.crl_url), critical=False)
     return builder
 
 

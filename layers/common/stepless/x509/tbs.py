@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from typing import Any, NamedTuple
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -18,6 +19,7 @@ from cryptography.x509.oid import ExtensionOID, NameOID
 
 from stepless.signers import Signer
 from stepless.x509 import der
+from stepless.x509.csr import SANs
 
 VERSION_3 = der.explicit(0, der.integer(2))
 EMPTY_NAME = der.sequence()
@@ -49,6 +51,20 @@ def extension(ext: x509.ExtensionType, critical: bool = False) -> bytes:
     return der.extension(der.oid(ext.oid.dotted_string), ext.public_bytes(), critical)
 
 
+class Leaf(NamedTuple):
+    """What a leaf certificate says: everything but its signature."""
+
+    public_key: Any
+    common_name: str
+    sans: SANs
+    not_before: dt.datetime
+    not_after: dt.datetime
+    issuer: x509.Certificate
+    provisioner: tuple[int, str, str]  # (type code, name, credential id) of step's provisioner extension
+    serial: int
+    crl_url: str | None = None
+
+
 @dataclasses.dataclass(frozen=True)
 class LeafTemplate:
     """The fixed parts of a leaf, DER-encoded; :meth:`sign` adds the rest and signs."""
@@ -61,30 +77,30 @@ class LeafTemplate:
     authority_key_id: bytes
     after_san: bytes  # provisioner and CRL distribution point extensions
 
-    def tbs(self, *, public_key: object, common_name: str, sans: x509.SubjectAlternativeName | None,
-            not_before: dt.datetime, not_after: dt.datetime, serial: int) -> bytes:
-        """The TBSCertificate DER (the same checks as cryptography's builder where they can fail)."""
-        nb, na = _utc(not_before), _utc(not_after)
+    def tbs(self, leaf: Leaf) -> bytes:
+        """The TBSCertificate DER of ``leaf`` (the same checks as cryptography's builder where they can fail)."""
+        nb, na = _utc(leaf.not_before), _utc(leaf.not_after)
         if nb < _EPOCH_MIN or na < _EPOCH_MIN:
             raise ValueError("The not valid before/after dates must be on or after 1950 January 1")
         if na < nb:
             raise ValueError("The not valid after date must be after the not valid before date.")
-        if not 0 < serial < 1 << 159:
+        if not 0 < leaf.serial < 1 << 159:
             raise ValueError("The serial number should be positive and at most 159 bits")
-        subject = (x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]).public_bytes()
-                   if common_name else EMPTY_NAME)
-        spki = public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)  # type: ignore[attr-defined]
+        cn, key = leaf.common_name, leaf.public_key
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]).public_bytes() if cn else EMPTY_NAME
+        spki = key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+        names = leaf.sans.general_names()
         extensions = [
-            self.key_usage[isinstance(public_key, rsa.RSAPublicKey)],
+            self.key_usage[isinstance(key, rsa.RSAPublicKey)],
             self.before_san,
             der.extension(_SKI, der.octet_string(der.subject_key_id(spki))),
             self.authority_key_id,
-            der.extension(_SAN, sans.public_bytes(), not common_name) if sans is not None else b"",
+            der.extension(_SAN, x509.SubjectAlternativeName(names).public_bytes(), not cn) if names else b"",
             self.after_san,
         ]
         return der.sequence(
             VERSION_3,
-            der.integer(serial),
+            der.integer(leaf.serial),
             self.algorithm,
             self.issuer_name,
             der.sequence(der.time(nb), der.time(na)),
@@ -93,9 +109,9 @@ class LeafTemplate:
             der.explicit(3, der.sequence(*extensions)),
         )
 
-    def sign(self, **fields: object) -> x509.Certificate:
-        """The signed certificate for :meth:`tbs`'s ``fields``."""
-        body = self.tbs(**fields)  # type: ignore[arg-type]
+    def sign(self, leaf: Leaf) -> x509.Certificate:
+        """The signed certificate for ``leaf``."""
+        body = self.tbs(leaf)
         signature = self.signer.sign(body)
         return x509.load_der_x509_certificate(der.sequence(body, self.algorithm, der.bit_string(signature)))
 
