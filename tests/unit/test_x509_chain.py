@@ -50,7 +50,7 @@ def auth():
 def test_issued_by_ours(auth):
     cert, _ = leaf(auth)
     assert chain.issued_by(cert, auth.intermediate)
-    chain.check_ours(cert, auth.intermediate)
+    chain.check_ours(cert, [auth.intermediate])
     assert chain.has_client_auth(cert) and chain.allows_digital_signature(cert)
 
 
@@ -60,12 +60,12 @@ def test_same_name_other_key_is_not_ours(auth):
     assert cert.issuer == auth.intermediate.subject
     assert not chain.issued_by(cert, auth.intermediate)
     with pytest.raises(Unauthorized, match="not issued by"):
-        chain.check_ours(cert, auth.intermediate)
+        chain.check_ours(cert, [auth.intermediate])
 
 
 def test_intermediate_itself_is_not_a_leaf(auth):
     with pytest.raises(Unauthorized):
-        chain.check_ours(auth.intermediate, auth.intermediate)
+        chain.check_ours(auth.intermediate, [auth.intermediate])
 
 
 def test_missing_aki_is_not_ours(auth):
@@ -108,16 +108,16 @@ def token(cert, key, auth, **over):
 
 def test_verify_renew_token(auth):
     cert, key = leaf(auth)
-    out = x5c_insecure.verify(token(cert, key, auth), auth.intermediate, HOSTS)
+    out = x5c_insecure.verify(token(cert, key, auth), [auth.intermediate], HOSTS)
     assert out.leaf == cert
     assert out.use.id.startswith(f"renew/{cert.serial_number}#")
     # the issuing provisioner's name is accepted as issuer too (older clients)
-    x5c_insecure.verify(token(cert, key, auth, iss="admin"), auth.intermediate, HOSTS)
+    x5c_insecure.verify(token(cert, key, auth, iss="admin"), [auth.intermediate], HOSTS)
 
 
 def test_expired_leaf_still_verifies(auth):
     cert, key = leaf(auth, life=dt.timedelta(minutes=5), not_before=NOW - dt.timedelta(hours=2))
-    assert x5c_insecure.verify(token(cert, key, auth), auth.intermediate, HOSTS).leaf == cert
+    assert x5c_insecure.verify(token(cert, key, auth), [auth.intermediate], HOSTS).leaf == cert
 
 
 @pytest.mark.parametrize(("over", "reason"), [
@@ -133,17 +133,17 @@ def test_expired_leaf_still_verifies(auth):
 def test_bad_tokens(auth, over, reason):
     cert, key = leaf(auth)
     with pytest.raises(Unauthorized, match=reason):
-        x5c_insecure.verify(token(cert, key, auth, **over), auth.intermediate, HOSTS)
+        x5c_insecure.verify(token(cert, key, auth, **over), [auth.intermediate], HOSTS)
 
 
 def test_token_from_other_ca(auth):
     other = memory_ca()
     cert, key = leaf(other)
     with pytest.raises(Unauthorized, match="not issued by"):
-        x5c_insecure.verify(token(cert, key, other), auth.intermediate, HOSTS)
+        x5c_insecure.verify(token(cert, key, other), [auth.intermediate], HOSTS)
 
 
 def test_token_signed_by_another_key(auth):
     cert, _ = leaf(auth)
     with pytest.raises(Unauthorized, match="signature"):
-        x5c_insecure.verify(token(cert, ec.generate_private_key(ec.SECP256R1()), auth), auth.intermediate, HOSTS)
+        x5c_insecure.verify(token(cert, ec.generate_private_key(ec.SECP256R1()), auth), [auth.intermediate], HOSTS)

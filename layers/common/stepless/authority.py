@@ -60,6 +60,13 @@ class Authority:
     def intermediate(self) -> x509.Certificate:
         return x509.load_pem_x509_certificate(self.intermediate_pem.encode())
 
+    @cached_property
+    def intermediates(self) -> list[x509.Certificate]:
+        """The current intermediate, then those it replaced (``ca rotate-intermediate``) and still valid:
+        leaves of any of them may be renewed and revoked over mTLS."""
+        previous = self.doc.get("previousIntermediates") or []
+        return [self.intermediate, *(x509.load_pem_x509_certificate(p.encode()) for p in previous)]
+
     @property
     def intermediate_signer(self) -> Signer:
         return signer(self.doc["intermediateKey"])

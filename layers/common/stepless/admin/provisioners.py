@@ -29,7 +29,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError as AWSClientError
 from cryptography import x509
@@ -428,7 +428,10 @@ def remove(name: str, *, type_: str | None = None) -> Change:
 # ---------------------------------------------------------------------------------------------- internals
 
 
-class _Conflict(Exception):
+T = TypeVar("T")
+
+
+class Conflict(Exception):
     """The configuration changed between our read and our write."""
 
 
@@ -463,7 +466,7 @@ def _validate_entry(entry: dict[str, Any], doc: dict[str, Any]) -> None:
         raise ClientError(f"invalid provisioner {entry['name']}: {e}") from e
 
 
-def _commit(doc: dict[str, Any], version: int, record: dict[str, Any]) -> int:
+def commit(doc: dict[str, Any], version: int, record: dict[str, Any]) -> int:
     """Write the configuration (if still at ``version``) and the audit record, atomically."""
     data = json.dumps(doc, sort_keys=True)
     if len(data.encode()) > MAX_ITEM_BYTES:
@@ -482,23 +485,29 @@ def _commit(doc: dict[str, Any], version: int, record: dict[str, Any]) -> int:
             )
         except AWSClientError as e:
             if condition_failed(e, 0):
-                raise _Conflict from e
+                raise Conflict from e
             raise
     return new_version
 
 
-def _apply(action: str, name: str,
-           mutate: Callable[[dict[str, Any]], tuple[dict[str, Any], dict[str, Any]]]) -> Change:
-    """Load, mutate, validate, write with the audit record; one retry after a concurrent change."""
+def change_config(action: str, name: str, mutate: Callable[[dict[str, Any]], tuple[T, dict[str, Any]]],
+                  ) -> tuple[T, int, dict[str, Any]]:
+    """Load, ``mutate`` (it returns a result and the audit summary), write with the audit record atomically;
+    one retry after a concurrent change. Returns (result, new version, audit record)."""
     for attempt in (1, 2):
         doc, version = _load()
-        entry, summary = mutate(doc)
+        result, summary = mutate(doc)
         record = audit.new_record(action, name, summary, version=version + 1)
         try:
-            new_version = _commit(doc, version, record)
-        except _Conflict:
+            return result, commit(doc, version, record), record
+        except Conflict:
             if attempt == 2:
                 raise ClientError("the authority configuration keeps changing meanwhile; try again") from None
-            continue
-        return Change(public_entry(entry), new_version, record)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _apply(action: str, name: str,
+           mutate: Callable[[dict[str, Any]], tuple[dict[str, Any], dict[str, Any]]]) -> Change:
+    """:func:`change_config` for a provisioner entry."""
+    entry, version, record = change_config(action, name, mutate)
+    return Change(public_entry(entry), version, record)

@@ -38,3 +38,22 @@ def init_cmd(stack_name, name, dns, provisioner, password_file, key_backend, ssh
     ui.done("Root fingerprint", result.fingerprint)
     ui.done("Provisioner", f"{result.provisioner} (JWK) [kid: {result.kid}]")
     click.echo(result.fingerprint)
+
+
+@ca.command("rotate-intermediate")
+@click.option("--stack", "stack_name", default="stepless", show_default=True,
+              help="The CloudFormation stack deployed from template.yaml.")
+def rotate_intermediate_cmd(stack_name) -> None:
+    """Issue a new intermediate under the same root and switch the CA to it.
+
+    Secrets backend: a new key too. KMS backend: the same key, a new certificate. Leaves of the replaced
+    intermediate stay renewable and revocable until it expires.
+    """
+    from stepless.admin.rotate import rotate_intermediate
+
+    rotation = rotate_intermediate(outputs=stack.use(stack_name))
+    new, old = rotation.intermediate, rotation.replaced
+    ui.done("Intermediate", f"serial {new.serial_number}, valid until {new.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}")
+    ui.done("Key", "new (a new secret version)" if rotation.new_key else "unchanged (the stack's KMS key)")
+    ui.done("Replaced", f"serial {old.serial_number} (its leaves renewable until {old.not_valid_after_utc:%Y-%m-%d})")
+    click.echo(f"configuration version {rotation.version}; functions switch within the config TTL")

@@ -273,7 +273,7 @@ def _adopt(item: Managed, claimed: int, current: x509.Certificate, p: Pass, now:
     if rec is None or rec.get("provisioner") != PROVISIONER or not (
             str(rec.get("parent_serial")) == item.serial or newer):
         raise RuntimeError(f"the secret holds serial {serial}, not {item.serial} nor a later managed certificate")
-    chain.check_ours(current, p.auth.intermediate)
+    chain.check_ours(current, p.auth.intermediates)
     done = store.finalize(item, claimed, serial=serial, not_before=_epoch(current.not_valid_before_utc),
                           not_after=_epoch(current.not_valid_after_utc), now=_epoch(now))
     _announce(done, current, p)

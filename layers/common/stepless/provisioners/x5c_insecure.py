@@ -13,6 +13,7 @@ import base64
 import binascii
 import dataclasses
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 from cryptography import x509
@@ -65,11 +66,12 @@ def _provisioner_name(leaf: x509.Certificate) -> str | None:
     return ext[1] if ext else None
 
 
-def verify(token: str, intermediate: x509.Certificate, hosts: frozenset[str]) -> RenewToken:
+def verify(token: str, intermediates: Sequence[x509.Certificate], hosts: frozenset[str]) -> RenewToken:
     """Check a renew token completely except the jti (consumed when the new certificate is recorded)."""
     header, _ = tokens.unverified(token)
     leaf = leaf_of(header)
-    if not chain.issued_by(leaf, intermediate):
+    intermediate = chain.issuer_among(leaf, intermediates)
+    if intermediate is None:
         raise _fail(chain.NOT_OURS)
     as_of = leaf.not_valid_after_utc - dt.timedelta(minutes=1)
     if not chain.within(intermediate, as_of):

@@ -95,7 +95,7 @@ def revoke(body: dict[str, Any], client_cert_pem: str | None, auth: Authority) -
         revoked_by = f"provisioner:{prov.name}"
     elif client_cert_pem:
         cert = chain.load_pem(client_cert_pem)
-        chain.check_ours(cert, auth.intermediate)
+        chain.check_ours(cert, auth.intermediates)
         if str(cert.serial_number) != serial:
             raise BadRequest("serial number in client certificate different than body")
         revoked_by = "mtls"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -51,9 +52,15 @@ def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     return True
 
 
-def check_ours(cert: x509.Certificate, intermediate: x509.Certificate) -> None:
-    """401 unless ``cert`` is a leaf our intermediate issued."""
-    if not issued_by(cert, intermediate):
+def issuer_among(cert: x509.Certificate, intermediates: Sequence[x509.Certificate]) -> x509.Certificate | None:
+    """The one of ``intermediates`` (the current one first, then replaced ones) that issued ``cert``."""
+    return next((i for i in intermediates if issued_by(cert, i)), None)
+
+
+def check_ours(cert: x509.Certificate, intermediates: Sequence[x509.Certificate]) -> x509.Certificate:
+    """The intermediate of ours that issued the leaf ``cert`` (401 when none did, or for a CA)."""
+    issuer = issuer_among(cert, intermediates)
+    if issuer is None:
         raise Unauthorized(NOT_OURS)
     try:
         bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
@@ -61,6 +68,7 @@ def check_ours(cert: x509.Certificate, intermediate: x509.Certificate) -> None:
             raise Unauthorized("certificate is a CA certificate")
     except x509.ExtensionNotFound:
         pass
+    return issuer
 
 
 def within(cert: x509.Certificate, at: dt.datetime) -> bool:

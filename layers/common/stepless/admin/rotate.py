@@ -1,0 +1,81 @@
+"""``stepless ca rotate-intermediate``: a new intermediate under the same root (clients keep their pin).
+
+With the secrets backend the intermediate gets a new key (a new version of its secret: the reference
+``ARN#VersionId`` changes, so warm functions load the new key with the new configuration). With KMS the
+template's ``IntermediateKey`` stays (the roles name exactly that key) and only the certificate is
+re-issued: new serial and validity, same key and name, so every certificate issued before still chains,
+renews and appears in the CRL as before.
+
+The replaced intermediate is kept in ``previousIntermediates`` (until it expires): certificates it
+issued can still be renewed (by a certificate of the new one) and revoked over mTLS.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from stepless import authority, clock
+from stepless.admin import keys
+from stepless.admin.provisioners import change_config
+from stepless.errors import ClientError
+from stepless.signers import Signer, load_signer
+from stepless.x509 import ca
+
+
+@dataclasses.dataclass(frozen=True)
+class Rotation:
+    """What changed: the new and the replaced intermediate, and whether the key is new."""
+
+    intermediate: x509.Certificate
+    replaced: x509.Certificate
+    new_key: bool
+    version: int
+
+
+def _root_signer(backend: str, outputs: dict[str, str], root: x509.Certificate) -> Signer:
+    """The root key (KMS key of the stack, or the root secret's current version), checked against the root."""
+    if backend == "kms":
+        key_id = outputs.get(keys.KMS_OUTPUTS["root"])
+        if not key_id:
+            raise ClientError("the stack has no RootKeyId output (is KeyBackend=kms?)")
+        signer = load_signer(f"kms:{key_id}")
+    else:
+        signer = load_signer(f"secretsmanager:{keys.secret_name(outputs.get('SecretsPrefix') or 'stepless', 'root')}")
+    if signer.public_key() != root.public_key():
+        raise ClientError("the root key in the stack does not match the CA's root certificate")
+    return signer
+
+
+def _still_valid(pems: list[str], now: dt.datetime) -> list[str]:
+    return [p for p in pems if x509.load_pem_x509_certificate(p.encode()).not_valid_after_utc > now]
+
+
+def rotate_intermediate(*, outputs: dict[str, str]) -> Rotation:
+    """Issue a new intermediate (a new key with the secrets backend) and switch the CA to it."""
+
+    def mutate(doc: dict[str, Any]) -> tuple[tuple[x509.Certificate, x509.Certificate, bool], dict[str, Any]]:
+        current = authority.Authority(doc, 0)
+        backend = doc.get("keyBackend") or "kms"
+        now = clock.now()
+        root_signer = _root_signer(backend, outputs, current.roots[0])
+        if backend == "secrets":
+            inter_signer = keys.provide("intermediate", "secrets", outputs, force=True)
+        else:
+            inter_signer = load_signer(doc["intermediateKey"])
+        new = ca.intermediate(inter_signer, current.roots[0], root_signer, doc.get("name") or "stepless", now)
+        doc["previousIntermediates"] = _still_valid([current.intermediate_pem, *doc.get("previousIntermediates", [])],
+                                                    now)
+        doc["intermediate"] = new.public_bytes(Encoding.PEM).decode()
+        doc["intermediateKey"] = inter_signer.ref
+        summary = {"serial": str(new.serial_number), "replaced": str(current.intermediate.serial_number),
+                   "newKey": backend == "secrets", "notAfter": new.not_valid_after_utc.isoformat()}
+        return (new, current.intermediate, backend == "secrets"), summary
+
+    (new, replaced, new_key), version, _ = change_config("intermediate.rotate", "", mutate)
+    authority.reset()
+    return Rotation(new, replaced, new_key, version)
