@@ -212,3 +212,37 @@ def test_lineage_walks_the_links_without_scanning_certificates(test_ca):
         client.meta.events.unregister("before-call.dynamodb.Scan", unique_id="count-scans")
     assert status == 200 and body["lineage"] == serials[1:]
     assert not any("ertificates" in table for table in scans), scans
+
+
+def test_upgrade_links_renewals_recorded_before_links_existed(test_ca):
+    """Records of an earlier version have parent_serial but no children set: `ca upgrade` adds the links."""
+    from stepless import aws, settings
+    from stepless.stores import certificates
+
+    serials, _ = _renew_chain(test_ca, 2)
+    for parent in serials[:2]:  # as an earlier version wrote them
+        aws.client("dynamodb").update_item(TableName=settings.table(settings.CERTIFICATES_TABLE),
+                                           Key={"serial": {"S": parent}}, UpdateExpression="REMOVE children")
+    assert certificates.children(serials[0]) == []
+    assert certificates.link_renewals() == 2
+    assert certificates.link_renewals() == 2  # again: nothing changes
+    assert certificates.children(serials[0]) == [serials[1]]
+    status, body = revoke_by_token(test_ca, serials[0], lineage=True)
+    assert status == 200 and body["lineage"] == serials[1:]
+
+
+def test_upgrade_command(test_ca, aws_env, monkeypatch):
+    import os
+
+    from click.testing import CliRunner
+
+    from stepless.admin import stack
+    from stepless.cli import main as cli_main
+
+    _renew_chain(test_ca, 1)
+    tables = {output: os.environ[var] for var, output in stack.TABLE_OUTPUTS.items()}
+    monkeypatch.setattr(stack, "outputs", lambda name: {**aws_env, **tables})
+    cli_main._register()
+    res = CliRunner().invoke(cli_main.cli, ["ca", "upgrade", "--stack", "test"])
+    assert res.exit_code == 0, (res.output, res.exception)
+    assert "Renewal links: 1 checked" in res.output

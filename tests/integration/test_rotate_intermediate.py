@@ -6,6 +6,7 @@ import os
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from stepless import authority
 from stepless.admin.rotate import rotate_intermediate
@@ -107,3 +108,67 @@ def test_the_cli_command(secrets_ca, aws_env, monkeypatch):
     assert new != old
     assert f"Intermediate: serial {new}" in res.output and f"Replaced: serial {old}" in res.output
     assert "Key: new" in res.output
+
+
+def test_expired_leaf_renews_by_token_after_a_kms_rotation(test_ca, aws_env):
+    """Same key, new certificate: the new intermediate was not valid when the leaf was, the old one was."""
+    import datetime as dt
+
+    from stepless import clock
+    from tests.integration.test_renew import renew_bearer, renew_token, set_claims
+
+    old, key, _ = issue(test_ca, "expired.example.com", notAfter="5m")
+    set_claims("admin", {"allowRenewalAfterExpiry": True})
+    with clock.shift(dt.timedelta(minutes=30)):
+        rotate_intermediate(outputs=aws_env)
+        assert authority.get().intermediate.not_valid_before_utc > old.not_valid_after_utc
+        status, body = renew_bearer(renew_token(old, key))
+        assert status == 201, body
+
+
+def test_mtls_revoke_needs_the_recorded_certificate(test_ca):
+    """A certificate with a recorded serial but other bytes (e.g. forged with a leaked, replaced key) is refused."""
+    from cryptography.hazmat.primitives import hashes
+
+    from stepless.signers import as_private_key
+    from stepless.stores import certificates
+
+    cert, _, pem = issue(test_ca, "victim.example.com")
+    serial = str(cert.serial_number)
+    assert certificates.get(serial)["fingerprint"] == cert.fingerprint(hashes.SHA256()).hex()
+    # the same serial, subject and key, signed again by our issuer: other bytes
+    signer = authority.get().intermediate_signer
+
+    twin = (x509.CertificateBuilder().subject_name(cert.subject).issuer_name(cert.issuer)
+            .public_key(cert.public_key()).serial_number(cert.serial_number)
+            .not_valid_before(cert.not_valid_before_utc).not_valid_after(cert.not_valid_after_utc))
+    for ext in cert.extensions:
+        twin = twin.add_extension(ext.value, ext.critical)
+    twin_cert = twin.sign(as_private_key(signer), hashes.SHA256())
+    assert twin_cert.fingerprint(hashes.SHA256()) != cert.fingerprint(hashes.SHA256())
+    twin_pem = twin_cert.public_bytes(Encoding.PEM).decode()
+    status, body = call(revoke_app, "POST", "/revoke", {"serial": serial, "reasonCode": 1}, client_cert_pem=twin_pem)
+    assert status == 401 and "not the certificate recorded" in body["message"]
+    assert revocations.get(serial) is None
+
+
+def test_distrust_previous_after_a_key_compromise(secrets_ca, aws_env):
+    old_leaf, _, old_pem = issue(secrets_ca, "leaked.example.com")
+    rotate_intermediate(outputs=aws_env, distrust_previous=True)
+    assert authority.get().doc["previousIntermediates"] == []
+    assert len(authority.get().intermediates) == 1
+    status, body = renew_mtls(old_pem)
+    assert status == 401 and body["message"]
+    status, _ = call(revoke_app, "POST", "/revoke", {"serial": str(old_leaf.serial_number)}, client_cert_pem=old_pem)
+    assert status == 401
+
+
+def test_expired_previous_intermediates_are_not_trusted(secrets_ca, aws_env):
+    import datetime as dt
+
+    from stepless import clock
+
+    rotate_intermediate(outputs=aws_env)
+    replaced = authority.Authority(*store.load()).intermediates[1]
+    with clock.shift(replaced.not_valid_after_utc - clock.now() + dt.timedelta(days=1)):
+        assert authority.Authority(*store.load()).intermediates == [authority.get().intermediate]

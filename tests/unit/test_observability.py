@@ -422,3 +422,18 @@ def test_importing_the_functions_does_not_load_the_xray_sdk() -> None:
             "bad = [m for m in sys.modules if m.startswith(('aws_xray_sdk', 'wrapt'))]; assert not bad, bad")
     env = {k: v for k, v in os.environ.items() if k != "STEPLESS_TRACER"}
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, timeout=60)
+
+
+def test_child_logger_records_are_redacted_too(out: io.StringIO) -> None:
+    logging.getLogger(f"{logger.name}.child").warning("token %s", JWT, extra={"password": "hunter2"})
+    (line,) = [x for x in lines(out) if x.get("level") == "WARNING"]
+    assert line["message"] == f"token {REDACTED}" and line["password"] == REDACTED
+    assert "hunter2" not in out.getvalue() and JWT not in out.getvalue()
+
+
+def test_format_arguments_are_redacted_before_formatting(out: io.StringIO) -> None:
+    logger.info("%s", {"password": "hunter2", "ok": 1})
+    logger.info("%s and %s", "x", PEM_KEY.strip())
+    assert "hunter2" not in out.getvalue() and "PRIVATE KEY" not in out.getvalue()
+    messages = [x["message"] for x in lines(out)]
+    assert "'ok': 1" in messages[0] and messages[1] == f"x and {REDACTED}"

@@ -154,3 +154,23 @@ def test_integer_and_length_encoding(n: int) -> None:
 def test_read_refuses_malformed_der(data: bytes) -> None:
     with pytest.raises(ValueError):
         der.read(data)
+
+
+def test_a_csr_whose_subject_does_not_decode_is_a_400() -> None:
+    """A signed CSR with invalid UTF-8 in its CN: 400 with the reason, never a 500."""
+    import base64
+
+    from stepless.errors import BadRequest
+    from stepless.x509 import csr
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = der.sequence(der.tlv(der.SET, der.sequence(der.oid("2.5.4.3"), der.tlv(0x0C, b"\xff\xfe"))))
+    info = der.sequence(der.integer(0), name,
+                        key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo),
+                        der.tlv(0xA0, b""))
+    body = der.sequence(info, der.sequence(der.oid("1.2.840.10045.4.3.2")),
+                        der.bit_string(key.sign(info, ec.ECDSA(hashes.SHA256()))))
+    pem = ("-----BEGIN CERTIFICATE REQUEST-----\n" + base64.encodebytes(body).decode()
+           + "-----END CERTIFICATE REQUEST-----\n")
+    with pytest.raises(BadRequest, match="invalid csr"):
+        csr.read(pem)

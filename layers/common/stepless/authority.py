@@ -64,8 +64,11 @@ class Authority:
     def intermediates(self) -> list[x509.Certificate]:
         """The current intermediate, then those it replaced (``ca rotate-intermediate``) and still valid:
         leaves of any of them may be renewed and revoked over mTLS."""
-        previous = self.doc.get("previousIntermediates") or []
-        return [self.intermediate, *(x509.load_pem_x509_certificate(p.encode()) for p in previous)]
+        from stepless import clock
+
+        now = clock.now()
+        previous = (x509.load_pem_x509_certificate(p.encode()) for p in self.doc.get("previousIntermediates") or [])
+        return [self.intermediate, *(c for c in previous if c.not_valid_after_utc > now)]
 
     @property
     def intermediate_signer(self) -> Signer:

@@ -6,13 +6,14 @@ path) to every line of a request, and the metric helpers below append ``provisio
 once a certificate is issued, renewed or revoked. A guard redacts, in every line (message, extra
 fields, appended keys, exception text): values that look like a JWT/JWS/JWE, PEM blocks, and fields
 named like a secret (``password``, ``ott``, ``token``, ``key``, ``clientSecret``, ``privateKey``,
-``csr`` …, and a JWK's private members). It runs twice: as a filter on the ``stepless`` logger (so
-the record every handler sees — pytest's caplog included — is already clean) and in the formatter
-(so keys appended with ``append_keys`` are clean too).
+``csr`` …, and a JWK's private members). A filter cleans each record once, on the ``stepless`` logger
+(so the record every handler sees — pytest's caplog included — is already clean) and on its handler
+(records of child loggers, which skip their parent's filters); keys appended with ``append_keys`` are
+cleaned when appended, and the exception text the formatter renders when it renders it.
 
-Metrics — CloudWatch Embedded Metric Format lines (no API call, no IAM), serialized by Powertools
-(``EphemeralMetrics``), namespace ``POWERTOOLS_METRICS_NAMESPACE`` (default ``stepless``), dimension
-``service`` = ``POWERTOOLS_SERVICE_NAME`` plus, per metric:
+Metrics — CloudWatch Embedded Metric Format lines (no API call, no IAM), in the shape Powertools'
+``EphemeralMetrics`` writes (:func:`emf_object`), namespace ``POWERTOOLS_METRICS_NAMESPACE`` (default
+``stepless``), dimension ``service`` = ``POWERTOOLS_SERVICE_NAME`` plus, per metric:
 
 ================  ==============  =========================================================
 metric            unit            extra dimensions
@@ -53,6 +54,7 @@ import os
 import re
 import sys
 import time
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -128,13 +130,21 @@ def redact(value: Any, _depth: int = 0) -> Any:
 _RECORD_ATTRS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
 
+_CLEANED: weakref.WeakSet[logging.LogRecord] = weakref.WeakSet()
+
+
 class RedactingFilter(logging.Filter):
     """Cleans the record itself (message, args, extra fields, exception text) before any handler."""
 
     _formatter = logging.Formatter()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.args:
+        if record in _CLEANED:  # the logger's filter ran; this is its handler's
+            return True
+        _CLEANED.add(record)
+        if record.args:  # the arguments are cleaned before they are formatted (a dict keeps its key names)
+            args = record.args
+            record.args = redact(args) if isinstance(args, dict) else tuple(redact(list(args)))
             try:
                 record.msg = record.getMessage()
             except (TypeError, ValueError):
@@ -187,8 +197,9 @@ def _no_caller(stack_info: bool = False, stacklevel: int = 1) -> tuple[str, int,
 
 
 logger = Logger(service=SERVICE, logger_formatter=RedactingFormatter())
-if not any(isinstance(f, RedactingFilter) for f in logger._logger.filters):  # noqa: SLF001
-    logger._logger.addFilter(RedactingFilter())  # noqa: SLF001
+for _target in (logger._logger, logger.registered_handler):  # noqa: SLF001
+    if not any(isinstance(f, RedactingFilter) for f in _target.filters):
+        _target.addFilter(RedactingFilter())
 # No "location" key: logging's frame walk for it cost more than the rest of a log line (each message
 # names its event; the function is the log group).
 logger._logger.findCaller = _no_caller  # type: ignore[method-assign]  # noqa: SLF001

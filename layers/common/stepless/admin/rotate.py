@@ -55,8 +55,12 @@ def _still_valid(pems: list[str], now: dt.datetime) -> list[str]:
     return [p for p in pems if x509.load_pem_x509_certificate(p.encode()).not_valid_after_utc > now]
 
 
-def rotate_intermediate(*, outputs: dict[str, str]) -> Rotation:
-    """Issue a new intermediate (a new key with the secrets backend) and switch the CA to it."""
+def rotate_intermediate(*, outputs: dict[str, str], distrust_previous: bool = False) -> Rotation:
+    """Issue a new intermediate (a new key with the secrets backend) and switch the CA to it.
+
+    ``distrust_previous`` (after a key compromise): forget every replaced intermediate, so their leaves
+    can no longer be renewed or revoked over mTLS (revocation by token still works).
+    """
 
     def mutate(doc: dict[str, Any]) -> tuple[tuple[x509.Certificate, x509.Certificate, bool], dict[str, Any]]:
         current = authority.Authority(doc, 0)
@@ -68,12 +72,13 @@ def rotate_intermediate(*, outputs: dict[str, str]) -> Rotation:
         else:
             inter_signer = load_signer(doc["intermediateKey"])
         new = ca.intermediate(inter_signer, current.roots[0], root_signer, doc.get("name") or "stepless", now)
-        doc["previousIntermediates"] = _still_valid([current.intermediate_pem, *doc.get("previousIntermediates", [])],
-                                                    now)
+        kept = [] if distrust_previous else [current.intermediate_pem, *doc.get("previousIntermediates", [])]
+        doc["previousIntermediates"] = _still_valid(kept, now)
         doc["intermediate"] = new.public_bytes(Encoding.PEM).decode()
         doc["intermediateKey"] = inter_signer.ref
         summary = {"serial": str(new.serial_number), "replaced": str(current.intermediate.serial_number),
-                   "newKey": backend == "secrets", "notAfter": new.not_valid_after_utc.isoformat()}
+                   "newKey": backend == "secrets", "notAfter": new.not_valid_after_utc.isoformat(),
+                   "distrustPrevious": distrust_previous}
         return (new, current.intermediate, backend == "secrets"), summary
 
     (new, replaced, new_key), version, _ = change_config("intermediate.rotate", "", mutate)

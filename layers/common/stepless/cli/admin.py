@@ -43,7 +43,9 @@ def init_cmd(stack_name, name, dns, provisioner, password_file, key_backend, ssh
 @ca.command("rotate-intermediate")
 @click.option("--stack", "stack_name", default="stepless", show_default=True,
               help="The CloudFormation stack deployed from template.yaml.")
-def rotate_intermediate_cmd(stack_name) -> None:
+@click.option("--distrust-previous", is_flag=True,
+              help="After a key compromise: leaves of replaced intermediates can no longer renew or revoke over mTLS.")
+def rotate_intermediate_cmd(stack_name, distrust_previous) -> None:
     """Issue a new intermediate under the same root and switch the CA to it.
 
     Secrets backend: a new key too. KMS backend: the same key, a new certificate. Leaves of the replaced
@@ -51,9 +53,24 @@ def rotate_intermediate_cmd(stack_name) -> None:
     """
     from stepless.admin.rotate import rotate_intermediate
 
-    rotation = rotate_intermediate(outputs=stack.use(stack_name))
+    rotation = rotate_intermediate(outputs=stack.use(stack_name), distrust_previous=distrust_previous)
     new, old = rotation.intermediate, rotation.replaced
     ui.done("Intermediate", f"serial {new.serial_number}, valid until {new.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}")
     ui.done("Key", "new (a new secret version)" if rotation.new_key else "unchanged (the stack's KMS key)")
-    ui.done("Replaced", f"serial {old.serial_number} (its leaves renewable until {old.not_valid_after_utc:%Y-%m-%d})")
+    until = f"its leaves renewable until {old.not_valid_after_utc:%Y-%m-%d}"
+    ui.done("Replaced", f"serial {old.serial_number} ({'no longer trusted' if distrust_previous else until})")
     click.echo(f"configuration version {rotation.version}; functions switch within the config TTL")
+
+
+@ca.command("upgrade")
+@click.option("--stack", "stack_name", default="stepless", show_default=True,
+              help="The CloudFormation stack deployed from template.yaml.")
+def upgrade_cmd(stack_name) -> None:
+    """Bring records written by an earlier stepless up to this version (safe to run again).
+
+    Today: links each recorded renewal from its parent, which `ca revoke --lineage` follows.
+    """
+    from stepless.stores import certificates
+
+    stack.use(stack_name)
+    ui.done("Renewal links", f"{certificates.link_renewals()} checked")

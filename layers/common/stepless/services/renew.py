@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from stepless import clock
-from stepless.authority import Authority
+from stepless.authority import Authority, fingerprint
 from stepless.errors import BadRequest, Unauthorized
 from stepless.observability import logger, metrics
 from stepless.provisioners import Provisioner, TokenUse, x5c_insecure
@@ -59,7 +57,7 @@ def authorize(cert: x509.Certificate, auth: Authority, now: dt.datetime, *, mtls
         raise Unauthorized("certificate is not authorized for client authentication (no ClientAuth usage)")
     serial = str(cert.serial_number)
     rec, revoked = certificates.get_with_revocation(serial)
-    if rec is None or rec.get("fingerprint") not in (None, _fingerprint(cert)):
+    if rec is None or rec.get("fingerprint") not in (None, fingerprint(cert)):
         raise Unauthorized("certificate is unknown to this certificate authority")
     if revoked is not None:
         raise Unauthorized("certificate has been revoked")
@@ -71,10 +69,6 @@ def authorize(cert: x509.Certificate, auth: Authority, now: dt.datetime, *, mtls
     if now > cert.not_valid_after_utc and (mtls or not prov.claims.allow_renewal_after_expiry):
         raise Unauthorized("certificate has expired")
     return Renewable(cert, prov)
-
-
-def _fingerprint(cert: x509.Certificate) -> str:
-    return hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest()
 
 
 def _issue(ok: Renewable, auth: Authority, now: dt.datetime, *, public_key: object | None,

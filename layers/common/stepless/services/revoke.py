@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from stepless import clock, tokens
-from stepless.authority import Authority
+from stepless.authority import Authority, fingerprint
 from stepless.errors import BadRequest, NotFound, Unauthorized
 from stepless.observability import logger, metrics
 from stepless.provisioners import Context
@@ -105,6 +105,8 @@ def revoke(body: dict[str, Any], client_cert_pem: str | None, auth: Authority) -
     rec = certificates.get(serial)
     if rec is None or rec.get("kind", "x509") != "x509":
         raise NotFound(f"certificate with serial number {serial} was not found")
+    if revoked_by == "mtls" and rec.get("fingerprint") not in (None, fingerprint(cert)):
+        raise Unauthorized("the client certificate is not the certificate recorded with this serial number")
 
     item = _record(serial, rec, reason, code, ts, revoked_by)
     if token_put is not None:

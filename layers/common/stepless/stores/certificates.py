@@ -132,6 +132,28 @@ def children(serial: str) -> list[str]:
     return sorted((out.get("Item") or {}).get("children", {}).get("SS", []))
 
 
+def link_renewals() -> int:
+    """Add every recorded renewal to its parent's ``children`` (records written before renewals linked
+    themselves); idempotent (a string set). One scan; returns the number of links written."""
+    client = aws.client("dynamodb")
+    table = settings.table(settings.CERTIFICATES_TABLE)
+    links = 0
+    for rec in dynamo.scan(TableName=table, ProjectionExpression="serial, parent_serial",
+                           FilterExpression="attribute_exists(parent_serial)", ConsistentRead=True):
+        with translate_aws_errors("DynamoDB"):
+            try:
+                client.update_item(
+                    TableName=table, Key={"serial": {"S": str(rec["parent_serial"])}},
+                    UpdateExpression="ADD children :child", ConditionExpression="attribute_exists(serial)",
+                    ExpressionAttributeValues={":child": {"SS": [str(rec["serial"])]}},
+                )
+                links += 1
+            except ClientError as e:
+                if not condition_failed(e):  # a parent we never recorded: nothing to link from
+                    raise
+    return links
+
+
 def scan_ssh_hosts() -> list[dict[str, Any]]:
     """Serial, principals and expiry of every recorded SSH host certificate (a filtered scan)."""
     kwargs: dict[str, Any] = {

@@ -128,7 +128,7 @@ def read(pem: object) -> Request:
         raise BadRequest("invalid csr: signature does not verify")
     check_public_key(key)
     try:
-        sans = SANs.of(req)
+        sans, cn = SANs.of(req), common_name(req)
     except (ValueError, x509.DuplicateExtension) as e:
         raise BadRequest(f"invalid csr: {e}") from e
     names = sans.names()
@@ -136,7 +136,7 @@ def read(pem: object) -> Request:
         raise BadRequest(f"invalid csr: more than {MAX_SANS} subject alternative names")
     if any(map(_BREAKS.search, names)):
         raise BadRequest("invalid csr: subject alternative names may not contain control characters")
-    return Request(req, key, sans, common_name(req))
+    return Request(req, key, sans, cn)
 
 
 def parse(pem: object) -> x509.CertificateSigningRequest:
