@@ -246,3 +246,15 @@ def test_upgrade_command(test_ca, aws_env, monkeypatch):
     res = CliRunner().invoke(cli_main.cli, ["ca", "upgrade", "--stack", "test"])
     assert res.exit_code == 0, (res.output, res.exception)
     assert "Renewal links: 1 checked" in res.output
+
+
+def test_one_certificate_renews_a_bounded_number_of_times(test_ca, monkeypatch):
+    """Renewing the same old certificate again and again stops at the cap (its record would grow)."""
+    from stepless.stores import certificates
+
+    monkeypatch.setattr(certificates, "MAX_RENEWALS_PER_CERTIFICATE", 2)
+    cert, _, pem = issue(test_ca, "again.example.com")
+    assert renew_mtls(pem)[0] == 201 and renew_mtls(pem)[0] == 201
+    status, body = renew_mtls(pem)
+    assert status == 403 and "renewed too many times" in body["message"]
+    assert len(certificates.children(str(cert.serial_number))) == 2

@@ -10,10 +10,14 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from stepless import aws, settings
-from stepless.errors import ServiceUnavailable, Unauthorized
+from stepless.errors import Forbidden, ServiceUnavailable, Unauthorized
 from stepless.faults import translate_aws_errors
 from stepless.stores import dynamo, tokens
 from stepless.stores.dynamo import condition_failed, from_item, to_item
+
+# One certificate renewed over and over (not its renewals) would grow its record towards DynamoDB's 400 KB
+# item limit, and every renewal's write with it; a client renews the newest certificate anyway.
+MAX_RENEWALS_PER_CERTIFICATE = 1000
 
 
 def cert_put(record: dict[str, Any]) -> dict[str, Any]:
@@ -103,8 +107,9 @@ def record_renewal(record: dict[str, Any], token: dict[str, Any] | None, parent_
         "TableName": certs,
         "Key": {"serial": {"S": parent_serial}},
         "UpdateExpression": "ADD children :child",
-        "ConditionExpression": "attribute_exists(serial)",
-        "ExpressionAttributeValues": {":child": {"SS": [str(record["serial"])]}},
+        "ConditionExpression": "attribute_exists(serial) AND (attribute_not_exists(children) OR size(children) < :max)",
+        "ExpressionAttributeValues": {":child": {"SS": [str(record["serial"])]},
+                                      ":max": {"N": str(MAX_RENEWALS_PER_CERTIFICATE)}},
     }})
     items.append({"Put": cert_put(record)})
     with translate_aws_errors("DynamoDB"):
@@ -116,7 +121,7 @@ def record_renewal(record: dict[str, Any], token: dict[str, Any] | None, parent_
             if condition_failed(e, check_index):
                 raise Unauthorized("certificate has been revoked") from e
             if condition_failed(e, link_index):
-                raise Unauthorized("certificate not found") from e
+                raise Forbidden("certificate not found, or renewed too many times: renew its latest renewal") from e
             if condition_failed(e):
                 raise ServiceUnavailable("serial collision, retry", headers={"Retry-After": "0"}) from e
             raise
