@@ -22,11 +22,14 @@ def dev(tmp_path, monkeypatch):
     results = []
     stack = DevStack(home=tmp_path, address=("127.0.0.1", free_port()), schedule_every=3600,
                      on_schedule=results.append)
+    saved = dict(os.environ)  # DevStack sets the functions' variables in os.environ; later tests must not see them
     stack.start()
     try:
         yield stack
     finally:
         stack.stop()
+        os.environ.clear()
+        os.environ.update(saved)
         aws.reset()
 
 

@@ -245,7 +245,7 @@ def test_upgrade_command(test_ca, aws_env, monkeypatch):
     cli_main._register()
     res = CliRunner().invoke(cli_main.cli, ["ca", "upgrade", "--stack", "test"])
     assert res.exit_code == 0, (res.output, res.exception)
-    assert "Renewal links: 1 checked" in res.output
+    assert "Renewal links: 1 renewals linked to their parents" in res.output
 
 
 def test_one_certificate_renews_a_bounded_number_of_times(test_ca, monkeypatch):
@@ -256,5 +256,28 @@ def test_one_certificate_renews_a_bounded_number_of_times(test_ca, monkeypatch):
     cert, _, pem = issue(test_ca, "again.example.com")
     assert renew_mtls(pem)[0] == 201 and renew_mtls(pem)[0] == 201
     status, body = renew_mtls(pem)
-    assert status == 403 and "renewed too many times" in body["message"]
+    assert status == 403 and "renewed 2 times" in body["message"]
     assert len(certificates.children(str(cert.serial_number))) == 2
+
+
+def test_renewal_link_refusals_say_which(test_ca, monkeypatch):
+    """An unrecorded parent is 401 "certificate not found"; a parent at the cap is 403; uncapped renewals
+    (the scheduled managed renewal, which retries from the same parent) are not limited."""
+    from stepless.errors import Forbidden, Unauthorized
+    from stepless.stores import certificates
+
+    monkeypatch.setattr(certificates, "MAX_RENEWALS_PER_CERTIFICATE", 1)
+    cert, _, _ = issue(test_ca, "parent.example.com")
+    parent = str(cert.serial_number)
+    rec = certificates.get(parent)
+
+    def child(n: int) -> dict:
+        return {**rec, "serial": f"{parent}{n}", "parent_serial": parent}
+
+    with pytest.raises(Unauthorized, match="certificate not found"):
+        certificates.record_renewal(child(0), None, "12345")
+    certificates.record_renewal(child(1), None, parent)
+    with pytest.raises(Forbidden, match="renewed 1 times"):
+        certificates.record_renewal(child(2), None, parent)
+    certificates.record_renewal(child(3), None, parent, capped=False)
+    assert certificates.children(parent) == sorted([f"{parent}1", f"{parent}3"])

@@ -172,3 +172,10 @@ def test_expired_previous_intermediates_are_not_trusted(secrets_ca, aws_env):
     replaced = authority.Authority(*store.load()).intermediates[1]
     with clock.shift(replaced.not_valid_after_utc - clock.now() + dt.timedelta(days=1)):
         assert authority.Authority(*store.load()).intermediates == [authority.get().intermediate]
+
+
+def test_distrust_previous_is_refused_when_the_key_stays(test_ca, aws_env):
+    before = store.load()
+    with pytest.raises(ClientError, match="needs a new intermediate key"):
+        rotate_intermediate(outputs=aws_env, distrust_previous=True)
+    assert store.load() == before

@@ -437,3 +437,10 @@ def test_format_arguments_are_redacted_before_formatting(out: io.StringIO) -> No
     assert "hunter2" not in out.getvalue() and "PRIVATE KEY" not in out.getvalue()
     messages = [x["message"] for x in lines(out)]
     assert "'ok': 1" in messages[0] and messages[1] == f"x and {REDACTED}"
+
+
+def test_numbers_still_format_after_redaction(out: io.StringIO) -> None:
+    from decimal import Decimal
+
+    logger.info("count %d of %s", Decimal(3), Decimal("1.5"))
+    assert lines(out)[0]["message"] == "count 3 of 1.5"

@@ -50,6 +50,7 @@ import contextlib
 import contextvars
 import functools
 import logging
+import numbers
 import os
 import re
 import sys
@@ -124,6 +125,8 @@ def redact(value: Any, _depth: int = 0) -> Any:
         return [redact(v, _depth + 1) for v in value]
     if isinstance(value, (bytes, bytearray)):
         return redact_text(bytes(value).decode("utf-8", "replace"))
+    if isinstance(value, numbers.Number):  # Decimal, Fraction …: no secret, and "%d" still formats it
+        return value
     return redact_text(str(value))
 
 

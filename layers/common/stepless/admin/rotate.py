@@ -59,12 +59,16 @@ def rotate_intermediate(*, outputs: dict[str, str], distrust_previous: bool = Fa
     """Issue a new intermediate (a new key with the secrets backend) and switch the CA to it.
 
     ``distrust_previous`` (after a key compromise): forget every replaced intermediate, so their leaves
-    can no longer be renewed or revoked over mTLS (revocation by token still works).
+    can no longer be renewed or revoked over mTLS (revocation by token still works). Only with a new key:
+    under the same (KMS) key old and new intermediates verify the same leaves.
     """
 
     def mutate(doc: dict[str, Any]) -> tuple[tuple[x509.Certificate, x509.Certificate, bool], dict[str, Any]]:
         current = authority.Authority(doc, 0)
         backend = doc.get("keyBackend") or "kms"
+        if distrust_previous and backend != "secrets":
+            raise ClientError("--distrust-previous needs a new intermediate key, and the kms backend keeps the "
+                              "template's key: change the key first (docs/deployment.md §9)")
         now = clock.now()
         root_signer = _root_signer(backend, outputs, current.roots[0])
         if backend == "secrets":

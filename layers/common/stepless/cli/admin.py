@@ -73,4 +73,4 @@ def upgrade_cmd(stack_name) -> None:
     from stepless.stores import certificates
 
     stack.use(stack_name)
-    ui.done("Renewal links", f"{certificates.link_renewals()} checked")
+    ui.done("Renewal links", f"{certificates.link_renewals()} renewals linked to their parents")

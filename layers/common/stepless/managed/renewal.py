@@ -250,8 +250,10 @@ def _renew(item: Managed, claimed: int, p: Pass, now: dt.datetime) -> str:
     cert = profile.renewal(old, public_key=new_key.public_key() if item.rekey else None, not_before=not_before,
                            not_after=not_after, issuer=auth.intermediate, signer=auth.intermediate_signer)
     try:
-        certificates.record_renewal(_record(cert, item.serial, now), None, item.serial)
+        certificates.record_renewal(_record(cert, item.serial, now), None, item.serial, capped=False)
     except Unauthorized as e:
+        if "revoked" not in e.detail:
+            raise
         raise _Revoked() from e
     secret.write(item.secret_arn, secret.payload(cert, auth.intermediate_pem, new_key),
                  secret.token(item.name, claimed))

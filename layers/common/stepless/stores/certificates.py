@@ -83,14 +83,17 @@ def get_with_revocation(serial: str) -> tuple[dict[str, Any] | None, dict[str, A
     return found.get(certs), found.get(revs)
 
 
-def record_renewal(record: dict[str, Any], token: dict[str, Any] | None, parent_serial: str) -> None:
+def record_renewal(record: dict[str, Any], token: dict[str, Any] | None, parent_serial: str, *,
+                   capped: bool = True) -> None:
     """Like :func:`record_issuance`, and atomically only while ``parent_serial`` is not revoked.
 
     A ConditionCheck on the revocations table rides in the same transaction, so once a revocation of
     the parent has been written no renewal of it can be recorded (revoke racing renew). The same
     transaction adds the new serial to the parent's ``children`` set (the lineage, read by
-    :func:`children`). Raises 401 "token already used" / "certificate has been revoked", 503 on a
-    serial collision.
+    :func:`children`), at most :data:`MAX_RENEWALS_PER_CERTIFICATE` of them when ``capped`` (the
+    scheduled renewal of managed certificates is not: it retries from the same parent after failures).
+    Raises 401 "token already used" / "certificate has been revoked" / "certificate not found" (an
+    unrecorded parent), 403 when the parent was renewed too often, 503 on a serial collision.
     """
     certs = settings.table(settings.CERTIFICATES_TABLE)
     items: list[dict[str, Any]] = []
@@ -107,9 +110,10 @@ def record_renewal(record: dict[str, Any], token: dict[str, Any] | None, parent_
         "TableName": certs,
         "Key": {"serial": {"S": parent_serial}},
         "UpdateExpression": "ADD children :child",
-        "ConditionExpression": "attribute_exists(serial) AND (attribute_not_exists(children) OR size(children) < :max)",
+        "ConditionExpression": "attribute_exists(serial)"
+        + (" AND (attribute_not_exists(children) OR size(children) < :max)" if capped else ""),
         "ExpressionAttributeValues": {":child": {"SS": [str(record["serial"])]},
-                                      ":max": {"N": str(MAX_RENEWALS_PER_CERTIFICATE)}},
+                                      **({":max": {"N": str(MAX_RENEWALS_PER_CERTIFICATE)}} if capped else {})},
     }})
     items.append({"Put": cert_put(record)})
     with translate_aws_errors("DynamoDB"):
@@ -121,7 +125,10 @@ def record_renewal(record: dict[str, Any], token: dict[str, Any] | None, parent_
             if condition_failed(e, check_index):
                 raise Unauthorized("certificate has been revoked") from e
             if condition_failed(e, link_index):
-                raise Forbidden("certificate not found, or renewed too many times: renew its latest renewal") from e
+                if get(parent_serial) is None:
+                    raise Unauthorized("certificate not found") from e
+                raise Forbidden(f"certificate has been renewed {MAX_RENEWALS_PER_CERTIFICATE} times: renew its "
+                                "latest renewal instead") from e
             if condition_failed(e):
                 raise ServiceUnavailable("serial collision, retry", headers={"Retry-After": "0"}) from e
             raise
@@ -139,7 +146,8 @@ def children(serial: str) -> list[str]:
 
 def link_renewals() -> int:
     """Add every recorded renewal to its parent's ``children`` (records written before renewals linked
-    themselves); idempotent (a string set). One scan; returns the number of links written."""
+    themselves); idempotent (a string set). One scan; returns the number of renewals linked (links that
+    existed already included)."""
     client = aws.client("dynamodb")
     table = settings.table(settings.CERTIFICATES_TABLE)
     links = 0
