@@ -468,9 +468,12 @@ def rss(n: int = 1000, n_moto: int = 300) -> tuple[list[Row], list[str]]:
                 note=f"{app_rss:.0f} MiB")]
     for mode, label in (("moto", "writes to moto in-process"), ("stubbed", "write stubbed")):
         f, k = figures[mode], counts[mode]
+        # the target is the handler's: with moto in the process, moto's own store of every record grows too
+        target = mode == "stubbed"
         rows.append(Row(
             "sign", f"peak RSS after {k} issuances, real handler ({label})", f"{f['peak'] / base:.2f}x",
-            "boto3 RSS", f"<= {TARGET_RSS_MB} MiB", f["peak"] <= TARGET_RSS_MB,
+            "boto3 RSS", f"<= {TARGET_RSS_MB} MiB" if target else "(moto's memory included)",
+            f["peak"] <= TARGET_RSS_MB if target else None,
             f"{f['peak']:.0f} MiB; after setup {f['setup']:.0f}, after 1st request {f['warm']:.0f}, "
             f"growth over {k} issuances {f['peak'] - f['warm']:+.1f} MiB"))
     return rows, ["peak RSS (VmHWM) includes moto, the test CA set-up and the pre-made tokens/CSRs in the "
