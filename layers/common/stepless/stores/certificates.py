@@ -146,13 +146,14 @@ def children(serial: str) -> list[str]:
 
 def link_renewals() -> int:
     """Add every recorded renewal to its parent's ``children`` (records written before renewals linked
-    themselves); idempotent (a string set). One scan; returns the number of renewals linked (links that
-    existed already included)."""
+    themselves); idempotent (a string set), so an interrupted run is simply run again. One scan, page by
+    page; returns the number of renewals linked (links that existed already included)."""
     client = aws.client("dynamodb")
     table = settings.table(settings.CERTIFICATES_TABLE)
     links = 0
-    for rec in dynamo.scan(TableName=table, ProjectionExpression="serial, parent_serial",
-                           FilterExpression="attribute_exists(parent_serial)", ConsistentRead=True):
+    pages = dynamo.scan_pages(TableName=table, ProjectionExpression="serial, parent_serial",
+                              FilterExpression="attribute_exists(parent_serial)")
+    for rec in (r for page in pages for r in page):
         with translate_aws_errors("DynamoDB"):
             try:
                 client.update_item(

@@ -5,6 +5,7 @@ Items are (un)marshalled by :mod:`stepless.stores.attributes` (boto3's rules, wi
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from stepless.stores.attributes import deserialize, serialize
@@ -42,15 +43,19 @@ def condition_failed(exc: Exception, index: int | None = None) -> bool:
 
 def scan(**kwargs: Any) -> list[dict[str, Any]]:
     """Every item a (paginated) Scan returns, as Python dicts; AWS failures become 429/503."""
+    return [item for page in scan_pages(**kwargs) for item in page]
+
+
+def scan_pages(**kwargs: Any) -> Iterator[list[dict[str, Any]]]:
+    """The pages of a Scan, one at a time (as Python dicts); AWS failures become 429/503."""
     from stepless import aws
     from stepless.faults import translate_aws_errors
 
-    items: list[dict[str, Any]] = []
     client = aws.client("dynamodb")
-    with translate_aws_errors("DynamoDB"):
-        while True:
+    while True:
+        with translate_aws_errors("DynamoDB"):
             page = client.scan(**kwargs)
-            items.extend(from_item(i) for i in page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                return items
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        yield [from_item(i) for i in page.get("Items", [])]
+        if "LastEvaluatedKey" not in page:
+            return
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
