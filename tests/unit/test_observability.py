@@ -192,34 +192,25 @@ def test_namespace_from_environment(out: io.StringIO, monkeypatch: pytest.Monkey
 
 
 def test_a_failing_flush_never_fails_the_request(out: io.StringIO, monkeypatch: pytest.MonkeyPatch) -> None:
-    from stepless import observability
+    from aws_lambda_powertools.metrics import EphemeralMetrics
 
     def boom(*args: Any, **kwargs: Any) -> None:
         raise ValueError("schema")
 
-    monkeypatch.setattr(observability, "emf_object", boom)
+    monkeypatch.setattr(EphemeralMetrics, "add_metric", boom)
     assert demo.handler(event("POST", "/sign", {}), None)["statusCode"] == 201
     assert any(line.get("message") == "metrics not flushed" for line in lines(out))
 
 
-@pytest.mark.parametrize(("dims", "values"), [
-    ((("kind", "x509"), ("provisioner_type", "JWK")), [("Issued", "Count", 1.0)]),
-    ((("route", "POST /1.0/sign"),), [("Latency", "Milliseconds", 12.5)]),
-    ((), [("ServerErrors", "Count", 1.0), ("ServerErrors", "Count", 1.0), ("Rejected", "Count", 2.0)]),
-])
-def test_emf_objects_are_what_powertools_writes(dims: tuple, values: list) -> None:
-    from aws_lambda_powertools.metrics import EphemeralMetrics
-
-    from stepless.observability import SERVICE, emf_object
-
-    reference = EphemeralMetrics(namespace="stepless", service=SERVICE)
-    for k, v in dims:
-        reference.add_dimension(name=k, value=v)
-    for name, unit, value in values:
-        reference.add_metric(name=name, unit=unit, value=value)
-    theirs = reference.serialize_metric_set()
-    ours = emf_object("stepless", dims, values, theirs["_aws"]["Timestamp"])
-    assert json.dumps(ours) == json.dumps(theirs)
+def test_one_serializer_per_thread_keeps_dimension_sets_apart(out: io.StringIO) -> None:
+    for _ in range(2):
+        metrics.begin()
+        metrics.issued("x509", "JWK")
+        metrics.rejected("token_expired")
+        issued, rejected = metrics.flush(stream=io.StringIO())
+        assert issued["kind"] == "x509" and "reason" not in issued and issued["Issued"] == [1.0]
+        assert rejected["reason"] == "token_expired" and "kind" not in rejected and "Issued" not in rejected
+        assert issued["service"] == rejected["service"] == "stepless"
 
 
 def test_unknown_reason_is_not_a_dimension_value() -> None:

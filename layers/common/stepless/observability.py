@@ -11,9 +11,10 @@ named like a secret (``password``, ``ott``, ``token``, ``key``, ``clientSecret``
 (records of child loggers, which skip their parent's filters); keys appended with ``append_keys`` are
 cleaned when appended, and the exception text the formatter renders when it renders it.
 
-Metrics — CloudWatch Embedded Metric Format lines (no API call, no IAM), in the shape Powertools'
-``EphemeralMetrics`` writes (:func:`emf_object`), namespace ``POWERTOOLS_METRICS_NAMESPACE`` (default
-``stepless``), dimension ``service`` = ``POWERTOOLS_SERVICE_NAME`` plus, per metric:
+Metrics — CloudWatch Embedded Metric Format lines (no API call, no IAM), serialized by Powertools
+(``EphemeralMetrics``, one per thread, cleared after each dimension set), namespace
+``POWERTOOLS_METRICS_NAMESPACE`` (default ``stepless``), dimension ``service`` = ``POWERTOOLS_SERVICE_NAME``
+plus, per metric:
 
 ================  ==============  =========================================================
 metric            unit            extra dimensions
@@ -54,7 +55,7 @@ import numbers
 import os
 import re
 import sys
-import time
+import threading
 import weakref
 from collections.abc import Iterator
 from typing import Any
@@ -365,8 +366,17 @@ class Metrics:
         groups: dict[tuple[tuple[str, str], ...], list[tuple[str, str, float]]] = {}
         for name, unit, value, dims in pending:
             groups.setdefault(dims, []).append((name, unit, value))
-        now_ms = int(time.time() * 1000)
-        out = [emf_object(_namespace(), dims, values, now_ms) for dims, values in groups.items()]
+        emf = _emf()
+        out = []
+        for dims, values in groups.items():
+            try:
+                for k, v in dims:
+                    emf.add_dimension(name=k, value=v)
+                for name, unit, value in values:
+                    emf.add_metric(name=name, unit=unit, value=value)
+                out.append(emf.serialize_metric_set())
+            finally:
+                emf.clear_metrics()
         if not is_metrics_disabled():
             import json
 
@@ -377,36 +387,19 @@ class Metrics:
         return out
 
 
-_UNITS = frozenset({"Count", "Milliseconds"})
+_local = threading.local()
 
 
-def emf_object(namespace: str, dims: tuple[tuple[str, str], ...], values: list[tuple[str, str, float]],
-               timestamp_ms: int) -> dict[str, Any]:
-    """One CloudWatch embedded-metric-format object: the ``dims`` (plus ``service``) and the metrics.
+def _emf() -> Any:
+    """This thread's Powertools EMF serializer, made once and cleared after each use: building one per
+    dimension set per request cost more than the rest of the request's metrics."""
+    emf = getattr(_local, "emf", None)
+    if emf is None or getattr(_local, "namespace", None) != _namespace():
+        from aws_lambda_powertools.metrics import EphemeralMetrics
 
-    The shape Powertools' ``EphemeralMetrics.serialize_metric_set`` writes (a test compares them), built
-    directly: Powertools' provider objects cost more per request than the rest of the request's metrics.
-    """
-    by_name: dict[str, list[float]] = {}
-    units: dict[str, str] = {}
-    for name, unit, value in values:
-        if unit not in _UNITS:
-            raise ValueError(f"unsupported metric unit {unit!r}")
-        by_name.setdefault(name, []).append(float(value))
-        units.setdefault(name, unit)
-    dimensions = {**dict(dims), "service": SERVICE}
-    return {
-        "_aws": {
-            "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [{
-                "Namespace": namespace,
-                "Dimensions": [list(dimensions)],
-                "Metrics": [{"Name": name, "Unit": units[name]} for name in by_name],
-            }],
-        },
-        **dimensions,
-        **by_name,
-    }
+        emf = _local.emf = EphemeralMetrics(namespace=_namespace(), service=SERVICE)
+        _local.namespace = _namespace()
+    return emf
 
 
 metrics = Metrics()
