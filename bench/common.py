@@ -148,6 +148,32 @@ class AWSCalls:
         return {name: count / n for name, count in sorted(self.counts.items())}
 
 
+
+def expect(res: dict, status: int) -> dict:
+    """A handler's response, which must have ``status`` (else the benchmark stops with the response)."""
+    if res["statusCode"] != status:
+        raise RuntimeError(f"expected {status}: {res}")
+    return res
+
+
+def warm_counts(send: Callable[[Any], None], items: list[Any]) -> tuple[dict[str, int], dict[str, float], float]:
+    """A fresh container (no clients, nothing loaded): the first request, then the rest counted per request.
+
+    Returns (the first request's counts, calls per warm request by operation, reads per warm request).
+    """
+    from stepless import authority, aws
+
+    aws.reset()
+    authority.reset()
+    counter = AWSCalls().attach()
+    send(items[0])
+    cold = dict(counter.counts)
+    counter.reset()
+    for item in items[1:]:
+        send(item)
+    n = len(items) - 1
+    return cold, counter.per(n), counter.reads() / n
+
 # --- environment and child processes ----------------------------------------------------------------------
 
 

@@ -20,9 +20,9 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from bench.common import AWSCalls, Row, interleave, quiet_logger, run_sections
-from bench.renew import baseline_batch, baseline_row, offline_ca, rate_note
-from bench.sign import _ca, _requests, _stub_record
+from bench.common import AWSCalls, Row, expect, interleave, quiet_logger, run_sections
+from bench.renew import baseline_row, offline_ca, rate_note
+from bench.sign import _ca, _requests, _stub_record, baseline_batch
 
 SECTIONS = ("issuance", "calls")
 X5C_NAME = "devices"
@@ -81,11 +81,6 @@ def _oidc_bodies(idp: Any, n: int) -> list[dict[str, str]]:
 
 def _idp_hits(idps: dict[str, Any]) -> int:
     return sum(sum(idp.hits.values()) for idp in idps.values())
-
-
-def _check(res: dict, status: int) -> None:
-    if res["statusCode"] != status:
-        raise RuntimeError(f"expected {status}: {res}")
 
 
 # --- 1. verification cost per request -------------------------------------------------------------------
@@ -196,12 +191,12 @@ def calls(n: int = 20) -> tuple[list[Row], list[str]]:
             oidc_discovery.reset()
             counter = AWSCalls().attach()
             hits0 = sum(idp.hits.values())
-            _check(app.handler(events[0], None), 201)
+            expect(app.handler(events[0], None), 201)
             cold, cold_hits = dict(counter.counts), sum(idp.hits.values()) - hits0
             counter.reset()
             hits0 = sum(idp.hits.values())
             for ev in events[1:]:
-                _check(app.handler(ev, None), 201)
+                expect(app.handler(ev, None), 201)
             return cold, counter.per(n), counter.reads() / n, cold_hits, sum(idp.hits.values()) - hits0
 
         results = {"OIDC": container(oidc)}

@@ -19,7 +19,7 @@ Sections (``python -m bench renew --only calls,renew,crl,ocsp``):
 * ocsp — in-process: services.ocsp.respond for a good and a revoked certificate (read answered from a
   dict), through the handler, and with the BatchGetItem made by botocore; against the baseline.
 
-The helpers :func:`offline_ca`, :func:`canned_dynamodb`, :func:`baseline_batch` and :func:`hotspots` are
+The helpers :func:`offline_ca`, :func:`canned_dynamodb`, :func:`bench.sign.baseline_batch` and :func:`hotspots` are
 shared with bench.ssh and bench.provisioners.
 """
 
@@ -44,13 +44,15 @@ from bench.common import (
     child_env,
     child_result,
     environ,
+    expect,
     interleave,
     peak_rss_mb,
     quiet_logger,
     report,
     run_sections,
+    warm_counts,
 )
-from bench.sign import _baseline_builder, _ca, _env, _offline, _Raw, _trim_pstats
+from bench.sign import _ca, _env, _offline, _Raw, _trim_pstats, baseline_batch
 
 SECTIONS = ("calls", "renew", "crl", "ocsp")
 CRL_ENTRIES = 100_000
@@ -124,21 +126,6 @@ def canned_dynamodb(bodies: dict[str, bytes | Callable[[], bytes]]) -> Iterator[
     finally:
         sign_bench._ANSWER_DYNAMODB[0] = False
         client.meta.events.unregister("before-send.dynamodb", unique_id=uid)
-
-
-def baseline_batch(n: int) -> Callable[[], int]:
-    """The sign benchmark's baseline: ``n`` signatures of one prebuilt leaf TBS with an EC P-256 key."""
-    from cryptography.hazmat.primitives import hashes
-
-    builder, key = _baseline_builder()
-    sha256 = hashes.SHA256()
-
-    def batch() -> int:
-        for _ in range(n):
-            builder.sign(key, sha256)
-        return n
-
-    return batch
 
 
 def baseline_row(bench: str, base: Any, run: str = "") -> Row:
@@ -230,31 +217,6 @@ def _batch_get_body(record: dict[str, Any] | None, revocation: dict[str, Any] | 
     return json.dumps({"Responses": responses, "UnprocessedKeys": {}}).encode()
 
 
-def _check(res: dict, status: int) -> dict:
-    if res["statusCode"] != status:
-        raise RuntimeError(f"expected {status}: {res}")
-    return res
-
-
-# --- 1. AWS calls per warm renew / revoke -----------------------------------------------------------------
-
-
-def _warm_counts(send: Callable[[Any], None], items: list[Any]) -> tuple[dict[str, int], dict[str, float], float]:
-    """A fresh container (no clients, nothing loaded): the first request, then the rest counted per request."""
-    from stepless import authority, aws
-
-    aws.reset()
-    authority.reset()
-    counter = AWSCalls().attach()
-    send(items[0])
-    cold = dict(counter.counts)
-    counter.reset()
-    for item in items[1:]:
-        send(item)
-    n = len(items) - 1
-    return cold, counter.per(n), counter.reads() / n
-
-
 def _split(per: dict[str, float]) -> tuple[float, float, float]:
     reads = sum(v for k, v in per.items() if k.split(".", 1)[1] in AWSCalls.READS)
     writes = sum(v for k, v in per.items() if k.split(".", 1)[1] in WRITES)
@@ -272,7 +234,7 @@ def calls(n: int = 20) -> tuple[list[Row], list[str]]:
 
     with _ca("kms", ttl=None) as ca, quiet_logger():
         bodies = _requests(ca, 3 * (n + 1), prefix="renew")
-        pems = [json.loads(_check(sign_app.handler(event("POST", "/1.0/sign", b), None), 201)["body"])["crt"]
+        pems = [json.loads(expect(sign_app.handler(event("POST", "/1.0/sign", b), None), 201)["body"])["crt"]
                 for b in bodies]
         certs = [x509.load_pem_x509_certificate(p.encode()) for p in pems]
         renew_pems = pems[:n + 1]
@@ -281,19 +243,19 @@ def calls(n: int = 20) -> tuple[list[Row], list[str]]:
         tokens = {s: ca.token(s, path="/1.0/revoke", lifetime=600) for s in by_token}
 
         def renew(pem: str) -> None:
-            _check(renew_app.handler(event("POST", "/renew", client_cert_pem=pem), None), 201)
+            expect(renew_app.handler(event("POST", "/renew", client_cert_pem=pem), None), 201)
 
         def revoke_token(serial: str) -> None:
             body = {"serial": serial, "ott": tokens[serial], "reasonCode": 1}
-            _check(revoke_app.handler(event("POST", "/revoke", body), None), 200)
+            expect(revoke_app.handler(event("POST", "/revoke", body), None), 200)
 
         def revoke_mtls(item: tuple[str, str]) -> None:
             serial, pem = item
-            _check(revoke_app.handler(event("POST", "/revoke", {"serial": serial}, client_cert_pem=pem), None), 200)
+            expect(revoke_app.handler(event("POST", "/revoke", {"serial": serial}, client_cert_pem=pem), None), 200)
 
-        results = {"renew": _warm_counts(renew, renew_pems),
-                   "revoke (token)": _warm_counts(revoke_token, by_token),
-                   "revoke (mTLS)": _warm_counts(revoke_mtls, by_mtls)}
+        results = {"renew": warm_counts(renew, renew_pems),
+                   "revoke (token)": warm_counts(revoke_token, by_token),
+                   "revoke (mTLS)": warm_counts(revoke_mtls, by_mtls)}
 
     rows = []
     cold, per, _ = results["renew"]
@@ -368,12 +330,12 @@ def throughput(n: int = 200, rounds: int = 5, profile: bool = False) -> tuple[li
 
         def handler() -> int:
             for ev in events:
-                _check(renew_app.handler(ev, None), 201)
+                expect(renew_app.handler(ev, None), 201)
             return n
 
         def by_token() -> int:
             for ev in bearer:
-                _check(renew_app.handler(ev, None), 201)
+                expect(renew_app.handler(ev, None), 201)
             return n
 
         def service_http() -> int:
@@ -655,7 +617,7 @@ def ocsp_bench(n: int = 300, rounds: int = 5) -> tuple[list[Row], list[str]]:
 
         def handler() -> int:
             for _ in range(n):
-                _check(revoke_app.handler(post, None), 200)
+                expect(revoke_app.handler(post, None), 200)
             return n
 
         def http() -> int:

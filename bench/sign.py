@@ -29,16 +29,16 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from bench.common import (
     ROOT,
-    AWSCalls,
     Row,
     child_env,
     child_result,
     environ,
+    expect,
     free_port,
     interleave,
     peak_rss_mb,
@@ -46,6 +46,7 @@ from bench.common import (
     report,
     run_python,
     run_sections,
+    warm_counts,
 )
 
 SECTIONS = ("issuance", "calls", "rss", "cold")
@@ -206,6 +207,21 @@ def _baseline_builder() -> tuple[Any, Any]:
     return builder, ca_key
 
 
+def baseline_batch(n: int) -> Callable[[], int]:
+    """The sign benchmark's baseline: ``n`` signatures of one prebuilt leaf TBS with an EC P-256 key."""
+    from cryptography.hazmat.primitives import hashes
+
+    builder, key = _baseline_builder()
+    sha256 = hashes.SHA256()
+
+    def batch() -> int:
+        for _ in range(n):
+            builder.sign(key, sha256)
+        return n
+
+    return batch
+
+
 # --- 1. issuance throughput -----------------------------------------------------------------------------
 
 
@@ -232,13 +248,9 @@ def issuance(n: int = 300, rounds: int = 5, profile: bool = False) -> tuple[list
         events = [event("POST", "/1.0/sign", b) for b in bodies]
         auth = authority.get()
 
+        baseline = baseline_batch(n)
         builder, key = _baseline_builder()
         sha256 = hashes.SHA256()
-
-        def baseline() -> int:
-            for _ in range(n):
-                builder.sign(key, sha256)
-            return n
 
         def service() -> int:
             for body in bodies:
@@ -375,27 +387,11 @@ def _trim_pstats(text: str) -> str:
 def calls(n: int = 20) -> tuple[list[Row], list[str]]:
     from tests.support.ca import event
 
-    from stepless import authority, aws
     from stepless.api.sign import app
 
     with _ca("kms", ttl=None) as ca, quiet_logger():
         events = [event("POST", "/1.0/sign", b) for b in _requests(ca, n + 1)]
-        aws.reset()  # a fresh container: nothing loaded, no clients
-        authority.reset()
-        counter = AWSCalls().attach()
-
-        def send(ev: dict) -> None:
-            res = app.handler(ev, None)
-            if res["statusCode"] != 201:
-                raise RuntimeError(f"sign failed: {res}")
-
-        send(events[0])
-        cold = dict(counter.counts)
-        counter.reset()
-        for ev in events[1:]:
-            send(ev)
-        per = counter.per(n)
-        reads = counter.reads() / n
+        cold, per, reads = warm_counts(lambda ev: expect(app.handler(ev, None), 201), events)
 
     txn = per.get("dynamodb.TransactWriteItems", 0.0)
     kms_sign = per.get("kms.Sign", 0.0)

@@ -16,9 +16,9 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from bench.common import AWSCalls, Row, interleave, quiet_logger, run_sections
-from bench.renew import baseline_batch, baseline_row, hotspots, offline_ca, rate_note
-from bench.sign import _ca, _stub_record
+from bench.common import Row, expect, interleave, quiet_logger, run_sections, warm_counts
+from bench.renew import baseline_row, hotspots, offline_ca, rate_note
+from bench.sign import _ca, _stub_record, baseline_batch
 
 SECTIONS = ("issuance", "calls")
 STEP_CA_S = 0.57e-3  # step-ca 0.19: CPU seconds per SSH certificate over HTTPS (reference, not measured here)
@@ -38,11 +38,6 @@ def _bodies(ca: Any, n: int) -> list[dict[str, str]]:
         bodies.append({"publicKey": base64.b64encode(encode_public_key(key.public_key())).decode(), "ott": ott,
                        "certType": "user"})
     return bodies
-
-
-def _check(res: dict, status: int) -> None:
-    if res["statusCode"] != status:
-        raise RuntimeError(f"expected {status}: {res}")
 
 
 # --- 1. issuance throughput -----------------------------------------------------------------------------
@@ -83,7 +78,7 @@ def issuance(n: int = 200, rounds: int = 5, profile: bool = False) -> tuple[list
 
         def handler() -> int:
             for ev in events:
-                _check(app.handler(ev, None), 201)
+                expect(app.handler(ev, None), 201)
             return n
 
         def token() -> int:
@@ -144,21 +139,11 @@ def issuance(n: int = 200, rounds: int = 5, profile: bool = False) -> tuple[list
 def calls(n: int = 20) -> tuple[list[Row], list[str]]:
     from tests.support.ca import event
 
-    from stepless import authority, aws
     from stepless.api.ssh import app
 
     with _ca("kms", ttl=None) as ca, quiet_logger():
         events = [event("POST", "/1.0/ssh/sign", b) for b in _bodies(ca, n + 1)]
-        aws.reset()  # a fresh container: nothing loaded, no clients
-        authority.reset()
-        counter = AWSCalls().attach()
-        _check(app.handler(events[0], None), 201)
-        cold = dict(counter.counts)
-        counter.reset()
-        for ev in events[1:]:
-            _check(app.handler(ev, None), 201)
-        per = counter.per(n)
-        reads = counter.reads() / n
+        cold, per, reads = warm_counts(lambda ev: expect(app.handler(ev, None), 201), events)
 
     txn, kms_sign = per.get("dynamodb.TransactWriteItems", 0.0), per.get("kms.Sign", 0.0)
     ok = reads == 0 and txn == 1 and kms_sign <= 1
