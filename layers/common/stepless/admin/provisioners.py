@@ -44,6 +44,7 @@ from stepless.faults import translate_aws_errors
 from stepless.stores import audit
 from stepless.stores import authority as store
 from stepless.stores.dynamo import condition_failed
+from stepless.x509 import chain
 
 TYPES = ("JWK", "OIDC", "X5C", "SSHPOP")
 DURATION_KEYS = tuple(key for key, _ in _DURATIONS.values())
@@ -270,17 +271,10 @@ def x5c_roots(pem: bytes | str, *, now: dt.datetime | None = None) -> str:
     for cert in certs:
         cn = ", ".join(str(a.value) for a in cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME))
         label = f"certificate {cn or cert.subject.rfc4514_string()!r}"
-        try:
-            is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-        except x509.ExtensionNotFound:
-            is_ca = False
-        if not is_ca:
+        if not chain.is_ca(cert):
             raise ClientError(f"{label} is not a CA certificate and cannot be an X5C root")
-        try:
-            cert_sign = cert.extensions.get_extension_for_class(x509.KeyUsage).value.key_cert_sign
-        except x509.ExtensionNotFound:
-            cert_sign = False
-        if not cert_sign:
+        key_usage = chain.extension_value(cert, x509.KeyUsage)
+        if key_usage is None or not key_usage.key_cert_sign:
             raise ClientError(f"{label} cannot be used as an X5C root: it lacks the Certificate Sign key usage")
         if cert.not_valid_after_utc <= now:
             raise ClientError(f"{label} expired on {cert.not_valid_after_utc.isoformat()}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from typing import TypeVar
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -11,6 +12,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from stepless.errors import BadRequest, Unauthorized
 
+E = TypeVar("E", bound=x509.ExtensionType)
 NOT_OURS = "certificate was not issued by this certificate authority"
 
 
@@ -24,18 +26,28 @@ def load_pem(pem: object, *, what: str = "client certificate") -> x509.Certifica
         raise BadRequest(f"invalid {what}") from e
 
 
-def _ski(cert: x509.Certificate) -> bytes | None:
+def extension_value(cert: x509.Certificate, kind: type[E]) -> E | None:
+    """The value of ``cert``'s extension of class ``kind``, or None when it has none."""
     try:
-        return cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
+        return cert.extensions.get_extension_for_class(kind).value
     except x509.ExtensionNotFound:
         return None
+
+
+def is_ca(cert: x509.Certificate) -> bool:
+    """BasicConstraints says CA (a certificate without BasicConstraints is not one)."""
+    bc = extension_value(cert, x509.BasicConstraints)
+    return bc is not None and bc.ca
+
+
+def _ski(cert: x509.Certificate) -> bytes | None:
+    ski = extension_value(cert, x509.SubjectKeyIdentifier)
+    return ski.digest if ski is not None else None
 
 
 def _aki(cert: x509.Certificate) -> bytes | None:
-    try:
-        return cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.key_identifier
-    except x509.ExtensionNotFound:
-        return None
+    aki = extension_value(cert, x509.AuthorityKeyIdentifier)
+    return aki.key_identifier if aki is not None else None
 
 
 def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
@@ -62,12 +74,8 @@ def check_ours(cert: x509.Certificate, intermediates: Sequence[x509.Certificate]
     issuer = issuer_among(cert, intermediates)
     if issuer is None:
         raise Unauthorized(NOT_OURS)
-    try:
-        bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
-        if bc.ca:
-            raise Unauthorized("certificate is a CA certificate")
-    except x509.ExtensionNotFound:
-        pass
+    if is_ca(cert):
+        raise Unauthorized("certificate is a CA certificate")
     return issuer
 
 
@@ -79,16 +87,13 @@ def within(cert: x509.Certificate, at: dt.datetime) -> bool:
 def has_client_auth(cert: x509.Certificate, *, absent_ok: bool = False) -> bool:
     """The certificate's EKU allows TLS client authentication (or anyExtendedKeyUsage); a certificate
     without an EKU passes only with ``absent_ok`` (Go's chain rule for CAs and X5C credentials)."""
-    try:
-        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    except x509.ExtensionNotFound:
+    eku = extension_value(cert, x509.ExtendedKeyUsage)
+    if eku is None:
         return absent_ok
     return ExtendedKeyUsageOID.CLIENT_AUTH in eku or ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE in eku
 
 
 def allows_digital_signature(cert: x509.Certificate) -> bool:
     """KeyUsage digitalSignature set (or no KeyUsage at all, as Go's x509 reads it: not set)."""
-    try:
-        return cert.extensions.get_extension_for_class(x509.KeyUsage).value.digital_signature
-    except x509.ExtensionNotFound:
-        return False
+    ku = extension_value(cert, x509.KeyUsage)
+    return ku is not None and ku.digital_signature

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from stepless.signers import Signer, as_private_key
-from stepless.x509 import extensions, tbs
+from stepless.x509 import chain, extensions, tbs
 from stepless.x509.csr import SANs
 
 LEAF_EKU = (ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH)
@@ -47,11 +47,10 @@ def _key_usage(key_encipherment: bool) -> x509.KeyUsage:
 
 def authority_key_identifier(issuer: x509.Certificate) -> x509.AuthorityKeyIdentifier:
     """The AKI naming ``issuer`` (its SKI, else one computed from its key)."""
-    try:
-        ski = issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    ski = chain.extension_value(issuer, x509.SubjectKeyIdentifier)
+    if ski is not None:
         return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
-    except x509.ExtensionNotFound:
-        return x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.public_key())  # type: ignore[arg-type]
+    return x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.public_key())  # type: ignore[arg-type]
 
 
 def _sign(builder: x509.CertificateBuilder, signer: Signer) -> x509.Certificate:
