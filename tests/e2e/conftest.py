@@ -80,3 +80,21 @@ def step_bin() -> str:
     if not Path(path).exists():
         pytest.skip("the real step CLI is not built (run `make step`; it needs Debian's golang packages)")
     return path
+
+
+@pytest.fixture
+def step(step_bin, dev_ca, tmp_path):
+    """Run the real step CLI in ``tmp_path`` with its own STEPPATH, bootstrapped against the dev CA (flags after
+    positionals); a failure shows step's stderr. ``agent=SOCKET`` points it at an ssh-agent."""
+    base = {"STEPPATH": str(tmp_path / "steppath"), "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+
+    def run(*args: str, check: bool = True, input: str | None = None, agent: Path | None = None):
+        env = {**base, "SSH_AUTH_SOCK": str(agent)} if agent else base
+        res = subprocess.run([step_bin, *args], cwd=tmp_path, env=env, capture_output=True, text=True,
+                             input=input, timeout=60)
+        if check and res.returncode != 0:
+            pytest.fail(f"step {' '.join(args)} failed ({res.returncode}): {res.stderr}")
+        return res
+
+    run("ca", "bootstrap", "--ca-url", dev_ca.url, "--fingerprint", dev_ca.fingerprint)
+    return run

@@ -75,16 +75,7 @@ def test_crl_verifies_with_openssl(dev_ca, tmp_path):
     assert out.returncode == 0 and "verify OK" in (out.stdout + out.stderr), out.stdout + out.stderr
 
 
-def test_step_cli_renew_and_revoke(step_bin, dev_ca, tmp_path):
-    env = {"STEPPATH": str(tmp_path / "steppath"), "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
-
-    def step(*args, check=True):
-        res = subprocess.run([step_bin, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
-        if check and res.returncode != 0:
-            pytest.fail(f"step {' '.join(args)}: {res.stderr}")
-        return res
-
-    step("ca", "bootstrap", "--ca-url", dev_ca.url, "--fingerprint", dev_ca.fingerprint)
+def test_step_cli_renew_and_revoke(step, dev_ca, tmp_path):
     pw = str(dev_ca.password_file)
     step("ca", "certificate", "a.example.com", "a.crt", "a.key", "--provisioner", "admin",
          "--provisioner-password-file", pw)

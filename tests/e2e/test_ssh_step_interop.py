@@ -19,22 +19,11 @@ pytestmark = [pytest.mark.e2e, pytest.mark.interop]
 
 
 @pytest.fixture
-def step(step_bin, dev_ca, tmp_path):
-    """Run step with its own STEPPATH, bootstrapped against the dev CA; a failure shows step's stderr."""
+def step(step):
+    """The e2e step runner (tests/e2e/conftest.py), where ssh-keygen exists."""
     if not shutil.which("ssh-keygen"):
         pytest.skip("ssh-keygen is missing (apt-get install -y openssh-client)")
-    base = {"STEPPATH": str(tmp_path / "steppath"), "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
-
-    def run(*args, check=True, input=None, agent: Path | None = None):
-        env = {**base, "SSH_AUTH_SOCK": str(agent)} if agent else base
-        res = subprocess.run([step_bin, *args], cwd=tmp_path, env=env, capture_output=True, text=True,
-                             input=input, timeout=60)
-        if check and res.returncode != 0:
-            pytest.fail(f"step {' '.join(args)} failed ({res.returncode}): {res.stderr}")
-        return res
-
-    run("ca", "bootstrap", "--ca-url", dev_ca.url, "--fingerprint", dev_ca.fingerprint)
-    return run
+    return step
 
 
 def _auth(dev_ca) -> tuple[str, ...]:

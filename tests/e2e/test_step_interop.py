@@ -3,28 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 from cryptography import x509
 
 pytestmark = [pytest.mark.e2e, pytest.mark.interop]
-
-
-@pytest.fixture
-def step(step_bin, dev_ca, tmp_path):
-    """Run step with its own STEPPATH, bootstrapped against the dev CA (flags after positionals)."""
-    env = {"STEPPATH": str(tmp_path / "steppath"), "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
-
-    def run(*args, check=True, input=None):
-        res = subprocess.run([step_bin, *args], cwd=tmp_path, env=env, capture_output=True, text=True,
-                             input=input, timeout=60)
-        if check and res.returncode != 0:
-            pytest.fail(f"step {' '.join(args)} failed: {res.stderr}")
-        return res
-
-    run("ca", "bootstrap", "--ca-url", dev_ca.url, "--fingerprint", dev_ca.fingerprint)
-    return run
 
 
 def test_step_ca_certificate(step, dev_ca, tmp_path):

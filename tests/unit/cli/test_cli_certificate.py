@@ -307,32 +307,15 @@ def test_certificate_profile_errors(stepless: Run, tmp_path: Path, args: list[st
 
 
 def test_existing_output_without_force(stepless: Run, tmp_path: Path) -> None:
+    create = ("certificate", "create", "--csr", "--no-password", "--insecure", "foo.example.com", "foo.csr", "foo.key")
     (tmp_path / "foo.csr").write_text("keep me")
-    proc = stepless(
-        "certificate",
-        "create",
-        "--csr",
-        "--no-password",
-        "--insecure",
-        "foo.example.com",
-        "foo.csr",
-        "foo.key",
-    )
+    proc = stepless(*create)
     _assert_one_line_error(proc, "foo.csr already exists; use --force")
     assert (tmp_path / "foo.csr").read_text() == "keep me"
     assert not (tmp_path / "foo.key").exists()
     (tmp_path / "foo.csr").unlink()
     (tmp_path / "foo.key").write_text("keep key")
-    proc = stepless(
-        "certificate",
-        "create",
-        "--csr",
-        "--no-password",
-        "--insecure",
-        "foo.example.com",
-        "foo.csr",
-        "foo.key",
-    )
+    proc = stepless(*create)
     _assert_one_line_error(proc, "foo.key already exists")
     assert not (tmp_path / "foo.csr").exists()
     assert (tmp_path / "foo.key").read_text() == "keep key"

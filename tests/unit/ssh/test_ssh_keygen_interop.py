@@ -52,6 +52,12 @@ def parse_listing(text: str) -> dict[str, object]:
     return info
 
 
+def _user_cert(key: object, signer: MemorySigner, serial: int = 1, **fields: object) -> SSHCertificate:
+    """A user certificate for ``key`` with key ID "k" and principal "u", valid AFTER..BEFORE."""
+    return build_and_sign(key, serial=serial, cert_type=USER, key_id="k", principals=["u"], valid_after=AFTER,
+                          valid_before=BEFORE, signer=signer, **fields)
+
+
 def listing(cert: SSHCertificate, tmp_path: Path, run: Runner) -> dict[str, object]:
     path = tmp_path / "id-cert.pub"
     path.write_text(to_line(cert, "test") + "\n")
@@ -125,18 +131,7 @@ def test_every_subject_key_type(
     name: str, label: str, ec_ca: MemorySigner, subject_keys: dict, tmp_path: Path, ssh_keygen: Runner
 ) -> None:
     key = subject_keys[name]
-    cert = build_and_sign(
-        key,
-        serial=7,
-        cert_type=USER,
-        key_id="k",
-        principals=["u"],
-        valid_after=AFTER,
-        valid_before=BEFORE,
-        critical_options={},
-        extensions=dict(DEFAULT_USER_EXTENSIONS),
-        signer=ec_ca,
-    )
+    cert = _user_cert(key, ec_ca, serial=7, critical_options={}, extensions=dict(DEFAULT_USER_EXTENSIONS))
     info = listing(cert, tmp_path, ssh_keygen)
     assert info["Type"] == f"{name}-cert-v01@openssh.com user certificate"
     assert info["Public key"] == f"{label} {keys.fingerprint(key)}"
@@ -145,16 +140,7 @@ def test_every_subject_key_type(
 @pytest.mark.parametrize("ca_name", ["rsa256", "rsa512"])
 def test_rsa_ca(ca_name: str, rsa512_ca, subject_keys: dict, tmp_path: Path, ssh_keygen: Runner) -> None:  # noqa: ANN001
     signer = rsa512_ca if ca_name == "rsa512" else MemorySigner(rsa.generate_private_key(65537, 3072))
-    cert = build_and_sign(
-        subject_keys["ssh-ed25519"],
-        serial=1,
-        cert_type=USER,
-        key_id="k",
-        principals=["u"],
-        valid_after=AFTER,
-        valid_before=BEFORE,
-        signer=signer,
-    )
+    cert = _user_cert(subject_keys["ssh-ed25519"], signer)
     info = listing(cert, tmp_path, ssh_keygen)
     algorithm = "rsa-sha2-512" if ca_name == "rsa512" else "rsa-sha2-256"
     assert info["Signing CA"] == f"RSA {keys.fingerprint(signer.public_key())} (using {algorithm})"
@@ -163,16 +149,7 @@ def test_rsa_ca(ca_name: str, rsa512_ca, subject_keys: dict, tmp_path: Path, ssh
 def test_ssh_keygen_rejects_bad_signature(
     ec_ca: MemorySigner, subject_keys: dict, tmp_path: Path, ssh_keygen: Runner
 ) -> None:
-    cert = build_and_sign(
-        subject_keys["ssh-ed25519"],
-        serial=1,
-        cert_type=USER,
-        key_id="k",
-        principals=["u"],
-        valid_after=AFTER,
-        valid_before=BEFORE,
-        signer=ec_ca,
-    )
+    cert = _user_cert(subject_keys["ssh-ed25519"], ec_ca)
     raw = cert.raw.replace(b"\x00\x00\x00\x01k", b"\x00\x00\x00\x01K")  # key ID "k" -> "K"
     forged = SSHCertificate(**{**cert.__dict__, "raw": raw})
     path = tmp_path / "forged-cert.pub"
