@@ -16,7 +16,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from stepless import settings
+from stepless import clock, settings
 from stepless.claims import Claims
 from stepless.durations import parse_duration
 from stepless.errors import ConfigError
@@ -64,8 +64,6 @@ class Authority:
     def intermediates(self) -> list[x509.Certificate]:
         """The current intermediate, then those it replaced (``ca rotate-intermediate``) and still valid:
         leaves of any of them may be renewed and revoked over mTLS."""
-        from stepless import clock
-
         now = clock.now()
         previous = (x509.load_pem_x509_certificate(p.encode()) for p in self.doc.get("previousIntermediates") or [])
         return [self.intermediate, *(c for c in previous if c.not_valid_after_utc > now)]

@@ -124,8 +124,8 @@ def rekey(client_cert_pem: str | None, body: dict[str, Any], auth: Authority) ->
     """POST /rekey: as renew over mTLS, with the CSR's (verified) key as the new key."""
     if not client_cert_pem:
         raise BadRequest("missing client certificate")
-    req = csrs.parse(body.get("csr"))
+    req = csrs.read(body.get("csr"))
     now = clock.now()
     cert = chain.load_pem(client_cert_pem)
     ok = authorize(cert, auth, now, mtls=True)
-    return _issue(ok, auth, now, public_key=req.public_key(), token=None, endpoint="rekey")
+    return _issue(ok, auth, now, public_key=req.public_key, token=None, endpoint="rekey")

@@ -139,11 +139,6 @@ def read(pem: object) -> Request:
     return Request(req, key, sans, cn)
 
 
-def parse(pem: object) -> x509.CertificateSigningRequest:
-    """The CSR of :func:`read`."""
-    return read(pem).csr
-
-
 def check_names(names: list[str]) -> None:
     """400 unless every name going into a certificate (CN, SANs) is free of control characters."""
     for name in names:
