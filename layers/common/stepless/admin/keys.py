@@ -35,18 +35,28 @@ def _put_secret(name: str, pem: str, force: bool) -> str:
     return f"{out['ARN']}#{out['VersionId']}"
 
 
-def provide(role: str, backend: str, outputs: dict[str, str], *, force: bool) -> Signer:
-    """The signer for ``role``: the stack's KMS key, or a new P-256 key stored as a secret."""
+def _prefix(outputs: dict[str, str]) -> str:
+    return outputs.get("SecretsPrefix") or "stepless"
+
+
+def existing(role: str, backend: str, outputs: dict[str, str]) -> Signer:
+    """The signer of the key ``role`` has now: the stack's KMS key, or the current version of its secret."""
     if backend == "kms":
         key_id = outputs.get(KMS_OUTPUTS[role])
         if not key_id:
             raise ConfigError(f"the stack has no {KMS_OUTPUTS[role]} output (is KeyBackend=kms?)")
         return load_signer(f"kms:{key_id}")
     if backend == "secrets":
+        return load_signer(f"secretsmanager:{secret_name(_prefix(outputs), role)}")
+    raise ConfigError(f"unknown key backend {backend!r} (kms or secrets)")
+
+
+def provide(role: str, backend: str, outputs: dict[str, str], *, force: bool) -> Signer:
+    """The signer for ``role``: the stack's KMS key, or a new P-256 key stored as a secret."""
+    if backend == "secrets":
         key = ec.generate_private_key(ec.SECP256R1())
         pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption()).decode()
-        prefix = outputs.get("SecretsPrefix") or "stepless"
-        arn = _put_secret(secret_name(prefix, role), pem, force)
+        arn = _put_secret(secret_name(_prefix(outputs), role), pem, force)
         return load_signer(f"secretsmanager:{arn}")
-    raise ConfigError(f"unknown key backend {backend!r} (kms or secrets)")
+    return existing(role, backend, outputs)

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from stepless import authority, clock
 from stepless.admin import keys
 from stepless.admin.provisioners import change_config
-from stepless.errors import ClientError
+from stepless.errors import ClientError, ConfigError
 from stepless.signers import Signer, load_signer
 from stepless.x509 import ca
 
@@ -39,13 +39,10 @@ class Rotation:
 
 def _root_signer(backend: str, outputs: dict[str, str], root: x509.Certificate) -> Signer:
     """The root key (KMS key of the stack, or the root secret's current version), checked against the root."""
-    if backend == "kms":
-        key_id = outputs.get(keys.KMS_OUTPUTS["root"])
-        if not key_id:
-            raise ClientError("the stack has no RootKeyId output (is KeyBackend=kms?)")
-        signer = load_signer(f"kms:{key_id}")
-    else:
-        signer = load_signer(f"secretsmanager:{keys.secret_name(outputs.get('SecretsPrefix') or 'stepless', 'root')}")
+    try:
+        signer = keys.existing("root", backend, outputs)
+    except ConfigError as e:
+        raise ClientError(str(e)) from e
     if signer.public_key() != root.public_key():
         raise ClientError("the root key in the stack does not match the CA's root certificate")
     return signer

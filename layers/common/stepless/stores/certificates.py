@@ -95,7 +95,6 @@ def record_renewal(record: dict[str, Any], token: dict[str, Any] | None, parent_
     Raises 401 "token already used" / "certificate has been revoked" / "certificate not found" (an
     unrecorded parent), 403 when the parent was renewed too often, 503 on a serial collision.
     """
-    certs = settings.table(settings.CERTIFICATES_TABLE)
     items: list[dict[str, Any]] = []
     if token is not None:
         items.append({"Put": token})
@@ -106,15 +105,7 @@ def record_renewal(record: dict[str, Any], token: dict[str, Any] | None, parent_
         "ConditionExpression": "attribute_not_exists(serial)",
     }})
     link_index = len(items)
-    items.append({"Update": {
-        "TableName": certs,
-        "Key": {"serial": {"S": parent_serial}},
-        "UpdateExpression": "ADD children :child",
-        "ConditionExpression": "attribute_exists(serial)"
-        + (" AND (attribute_not_exists(children) OR size(children) < :max)" if capped else ""),
-        "ExpressionAttributeValues": {":child": {"SS": [str(record["serial"])]},
-                                      **({":max": {"N": str(MAX_RENEWALS_PER_CERTIFICATE)}} if capped else {})},
-    }})
+    items.append({"Update": _link(parent_serial, str(record["serial"]), capped=capped)})
     items.append({"Put": cert_put(record)})
     with translate_aws_errors("DynamoDB"):
         try:
@@ -134,6 +125,17 @@ def record_renewal(record: dict[str, Any], token: dict[str, Any] | None, parent_
             raise
 
 
+def _link(parent: str, child: str, *, capped: bool) -> dict[str, Any]:
+    """The update adding ``child`` to the recorded ``parent``'s ``children`` (below the cap when ``capped``)."""
+    cap = " AND (attribute_not_exists(children) OR size(children) < :max)" if capped else ""
+    values: dict[str, Any] = {":child": {"SS": [child]}}
+    if capped:
+        values[":max"] = {"N": str(MAX_RENEWALS_PER_CERTIFICATE)}
+    return {"TableName": settings.table(settings.CERTIFICATES_TABLE), "Key": {"serial": {"S": parent}},
+            "UpdateExpression": "ADD children :child", "ConditionExpression": "attribute_exists(serial)" + cap,
+            "ExpressionAttributeValues": values}
+
+
 def children(serial: str) -> list[str]:
     """The serials renewed directly from ``serial`` (a consistent read of its ``children`` set)."""
     with translate_aws_errors("DynamoDB"):
@@ -149,18 +151,14 @@ def link_renewals() -> int:
     themselves); idempotent (a string set), so an interrupted run is simply run again. One scan, page by
     page; returns the number of renewals linked (links that existed already included)."""
     client = aws.client("dynamodb")
-    table = settings.table(settings.CERTIFICATES_TABLE)
     links = 0
-    pages = dynamo.scan_pages(TableName=table, ProjectionExpression="serial, parent_serial",
+    pages = dynamo.scan_pages(TableName=settings.table(settings.CERTIFICATES_TABLE),
+                              ProjectionExpression="serial, parent_serial",
                               FilterExpression="attribute_exists(parent_serial)")
     for rec in (r for page in pages for r in page):
         with translate_aws_errors("DynamoDB"):
             try:
-                client.update_item(
-                    TableName=table, Key={"serial": {"S": str(rec["parent_serial"])}},
-                    UpdateExpression="ADD children :child", ConditionExpression="attribute_exists(serial)",
-                    ExpressionAttributeValues={":child": {"SS": [str(rec["serial"])]}},
-                )
+                client.update_item(**_link(str(rec["parent_serial"]), str(rec["serial"]), capped=False))
                 links += 1
             except ClientError as e:
                 if not condition_failed(e):  # a parent we never recorded: nothing to link from
