@@ -101,8 +101,7 @@ def oid(dotted: str) -> bytes:
 
 
 def time(t: dt.datetime) -> bytes:
-    """RFC 5280 Time: UTCTime for 1950–2049, GeneralizedTime otherwise; whole seconds, UTC ("Z")."""
-    t = t.astimezone(dt.UTC) if t.tzinfo else t
+    """RFC 5280 Time of ``t`` (in UTC): UTCTime for 1950–2049, GeneralizedTime otherwise; whole seconds, "Z"."""
     if not 1950 <= t.year <= 2049:
         return tlv(0x18, b"%04d%02d%02d%02d%02d%02dZ" % (t.year, t.month, t.day, t.hour, t.minute, t.second))
     return tlv(0x17, b"%02d%02d%02d%02d%02d%02dZ" % (t.year % 100, t.month, t.day, t.hour, t.minute, t.second))
