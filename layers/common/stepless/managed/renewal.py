@@ -49,7 +49,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from stepless import authority, aws, clock, settings
 from stepless.authority import Authority
-from stepless.errors import BadRequest, Unauthorized
+from stepless.errors import BadRequest
 from stepless.managed import events, secret, store
 from stepless.managed.store import LostRace, Managed
 from stepless.observability import logger
@@ -251,9 +251,7 @@ def _renew(item: Managed, claimed: int, p: Pass, now: dt.datetime) -> str:
                            not_after=not_after, issuer=auth.intermediate, signer=auth.intermediate_signer)
     try:
         certificates.record_renewal(_record(cert, item.serial, now), None, item.serial, capped=False)
-    except Unauthorized as e:
-        if "revoked" not in e.detail:
-            raise
+    except certificates.ParentRevoked as e:
         raise _Revoked() from e
     secret.write(item.secret_arn, secret.payload(cert, auth.intermediate_pem, new_key),
                  secret.token(item.name, claimed))

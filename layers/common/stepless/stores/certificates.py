@@ -20,6 +20,10 @@ from stepless.stores.dynamo import condition_failed, from_item, to_item
 MAX_RENEWALS_PER_CERTIFICATE = 1000
 
 
+class ParentRevoked(Unauthorized):
+    """401: the certificate being renewed was revoked (the renewal transaction's check failed)."""
+
+
 def cert_put(record: dict[str, Any]) -> dict[str, Any]:
     """A put of a new certificate record (never overwrites a serial)."""
     return {
@@ -114,7 +118,7 @@ def record_renewal(record: dict[str, Any], token: dict[str, Any] | None, parent_
             if token is not None and condition_failed(e, 0):
                 raise Unauthorized(tokens.USED) from e
             if condition_failed(e, check_index):
-                raise Unauthorized("certificate has been revoked") from e
+                raise ParentRevoked("certificate has been revoked") from e
             if condition_failed(e, link_index):
                 if get(parent_serial) is None:
                     raise Unauthorized("certificate not found") from e
