@@ -18,6 +18,7 @@ from stepless.local.template import (
     parameter_defaults,
     routes,
 )
+from tests.infrastructure.test_template import KEYS, TABLES, TEMPLATE_PATH
 
 pytest.importorskip("moto.server", reason="moto[server] is a dev dependency (pip install -e .[dev])")
 from moto.server import ThreadedMotoServer  # noqa: E402
@@ -25,15 +26,7 @@ from moto.server import ThreadedMotoServer  # noqa: E402
 # moto's CloudFormation skips (with this warning) the alarm on the renewal dead-letter queue.
 pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS..CloudWatch..Alarm:UserWarning")
 
-ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = ROOT / "template.yaml"
-TABLES = {
-    "AuthorityTable": "pk",
-    "TokensTable": "id",
-    "CertificatesTable": "serial",
-    "RevocationsTable": "serial",
-}
-KEYS = ("RootKey", "IntermediateKey", "SshUserKey", "SshHostKey")
+TEMPLATE = TEMPLATE_PATH
 REGION = "us-east-1"
 
 
