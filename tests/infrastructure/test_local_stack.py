@@ -26,7 +26,6 @@ from moto.server import ThreadedMotoServer  # noqa: E402
 # moto's CloudFormation skips (with this warning) the alarm on the renewal dead-letter queue.
 pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS..CloudWatch..Alarm:UserWarning")
 
-TEMPLATE = TEMPLATE_PATH
 REGION = "us-east-1"
 
 
@@ -53,7 +52,7 @@ def _client(service: str, endpoint: str) -> Any:
 
 @pytest.fixture(scope="module")
 def stack(endpoint: str) -> dict[str, str]:
-    return deploy_local_stack(endpoint, stack_name="infra-kms", template_path=TEMPLATE)
+    return deploy_local_stack(endpoint, stack_name="infra-kms", template_path=TEMPLATE_PATH)
 
 
 def test_tables_created_as_declared(endpoint: str, stack: dict[str, str]) -> None:
@@ -98,18 +97,18 @@ def test_outputs_and_metadata(stack: dict[str, str]) -> None:
 
 
 def test_deploy_is_idempotent(endpoint: str, stack: dict[str, str]) -> None:
-    assert deploy_local_stack(endpoint, stack_name="infra-kms", template_path=TEMPLATE) == stack
+    assert deploy_local_stack(endpoint, stack_name="infra-kms", template_path=TEMPLATE_PATH) == stack
 
 
 def test_other_key_backend_for_existing_stack_refused(endpoint: str, stack: dict[str, str]) -> None:
     with pytest.raises(StackError, match="KeyBackend=kms"):
-        deploy_local_stack(endpoint, stack_name="infra-kms", key_backend="secrets", template_path=TEMPLATE)
+        deploy_local_stack(endpoint, stack_name="infra-kms", key_backend="secrets", template_path=TEMPLATE_PATH)
 
 
 def test_secrets_backend_creates_no_keys(endpoint: str) -> None:
     kms = _client("kms", endpoint)
     before = {k["KeyId"] for k in kms.list_keys()["Keys"]}
-    stack = deploy_local_stack(endpoint, stack_name="infra-secrets", key_backend="secrets", template_path=TEMPLATE)
+    stack = deploy_local_stack(endpoint, stack_name="infra-secrets", key_backend="secrets", template_path=TEMPLATE_PATH)
     assert stack["KeyBackend"] == "secrets"
     assert not any(k in stack or f"{k}Id" in stack for k in KEYS)
     assert {k["KeyId"] for k in kms.list_keys()["Keys"]} == before
@@ -119,7 +118,7 @@ def test_secrets_backend_creates_no_keys(endpoint: str) -> None:
 
 
 def test_function_env(endpoint: str, stack: dict[str, str]) -> None:
-    envs = function_env(stack, endpoint_url=endpoint, template_path=TEMPLATE)
+    envs = function_env(stack, endpoint_url=endpoint, template_path=TEMPLATE_PATH)
     assert set(envs) == {"SignFunction", "RenewFunction", "RevokeFunction", "SshFunction"}
     env = envs["SignFunction"]
     assert env["STEPLESS_AUTHORITY_TABLE"] == stack["AuthorityTable"]
@@ -137,7 +136,7 @@ def test_function_env(endpoint: str, stack: dict[str, str]) -> None:
 
 
 def test_moto_template_drops_only_serverless_parts() -> None:
-    template = load_template(TEMPLATE)
+    template = load_template(TEMPLATE_PATH)
     adapted = moto_template(template)
     assert "Transform" not in adapted and "Globals" not in adapted
     types = {r["Type"] for r in adapted["Resources"].values()}
@@ -173,7 +172,7 @@ def test_short_form_tags(tmp_path: Path) -> None:
 
 
 def test_routes_and_find_route() -> None:
-    template = load_template(TEMPLATE)
+    template = load_template(TEMPLATE_PATH)
     all_routes = routes(template)
     assert Route("SignFunction", "POST", "/1.0/sign", "functions/sign/", "app.handler") in all_routes
     found = find_route(all_routes, "get", "/1.0/root/AB-cd")
@@ -189,7 +188,7 @@ def test_routes_and_find_route() -> None:
 
 
 def test_function_environment_resolves_refs() -> None:
-    template = load_template(TEMPLATE)
+    template = load_template(TEMPLATE_PATH)
     outputs = {t: f"table-{t}" for t in TABLES} | {"CrlBucket": "crl-bucket"}
     env = function_environment(template, "RevokeFunction", outputs, {"ConfigTtlSeconds": "5"})
     assert env["STEPLESS_CRL_BUCKET"] == "crl-bucket"
