@@ -75,7 +75,7 @@ def set_claims(name: str, claims: dict) -> None:
 
 
 def custom_leaf(*, eku=(ExtendedKeyUsageOID.SERVER_AUTH,), cn="server.example.com", issuer=None, signer=None,
-                record=True, not_before=None, life=dt.timedelta(hours=1)):
+                record=True, not_before=None, life=dt.timedelta(hours=1), ca=False):
     """A leaf built directly with a CA signer (ours by default), recorded like an issued one."""
     auth = authority.get()
     key = ec.generate_private_key(ec.SECP256R1())
@@ -98,6 +98,8 @@ def custom_leaf(*, eku=(ExtendedKeyUsageOID.SERVER_AUTH,), cn="server.example.co
     )
     if eku:
         builder = builder.add_extension(x509.ExtendedKeyUsage(list(eku)), critical=False)
+    if ca:
+        builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
     cert = profile._sign(builder, signer or auth.intermediate_signer)
     if record:
         ts = int(clock.now().timestamp())
@@ -354,3 +356,12 @@ def test_handler_module(test_ca):
     from functions.renew import app as fn
 
     assert fn.handler is renew_app.handler or fn.handler.__self__ is renew_app
+
+
+def test_a_ca_certificate_of_ours_does_not_renew(test_ca):
+    """A CA certificate signed by our intermediate is refused over mTLS and with a renew token."""
+    cert, key, pem = custom_leaf(eku=(ExtendedKeyUsageOID.CLIENT_AUTH,), cn="subca.example.com", ca=True)
+    status, body = renew_mtls(pem)
+    assert status == 401 and "CA certificate" in body["message"]
+    status, body = renew_bearer(renew_token(cert, key))
+    assert status == 401 and "CA certificate" in body["message"] and "crt" not in body

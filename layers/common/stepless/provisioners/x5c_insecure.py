@@ -73,6 +73,8 @@ def verify(token: str, intermediates: Sequence[x509.Certificate], hosts: frozens
     issuers = [i for i in intermediates if chain.issued_by(leaf, i)]
     if not issuers:
         raise _fail(chain.NOT_OURS)
+    if chain.is_ca(leaf):
+        raise _fail("certificate is a CA certificate")
     as_of = leaf.not_valid_after_utc - dt.timedelta(minutes=1)
     # after a rotation that kept the key, old and new intermediate both verify the leaf: either will do
     if not any(chain.within(i, as_of) for i in issuers):

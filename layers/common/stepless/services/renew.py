@@ -53,6 +53,11 @@ def _provisioner(cert: x509.Certificate, rec: dict[str, Any], auth: Authority) -
 def authorize(cert: x509.Certificate, auth: Authority, now: dt.datetime, *, mtls: bool) -> Renewable:
     """Apply the renew rules to ``cert``; 401 with the reason on any failure."""
     chain.check_ours(cert, auth.intermediates)
+    return _renewable(cert, auth, now, mtls=mtls)
+
+
+def _renewable(cert: x509.Certificate, auth: Authority, now: dt.datetime, *, mtls: bool) -> Renewable:
+    """The renew rules for a leaf of ours (recorded, not revoked, provisioner, validity)."""
     if mtls and not chain.has_client_auth(cert):
         raise Unauthorized("certificate is not authorized for client authentication (no ClientAuth usage)")
     serial = str(cert.serial_number)
@@ -103,8 +108,8 @@ def renew_mtls(client_cert_pem: str, auth: Authority) -> dict[str, Any]:
 def renew_token(token: str, auth: Authority) -> dict[str, Any]:
     """Renew the certificate in an x5cInsecure token (its jti is consumed with the new record)."""
     now = clock.now()
-    verified = x5c_insecure.verify(token, auth.intermediates, auth.hosts)
-    ok = authorize(verified.leaf, auth, now, mtls=False)
+    verified = x5c_insecure.verify(token, auth.intermediates, auth.hosts)  # a leaf of ours, checked there
+    ok = _renewable(verified.leaf, auth, now, mtls=False)
     return _issue(ok, auth, now, public_key=None, token=verified.use, endpoint="renew")
 
 
