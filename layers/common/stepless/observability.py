@@ -393,12 +393,13 @@ _local = threading.local()
 def _emf() -> Any:
     """This thread's Powertools EMF serializer, made once and cleared after each use: building one per
     dimension set per request cost more than the rest of the request's metrics."""
+    namespace = _namespace()
     emf = getattr(_local, "emf", None)
-    if emf is None or getattr(_local, "namespace", None) != _namespace():
+    if emf is None or getattr(_local, "namespace", None) != namespace:
         from aws_lambda_powertools.metrics import EphemeralMetrics
 
-        emf = _local.emf = EphemeralMetrics(namespace=_namespace(), service=SERVICE)
-        _local.namespace = _namespace()
+        emf = _local.emf = EphemeralMetrics(namespace=namespace, service=SERVICE)
+        _local.namespace = namespace
     return emf
 
 
