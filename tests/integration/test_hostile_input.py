@@ -26,13 +26,14 @@ from collections.abc import Callable
 from typing import Any
 
 import boto3
+import jwt
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from stepless import authority, clock, jose
+from stepless import authority, clock, jose, oidc_discovery
 from stepless.api import renew as renew_api
 from stepless.api import revoke as revoke_api
 from stepless.api import sign as sign_api
@@ -40,7 +41,7 @@ from stepless.api import ssh as ssh_api
 from stepless.services import issuance
 from stepless.signers import as_private_key
 from stepless.signers.memory import MemorySigner
-from stepless.ssh import HOST, build_and_sign, parse_certificate
+from stepless.ssh import HOST, USER, build_and_sign, parse_certificate, to_authorized_key
 from stepless.stores import authority as authority_store
 from stepless.stores import certificates
 from stepless.x509 import extensions, profile
@@ -49,6 +50,8 @@ from tests.integration.test_ssh_renew import host_cert, sshpop_token, user_cert
 from tests.integration.test_ssh_sign import b64key, ssh_token
 from tests.support import ca as support
 from tests.support.ca import CA_URL, call, make_csr, make_key
+from tests.support.oidc_provider import Provider
+from tests.unit.test_x5c import make_token, x5c_claims
 
 CN = "svc.example.com"
 PREFIX = {
@@ -1044,3 +1047,174 @@ def test_the_ca_still_issues_after_the_attacks(hostile):
     assert status == 201 and "crt" in body, body
     status, body = call(ssh_api.app, "POST", "/1.0/ssh/sign", ssh_sign_req(ssh_token(hostile.ca, "alice")).body)
     assert status == 201 and "crt" in body, body
+
+
+# ---------------------------------------------------------------------------------------------- issue 10 (sec)
+# Regressions of the outside review: SSHPOP with federated keys (1), names over their bounds (3), JWS ``crit``
+# and ``b64`` (5), lineage across a rekey (7), X5C with a revoked leaf of ours (8). One more CA setup for
+# these: a partner SSH CA whose keys are federated, an X5C provisioner rooted at our own root, an OIDC one.
+
+
+
+@dataclasses.dataclass
+class Sec:
+    h: Hostile
+    partner: MemorySigner  # a federated SSH CA (its keys are published as ssh.federatedUserKeys/HostKeys)
+    idp: Provider
+
+
+@pytest.fixture(scope="module")
+def sec(hostile: Hostile) -> Sec:
+    oidc_discovery.reset()
+    partner = MemorySigner(make_key())
+    with Provider() as idp:
+        doc, version = authority_store.load()
+        line = to_authorized_key(partner.public_key())  # type: ignore[arg-type]
+        doc["ssh"] = {**doc["ssh"], "federatedUserKeys": [line], "federatedHostKeys": [line]}
+        doc["provisioners"] += [
+            {"type": "X5C", "name": "ours", "roots": authority.get().root_pems[0], "claims": {"enableSSHCA": True}},
+            idp.entry(admins=["root@example.com"], domains=["example.com"]),
+        ]
+        authority_store.save(doc, expected_version=version)
+        authority.reset()
+        yield Sec(hostile, partner, idp)
+    oidc_discovery.reset()
+
+
+def resign(token: str, key: Any, **header: Any) -> str:
+    """``token`` with ``header`` members added, signed again by ``key`` over the usual signing input (a
+    verifier honouring ``b64: false`` would compute another one; ours must refuse the token either way)."""
+    head, payload, _ = token.split(".")
+    fields = {**json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4))), **header}
+    signing_input = b64url(json.dumps(fields).encode()) + "." + payload
+    return signing_input + "." + b64url(jwt.get_algorithm_by_name(fields["alg"]).sign(signing_input.encode(), key))
+
+
+CRIT = {"crit": ["exp"]}
+B64 = {"b64": False}
+
+
+def partner_sshpop(s: Sec, serial: int, cert_type: int, path: str, **kw: Any) -> str:
+    """An SSHPOP token whose certificate the partner CA signed, reusing ``serial`` (one of our records)."""
+    key = make_key()
+    now = int(time.time())
+    cert = build_and_sign(key.public_key(), serial=serial, cert_type=cert_type, key_id="attacker", principals=["*"],
+                          valid_after=now - 60, valid_before=now + 3600, signer=s.partner)
+    return sshpop_token(base64.b64encode(cert.raw).decode(), key, path, **kw)
+
+
+def _federated_renew(s: Sec) -> Attack:
+    crt, _ = host_cert(s.h.ca)
+    return Attack(ssh_api.app, "/1.0/ssh/renew", {"ott": partner_sshpop(s, ssh_serial(crt), HOST, "/1.0/ssh/renew")})
+
+
+def _federated_rekey(s: Sec) -> Attack:
+    crt, _ = host_cert(s.h.ca)
+    return Attack(ssh_api.app, "/1.0/ssh/rekey", {"ott": partner_sshpop(s, ssh_serial(crt), HOST, "/1.0/ssh/rekey"),
+                                                   "publicKey": b64key(make_key())})
+
+
+def _federated_revoke(s: Sec) -> Attack:
+    crt, _ = user_cert(s.h.ca)
+    serial = ssh_serial(crt)
+    return ssh_revoke_req(serial, partner_sshpop(s, serial, USER, "/1.0/ssh/revoke", sub=str(serial)))
+
+
+def _jose(header: dict[str, Any], endpoint: str) -> Callable[[Sec], Attack]:
+    """A valid token of each type, with ``header`` added to its protected header."""
+
+    def build(s: Sec) -> Attack:
+        h = s.h
+        if endpoint == "sign":
+            return sign_req(make_csr(CN)[0], resign(h.ca.token(CN), h.ca.provisioner_key, **header))
+        if endpoint == "revoke":
+            cert, _, _ = victim(h)
+            return revoke_req(serial_of(cert), resign(revoke_token(h, serial_of(cert)), h.ca.provisioner_key, **header))
+        if endpoint == "ssh-sign":
+            return ssh_sign_req(resign(ssh_token(h.ca, "alice"), h.ca.provisioner_key, **header))
+        if endpoint == "ssh-renew":
+            crt, key = host_cert(h.ca)
+            return Attack(ssh_api.app, "/1.0/ssh/renew",
+                          {"ott": resign(sshpop_token(crt, key, "/1.0/ssh/renew"), key, **header)})
+        if endpoint == "ssh-revoke":
+            crt, key = user_cert(h.ca)
+            serial = ssh_serial(crt)
+            return ssh_revoke_req(serial, resign(sshpop_token(crt, key, "/1.0/ssh/revoke", sub=str(serial)), key,
+                                                 **header))
+        if endpoint == "renew":
+            cert, key, _ = victim(h)
+            return renew_bearer_req(resign(renew_token(cert, key), key, **header))
+        if endpoint == "x5c-sign":
+            cert, key, _ = victim(h, "device.example.com")
+            token = make_token([cert, authority.get().intermediate], key,
+                               x5c_claims("device.example.com", name="ours", aud=CA_URL + "/1.0/sign"))
+            return sign_req(make_csr("device.example.com")[0], resign(token, key, **header))
+        assert endpoint == "oidc-sign"
+        return sign_req(make_csr("alice@example.com")[0], resign(s.idp.issue(), s.idp.current.key, **header))
+
+    return build
+
+
+def revoked_leaf(s: Sec, name: str = "device.example.com") -> tuple[x509.Certificate, Any]:
+    """A certificate of ours, revoked for key compromise (the thief still holds the key)."""
+    cert, key, _ = victim(s.h, name)
+    status, body = call(revoke_api.app, "POST", "/1.0/revoke",
+                        {"serial": serial_of(cert), "ott": revoke_token(s.h, serial_of(cert)), "reasonCode": 1})
+    assert status == 200, body
+    return cert, key
+
+
+def _x5c_revoked_leaf(endpoint: str) -> Callable[[Sec], Attack]:
+    def build(s: Sec) -> Attack:
+        cert, key = revoked_leaf(s)
+        chain = [cert, authority.get().intermediate]
+        if endpoint == "sign":
+            token = make_token(chain, key, x5c_claims("device.example.com", name="ours", aud=CA_URL + "/1.0/sign"))
+            return sign_req(make_csr("device.example.com")[0], token)
+        if endpoint == "ssh-sign":
+            ssh = {"ssh": {"certType": "host", "principals": ["device.example.com"]}}
+            token = make_token(chain, key, x5c_claims("device.example.com", name="ours", aud=CA_URL + "/1.0/ssh/sign",
+                                                      step=ssh))
+            return ssh_sign_req(token, certType="host", principals=["device.example.com"])
+        other, _, _ = victim(s.h, "other.example.com")
+        token = make_token(chain, key, x5c_claims(serial_of(other), name="ours", aud=CA_URL + "/1.0/revoke"))
+        return revoke_req(serial_of(other), token)
+
+    return build
+
+
+SEC_CASES = [
+    pytest.param(_federated_renew, 401, "could not find valid ca signer", id="ssh-renew-federated-partner-cert"),
+    pytest.param(_federated_rekey, 401, "could not find valid ca signer", id="ssh-rekey-federated-partner-cert"),
+    pytest.param(_federated_revoke, 401, "could not find valid ca signer", id="ssh-revoke-federated-partner-cert"),
+    *(pytest.param(_jose(CRIT, e), 401, "critical header", id=f"{e}-jws-crit")
+      for e in ("sign", "revoke", "ssh-sign", "ssh-renew", "ssh-revoke", "renew", "x5c-sign", "oidc-sign")),
+    *(pytest.param(_jose(B64, e), 401, "unencoded payload", id=f"{e}-jws-b64-false")
+      for e in ("sign", "revoke", "ssh-renew", "renew", "x5c-sign", "oidc-sign")),
+    pytest.param(_x5c_revoked_leaf("sign"), 401, "x5c certificate has been revoked", id="x5c-sign-revoked-leaf"),
+    pytest.param(_x5c_revoked_leaf("ssh-sign"), 401, "x5c certificate has been revoked",
+                 id="x5c-ssh-sign-revoked-leaf"),
+    pytest.param(_x5c_revoked_leaf("revoke"), 401, "x5c certificate has been revoked", id="x5c-revoke-revoked-leaf"),
+]
+
+
+@pytest.mark.parametrize(("build", "status", "text"), SEC_CASES)
+def test_sec_hostile_request_is_refused(sec, build, status, text):
+    refused(build(sec), status, text)
+
+
+def test_x5c_leaf_of_ours_not_revoked_is_accepted(sec):
+    """The control for the revoked-leaf cases: the same chain, unrevoked, is issued (one revocation read)."""
+    cert, key, _ = victim(sec.h, "device.example.com")
+    token = make_token([cert, authority.get().intermediate], key,
+                       x5c_claims("device.example.com", name="ours", aud=CA_URL + "/1.0/sign"))
+    status, body = call(sign_api.app, "POST", "/1.0/sign", sign_req(make_csr("device.example.com")[0], token).body)
+    assert status == 201, body
+
+
+def test_federated_keys_are_still_published(sec):
+    """Federation is trust for relying parties (GET /ssh/federation), not authentication."""
+    status, body = call(ssh_api.app, "GET", "/1.0/ssh/federation")
+    assert status == 200, body
+    line = to_authorized_key(sec.partner.public_key()).split()[1]  # type: ignore[arg-type]
+    assert any(line in k for k in body["userKey"]) and any(line in k for k in body["hostKey"]), body

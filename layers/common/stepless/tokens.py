@@ -73,6 +73,16 @@ def _b64(segment: str) -> bytes:
     return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
+def check_header_extensions(header: dict[str, Any]) -> None:
+    """401 for JWS extensions this CA does not implement, so none is silently ignored: any ``crit``
+    parameter (RFC 7515 §4.1.11: unknown critical parameters must be rejected, and we know none) and an
+    unencoded payload (RFC 7797 ``b64`` other than true; the payload would not be what was signed)."""
+    if "crit" in header:
+        raise Unauthorized("token has critical header parameters this certificate authority does not support")
+    if header.get("b64", True) is not True:
+        raise Unauthorized("token has an unencoded payload (b64), which is not supported")
+
+
 @functools.lru_cache(maxsize=128)
 def parse(token: str) -> Parsed:
     """Split and decode ``token`` (cached: a request parses its token once); 401 when malformed."""
@@ -87,6 +97,7 @@ def parse(token: str) -> Parsed:
         raise Unauthorized("malformed token") from e
     if not isinstance(header, dict) or not isinstance(claims, dict):
         raise Unauthorized("malformed token")
+    check_header_extensions(header)
     return Parsed(header, claims, f"{parts[0]}.{parts[1]}".encode(), signature)
 
 

@@ -140,10 +140,40 @@ def read(pem: object) -> Request:
 
 
 def check_names(names: list[str]) -> None:
-    """400 unless every name going into a certificate (CN, SANs) is free of control characters."""
+    """400 unless every name going into a certificate (CN, SANs) is free of control characters and is
+    text UTF-8 can encode (a JSON token may carry lone surrogates)."""
     for name in names:
         if _CONTROL.search(name):
             raise BadRequest(f"certificate name {name!r} may not contain control characters")
+        if not name.isascii():
+            try:
+                name.encode()
+            except UnicodeEncodeError as e:
+                raise BadRequest(f"certificate name {name!r} is not valid Unicode text") from e
+
+
+MAX_DNS_NAME = 253  # RFC 1035 (in text form, without the final dot)
+MAX_DNS_LABEL = 63
+MAX_LOCAL_PART = 64  # RFC 5321 §4.5.3.1.1
+
+
+def _dns_in_bounds(name: str) -> bool:
+    name = name.removesuffix(".")
+    return len(name) <= MAX_DNS_NAME and all(len(label) <= MAX_DNS_LABEL for label in name.split("."))
+
+
+def check_bounds(sans: SANs) -> None:
+    """400 for a DNS name or e-mail address longer than DNS and SMTP allow (a name over 253 characters, a
+    label over 63, a local part over 64): no host or mailbox has it, and the certificate would be malformed."""
+    for name in sans.dns:
+        if not _dns_in_bounds(name):
+            raise BadRequest(f"DNS name {name[:80]!r} is longer than DNS allows ({MAX_DNS_NAME} characters, "
+                             f"{MAX_DNS_LABEL} per label)")
+    for email in sans.emails:
+        local, _, domain = email.rpartition("@")
+        if len(local) > MAX_LOCAL_PART or not _dns_in_bounds(domain):
+            raise BadRequest(f"e-mail address {email[:80]!r} is longer than SMTP allows ({MAX_LOCAL_PART} "
+                             f"characters before the @, {MAX_DNS_NAME} after)")
 
 
 def common_name(req: x509.CertificateSigningRequest) -> str:
