@@ -22,6 +22,7 @@ import json
 import time
 import unicodedata
 import uuid
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -43,7 +44,7 @@ from stepless.signers import as_private_key
 from stepless.signers.memory import MemorySigner
 from stepless.ssh import HOST, USER, build_and_sign, parse_certificate, to_authorized_key
 from stepless.stores import authority as authority_store
-from stepless.stores import certificates
+from stepless.stores import certificates, revocations
 from stepless.x509 import extensions, profile
 from tests.integration.test_renew import der_b64, issue, renew_token
 from tests.integration.test_ssh_renew import host_cert, sshpop_token, user_cert
@@ -52,6 +53,7 @@ from tests.support import ca as support
 from tests.support.ca import CA_URL, call, make_csr, make_key
 from tests.support.oidc_provider import Provider
 from tests.unit.test_x5c import make_token, x5c_claims
+from tests.unit.test_x509_tbs import pkilint
 
 CN = "svc.example.com"
 PREFIX = {
@@ -1218,3 +1220,126 @@ def test_federated_keys_are_still_published(sec):
     assert status == 200, body
     line = to_authorized_key(sec.partner.public_key()).split()[1]  # type: ignore[arg-type]
     assert any(line in k for k in body["userKey"]) and any(line in k for k in body["hostKey"]), body
+
+
+# lineage across a rekey (7)
+
+
+def _rekeyed_lineage(h: Hostile) -> tuple[list[str], list[str]]:
+    """A → B (renewed: same key) and A → C (rekeyed: the owner's new key) → D (renewed from C)."""
+    _, _, a = victim(h, "lineage.example.com")
+    pems = [a]
+    for app, path, body, parent in ((renew_api.app, "/renew", None, 0),
+                                    (renew_api.app, "/1.0/rekey", {"csr": make_csr("lineage.example.com")[0]}, 0),
+                                    (renew_api.app, "/renew", None, 2)):
+        status, out = call(app, "POST", path, body, client_cert_pem=pems[parent])
+        assert status == 201, out
+        pems.append(out["crt"])
+    return [serial_of(x509.load_pem_x509_certificate(p.encode())) for p in pems], pems
+
+
+def test_self_revocation_lineage_stops_at_a_rekey(hostile):
+    """A thief of A's key (rekeyed away from) revokes A and its same-key renewal B, never C or D."""
+    (a, b, c, d), pems = _rekeyed_lineage(hostile)
+    status, body = call(revoke_api.app, "POST", "/1.0/revoke", {"serial": a, "reasonCode": 1, "lineage": True},
+                        client_cert_pem=pems[0])
+    assert status == 200 and body["lineage"] == [b], body
+    assert revocations.get(a) is not None and revocations.get(b) is not None
+    assert revocations.get(c) is None and revocations.get(d) is None
+    assert call(renew_api.app, "POST", "/renew", client_cert_pem=pems[3])[0] == 201  # the owner's certificate lives
+
+
+def test_token_revocation_lineage_crosses_a_rekey(hostile):
+    """An administrator (a provisioner's revoke token) revokes the whole lineage, rekeys included."""
+    (a, b, c, d), _ = _rekeyed_lineage(hostile)
+    status, body = call(revoke_api.app, "POST", "/1.0/revoke",
+                        {"serial": a, "ott": revoke_token(hostile, a), "reasonCode": 1, "lineage": True})
+    assert status == 200 and sorted(body["lineage"]) == sorted([b, c, d]), body
+
+
+# names over their bounds (3): issued with the name in the SANs (no CN over 64), pkilint clean; never a 500
+
+
+LONG_DNS = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 61])  # 253 characters, the longest DNS name
+LONG_EMAIL = "firstname.middlename.lastname" + "@" + "mail.engineering.department.example.com"  # 69 characters
+
+
+def long_csr(cn: str, sans: list[str]) -> str:
+    """A CSR as step (Go) builds it: a CN of any length (cryptography's builder refuses over 64 octets)."""
+    key = make_key()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn, _validate=False)]) if cn else x509.Name([])
+    builder = x509.CertificateSigningRequestBuilder().subject_name(name)
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(
+            [x509.RFC822Name(s) if "@" in s else x509.DNSName(s) for s in sans]), critical=False)
+    return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode()
+
+
+def named_by_sans(pem: str, name: str) -> x509.Certificate:
+    """The issued certificate carries ``name`` in its (critical) SANs, a subject without CN, no lint."""
+    cert = x509.load_pem_x509_certificate(pem.encode())
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    assert name in [str(v) for v in san.value.get_values_for_type(x509.DNSName)
+                    + san.value.get_values_for_type(x509.RFC822Name)]
+    assert cert.subject == x509.Name([]) and san.critical
+    assert pkilint(cert) == ""
+    return cert
+
+
+@pytest.mark.parametrize("name", [LONG_DNS, "h" * 58 + ".example.com", LONG_EMAIL],
+                         ids=["dns-253", "host-70", "email-69"])
+def test_long_names_are_issued_and_renewed(hostile, name):
+    status, body = call(sign_api.app, "POST", "/1.0/sign",
+                        {"csr": long_csr(name, [name]), "ott": hostile.ca.token(name)})
+    assert status == 201, body
+    named_by_sans(body["crt"], name)
+    status, body = call(renew_api.app, "POST", "/renew", client_cert_pem=body["crt"])  # the builder path
+    assert status == 201, body
+    named_by_sans(body["crt"], name)
+
+
+def test_long_oidc_subject_is_issued(sec):
+    """A real IdP's opaque sub can be longer than a CN may be: CN = sub is left out, the e-mail names it."""
+    sub = "auth0|" + "7f3a9c" * 16
+    status, body = call(sign_api.app, "POST", "/1.0/sign",
+                        {"csr": long_csr(sub, ["alice@example.com"]), "ott": sec.idp.issue(sub=sub)})
+    assert status == 201, body
+    named_by_sans(body["crt"], "alice@example.com")
+
+
+def _long_name(cn: str, sans: list[str]) -> Callable[[Sec], Attack]:
+    def build(s: Sec) -> Attack:
+        token = s.h.ca.token(cn, sans=sans) if sans else s.idp.issue(sub="42", email="root@example.com")
+        return sign_req(long_csr(cn, sans), token)
+
+    return build
+
+
+LONG_NAME_CASES = [
+    pytest.param(_long_name("x" * 64 + ".example.com", ["x" * 64 + ".example.com"]), 400, "longer than DNS allows",
+                 id="sign-dns-label-64"),
+    pytest.param(_long_name("a" * 250 + ".com", ["a" * 250 + ".com"]), 400, "longer than DNS allows",
+                 id="sign-dns-name-254"),
+    pytest.param(_long_name("x" * 65 + "@example.com", ["x" * 65 + "@example.com"]), 400, "longer than SMTP allows",
+                 id="sign-email-local-part-65"),
+    pytest.param(_long_name("y" * 80, []), 400, "no subject alternative name", id="sign-admin-long-cn-no-sans"),
+]
+
+
+@pytest.mark.parametrize(("build", "status", "text"), LONG_NAME_CASES)
+def test_names_beyond_their_bounds_are_refused(sec, build, status, text):
+    refused(build(sec), status, text)
+
+
+def test_long_ssh_key_id_and_principal(hostile):
+    """SSH has no 64-character bound: a 253-character host principal and a long key ID are issued."""
+    status, body = call(ssh_api.app, "POST", "/1.0/ssh/sign", ssh_sign_req(
+        ssh_token(hostile.ca, LONG_DNS, certType="host", keyID="k" * 1000), certType="host").body)
+    assert status == 201, body
+    cert = parse_certificate(base64.b64decode(body["crt"]))
+    assert list(cert.principals) == [LONG_DNS] and cert.key_id == "k" * 1000
+    status, body = call(ssh_api.app, "POST", "/1.0/ssh/sign",
+                        ssh_sign_req(ssh_token(hostile.ca, "alice", keyID="k" * 1025)).body)
+    assert status == 400 and "longer than 1024" in body["message"], body

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import re
+import warnings
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -20,6 +21,9 @@ MAX_SANS = 100
 _BREAKS = re.compile(r"[\x00\r\n]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+# A CSR may carry a CN longer than RFC 5280's 64 (step's Go CLI builds them): reading it is fine (the leaf
+# leaves it out, tbs.subject_common_name); cryptography's warning about it would be a log line per request.
+warnings.filterwarnings("ignore", message="Attribute's length must be", category=UserWarning)
 
 
 def ascii_lower(name: str) -> str:
