@@ -1264,9 +1264,9 @@ LONG_DNS = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 61])  # 253 characters,
 LONG_EMAIL = "firstname.middlename.lastname" + "@" + "mail.engineering.department.example.com"  # 69 characters
 
 
-def long_csr(cn: str, sans: list[str]) -> str:
+def long_csr(cn: str, sans: list[str], key: Any = None) -> str:
     """A CSR as step (Go) builds it: a CN of any length (cryptography's builder refuses over 64 octets)."""
-    key = make_key()
+    key = key or make_key()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn, _validate=False)]) if cn else x509.Name([])
@@ -1298,6 +1298,23 @@ def test_long_names_are_issued_and_renewed(hostile, name):
     status, body = call(renew_api.app, "POST", "/renew", client_cert_pem=body["crt"])  # the builder path
     assert status == 201, body
     named_by_sans(body["crt"], name)
+
+
+def test_long_name_renews_by_token(hostile):
+    """step's renew token carries sub = the leaf's CN; with no CN there is none to match (as step-ca)."""
+    key = make_key()
+    csr = long_csr(LONG_DNS, [LONG_DNS], key)
+    status, body = call(sign_api.app, "POST", "/1.0/sign", {"csr": csr, "ott": hostile.ca.token(LONG_DNS)})
+    assert status == 201, body
+    cert = named_by_sans(body["crt"], LONG_DNS)
+    now = int(time.time())
+    claims = {"iss": "step-ca-client/1.0", "aud": CA_URL + "/1.0/renew", "iat": now, "nbf": now, "exp": now + 300,
+              "jti": uuid.uuid4().hex}  # no sub: step leaves out an empty one
+    token = jwt.encode(claims, key, algorithm="ES256",
+                       headers={"x5cInsecure": [der_b64(cert), der_b64(authority.get().intermediate)]})
+    status, body = call(renew_api.app, "POST", "/1.0/renew", headers={"Authorization": f"Bearer {token}"})
+    assert status == 201, body
+    named_by_sans(body["crt"], LONG_DNS)
 
 
 def test_long_oidc_subject_is_issued(sec):
