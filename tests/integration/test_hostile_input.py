@@ -1087,9 +1087,11 @@ def resign(token: str, key: Any, **header: Any) -> str:
     """``token`` with ``header`` members added, signed again by ``key`` over the usual signing input (a
     verifier honouring ``b64: false`` would compute another one; ours must refuse the token either way)."""
     head, payload, _ = token.split(".")
-    fields = {**json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4))), **header}
+    fields = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+    alg = fields["alg"]  # the key's algorithm, whatever the header says after the update
+    fields.update(header)
     signing_input = b64url(json.dumps(fields).encode()) + "." + payload
-    return signing_input + "." + b64url(jwt.get_algorithm_by_name(fields["alg"]).sign(signing_input.encode(), key))
+    return signing_input + "." + b64url(jwt.get_algorithm_by_name(alg).sign(signing_input.encode(), key))
 
 
 CRIT = {"crit": ["exp"]}
@@ -1193,6 +1195,11 @@ SEC_CASES = [
       for e in ("sign", "revoke", "ssh-sign", "ssh-renew", "ssh-revoke", "renew", "x5c-sign", "oidc-sign")),
     *(pytest.param(_jose(B64, e), 401, "unencoded payload", id=f"{e}-jws-b64-false")
       for e in ("sign", "revoke", "ssh-renew", "renew", "x5c-sign", "oidc-sign")),
+    # found by test_fuzz_parsers: header members of the wrong JSON type were a 500 (unhashable in a lookup)
+    pytest.param(_jose({"alg": ["ES256"]}, "sign"), 401, "malformed token header", id="sign-jws-alg-list"),
+    pytest.param(_jose({"kid": ["x"]}, "sign"), 401, "malformed token header", id="sign-jws-kid-list"),
+    pytest.param(_jose({"kid": {"a": 1}}, "ssh-renew"), 401, "malformed token header", id="ssh-renew-jws-kid-object"),
+    pytest.param(_jose({"typ": 7}, "oidc-sign"), 401, "malformed token header", id="oidc-sign-jws-typ-number"),
     pytest.param(_x5c_revoked_leaf("sign"), 401, "x5c certificate has been revoked", id="x5c-sign-revoked-leaf"),
     pytest.param(_x5c_revoked_leaf("ssh-sign"), 401, "x5c certificate has been revoked",
                  id="x5c-ssh-sign-revoked-leaf"),
