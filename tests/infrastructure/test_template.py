@@ -49,6 +49,8 @@ EXPECTED_ROUTES: dict[str, set[tuple[str, str]]] = {
         ("GET", "/ssh/federation"),
         ("GET", "/ssh/hosts"),
         ("GET", "/ssh/krl"),
+        ("POST", "/ssh/bastion"),
+        ("GET", "/ssh/get-hosts"),
     },
 }
 TABLES = {
