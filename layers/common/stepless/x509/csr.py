@@ -84,7 +84,7 @@ class SANs:
         """A CSR's SANs, refusing (400) what no certificate of ours carries: an iPAddress that is a network
         (8 or 32 bytes: address and mask; Go's parser, hence step-ca, refuses it too) and the name types
         other than DNS, IP, email and URI (step-ca drops those silently; a requested name is never dropped
-        here), and names that fail :meth:`problem`."""
+        here). ``read`` then checks the names themselves (:meth:`problem`)."""
         try:
             ext = req.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         except x509.ExtensionNotFound:
@@ -100,11 +100,7 @@ class SANs:
             if isinstance(name, x509.IPAddress) and not isinstance(name.value, IP_ADDRESSES):
                 raise BadRequest(f"invalid csr: IP address SAN {name.value} is a network (address and mask), "
                                  "not an address")
-        sans = cls.of(req)
-        problem = sans.problem()
-        if problem:
-            raise BadRequest(f"invalid csr: {problem}")
-        return sans
+        return cls.of(req)
 
     def problem(self) -> str | None:
         """Why these names cannot go into a certificate (RFC 5280: DNS names, emails and URIs are
@@ -210,6 +206,9 @@ def read(pem: object) -> Request:
         raise BadRequest(f"invalid csr: more than {MAX_SANS} subject alternative names")
     if any(map(_BREAKS.search, names)):
         raise BadRequest("invalid csr: subject alternative names may not contain control characters")
+    problem = sans.problem()
+    if problem:
+        raise BadRequest(f"invalid csr: {problem}")
     return Request(req, key, sans, cn)
 
 
