@@ -272,6 +272,84 @@ def test_table_writes(template: dict[str, Any]) -> None:
             assert "dynamodb:DeleteItem" not in _as_list(s["Action"]), fn
 
 
+# What each function may do to each table: exactly the calls its code makes (grep stores/ and managed/ for
+# get_item, batch_get_item, put_item, update_item, scan, query and transact_write_items' Put/Update/
+# ConditionCheck). Of the authority table each function reads only the configuration item and the revoke
+# function writes only the CRL counter: dynamodb:LeadingKeys says so (AUTHORITY_ITEMS).
+TABLE_ACTIONS: dict[str, dict[str, set[str]]] = {
+    "SignFunction": {
+        "AuthorityTable": {"dynamodb:GetItem"},
+        "TokensTable": {"dynamodb:PutItem"},
+        "CertificatesTable": {"dynamodb:PutItem"},
+    },
+    "RenewFunction": {
+        "AuthorityTable": {"dynamodb:GetItem"},
+        "TokensTable": {"dynamodb:PutItem"},
+        "CertificatesTable": {"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem"},
+        "RevocationsTable": {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:ConditionCheckItem"},
+        "ManagedTable": {"dynamodb:Query", "dynamodb:GetItem", "dynamodb:UpdateItem"},
+    },
+    "RevokeFunction": {
+        "AuthorityTable": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
+        "TokensTable": {"dynamodb:PutItem"},
+        "CertificatesTable": {"dynamodb:GetItem", "dynamodb:BatchGetItem"},
+        "RevocationsTable": {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:Scan"},
+    },
+    "SshFunction": {
+        "AuthorityTable": {"dynamodb:GetItem"},
+        "TokensTable": {"dynamodb:PutItem"},
+        "CertificatesTable": {"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan",
+                              "dynamodb:UpdateItem"},
+        "RevocationsTable": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:ConditionCheckItem", "dynamodb:Scan"},
+    },
+}
+# Authority table items (pk) each function may touch, by action.
+AUTHORITY_ITEMS = {"dynamodb:GetItem": ["authority"], "dynamodb:UpdateItem": ["crl"]}
+TABLE_IDS = {*TABLES, "ManagedTable"}
+
+
+def _table_grants(template: dict[str, Any], function_id: str) -> dict[str, list[dict[str, Any]]]:
+    """Table logical id → the role's statements that name it."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for statement in _role_statements(template, function_id):
+        for table in TABLE_IDS & set(_refs(statement["Resource"])):
+            out.setdefault(table, []).append(statement)
+    return out
+
+
+@pytest.mark.parametrize("function_id", sorted(TABLE_ACTIONS))
+def test_least_privilege_per_function_and_table(template: dict[str, Any], function_id: str) -> None:
+    grants = _table_grants(template, function_id)
+    actions = {table: {a for s in statements for a in _as_list(s["Action"])} for table, statements in grants.items()}
+    assert actions == TABLE_ACTIONS[function_id]
+    for statement in grants["AuthorityTable"]:
+        granted = _as_list(statement["Action"])
+        assert len(granted) == 1, f"{function_id}: one item set per authority-table action"
+        keys = statement["Condition"]["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"]
+        assert keys == AUTHORITY_ITEMS[granted[0]], (function_id, granted, keys)
+        assert _as_list(statement["Resource"]) == [{"Fn::GetAtt": ["AuthorityTable", "Arn"]}]
+
+
+def test_only_the_revoke_function_writes_the_authority_table_and_only_the_crl_counter(template: dict[str, Any]) -> None:
+    """A compromised function cannot rewrite the CA configuration (issue 10 item 6)."""
+    for function_id in TABLE_ACTIONS:
+        for statement in _table_grants(template, function_id).get("AuthorityTable", []):
+            if set(_as_list(statement["Action"])) - {"dynamodb:GetItem"}:
+                assert function_id == "RevokeFunction"
+                assert statement["Condition"]["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"] == ["crl"]
+    from stepless.stores import crl_store
+
+    assert crl_store.NUMBER_KEY == {"pk": {"S": "crl"}}  # the item the condition names
+
+
+def test_revoke_role_can_tell_a_missing_crl_from_a_denied_one(template: dict[str, Any]) -> None:
+    """Without s3:ListBucket S3 answers a missing key with 403, so a new stack's GET /crl failed (item 12)."""
+    statements = _role_statements(template, "RevokeFunction")
+    listing = [s for s in statements if "s3:ListBucket" in _as_list(s["Action"])]
+    assert listing and listing[0]["Resource"] == {"Fn::GetAtt": ["CrlBucket", "Arn"]}
+    assert _as_list(listing[0]["Action"]) == ["s3:ListBucket"]
+
+
 # ------------------------------------------------------------------------------------------ storage
 
 
