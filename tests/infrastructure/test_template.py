@@ -367,6 +367,10 @@ def test_tables_protected(template: dict[str, Any]) -> None:
         assert props["AttributeDefinitions"] == [{"AttributeName": key, "AttributeType": "S"}]
     ttl = template["Resources"]["TokensTable"]["Properties"]["TimeToLiveSpecification"]
     assert ttl == {"AttributeName": "expires", "Enabled": True}
+    from stepless.stores import revocations
+
+    ttl = template["Resources"]["RevocationsTable"]["Properties"]["TimeToLiveSpecification"]
+    assert ttl == {"AttributeName": revocations.EXPIRES, "Enabled": True}  # pruned (issue 10 item 16)
 
 
 def test_keys(template: dict[str, Any]) -> None:
