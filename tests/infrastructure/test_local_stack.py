@@ -197,3 +197,14 @@ def test_function_environment_resolves_refs() -> None:
     assert env["POWERTOOLS_LOG_LEVEL"] == parameter_defaults(template)["LogLevel"]
     with pytest.raises(ValueError, match="AuthorityTable"):
         function_environment(template, "RevokeFunction", {})
+
+
+def test_key_properties_resolve_conditions_and_no_value() -> None:
+    """The root key's conditional Deny (CaAdministratorRoleArn) reaches the local key policy as on AWS."""
+    from stepless.local.stack import _resolve
+
+    statement = {"Fn::If": ["HasAdmin", {"Effect": "Deny", "Principal": {"Ref": "Admin"}}, {"Ref": "AWS::NoValue"}]}
+    policy = {"Statement": [{"Effect": "Allow"}, statement], "Extra": {"Ref": "AWS::NoValue"}}
+    assert _resolve(policy, {"Admin": "arn:x"}, lambda name: False) == {"Statement": [{"Effect": "Allow"}]}
+    assert _resolve(policy, {"Admin": "arn:x"}, lambda name: name == "HasAdmin") == {
+        "Statement": [{"Effect": "Allow"}, {"Effect": "Deny", "Principal": "arn:x"}]}

@@ -380,8 +380,26 @@ def test_keys(template: dict[str, Any]) -> None:
         assert resource["Condition"] == "UseKms"
         assert resource["DeletionPolicy"] == "Retain" and resource["UpdateReplacePolicy"] == "Retain"
         assert (props["KeySpec"], props["KeyUsage"]) == ("ECC_NIST_P256", "SIGN_VERIFY")
-        principals = [s["Principal"]["AWS"] for s in props["KeyPolicy"]["Statement"]]
+        allows = [s for s in props["KeyPolicy"]["Statement"] if s.get("Effect") == "Allow"]
+        principals = [s["Principal"]["AWS"] for s in allows]
         assert principals == [{"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}]
+        denies = [s for s in props["KeyPolicy"]["Statement"] if "Fn::If" in s]
+        assert bool(denies) == (logical_id == "RootKey"), logical_id
+
+
+def test_root_key_signs_only_for_the_ca_administrator(template: dict[str, Any]) -> None:
+    """Root key custody (issue 10 item 11): AdministratorAccess alone must not sign with the root."""
+    params = template["Parameters"]["CaAdministratorRoleArn"]
+    assert params["Default"] == "" and re.fullmatch(params["AllowedPattern"], "arn:aws:iam::123456789012:role/ca-admin")
+    assert not re.fullmatch(params["AllowedPattern"], "arn:aws:iam::123456789012:user/alice")
+    assert template["Conditions"]["HasCaAdministrator"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "CaAdministratorRoleArn"}, ""]}]}
+    (when,) = [s["Fn::If"] for s in template["Resources"]["RootKey"]["Properties"]["KeyPolicy"]["Statement"]
+               if "Fn::If" in s]
+    condition, deny, otherwise = when
+    assert condition == "HasCaAdministrator" and otherwise == {"Ref": "AWS::NoValue"}
+    assert deny["Effect"] == "Deny" and deny["Principal"] == "*" and deny["Action"] == "kms:Sign"
+    assert deny["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": {"Ref": "CaAdministratorRoleArn"}}}
 
 
 def test_outputs(template: dict[str, Any]) -> None:

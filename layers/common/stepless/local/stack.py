@@ -13,7 +13,7 @@ import copy
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -181,17 +181,25 @@ def _condition(template: Mapping[str, Any], name: str, parameters: Mapping[str, 
     return truth(template["Conditions"][name])
 
 
-def _resolve(node: Any, names: Mapping[str, str]) -> Any:
-    """Resolve Ref and string Fn::Sub against ``names`` (parameters and pseudo parameters)."""
+_NO_VALUE = object()  # AWS::NoValue: the property or list item is left out
+
+
+def _resolve(node: Any, names: Mapping[str, str], condition: Callable[[str], bool] | None = None) -> Any:
+    """Resolve Ref, string Fn::Sub (against ``names``: parameters and pseudo parameters) and, given
+    ``condition`` (a Condition's name → its truth), Fn::If with AWS::NoValue."""
     if isinstance(node, list):
-        return [_resolve(item, names) for item in node]
+        return [v for v in (_resolve(item, names, condition) for item in node) if v is not _NO_VALUE]
     if not isinstance(node, dict):
         return node
     if set(node) == {"Ref"}:
-        return names[node["Ref"]]
+        return _NO_VALUE if node["Ref"] == "AWS::NoValue" else names[node["Ref"]]
     if set(node) == {"Fn::Sub"} and isinstance(node["Fn::Sub"], str):
         return _SUB_VAR.sub(lambda m: names[m.group(1)], node["Fn::Sub"])
-    return {key: _resolve(value, names) for key, value in node.items()}
+    if set(node) == {"Fn::If"} and condition is not None:
+        name, when_true, when_false = node["Fn::If"]
+        return _resolve(when_true if condition(name) else when_false, names, condition)
+    resolved = ((key, _resolve(value, names, condition)) for key, value in node.items())
+    return {key: value for key, value in resolved if value is not _NO_VALUE}
 
 
 def _stack_keys(kms: Any, stack_name: str) -> dict[str, dict[str, str]]:
@@ -215,7 +223,8 @@ def _create_keys(
             continue
         if "Condition" in resource and not _condition(template, resource["Condition"], parameters):
             continue
-        props = _resolve(resource.get("Properties") or {}, names)
+        props = _resolve(resource.get("Properties") or {}, names,
+                         lambda name: _condition(template, name, parameters))
         args: dict[str, Any] = {
             "KeySpec": props.get("KeySpec", "SYMMETRIC_DEFAULT"),
             "KeyUsage": props.get("KeyUsage", "ENCRYPT_DECRYPT"),
