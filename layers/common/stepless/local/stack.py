@@ -21,7 +21,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from stepless.local.template import function_environment, functions, load_template, parameter_defaults
+from stepless.local.template import condition, function_environment, functions, load_template, parameter_defaults
 
 __all__ = [
     "LOCAL_CREDENTIALS",
@@ -156,31 +156,6 @@ def moto_template(
     return result
 
 
-def _condition(template: Mapping[str, Any], name: str, parameters: Mapping[str, str]) -> bool:
-    """Evaluate one of the template's Conditions (Equals/Not/And/Or/Condition over parameters)."""
-
-    def value(node: Any) -> Any:
-        if isinstance(node, dict) and set(node) == {"Ref"}:
-            return parameters[node["Ref"]]
-        return node
-
-    def truth(node: Any) -> bool:
-        (fn, args), *_ = node.items()
-        if fn == "Condition":
-            return truth(template["Conditions"][args])
-        if fn == "Fn::Equals":
-            return str(value(args[0])) == str(value(args[1]))
-        if fn == "Fn::Not":
-            return not truth(args[0])
-        if fn == "Fn::And":
-            return all(truth(a) for a in args)
-        if fn == "Fn::Or":
-            return any(truth(a) for a in args)
-        raise StackError(f"condition {name}: unsupported {fn}")
-
-    return truth(template["Conditions"][name])
-
-
 _NO_VALUE = object()  # AWS::NoValue: the property or list item is left out
 
 
@@ -221,10 +196,10 @@ def _create_keys(
     for logical_id, resource in template["Resources"].items():
         if resource.get("Type") != KMS_KEY:
             continue
-        if "Condition" in resource and not _condition(template, resource["Condition"], parameters):
+        if "Condition" in resource and not condition(template, resource["Condition"], parameters):
             continue
         props = _resolve(resource.get("Properties") or {}, names,
-                         lambda name: _condition(template, name, parameters))
+                         lambda name: condition(template, name, parameters))
         args: dict[str, Any] = {
             "KeySpec": props.get("KeySpec", "SYMMETRIC_DEFAULT"),
             "KeyUsage": props.get("KeyUsage", "ENCRYPT_DECRYPT"),
