@@ -98,36 +98,57 @@ def certificate_cmd(subject, crt_file, key_file, ca_url, root, token, provisione
         return click.get_current_context().invoke(
             issue_cmd, subject=subject, name=managed, san=san, not_after=not_after or "24h",
             rekey=rekey, kty=kty, crv=crv, size=size, force=force)
-    if not (crt_file and key_file):
-        raise click.UsageError("missing arguments CRT_FILE and KEY_FILE")
-    if token and san:
-        raise ClientError("flags --token and --san are mutually exclusive")
+    missing = [n for n, v in (("CRT_FILE", crt_file), ("KEY_FILE", key_file)) if not v]
+    if missing:
+        raise click.UsageError(f"missing argument{'s' if len(missing) > 1 else ''} {' and '.join(missing)}")
     for f in (crt_file, key_file):
         ui.confirm_overwrite(f, force)
     client, root_file = connect(ca_url, root)
-    sans = list(san) or [subject]
+    given = bool(token)
     if not token:
-        token = tokens.generate(client, root_file, tokens.TokenRequest("sign", subject, sans),
+        token = tokens.generate(client, root_file, tokens.TokenRequest("sign", subject, list(san) or [subject]),
                                 tokens.Credentials(provisioner, password_file, x5c_cert, x5c_key, console))
-    else:
-        sans = tokens_sans(token, subject)
+    cn, sans = request_names(token, subject, list(san), token_given=given)
     key = keys.generate_key(kty, crv, size)
-    csr = keys.make_csr(key, subject, sans)
+    csr = keys.make_csr(key, cn, sans)
     res = sign_csr(client, csr.public_bytes(Encoding.PEM).decode(), token, not_before, not_after)
     ui.write_files({crt_file: chain_pem(res), key_file: keys.key_to_pem(key, None)}, force=True)
     ui.done("Certificate", crt_file)
     ui.done("Private Key", key_file)
 
 
-def tokens_sans(token: str, subject: str) -> list[str]:
-    """The SANs a given token allows (its ``sans`` claim, else the subject)."""
+def is_oidc(claims: dict) -> bool:
+    """step's ``Payload.Type() == OIDC``: an email and neither of the step one-time token claims."""
+    return not claims.get("sha") and not claims.get("sans") and bool(claims.get("email"))
+
+
+def request_names(token: str, subject: str, flag_sans: list[str], *, token_given: bool) -> tuple[str, list[str]]:
+    """(common name, SANs) of the CSR for ``token``, as step's certificate flow builds it.
+
+    A step token (JWK, X5C): CN = its ``sub``, SANs = its ``sans`` (else the subject); SUBJECT must be the
+    token's subject (case-insensitively) and ``--san`` goes with a token only when step made the token here.
+    An OIDC ID token: CN = its ``sub`` (an identity provider's opaque id), SANs = the ``--san`` names then
+    its ``email``, and SUBJECT must be the first email of those.
+    """
     import jwt
 
     try:
         claims = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError as e:
         raise ClientError(f"error parsing token: {e}") from e
-    return list(claims.get("sans") or [claims.get("sub") or subject])
+    if is_oidc(claims):
+        sans = [*flag_sans, str(claims["email"])]
+        first = next(s for s in sans if "@" in s and "://" not in s)
+        if first != subject:
+            raise ClientError(f"token email '{first}' and argument '{subject}' do not match")
+        return str(claims.get("sub") or ""), sans
+    if token_given and flag_sans:
+        raise ClientError("flags --token and --san are mutually exclusive")
+    sub = str(claims.get("sub") or subject)
+    if sub.casefold() != subject.casefold():
+        raise ClientError(f"token subject '{sub}' and argument '{subject}' do not match")
+    sans = claims.get("sans")
+    return sub, [str(s) for s in sans] if isinstance(sans, list) and sans else [sub]
 
 
 @ca.command("sign")
