@@ -117,6 +117,19 @@ def certificate_cmd(subject, crt_file, key_file, ca_url, root, token, provisione
     ui.done("Private Key", key_file)
 
 
+def token_claims(token: str) -> dict:
+    """A token's claims, not verified (the CA verifies): what step reads to build the request."""
+    import jwt
+
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError as e:
+        raise ClientError(f"error parsing token: {e}") from e
+    if not isinstance(claims, dict):
+        raise ClientError("error parsing token: its payload is not a JSON object")
+    return claims
+
+
 def is_oidc(claims: dict) -> bool:
     """step's ``Payload.Type() == OIDC``: an email and neither of the step one-time token claims."""
     return not claims.get("sha") and not claims.get("sans") and bool(claims.get("email"))
@@ -130,12 +143,7 @@ def request_names(token: str, subject: str, flag_sans: list[str], *, token_given
     An OIDC ID token: CN = its ``sub`` (an identity provider's opaque id), SANs = the ``--san`` names then
     its ``email``, and SUBJECT must be the first email of those.
     """
-    import jwt
-
-    try:
-        claims = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError as e:
-        raise ClientError(f"error parsing token: {e}") from e
+    claims = token_claims(token)
     if is_oidc(claims):
         sans = [*flag_sans, str(claims["email"])]
         first = next(s for s in sans if "@" in s and "://" not in s)
@@ -173,13 +181,29 @@ def sign_cmd(csr_file, crt_file, ca_url, root, token, provisioner, password_file
     except ValueError as e:
         raise ClientError(f"{csr_file} is not a PEM certificate request") from e
     client, root_file = connect(ca_url, root)
+    cn, sans = csr_names(csr)
     if not token:
-        cn, sans = csr_names(csr)
         token = tokens.generate(client, root_file, tokens.TokenRequest("sign", cn, sans or [cn]),
                                 tokens.Credentials(provisioner, password_file, x5c_cert, x5c_key, console))
+    subject = str(token_claims(token).get("sub") or "")
+    if subject.casefold() != cn.casefold():  # as step: before any request
+        raise ClientError(f"token subject '{subject}' and CSR CommonName '{cn}' do not match")
     res = sign_csr(client, csr.public_bytes(Encoding.PEM).decode(), token, not_before, not_after)
     ui.write_files({crt_file: chain_pem(res)}, mode=0o644, force=True)
     ui.done("Certificate", crt_file)
+
+
+def fetch_root(url: str, fingerprint: str) -> x509.Certificate:
+    """GET /root/FINGERPRINT (TLS unverified: the answer is checked against the fingerprint instead)."""
+    res = CAClient(url, None).get(f"/root/{fingerprint}")
+    try:
+        cert = x509.load_pem_x509_certificate(str(res.get("ca", "")).encode())
+    except ValueError as e:
+        raise ClientError("the CA returned an invalid root certificate") from e
+    got = hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest()
+    if got != fingerprint:
+        raise ClientError(f"the root certificate fingerprint {got} does not match {fingerprint}")
+    return cert
 
 
 @ca.command("bootstrap")
@@ -190,14 +214,7 @@ def bootstrap_cmd(ca_url, fingerprint, force) -> None:
     """Fetch the root by its fingerprint, check it, and save the CA URL and root as defaults."""
     url = config.ca_url(ca_url)
     wanted = fingerprint.lower().replace(":", "").replace("-", "")
-    res = CAClient(url, None).get(f"/root/{wanted}")
-    try:
-        cert = x509.load_pem_x509_certificate(str(res.get("ca", "")).encode())
-    except ValueError as e:
-        raise ClientError("the CA returned an invalid root certificate") from e
-    got = hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest()
-    if got != wanted:
-        raise ClientError(f"the root certificate fingerprint {got} does not match {wanted}")
+    cert = fetch_root(url, wanted)
     root_path = config.home() / "certs" / "root_ca.crt"
     root_path.parent.mkdir(parents=True, exist_ok=True)
     ui.write_files({root_path: cert.public_bytes(Encoding.PEM)}, mode=0o644, force=force or True)
@@ -208,8 +225,9 @@ def bootstrap_cmd(ca_url, fingerprint, force) -> None:
 
 @ca.command("root")
 @click.argument("root_file", required=False)
-@click.option("--ca-url", "ca_url", metavar="URI")
-@click.option("--fingerprint", metavar="FINGERPRINT")
+@click.option("--ca-url", "ca_url", metavar="URI", help="The URI of the CA (default: the bootstrapped one).")
+@click.option("--fingerprint", metavar="FINGERPRINT",
+              help="The SHA-256 fingerprint of the root (default: the bootstrapped one).")
 @options.force
 def root_cmd(root_file, ca_url, fingerprint, force) -> None:
     """Download the root certificate (checked against --fingerprint or the saved one)."""
@@ -217,11 +235,7 @@ def root_cmd(root_file, ca_url, fingerprint, force) -> None:
     fp = (fingerprint or config.defaults().get("fingerprint") or "").lower()
     if not fp:
         raise ClientError("missing --fingerprint")
-    res = CAClient(url, None).get(f"/root/{fp}")
-    cert = x509.load_pem_x509_certificate(str(res.get("ca", "")).encode())
-    if hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest() != fp:
-        raise ClientError("the root certificate does not match the fingerprint")
-    pem = cert.public_bytes(Encoding.PEM)
+    pem = fetch_root(url, fp.replace(":", "").replace("-", "")).public_bytes(Encoding.PEM)
     if root_file:
         ui.write_files({root_file: pem}, mode=0o644, force=force)
         ui.info(f"The root certificate has been saved in {root_file}.")

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from stepless import jose
 from stepless.cli import config, keys, options, renewal, tokens, ui
 from stepless.cli.ca import chain_pem
-from stepless.cli.client import CAClient
+from stepless.cli.client import CAClient, TLSRefused
 from stepless.cli.main import ca, certificate
 from stepless.errors import ClientError
 
@@ -51,15 +51,39 @@ def _mtls_client(ca_url: str, root: str, crt: str, key: object) -> CAClient:
 def renew_once(ca_url: str, root: str, crt: str, key_file: str, password_file: str | None, mode: str) -> dict:
     """POST /renew over mTLS (``mode`` mtls/auto) or with a token (token/auto fallback); the SignResponse."""
     chain = keys.load_certificates(crt)
-    key = keys.load_private_key(key_file, password_file)
+    key = keys.load_private_key(key_file, password_file, flag="--password-file")
     if mode in ("mtls", "auto"):
         try:
             return _mtls_client(ca_url, root, crt, key).post("/renew")
+        except TLSRefused as e:
+            if e.kind != "expired":
+                raise
+            if not renewable_after_expiry(CAClient(ca_url, root), chain[0]):
+                raise ClientError(f"the certificate in {crt} expired on {chain[0].not_valid_after_utc:%Y-%m-%d %H:%M} "
+                                  "UTC and its provisioner does not allow renewal after expiry: get a new one "
+                                  "(stepless ca certificate)") from e
+            if mode == "mtls":
+                raise ClientError(f"the certificate in {crt} has expired, so the CA refuses it for mutual TLS; its "
+                                  "provisioner allows renewal after expiry: use --token-auth") from e
         except ClientError as e:
             if mode == "mtls" or NO_CLIENT_CERT not in str(e):
                 raise
     token = renew_token(ca_url, chain, key)
     return CAClient(ca_url, root).post("/renew", headers={"Authorization": f"Bearer {token}"})
+
+
+def renewable_after_expiry(client: CAClient, leaf: x509.Certificate) -> bool:
+    """Whether the provisioner that issued ``leaf`` (its provisioner extension) lists
+    ``allowRenewalAfterExpiry`` in GET /provisioners: then a renew token still works once it has expired."""
+    from stepless.x509 import extensions
+
+    issued_by = extensions.of(leaf)
+    if issued_by is None:
+        return False
+    for entry in client.provisioners():
+        if entry.get("name") == issued_by[1]:
+            return bool((entry.get("claims") or {}).get("allowRenewalAfterExpiry"))
+    return False
 
 
 @ca.command("renew")
