@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import socket
 import ssl
 from typing import Any
@@ -12,6 +13,7 @@ from urllib.parse import urlsplit
 from stepless.errors import ClientError
 
 TIMEOUT = 30
+_OPENSSL_SOURCE = re.compile(r"\s*\(_ssl\.c:\d+\)")
 
 # TLS alerts a CA sends about the client certificate (mTLS renew, rekey, revoke): reason → (kind, message)
 _CLIENT_CERT_ALERTS = {
@@ -51,7 +53,9 @@ def describe(e: OSError, where: str = "") -> str:
             return "the certificate and the private key do not match"
         if reason in ("NO_CERTIFICATE_OR_CRL_FOUND", "PEM_LIB"):
             return "the file is not a PEM certificate (or key)"
-        words = reason.replace("_", " ").lower() if reason else (e.strerror or str(e))
+        if isinstance(e, ssl.SSLEOFError) or reason == "UNEXPECTED_EOF_WHILE_READING":
+            return f"the server{at} closed the connection during the TLS handshake"
+        words = reason.replace("_", " ").lower() if reason else _OPENSSL_SOURCE.sub("", e.strerror or str(e))
         return f"TLS error{at}: {words}"
     if isinstance(e, ConnectionRefusedError):
         return f"connection refused{at}: is the CA running?"
