@@ -78,6 +78,9 @@ def test_good_token_gets_its_email(oidc_ca, idp):
     leaf = leaf_of(body)
     assert emails(leaf) == ["alice@example.com"]
     assert leaf.subject.rfc4514_string() == f"CN={ALICE['sub']}"  # step-ca: the CN is the token's sub
+    uris = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+        x509.UniformResourceIdentifier)
+    assert uris == [f"{idp.issuer}#{ALICE['sub']}"]  # step-ca 0.19: <iss>#<sub>
     assert extensions.of(leaf) == (2, "sso", idp.client_id)
 
 
