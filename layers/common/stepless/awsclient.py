@@ -129,6 +129,11 @@ class LeanClient:
         self.__dict__[name] = method  # found directly from now on
         return method
 
+    @property
+    def full(self) -> Any:
+        """The botocore client underneath."""
+        return self._full
+
     def close(self) -> None:
         self.transport.close()
         self._full.close()
@@ -269,11 +274,25 @@ class _Operation:
         self.signing_region = scheme.get("signingRegion") or full.meta.region_name
         self.path = (urlsplit(url).path.rstrip("/") or "") + "/"
         self.url = url.rstrip("/") + "/" if urlsplit(url).path in ("", "/") else url
-        self.user_agent = full._user_agent_creator.to_string()
-        self.max_attempts = full.meta.config.retries.get("total_max_attempts") or standard.DEFAULT_MAX_ATTEMPTS
         service_id = model.service_model.service_id.hyphenize()
+        self.user_agent = _user_agent(full, url, name, f"request-created.{service_id}.{name}")
+        self.max_attempts = full.meta.config.retries.get("total_max_attempts") or standard.DEFAULT_MAX_ATTEMPTS
         self.needs_retry = f"needs-retry.{service_id}.{name}"
         self.after_call = f"after-call.{service_id}.{name}"
+
+
+def _user_agent(full: Any, url: str, name: str, event: str) -> str:
+    """The User-Agent as botocore sends it: its own string, then what ``request-created`` handlers append
+    (Powertools adds its feature); learned once, on a throwaway request (the signer signs it too)."""
+    agent = full._user_agent_creator.to_string()
+    probe = AWSRequest(method="POST", url=url, data=b"", headers={"User-Agent": agent})
+    try:
+        full.meta.events.emit(event, request=probe, operation_name=name)
+    except Exception:  # noqa: BLE001 - e.g. no credentials yet: botocore's own string then
+        return agent
+    # a handler's ``headers["User-Agent"] = ...`` adds a header; the prepared request keeps the last one
+    value = (probe.headers.get_all("User-Agent") or [agent])[-1]
+    return value.decode() if isinstance(value, bytes) else value
 
 
 # ------------------------------------------------------------------------------------------- transport
