@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from bench import BENCHMARKS
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -219,10 +219,9 @@ class LeanClient:
                                          env.get("AWS_SESSION_TOKEN") or env.get("AWS_SECURITY_TOKEN"))
         else:
             frozen = creds.get_frozen_credentials()
-        request = AWSRequest(method=method, url=url, data=body, headers=dict(headers))
-        request.context["payload_signing_enabled"] = True
-        SigV4Auth(frozen, op.signing_name, op.signing_region).add_auth(request)
-        return list(request.headers.items())
+        request = _SigningRequest(method, url, headers, body)
+        SigV4Auth(frozen, op.signing_name, op.signing_region).add_auth(request)  # type: ignore[arg-type]
+        return request.headers.items()
 
     def _needs_retry(self, op: _Operation, attempts: int, request_dict: dict[str, Any],
                      response: Any, exc: Exception | None) -> bool:
@@ -235,6 +234,48 @@ class LeanClient:
             return False
         botocore.endpoint.time.sleep(delay)  # looked up at call time: tests record the sleeps
         return True
+
+
+class _Headers:
+    """Case-insensitive headers in insertion order: the part of botocore's HTTPHeaders SigV4Auth uses
+    (``in``, ``[]``, ``[]=`` after ``del``, ``items``), without the email.message machinery under it."""
+
+    __slots__ = ("_d",)
+
+    def __init__(self, headers: dict[str, str]) -> None:
+        self._d = {k.lower(): (k, v) for k, v in headers.items()}
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._d
+
+    def __getitem__(self, name: str) -> str:
+        return self._d[name.lower()][1]
+
+    def __setitem__(self, name: str, value: str) -> None:
+        self._d[name.lower()] = (name, value)
+
+    def __delitem__(self, name: str) -> None:
+        self._d.pop(name.lower(), None)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        item = self._d.get(name.lower())
+        return default if item is None else item[1]
+
+    def items(self) -> list[tuple[str, str]]:
+        return list(self._d.values())
+
+
+class _SigningRequest:
+    """What ``SigV4Auth.add_auth`` reads and writes of a request (botocore's AWSRequest would be prepared
+    again just to read its body)."""
+
+    __slots__ = ("method", "url", "headers", "body", "context", "params")
+
+    def __init__(self, method: str, url: str, headers: dict[str, str], body: bytes) -> None:
+        self.method, self.url, self.body = method, url, body
+        self.headers = _Headers(headers)
+        self.context: dict[str, Any] = {"payload_signing_enabled": True}
+        self.params: dict[str, Any] = {}
 
 
 class _Raw:
