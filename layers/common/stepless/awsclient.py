@@ -43,7 +43,7 @@ from urllib.parse import urlsplit
 
 import botocore.endpoint
 from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest, AWSResponse
+from botocore.awsrequest import AWSRequest
 from botocore.context import with_current_context
 from botocore.credentials import ReadOnlyCredentials
 from botocore.exceptions import (
@@ -182,7 +182,7 @@ class LeanClient:
         return parsed
 
     def _attempt(self, op: _Operation, request_dict: dict[str, Any], context: dict[str, Any],
-                 ) -> tuple[tuple[AWSResponse, dict[str, Any]] | None, Exception | None]:
+                 ) -> tuple[tuple[_Response, dict[str, Any]] | None, Exception | None]:
         """One signed request and its parsed answer: ((http response, parsed), None) or (None, exception)."""
         retries = context["retries"]
         retries.setdefault("max", op.max_attempts)  # as botocore's MaxAttemptsSeeder
@@ -198,7 +198,7 @@ class LeanClient:
                                                               request_dict["body"])
         except Exception as e:  # noqa: BLE001 - as botocore's endpoint: the retry handler judges it
             return None, e
-        http = AWSResponse(op.url, status, reply_headers, _Raw(body))
+        http = _Response(op.url, status, reply_headers, body)
         response_dict = {"headers": http.headers, "status_code": status, "body": body,
                          "context": {"operation_name": op.model.name}}
         parsed = op.parser.parse(response_dict, op.model.output_shape)
@@ -278,16 +278,32 @@ class _SigningRequest:
         self.params: dict[str, Any] = {}
 
 
-class _Raw:
-    """The body as urllib3's response would stream it (for ``AWSResponse.content``)."""
+class _LowerDict(dict):
+    """Response headers keyed in lower case, looked up in any case (as botocore's HeadersDict)."""
 
-    __slots__ = ("_body",)
+    def __getitem__(self, name: str) -> str:
+        return dict.__getitem__(self, name.lower())
 
-    def __init__(self, body: bytes) -> None:
-        self._body = body
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and dict.__contains__(self, name.lower())
 
-    def stream(self, *_: Any, **__: Any) -> Any:
-        yield self._body
+    def get(self, name: str, default: Any = None) -> Any:
+        return dict.get(self, name.lower(), default)
+
+
+class _Response:
+    """The parts of botocore's AWSResponse its parsers, retry checks and after-call handlers read."""
+
+    __slots__ = ("url", "status_code", "headers", "content", "raw")
+
+    def __init__(self, url: str, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.url, self.status_code, self.content = url, status, body
+        self.headers = _LowerDict((k.lower(), v) for k, v in headers.items())
+        self.raw = None
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8")
 
 
 class _Operation:
