@@ -32,7 +32,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -344,16 +344,22 @@ def _per_call(rounds: int, n: int) -> dict[str, dict[str, float]]:
     return out
 
 
-def handlers(batch: int = 40, rounds: int = 3, calls_n: int = 100) -> tuple[list[Row], list[str]]:
+def handlers(batch: int = 40, rounds: int = 3, calls_n: int = 100, profile: bool = False,
+             ) -> tuple[list[Row], list[str]]:
     from stepless import authority
 
     need = rounds * 2 * (batch + 1)
     results: dict[str, dict[str, Any]] = {}
+    details: list[str] = []
     with quiet_logger():
         with _stack("secrets") as ca:
             results["sign (Secrets)"] = _measure(_sign_events(ca, need), _app("sign"), 201, rounds, batch)
         with _stack("kms") as ca:
             results["sign (KMS)"] = _measure(_sign_events(ca, need), _app("sign"), 201, rounds, batch)
+            if profile:
+                events, app = _sign_events(ca, batch * 2), _app("sign")
+                details.append(breakdown(lambda: [expect(app.handler(ev, None), 201) for ev in events],
+                                         f"{len(events)} warm issuances, sign handler, KMS backend, lean AWS path"))
             results["renew mTLS (KMS)"] = _measure(_renew_events(ca, need), _app("renew"), 201, rounds, batch)
             results["SSH sign (KMS)"] = _measure(_ssh_events(ca, need), _app("ssh"), 201, rounds, batch)
             results["SSHPOP renew (KMS)"] = _measure(_sshpop_events(ca, need), _app("ssh"), 201, rounds, batch)
@@ -383,8 +389,52 @@ def handlers(batch: int = 40, rounds: int = 3, calls_n: int = 100) -> tuple[list
         rows.append(Row("real", f"  one AWS call alone: {name} (lean vs full botocore client)", f"{lean / full:.2f}x",
                         "full client", note=f"{lean * 1e6:.0f} us vs {full * 1e6:.0f} us CPU per call "
                         "(keep-alive HTTP to moto in another process)"))
-    return rows, ["real: CPU is this process's (handler + its AWS client); moto runs in another process. "
+    return rows, details + ["real: CPU is this process's (handler + its AWS client); moto runs in another process. "
                   "step-ca's is its whole server process (TLS, HTTP, DB, signing) per certificate."]
+
+
+# --- where a request's CPU goes ---------------------------------------------------------------------------
+
+# (label, file suffix, function name): cumulative CPU of these entry points; nested ones are subtracted
+# from the entry they sit in, so the lines add up to the whole request.
+_PARTS = (
+    ("handler (API Gateway event -> 201)", "stepless/api/app.py", "handler"),
+    ("AWS calls, lean path (everything below)", "stepless/awsclient.py", "_call"),
+    ("  SigV4 (botocore.auth.SigV4Auth, credentials)", "stepless/awsclient.py", "_sign"),
+    ("  serialization (botocore.serialize, json)", "botocore/serialize.py", "serialize_to_request"),
+    ("  HTTP exchange (socket syscalls, HTTP/1.1 framing)", "stepless/awsclient.py", "send"),
+    ("  response parsing (botocore.parsers)", "botocore/parsers.py", "parse"),
+    ("  retry decision (botocore's standard retry handler)", "stepless/awsclient.py", "_needs_retry"),
+    ("DynamoDB item marshalling (stores)", "stepless/stores/attributes.py", "serialize"),
+    ("log line and metrics (Powertools)", "stepless/observability.py", "_write"),
+)
+
+
+def breakdown(fn: Callable[[], Any], label: str) -> str:
+    """cProfile (CPU clock) of ``fn()``: the share of each part of a request (see :data:`_PARTS`)."""
+    import cProfile
+    import pstats
+
+    prof = cProfile.Profile(time.process_time)
+    prof.enable()
+    fn()
+    prof.disable()
+    stats = pstats.Stats(prof).stats  # type: ignore[attr-defined]
+
+    def cum(suffix: str, func: str) -> float:
+        return sum(v[3] for (file, _, name), v in stats.items() if file.endswith(suffix) and name == func)
+
+    figures = {lab: cum(suffix, func) for lab, suffix, func in _PARTS}
+    whole = figures[_PARTS[0][0]] or 1.0
+    aws_total = figures[_PARTS[1][0]]
+    inside = sum(v for lab, v in figures.items() if lab.startswith("  "))
+    rest = whole - aws_total - figures[_PARTS[-2][0]] - figures[_PARTS[-1][0]]
+    lines = [f"where the CPU goes — {label} (cProfile on the CPU clock; it inflates many small calls, so read the "
+             "shares, not microseconds):"]
+    lines += [f"  {figures[lab] / whole:6.1%}  {lab}" for lab, _, _ in _PARTS[1:]]
+    lines.append(f"  {(aws_total - inside) / whole:6.1%}    call loop, after-call hook, idempotency token")
+    lines.append(f"  {rest / whole:6.1%}  the rest of the handler: token and CSR checks, certificate, record, response")
+    return "\n".join(lines)
 
 
 # --- cold start per function -----------------------------------------------------------------------------
@@ -472,9 +522,9 @@ def run(only: tuple[str, ...] = SECTIONS, profile: bool = False, full: bool = Fa
     """The sections in ``only`` (stepca before handlers: its figure is their baseline)."""
     if smoke:
         return run_sections("real", {"stepca": lambda: stepca(n=8, rounds=1),
-                                     "handlers": lambda: handlers(batch=2, rounds=1, calls_n=2),
+                                     "handlers": lambda: handlers(batch=2, rounds=1, calls_n=2, profile=profile),
                                      "init": lambda: init(rounds=1)}, only)
     rounds = 5 if full else 3
     return run_sections("real", {"stepca": lambda: stepca(rounds=rounds),
-                                 "handlers": lambda: handlers(rounds=rounds),
+                                 "handlers": lambda: handlers(rounds=rounds, profile=profile),
                                  "init": lambda: init(rounds=7 if full else 5)}, only)

@@ -220,7 +220,7 @@ class LeanClient:
         else:
             frozen = creds.get_frozen_credentials()
         request = _SigningRequest(method, url, headers, body)
-        SigV4Auth(frozen, op.signing_name, op.signing_region).add_auth(request)  # type: ignore[arg-type]
+        _SigV4(frozen, op.signing_name, op.signing_region, op.host).add_auth(request)  # type: ignore[arg-type]
         return request.headers.items()
 
     def _needs_retry(self, op: _Operation, attempts: int, request_dict: dict[str, Any],
@@ -263,6 +263,52 @@ class _Headers:
 
     def items(self) -> list[tuple[str, str]]:
         return list(self._d.values())
+
+
+class _SignedHeaders(dict):
+    """What SigV4Auth's canonical_headers/signed_headers read of headers_to_sign (names lower-cased)."""
+
+    def get_all(self, name: str) -> list[str]:
+        return [self[name]]
+
+
+_SIGNING_KEYS: dict[tuple[str, str, str, str], bytes] = {}
+
+
+class _SigV4(SigV4Auth):
+    """botocore's SigV4Auth (canonical request, string to sign, signature, headers it adds), with two
+    per-call costs taken out: the headers to sign gathered without botocore's email.message-based
+    HTTPHeaders and the Host derived once per operation (both as ``headers_to_sign`` does), and the
+    signing key (four HMACs over the date, region, service) kept per day."""
+
+    def __init__(self, credentials: Any, service_name: str, region_name: str, host: str) -> None:
+        super().__init__(credentials, service_name, region_name)
+        self._host = host
+
+    def headers_to_sign(self, request: Any) -> Any:
+        from botocore.auth import SIGNED_HEADERS_BLACKLIST
+
+        signed = _SignedHeaders()
+        for name, value in request.headers.items():
+            lname = name.lower()
+            if lname not in SIGNED_HEADERS_BLACKLIST:
+                signed[lname] = value
+        if "host" not in signed:
+            signed["host"] = self._host
+        return signed
+
+    def signature(self, string_to_sign: str, request: Any) -> str:
+        day = request.context["timestamp"][0:8]
+        cache_key = (self.credentials.secret_key, day, self._region_name, self._service_name)
+        k_signing = _SIGNING_KEYS.get(cache_key)
+        if k_signing is None:
+            k_date = self._sign(f"AWS4{self.credentials.secret_key}".encode(), day)
+            k_signing = self._sign(self._sign(self._sign(k_date, self._region_name), self._service_name),
+                                   "aws4_request")
+            if len(_SIGNING_KEYS) > 8:
+                _SIGNING_KEYS.clear()
+            _SIGNING_KEYS[cache_key] = k_signing
+        return self._sign(k_signing, string_to_sign, hex=True)
 
 
 class _SigningRequest:
@@ -329,6 +375,9 @@ class _Operation:
         scheme = next(iter((properties or {}).get("authSchemes") or [{}]))
         self.signing_name = scheme.get("signingName") or model.service_model.signing_name
         self.signing_region = scheme.get("signingRegion") or full.meta.region_name
+        from botocore.auth import _host_from_url
+
+        self.host = _host_from_url(url)  # as SigV4Auth.headers_to_sign derives it
         self.path = (urlsplit(url).path.rstrip("/") or "") + "/"
         self.url = url.rstrip("/") + "/" if urlsplit(url).path in ("", "/") else url
         service_id = model.service_model.service_id.hyphenize()
