@@ -336,3 +336,31 @@ def test_moto_in_process_answers_through_botocore(monkeypatch):
                             BillingMode="PAY_PER_REQUEST")
         client.put_item(TableName="t", Item={"k": {"S": "v"}})
         assert client.get_item(TableName="t", Key={"k": {"S": "v"}})["Item"] == {"k": {"S": "v"}}
+
+
+@pytest.mark.parametrize("backend", ["secrets", "kms"])
+def test_handlers_on_the_lean_path_against_moto_server(backend):
+    """sign, renew over mTLS, SSH sign and SSHPOP renew through the real handlers, their AWS calls made by
+    the lean client over keep-alive HTTP to moto in another process (bench.motoserver)."""
+    from bench import real
+    from bench.common import expect
+
+    calls: list[str] = []
+    awsclient.observers.append(lambda service, operation: calls.append(f"{service}.{operation}"))
+    try:
+        with real._stack(backend) as ca:
+            cases = [("sign", real._sign_events(ca, 2))]
+            if backend == "kms":
+                cases += [("renew", real._renew_events(ca, 2)), ("ssh", real._ssh_events(ca, 2)),
+                          ("ssh", real._sshpop_events(ca, 2))]
+            for app, events in cases:
+                for ev in events:
+                    calls.clear()
+                    body = json.loads(expect(real._app(app).handler(ev, None), 201)["body"])
+                    assert body.get("crt"), body
+                    assert isinstance(aws.client("dynamodb"), awsclient.LeanClient)
+                    assert "dynamodb.TransactWriteItems" in calls, calls  # the record went over the lean path
+                    if backend == "kms":
+                        assert "kms.Sign" in calls, calls
+    finally:
+        awsclient.observers.clear()
