@@ -67,3 +67,14 @@ def test_a_closed_bucket_is_still_an_error(test_ca, bucket_without_list, monkeyp
     monkeypatch.setattr(S3Backend, "put_object", lambda *a, **k: (_ for _ in ()).throw(_AccessDenied()))
     res = revoke_api.app.handler(event("GET", "/crl"), None)
     assert res["statusCode"] == 503
+
+
+def test_issued_certificates_name_the_plain_http_crl(test_ca, monkeypatch):
+    """Issue 10 item 13: the template's CloudFront URL (STEPLESS_CRL_DISTRIBUTION_POINT) reaches the leaf."""
+    from tests.integration.test_renew import issue
+
+    url = "http://d111111abcdef8.cloudfront.net/intermediate.crl"
+    monkeypatch.setenv("STEPLESS_CRL_DISTRIBUTION_POINT", url)
+    cert, _, _ = issue(test_ca, "cdp.example.com")
+    (point,) = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    assert [n.value for n in point.full_name] == [url]
