@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from stepless.local.template import find_route, functions, load_template, routes
+from tests.support.tools import venv_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "template.yaml"
@@ -49,6 +50,8 @@ EXPECTED_ROUTES: dict[str, set[tuple[str, str]]] = {
         ("GET", "/ssh/federation"),
         ("GET", "/ssh/hosts"),
         ("GET", "/ssh/krl"),
+        ("POST", "/ssh/bastion"),
+        ("GET", "/ssh/get-hosts"),
     },
 }
 TABLES = {
@@ -123,9 +126,7 @@ def _run(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
 
 
 def test_cfn_lint_passes() -> None:
-    exe = shutil.which("cfn-lint")
-    cmd = [exe] if exe else [sys.executable, "-c", "import sys; from cfnlint.runner import main; sys.exit(main())"]
-    result = _run([*cmd, str(TEMPLATE_PATH)])
+    result = _run([venv_tool("cfn-lint"), str(TEMPLATE_PATH)])
     assert result.returncode == 0, result.stdout + result.stderr
 
 
