@@ -120,6 +120,7 @@ def revoke(body: dict[str, Any], client_cert_pem: str | None, auth: Authority) -
     out: dict[str, Any] = {"status": "ok"}
     if lineage:
         out["lineage"] = revoke_lineage(serial, reason, code, ts, revoked_by)
+    crl.publish(auth)
     return out
 
 
