@@ -138,3 +138,17 @@ def test_relative_links_resolve(texts: dict[Path, str]) -> None:
                 assert anchor in _anchors(linked.read_text()), f"{path.name}: link to {target}: no such heading"
             checked += 1
     assert checked >= 20
+
+
+def test_compatibility_table_lists_every_route_we_serve(template: dict[str, Any], texts: dict[Path, str]) -> None:
+    """docs/compatibility.md names every route of the template, and every endpoint it says we serve exists."""
+    from stepless.local.template import routes
+
+    text = texts[ROOT / "docs" / "compatibility.md"]
+    served = {f"{r.method} {r.path.replace('+}', '}')}" for r in routes(template) if not r.path.startswith("/1.0/")}
+    named = set(re.findall(r"`((?:GET|POST) /[^`\s]*)`", text))
+    assert served <= named, f"routes missing from compatibility.md: {sorted(served - named)}"
+    rows = [row for row in text.splitlines() if row.startswith("| `") and "| served" in row]
+    said_served = {e for row in rows for e in re.findall(r"`((?:GET|POST) /[^`\s]*)`", row.split("|")[1])}
+    assert said_served <= served, f"compatibility.md says we serve {sorted(said_served - served)}"
+    assert len(said_served) >= 20
