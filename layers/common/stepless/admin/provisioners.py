@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from stepless import aws, jose, oidc_discovery, settings
+from stepless.admin import target
 from stepless.claims import _DURATIONS, _FLAGS, Claims
 from stepless.durations import parse_duration
 from stepless.errors import ClientError, ConfigError
@@ -493,10 +494,13 @@ def change_config(action: str, name: str, mutate: Callable[[dict[str, Any]], tup
         result, summary = mutate(doc)
         record = audit.new_record(action, name, summary, version=version + 1)
         try:
-            return result, commit(doc, version, record), record
+            new_version = commit(doc, version, record)
         except Conflict:
             if attempt == 2:
                 raise ClientError("the authority configuration keeps changing meanwhile; try again") from None
+            continue
+        target.changed(new_version)
+        return result, new_version, record
     raise AssertionError("unreachable")  # pragma: no cover
 
 

@@ -9,6 +9,7 @@ import click
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from stepless.admin import target
 from stepless.cli import config, keys, options, tokens, ui
 from stepless.cli.client import CAClient
 from stepless.cli.main import ca
@@ -88,16 +89,19 @@ def token_cmd(subject, ca_url, root, provisioner, password_file, san, revoke, ou
 @click.option("--managed", metavar="NAME",
               help="Administrator: keep key and chain in the secret <stack>/managed/NAME, renewed on schedule.")
 @click.option("--rekey", is_flag=True, help="With --managed: a new private key at every renewal.")
+@target.option
 def certificate_cmd(subject, crt_file, key_file, ca_url, root, token, provisioner, password_file, san,
                     not_before, not_after, kty, crv, size, force, x5c_cert, x5c_key, console, managed,
-                    rekey) -> None:
+                    rekey, stack_name) -> None:
     """Generate a key and get a certificate for SUBJECT in one step (or a managed one with --managed)."""
     if managed:
         from stepless.cli.managed import issue_cmd
 
         return click.get_current_context().invoke(
-            issue_cmd, subject=subject, name=managed, san=san, not_after=not_after or "24h",
-            rekey=rekey, kty=kty, crv=crv, size=size, force=force)
+            issue_cmd, subject=subject, name=managed, stack_name=stack_name, san=san,
+            not_after=not_after or "24h", rekey=rekey, kty=kty, crv=crv, size=size, force=force)
+    if stack_name:
+        raise ClientError("--stack only applies with --managed")
     if not (crt_file and key_file):
         raise click.UsageError("missing arguments CRT_FILE and KEY_FILE")
     if token and san:

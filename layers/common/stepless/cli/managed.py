@@ -19,8 +19,7 @@ from collections.abc import Iterator
 
 import click
 
-from stepless import settings
-from stepless.admin import stack
+from stepless.admin import target
 from stepless.cli import keys, options, ui
 from stepless.cli.main import ca
 from stepless.durations import format_duration, parse_duration
@@ -28,25 +27,20 @@ from stepless.errors import ClientError
 from stepless.managed import renewal, store
 from stepless.managed.store import Managed
 
-SECRETS_PREFIX_ENV = "STEPLESS_SECRETS_PREFIX"
-
-stack_option = click.option(
-    "--stack", "stack_name", default=None, metavar="NAME",
-    help="The CloudFormation stack deployed from template.yaml [default: stepless; when not given and "
-         "STEPLESS_MANAGED_TABLE is set, the environment's tables are used].",
-)
+stack_option = target.option
 
 
 def use_stack(stack_name: str | None) -> str:
-    """Point the library at the stack's tables (the managed table too); the secrets prefix."""
-    if stack_name is None and os.environ.get(store.MANAGED_TABLE) and os.environ.get(settings.AUTHORITY_TABLE):
-        return os.environ.get(SECRETS_PREFIX_ENV) or "stepless"
-    name = stack_name or "stepless"
-    outs = stack.use(name)
-    if "ManagedTableName" not in outs:
-        raise ClientError(f"stack {name} has no ManagedTableName output; update the stack to this version")
-    os.environ[store.MANAGED_TABLE] = outs["ManagedTableName"]
-    return outs.get("SecretsPrefix") or name
+    """Point the library at the target CA's tables (the managed table too); the secrets prefix."""
+    where = target.use(stack_name)
+    if not where.stack:  # the environment's tables
+        if not os.environ.get(store.MANAGED_TABLE):
+            raise ClientError(f"{store.MANAGED_TABLE} is not set: name the stack with --stack")
+        return where.secrets_prefix
+    if "ManagedTableName" not in where.outputs:
+        raise ClientError(f"stack {where.stack} has no ManagedTableName output; update the stack to this version")
+    os.environ[store.MANAGED_TABLE] = where.outputs["ManagedTableName"]
+    return where.secrets_prefix
 
 
 @contextlib.contextmanager

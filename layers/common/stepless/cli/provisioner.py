@@ -7,15 +7,13 @@ Like ``step ca provisioner``, but the configuration is the stack's authority ite
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import click
 
-from stepless import settings
 from stepless.admin import provisioners as admin
-from stepless.admin import stack
+from stepless.admin import target
 from stepless.cli import ui
 from stepless.cli.main import ca
 from stepless.errors import ClientError
@@ -65,18 +63,12 @@ def _claims(params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-stack_option = click.option(
-    "--stack", "stack_name", default=None, metavar="NAME",
-    help="The CloudFormation stack deployed from template.yaml [default: stepless; when not given and "
-         "STEPLESS_AUTHORITY_TABLE is set, that table is used].",
-)
+stack_option = target.option
 
 
-def _use_stack(stack_name: str | None) -> None:
-    """Point the library at the stack's tables (or keep the environment's when no --stack is given)."""
-    if stack_name is None and os.environ.get(settings.AUTHORITY_TABLE):
-        return
-    stack.use(stack_name or os.environ.get("STEPLESS_STACK") or "stepless")
+def _use_stack(stack_name: str | None) -> target.Target:
+    """Point the library at the target CA's tables (``stepless.admin.target``)."""
+    return target.use(stack_name)
 
 
 def _read(path: str, what: str) -> bytes:
@@ -90,9 +82,8 @@ def _emit(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=False))
 
 
-def _propagation_note() -> None:
-    ttl = settings.config_ttl()
-    ui.info(f"The functions pick the change up within {ttl:g}s (STEPLESS_CONFIG_TTL); no redeploy needed.")
+def _propagation_note(where: target.Target) -> None:
+    ui.info(where.propagation())
 
 
 @ca.group("provisioner")
@@ -142,7 +133,7 @@ def add_cmd(name, key_file, stack_name, type_, create, public_key, password_file
     _check_flags(kind, key_file=key_file, create=create, public_key=public_key, password_file=password_file,
                  client_id=client_id, client_secret=client_secret, endpoint=configuration_endpoint,
                  oidc_lists=domains or admins or groups or listen_address, x5c_roots=x5c_roots)
-    _use_stack(stack_name)
+    where = _use_stack(stack_name)
     summary: dict[str, Any] = {}
     if kind == "JWK":
         if create:
@@ -168,7 +159,7 @@ def add_cmd(name, key_file, stack_name, type_, create, public_key, password_file
     change = admin.add(entry, summary=summary)
     kid = (change.entry.get("key") or {}).get("kid")
     ui.done("Provisioner", f"{name} ({kind}) added" + (f" [kid: {kid}]" if kid else ""))
-    _propagation_note()
+    _propagation_note(where)
     _emit(change.entry)
 
 
@@ -208,10 +199,10 @@ def update_cmd(name, stack_name, **claim_params) -> None:
     admin.check_claims(claims)
     if not claims:
         raise ClientError("nothing to update: give at least one claims flag (see --help)")
-    _use_stack(stack_name)
+    where = _use_stack(stack_name)
     change = admin.update(name, claims)
     ui.done("Provisioner", f"{name} updated")
-    _propagation_note()
+    _propagation_note(where)
     _emit(change.entry)
 
 
@@ -222,7 +213,7 @@ def update_cmd(name, stack_name, **claim_params) -> None:
               help="Only remove NAME if it is of this type.")
 def remove_cmd(name, stack_name, type_) -> None:
     """Remove the provisioner NAME (refused for the last one that can issue certificates)."""
-    _use_stack(stack_name)
+    where = _use_stack(stack_name)
     change = admin.remove(name, type_=type_)
     ui.done("Provisioner", f"{name} ({change.entry.get('type')}) removed")
-    _propagation_note()
+    _propagation_note(where)

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -99,9 +100,11 @@ class _Handler(BaseHTTPRequestHandler):
         if found is None:
             return self._reply(404, {"content-type": "application/json"}, b'{"message":"Not Found"}')
         route, params = found
+        self.server.reload_if_changed()
         peer = self.connection.getpeercert(binary_form=True) if isinstance(self.connection, ssl.SSLSocket) else None
         event = build_event(self.command, url.path, url.query, headers, body, route, params, peer,
                             self.client_address[0])
+        start = time.perf_counter()
         try:
             result = load_handler(self.server.root, route)(event, None)
         except Exception as e:  # a handler must never raise; show it like API Gateway would
@@ -111,6 +114,8 @@ class _Handler(BaseHTTPRequestHandler):
         out = result.get("body") or ""
         data = base64.b64decode(out) if result.get("isBase64Encoded") else out.encode()
         self._reply(status, result.get("headers") or {}, data)
+        if self.server.on_request is not None:
+            self.server.on_request(self.command, url.path, status, (time.perf_counter() - start) * 1000)
 
     def _reply(self, status: int, headers: dict[str, str], data: bytes) -> None:
         self.send_response(status)
@@ -131,10 +136,30 @@ class Gateway(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int], routes: list[Route], root: Path, context: ssl.SSLContext,
-                 *, access_log: bool = False) -> None:
+                 *, access_log: bool = False, config_stamp: Path | None = None,
+                 on_request: Callable[[str, str, int, float], None] | None = None) -> None:
         super().__init__(address, _Handler)
         self.routes, self.root, self.access_log = routes, root, access_log
+        self.on_request = on_request  # (method, path, status, milliseconds) after each routed request
+        self.config_stamp = config_stamp
+        self._stamp = self._stamp_now()
         self.socket = context.wrap_socket(self.socket, server_side=True)
+
+    def _stamp_now(self) -> bytes | None:
+        try:
+            return self.config_stamp.read_bytes() if self.config_stamp else None
+        except OSError:
+            return None
+
+    def reload_if_changed(self) -> None:
+        """An administrator command rewrote the config stamp: the next configuration read goes to the store
+        (reading a few bytes per request instead of the configuration)."""
+        stamp = self._stamp_now()
+        if stamp != self._stamp:
+            self._stamp = stamp
+            from stepless import authority
+
+            authority.expire()
 
     def start(self) -> threading.Thread:
         """Serve in a background thread."""
