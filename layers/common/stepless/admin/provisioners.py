@@ -55,6 +55,7 @@ DISCOVERY_TIMEOUT = 10.0
 MAX_DISCOVERY_BYTES = 1 << 20
 MAX_ITEM_BYTES = 380_000  # DynamoDB items are at most 400 KB; keep room for the other attributes
 _NAME_MAX = 128
+MAX_CLAIM_DURATION = dt.timedelta(days=3650)  # no lifetime longer than the root and intermediate's own
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,6 +121,9 @@ def check_claims(values: dict[str, Any]) -> dict[str, Any]:
                 raise ClientError(f"claims: {key}: {e}") from e
             if d <= dt.timedelta(0):
                 raise ClientError(f"claims: {key}: the duration must be positive, got {value!r}")
+            if d > MAX_CLAIM_DURATION:
+                raise ClientError(f"claims: {key}: at most 87600h (10 years, the CA certificates' lifetime), "
+                                  f"got {value!r}")
             out[key] = str(value).strip()
         elif isinstance(value, bool):
             out[key] = value

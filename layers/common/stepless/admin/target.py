@@ -93,6 +93,12 @@ def resolve(stack_name: str | None) -> tuple[str, dict[str, Any] | None]:
     return DEFAULT_STACK, None
 
 
+def administrator(stack_name: str | None) -> bool:
+    """Whether a stack was named (--stack, STEPLESS_STACK) or the tables are in the environment: reads that
+    may also be served by the CA's public API (``ca provisioner list``) then go to the configuration."""
+    return bool(stack_name or os.environ.get(STACK_ENV) or os.environ.get(settings.AUTHORITY_TABLE))
+
+
 def point_at_local(record: dict[str, Any]) -> None:
     """Send this process's AWS calls to the local CA's endpoint, with its placeholder credentials only."""
     engine = record.get("engine", "moto")

@@ -1,12 +1,15 @@
-"""Administrator commands (AWS credentials): ``stepless ca init``."""
+"""Administrator commands (AWS credentials): ``stepless ca init``, ``rotate-intermediate``, ``upgrade``, ``claims``."""
 
 from __future__ import annotations
+
+import json
 
 import click
 
 from stepless.admin import target
 from stepless.cli import ui
 from stepless.cli.main import ca
+from stepless.cli.provisioner import claims_flags, claims_from
 from stepless.errors import ClientError, ConfigError
 
 
@@ -80,3 +83,25 @@ def upgrade_cmd(stack_name) -> None:
 
     target.use(stack_name)
     ui.done("Renewal links", f"{certificates.link_renewals()} renewals linked to their parents")
+
+
+@ca.command("claims")
+@target.option
+@claims_flags
+def claims_cmd(stack_name, **claim_params) -> None:
+    """Show the CA-wide claims (lifetimes every provisioner inherits), or change them with the flags.
+
+    The flags are those of `ca provisioner update`, e.g. `stepless ca claims --x509-max-dur 48h`. Prints the
+    configured and effective claims as JSON.
+    """
+    from stepless.admin import claims
+
+    changes = claims_from(claim_params)
+    where = target.use(stack_name)
+    if not changes:
+        click.echo(json.dumps(claims.show(), indent=2))
+        return
+    change = claims.update(changes)
+    ui.done("Authority claims", f"updated (configuration version {change.version})")
+    ui.info(where.propagation())
+    click.echo(json.dumps(change.entry, indent=2))

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from stepless.admin import target
 from stepless.cli import config, keys, options, tokens, ui
 from stepless.cli.client import CAClient
-from stepless.cli.main import ca
+from stepless.cli.main import ca, cli
 from stepless.errors import ClientError
 
 
@@ -226,3 +226,14 @@ def roots_cmd(ca_url, root) -> None:
     """Print the CA's root certificates."""
     client, _ = connect(ca_url, root)
     click.echo(client.get("/roots.pem", raw=True).decode(), nl=False)
+
+
+@cli.command("path")
+@click.option("--base", is_flag=True, help="Print the base path (the same directory: stepless has no contexts).")
+def path_cmd(base) -> None:
+    """Print where the client keeps its files: $STEPLESS_HOME (default ~/.stepless), like `step path`.
+
+    Under it: config/defaults.json (CA URL, root fingerprint), certs/root_ca.crt and, after `stepless dev`,
+    secrets/password (the dev provisioner's password).
+    """
+    click.echo(str(config.home()))

@@ -14,7 +14,7 @@ import click
 
 from stepless.admin import provisioners as admin
 from stepless.admin import target
-from stepless.cli import ui
+from stepless.cli import config, options, ui
 from stepless.cli.main import ca
 from stepless.errors import ClientError
 
@@ -42,7 +42,8 @@ TOGGLES = {
 }
 
 
-def _claims_flags(fn: Any) -> Any:
+def claims_flags(fn: Any) -> Any:
+    """The claims flags (durations and switches), shared by ``ca provisioner add|update`` and ``ca claims``."""
     for param, (flag, _, text) in reversed(list(DURATION_FLAGS.items())):
         fn = click.option(flag, param, metavar="DURATION", default=None,
                           help=f"The {text} (a Go duration such as 8h; \"\" reverts to the authority's).")(fn)
@@ -51,7 +52,7 @@ def _claims_flags(fn: Any) -> Any:
     return fn
 
 
-def _claims(params: dict[str, Any]) -> dict[str, Any]:
+def claims_from(params: dict[str, Any]) -> dict[str, Any]:
     """The claims the user gave (step JSON keys); unset flags are left out."""
     out: dict[str, Any] = {}
     for param, (_, key, _) in DURATION_FLAGS.items():
@@ -93,10 +94,21 @@ def provisioner() -> None:
 
 @provisioner.command("list")
 @stack_option
-def list_cmd(stack_name: str | None) -> None:
-    """Print the provisioners as a JSON array (as GET /provisioners shows them, without secrets)."""
-    _use_stack(stack_name)
-    _emit(admin.list_provisioners())
+@options.connection
+def list_cmd(stack_name: str | None, ca_url: str | None, root: str | None) -> None:
+    """Print the provisioners as a JSON array, as `step ca provisioner list` does.
+
+    With --stack (or STEPLESS_STACK) they are read from the stack's configuration (administrator
+    credentials); otherwise from the CA's public GET /provisioners (--ca-url/--root or the saved defaults).
+    """
+    if target.administrator(stack_name) or not (ca_url or config.defaults().get("ca-url")):
+        _use_stack(stack_name)
+        provisioners = admin.list_provisioners()
+    else:
+        from stepless.cli.ca import connect
+
+        provisioners = connect(ca_url, root)[0].provisioners()
+    click.echo(json.dumps(provisioners, indent=3))  # step's json.MarshalIndent(…, "", "   ")
 
 
 @provisioner.command("add")
@@ -122,12 +134,12 @@ def list_cmd(stack_name: str | None) -> None:
               help="OIDC: the callback address of the login flow (e.g. :10000).")
 @click.option("--x5c-root", "x5c_roots", multiple=True, metavar="FILE",
               help="X5C: a PEM file of root certificate(s) the token chains must lead to (repeatable).")
-@_claims_flags
+@claims_flags
 def add_cmd(name, key_file, stack_name, type_, create, public_key, password_file, client_id, client_secret,
             configuration_endpoint, domains, admins, groups, listen_address, x5c_roots, **claim_params) -> None:
     """Add the provisioner NAME (JWK: --create or a public key; OIDC; X5C; SSHPOP)."""
     kind = admin.normalize_type(type_)
-    claims = _claims(claim_params)
+    claims = claims_from(claim_params)
     admin.check_name(name)
     admin.check_claims(claims)
     _check_flags(kind, key_file=key_file, create=create, public_key=public_key, password_file=password_file,
@@ -192,10 +204,10 @@ def _check_flags(kind: str, *, key_file, create, public_key, password_file, clie
 @provisioner.command("update")
 @click.argument("name")
 @stack_option
-@_claims_flags
+@claims_flags
 def update_cmd(name, stack_name, **claim_params) -> None:
     """Change the claims (lifetimes, SSH, renewal) of the provisioner NAME."""
-    claims = _claims(claim_params)
+    claims = claims_from(claim_params)
     admin.check_claims(claims)
     if not claims:
         raise ClientError("nothing to update: give at least one claims flag (see --help)")

@@ -55,7 +55,7 @@ class DevStack:
     moto_url: str = ""
     schedule_every: float | None = None  # seconds between scheduled renewal runs (None: off)
     on_schedule: Callable[[dict], None] | None = None  # gets each run's result (or {"error": ...})
-    on_request: Callable[..., None] | None = None  # the gateway's per-request callback (readable log lines)
+    observer: gateway.RequestObserver | None = None  # told of each request (readable log lines)
     _moto: object = None
     _gateway: gateway.Gateway | None = None
     _stop_schedule: threading.Event = field(default_factory=threading.Event)
@@ -190,7 +190,7 @@ class DevStack:
         routes = template.routes(template.load_template(path))
         self._gateway = gateway.Gateway(self.address, routes, path.parent, ctx,
                                         access_log=bool(os.environ.get("STEPLESS_ACCESS_LOG")),
-                                        config_stamp=self.config_stamp, on_request=self.on_request)
+                                        config_stamp=self.config_stamp, observer=self.observer)
         self._gateway.start()
 
     def stop(self) -> None:

@@ -13,10 +13,9 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 from cryptography import x509
@@ -105,17 +104,22 @@ class _Handler(BaseHTTPRequestHandler):
         event = build_event(self.command, url.path, url.query, headers, body, route, params, peer,
                             self.client_address[0])
         start = time.perf_counter()
+        observer = self.server.observer
+        if observer is not None:
+            observer.begin()
         try:
             result = load_handler(self.server.root, route)(event, None)
         except Exception as e:  # a handler must never raise; show it like API Gateway would
             sys.stderr.write(f"gateway: handler {route.function_id} raised {type(e).__name__}\n")
+            if observer is not None:
+                observer.end(self.command, url.path, 500, (time.perf_counter() - start) * 1000)
             return self._reply(500, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}')
         status = int(result.get("statusCode", 200))
         out = result.get("body") or ""
         data = base64.b64decode(out) if result.get("isBase64Encoded") else out.encode()
         self._reply(status, result.get("headers") or {}, data)
-        if self.server.on_request is not None:
-            self.server.on_request(self.command, url.path, status, (time.perf_counter() - start) * 1000)
+        if observer is not None:
+            observer.end(self.command, url.path, status, (time.perf_counter() - start) * 1000)
 
     def _reply(self, status: int, headers: dict[str, str], data: bytes) -> None:
         self.send_response(status)
@@ -130,6 +134,14 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_TRACE = do_QUERY = _serve  # noqa: N815
 
 
+class RequestObserver(Protocol):
+    """Told when a routed request starts (in its thread) and how it ended (``stepless.local.requestlog``)."""
+
+    def begin(self) -> None: ...
+
+    def end(self, method: str, path: str, status: int, ms: float) -> None: ...
+
+
 class Gateway(ThreadingHTTPServer):
     """HTTPS server over the template's routes."""
 
@@ -137,10 +149,10 @@ class Gateway(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], routes: list[Route], root: Path, context: ssl.SSLContext,
                  *, access_log: bool = False, config_stamp: Path | None = None,
-                 on_request: Callable[[str, str, int, float], None] | None = None) -> None:
+                 observer: RequestObserver | None = None) -> None:
         super().__init__(address, _Handler)
         self.routes, self.root, self.access_log = routes, root, access_log
-        self.on_request = on_request  # (method, path, status, milliseconds) after each routed request
+        self.observer = observer
         self.config_stamp = config_stamp
         self._stamp = self._stamp_now()
         self.socket = context.wrap_socket(self.socket, server_side=True)
