@@ -54,4 +54,4 @@ def _resolve(configured: dict[str, Any]) -> Claims:
     try:
         return Claims.from_json(configured, None)
     except ConfigError as e:
-        raise ClientError(f"the authority's claims: {e}") from e
+        raise ClientError(f"the authority's {e}") from e  # "the authority's claims: tls durations must …"
