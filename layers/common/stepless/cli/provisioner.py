@@ -108,7 +108,25 @@ def list_cmd(stack_name: str | None, ca_url: str | None, root: str | None) -> No
         from stepless.cli.ca import connect
 
         provisioners = connect(ca_url, root)[0].provisioners()
-    click.echo(json.dumps(provisioners, indent=3))  # step's json.MarshalIndent(…, "", "   ")
+    click.echo(json.dumps([step_order(p) for p in provisioners], indent=3))  # step's MarshalIndent(…, "", "   ")
+
+
+# the field order of step's provisioner structs (type and name first, claims last) and of its JWKs
+_ENTRY_ORDER = ("type", "name", "key", "encryptedKey", "clientID", "clientSecret", "configurationEndpoint",
+                "admins", "domains", "groups", "listenAddress", "roots", "claims")
+_JWK_ORDER = ("use", "kty", "kid", "crv", "alg", "x", "y", "n", "e")
+
+
+def step_order(entry: dict[str, Any]) -> dict[str, Any]:
+    """An entry with its keys in the order `step ca provisioner list` prints them."""
+
+    def ordered(d: dict[str, Any], order: tuple[str, ...]) -> dict[str, Any]:
+        return {**{k: d[k] for k in order if k in d}, **{k: v for k, v in d.items() if k not in order}}
+
+    out = ordered(entry, _ENTRY_ORDER)
+    if isinstance(out.get("key"), dict):
+        out["key"] = ordered(out["key"], _JWK_ORDER)
+    return out
 
 
 @provisioner.command("add")
