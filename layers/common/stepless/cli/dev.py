@@ -69,11 +69,9 @@ def dev_cmd(address, home, password_file, key_backend, provisioner, dns, schedul
     if home is not None:
         os.environ["STEPLESS_HOME"] = str(home)
     period = _period(schedule_every)
-    observer = None
-    if log_format == "text" or (log_format == "auto" and sys.stdout.isatty()):
-        from stepless.local import requestlog
+    from stepless.local import requestlog
 
-        observer = requestlog.install(sys.stdout)
+    observer = requestlog.install(sys.stdout) if requestlog.wanted(log_format, sys.stdout) else None
     stack = DevStack(home=config.home(), address=_address(address), password_file=password_file,
                      key_backend=key_backend, dns_names=list(dns), provisioner=provisioner,
                      schedule_every=period, on_schedule=_report_schedule, observer=observer)

@@ -88,6 +88,11 @@ def _exception(record: logging.LogRecord) -> str:
     return f" ({last})" if last else ""
 
 
+def wanted(log_format: str, stream: TextIO) -> bool:
+    """Readable lines: asked for (``text``), or ``auto`` and the output is a terminal."""
+    return log_format == "text" or (log_format == "auto" and stream.isatty())
+
+
 def install(stream: TextIO | None = None) -> RequestLog:
     """Readable lines instead of JSON: the functions' JSON handler and EMF metrics are silenced in this
     process, and a :class:`RequestLog` collects their records. Returns it (the gateway's observer)."""
