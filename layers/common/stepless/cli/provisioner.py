@@ -83,8 +83,9 @@ def _emit(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=False))
 
 
-def _propagation_note(where: target.Target) -> None:
-    ui.info(where.propagation())
+def _propagation_note(where: target.Target | None = None) -> None:
+    """When the CA applies the change, truthfully for the target (the last one used when not given)."""
+    ui.info((where or target.current()).propagation())
 
 
 @ca.group("provisioner")

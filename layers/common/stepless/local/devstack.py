@@ -15,7 +15,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from stepless import authority, aws, clock
+from stepless import authority, aws, clock, settings
 from stepless.admin import target
 from stepless.local import gateway, stack, template
 from stepless.x509 import profile
@@ -78,6 +78,8 @@ class DevStack:
             os.environ.update(env)
         # a safety net only: administrator changes made through the CLI are applied at once (config_stamp)
         os.environ["STEPLESS_CONFIG_TTL"] = ttl or "5"
+        # the gateway asks every client for a certificate on all its names: each is an "mTLS domain"
+        os.environ[settings.MTLS_DOMAIN] = ",".join(dict.fromkeys([*LOCAL_NAMES, self.address[0], *self.dns_names]))
         aws.reset()
         authority.reset()
         self._init_ca(resources)
