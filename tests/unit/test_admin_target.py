@@ -16,6 +16,7 @@ LOCAL = {"engine": "moto", "stack": "stepless-dev", "endpoint": "http://127.0.0.
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch, tmp_path):
+    saved = dict(os.environ)  # point_at_local sets variables itself: restore them all afterwards
     for var in list(os.environ):
         if var.startswith(("AWS_", "STEPLESS_")):
             monkeypatch.delenv(var)
@@ -26,6 +27,8 @@ def clean_env(monkeypatch, tmp_path):
     monkeypatch.setattr("botocore.credentials.ContainerProvider.load", lambda self: None)
     aws.reset()
     yield
+    os.environ.clear()
+    os.environ.update(saved)
     aws.reset()
 
 

@@ -148,7 +148,7 @@ class DevStack:
         env = self.home / "config" / "dev.env"  # for administrator commands against the local stack
         env.write_text("".join(f"{k}={v}\n" for k, v in {
             "AWS_ENDPOINT_URL": self.moto_url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1", "STEPLESS_STACK": STACK_NAME}.items()))
+            "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1", "STEPLESS_STACK": STACK_NAME}.items()))
         self.config_stamp.parent.mkdir(parents=True, exist_ok=True)
         self.config_stamp.write_text("0\n")
 
