@@ -145,7 +145,7 @@ class DevStack:
 
         config.save_defaults({"ca-url": self.url, "fingerprint": self.fingerprint,
                               "root": str(certs / "root_ca.crt"), target.LOCAL_KEY: self.local_record()})
-        env = self.home / "config" / "dev.env"  # for administrator commands against the local stack
+        env = self.home / "config" / "dev.env"  # for other AWS tools (aws …); our commands use the defaults
         env.write_text("".join(f"{k}={v}\n" for k, v in {
             "AWS_ENDPOINT_URL": self.moto_url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1", "STEPLESS_STACK": STACK_NAME}.items()))
