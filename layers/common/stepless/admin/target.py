@@ -22,25 +22,18 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import click
-
-from stepless import aws, settings
+from stepless import aws, clienthome, settings
 from stepless.admin import stack
 from stepless.errors import ClientError
 
 STACK_ENV = "STEPLESS_STACK"
 DEFAULT_STACK = "stepless"
 LOCAL_KEY = "local"
+# moto accepts any credentials; these keep the caller's real ones from ever reaching the local endpoint
+LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 _CALLER_CREDENTIALS = ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
                        "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
                        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
-
-option = click.option(
-    "--stack", "stack_name", default=None, metavar="NAME", envvar=None,
-    help=f"The CloudFormation stack deployed from template.yaml [default: ${STACK_ENV}; else the local CA "
-         f"that `stepless dev` runs; else {DEFAULT_STACK}].",
-)
-
 
 @dataclasses.dataclass(frozen=True)
 class Target:
@@ -70,9 +63,7 @@ class Target:
 
 def local_record() -> dict[str, Any] | None:
     """What ``stepless dev`` recorded about its local CA, or None."""
-    from stepless.cli import config
-
-    record = config.defaults().get(LOCAL_KEY)
+    record = clienthome.defaults().get(LOCAL_KEY)
     if not isinstance(record, dict) or not record.get("stack"):
         return None
     return record
@@ -107,8 +98,6 @@ def point_at_local(record: dict[str, Any]) -> None:
     for var in list(os.environ):
         if var in _CALLER_CREDENTIALS or var.startswith("AWS_ENDPOINT_URL_"):
             del os.environ[var]
-    from stepless.local.stack import LOCAL_CREDENTIALS  # placeholders moto accepts
-
     region = record.get("region") or "us-east-1"
     os.environ.update({"AWS_ENDPOINT_URL": record["endpoint"], "AWS_REGION": region, "AWS_DEFAULT_REGION": region,
                        **LOCAL_CREDENTIALS})

@@ -7,7 +7,7 @@ import json
 import click
 
 from stepless.admin import target
-from stepless.cli import ui
+from stepless.cli import options, ui
 from stepless.cli.main import ca
 from stepless.cli.provisioner import claims_flags, claims_from
 from stepless.errors import ClientError, ConfigError
@@ -22,7 +22,7 @@ def _stack_outputs(stack_name: str | None) -> dict[str, str]:
 
 
 @ca.command("init")
-@target.option
+@options.stack
 @click.option("--name", default="stepless", show_default=True, help="The name of the PKI (certificate subjects).")
 @click.option("--dns", multiple=True, required=True, help="A DNS name or IP of the CA (repeatable).")
 @click.option("--provisioner", default="admin", show_default=True, help="The first JWK provisioner's name.")
@@ -51,7 +51,7 @@ def init_cmd(stack_name, name, dns, provisioner, password_file, key_backend, ssh
 
 
 @ca.command("rotate-intermediate")
-@target.option
+@options.stack
 @click.option("--distrust-previous", is_flag=True,
               help="After a key compromise: leaves of replaced intermediates can no longer renew or revoke over mTLS.")
 def rotate_intermediate_cmd(stack_name, distrust_previous) -> None:
@@ -73,7 +73,7 @@ def rotate_intermediate_cmd(stack_name, distrust_previous) -> None:
 
 
 @ca.command("upgrade")
-@target.option
+@options.stack
 def upgrade_cmd(stack_name) -> None:
     """Bring records written by an earlier stepless up to this version (safe to run again).
 
@@ -86,7 +86,7 @@ def upgrade_cmd(stack_name) -> None:
 
 
 @ca.command("claims")
-@target.option
+@options.stack
 @claims_flags
 def claims_cmd(stack_name, **claim_params) -> None:
     """Show the CA-wide claims (lifetimes every provisioner inherits), or change them with the flags.

@@ -9,7 +9,6 @@ import click
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from stepless.admin import target
 from stepless.cli import config, keys, options, tokens, ui
 from stepless.cli.client import CAClient
 from stepless.cli.main import ca, cli
@@ -89,7 +88,7 @@ def token_cmd(subject, ca_url, root, provisioner, password_file, san, revoke, ou
 @click.option("--managed", metavar="NAME",
               help="Administrator: keep key and chain in the secret <stack>/managed/NAME, renewed on schedule.")
 @click.option("--rekey", is_flag=True, help="With --managed: a new private key at every renewal.")
-@target.option
+@options.stack
 def certificate_cmd(subject, crt_file, key_file, ca_url, root, token, provisioner, password_file, san,
                     not_before, not_after, kty, crv, size, force, x5c_cert, x5c_key, console, managed,
                     rekey, stack_name) -> None:

@@ -64,7 +64,7 @@ def claims_from(params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-stack_option = target.option
+stack_option = options.stack
 
 
 def _use_stack(stack_name: str | None) -> target.Target:
