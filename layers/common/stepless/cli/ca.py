@@ -184,7 +184,11 @@ def bootstrap_cmd(ca_url, fingerprint, force) -> None:
     root_path.parent.mkdir(parents=True, exist_ok=True)
     ui.write_files({root_path: cert.public_bytes(Encoding.PEM)}, mode=0o644, force=force or True)
     ui.info(f"The root certificate has been saved in {root_path}.")
-    path = config.save_defaults({"ca-url": url, "fingerprint": wanted, "root": str(root_path)})
+    values = {"ca-url": url, "fingerprint": wanted, "root": str(root_path)}
+    local = config.defaults().get("local")
+    if isinstance(local, dict) and local.get("ca-url") == url:  # re-bootstrapping `stepless dev`'s own CA
+        values["local"] = local
+    path = config.save_defaults(values)
     ui.info(f"The authority configuration has been saved in {path}.")
 
 
