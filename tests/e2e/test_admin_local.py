@@ -146,3 +146,13 @@ def test_dev_output_is_json_when_not_a_terminal(dev_ca):
     records = [json.loads(line) for line in lines]
     assert any(r.get("message") == "certificate issued" for r in records)
     assert any("_aws" in r for r in records)  # EMF metric lines
+
+
+def test_path_and_bootstrap_keep_the_local_ca(dev_ca, admin):
+    assert admin("path").stdout.strip() == str(dev_ca.home)
+    assert admin("path", "--base").stdout.strip() == str(dev_ca.home)
+    before = json.loads((dev_ca.home / "config" / "defaults.json").read_text())
+    admin("ca", "bootstrap", "--ca-url", dev_ca.url, "--fingerprint", dev_ca.fingerprint)
+    after = json.loads((dev_ca.home / "config" / "defaults.json").read_text())
+    assert after == before  # bootstrapping stepless dev's own CA keeps its local record
+    assert json.loads(admin("ca", "claims").stdout)["effective"]["maxTLSCertDuration"] == "24h0m0s"
