@@ -53,7 +53,9 @@ def test_rules_in_order(tmp_path, monkeypatch):
     assert target.administrator(None) and target.administrator("x")
     monkeypatch.delenv("STEPLESS_AUTHORITY_TABLE")
     assert not target.administrator(None)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://elsewhere")  # an explicit endpoint: the caller's choice
+    monkeypatch.setenv("AWS_ENDPOINT_URL", LOCAL["endpoint"])  # dev.env sourced: still the local CA
+    assert target.resolve("stepless-dev") == ("stepless-dev", LOCAL)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://elsewhere")  # another endpoint: the caller's choice
     assert target.resolve("stepless-dev") == ("stepless-dev", None)
 
 

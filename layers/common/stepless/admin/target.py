@@ -1,7 +1,8 @@
 """Which CA an administrator command changes, decided in one place.
 
 1. ``--stack NAME`` or ``$STEPLESS_STACK``: that deployed stack (AWS, with the caller's credentials) — unless
-   NAME is the local CA's own stack, recorded by ``stepless dev``, which is then reached as in 4.
+   NAME is the local CA's own stack, recorded by ``stepless dev`` (and no other endpoint is set), which is
+   then reached as in 3.
 2. Otherwise, when the library's tables are already in the environment (``STEPLESS_AUTHORITY_TABLE``, as in a
    function or a test), those tables.
 3. Otherwise the local CA that ``stepless dev`` recorded under ``"local"`` in
@@ -74,7 +75,8 @@ def resolve(stack_name: str | None) -> tuple[str, dict[str, Any] | None]:
     explicit = stack_name or os.environ.get(STACK_ENV)
     local = local_record()
     if explicit:
-        if local and explicit == local["stack"] and not os.environ.get("AWS_ENDPOINT_URL"):
+        if local and explicit == local["stack"] and os.environ.get("AWS_ENDPOINT_URL") in (None, "",
+                                                                                         local.get("endpoint")):
             return explicit, local
         return explicit, None
     if os.environ.get(settings.AUTHORITY_TABLE):
