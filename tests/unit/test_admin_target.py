@@ -90,4 +90,29 @@ def test_errors_say_what_to_do_in_one_line(tmp_path):
 
 def test_propagation_is_said_truthfully():
     assert "next request" in target.Target("stepless-dev", {}, LOCAL).propagation()
-    assert "30 s" in target.Target("prod", {}).propagation()
+    assert "30 s by default" in target.Target("prod", {}).propagation()
+    assert "within 120 s (the stack's ConfigTtlSeconds)" in target.Target(
+        "prod", {"ConfigTtlSeconds": "120"}).propagation()
+
+
+def test_a_stacks_config_ttl_is_read_from_its_parameters(monkeypatch):
+    from moto import mock_aws
+
+    from stepless.admin import stack
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    body = {"Parameters": {"ConfigTtlSeconds": {"Type": "Number", "Default": 30}},
+            "Resources": {"T": {"Type": "AWS::SQS::Queue"}},
+            "Outputs": {"AuthorityTableName": {"Value": "auth"}}}
+    with mock_aws():
+        aws.reset()
+        import boto3
+
+        boto3.client("cloudformation").create_stack(
+            StackName="prod", TemplateBody=json.dumps(body),
+            Parameters=[{"ParameterKey": "ConfigTtlSeconds", "ParameterValue": "120"}])
+        outs = stack.outputs("prod")
+    assert outs == {"AuthorityTableName": "auth", "ConfigTtlSeconds": "120"}
+    assert "within 120 s" in target.Target("prod", outs).propagation()

@@ -58,8 +58,9 @@ class Target:
         """When the functions see a configuration change, said truthfully for this target."""
         if self.is_local:
             return "The local CA applies the change to its next request."
-        return ("The functions pick the change up within their configuration TTL (STEPLESS_CONFIG_TTL, "
-                "the stack's ConfigTtlSeconds: 30 s by default); no redeploy needed.")
+        ttl = self.outputs.get("ConfigTtlSeconds")
+        within = f"{ttl} s (the stack's ConfigTtlSeconds)" if ttl else "their configuration TTL (30 s by default)"
+        return f"The functions pick the change up within {within}; no redeploy needed."
 
 
 def local_record() -> dict[str, Any] | None:
