@@ -90,6 +90,8 @@ def test_admin_commands_after_stepless_dev_with_no_environment(dev_ca, admin, tm
     assert serial != shown["serial"]
     admin("ca", "managed", "remove", "api-local", "--delete-secret")
     admin("ca", "upgrade")
+    res = admin("ca", "init", "--dns", "ca.example.com", check=False)
+    assert res.returncode == 1 and "`stepless dev` initializes the local CA itself" in res.stderr
 
     # remove: gone at once
     admin("ca", "provisioner", "remove", "ops")
