@@ -21,6 +21,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from stepless.admin.target import LOCAL_CREDENTIALS
 from stepless.local.template import condition, function_environment, functions, load_template, parameter_defaults
 
 __all__ = [
@@ -32,8 +33,6 @@ __all__ = [
     "moto_template",
 ]
 
-# moto accepts any credentials; these keep real ones from ever being sent to the local endpoint.
-LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 _PSEUDO = re.compile(r"AWS::[A-Za-z]+")
 _SUB_VAR = re.compile(r"\$\{([^}!][^}]*)\}")
