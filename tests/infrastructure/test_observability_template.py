@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from stepless import observability
+from stepless.errors import Throttled
 from stepless.local.template import functions, load_template
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,7 +94,7 @@ def test_alarms_on_the_ca_metrics(template: dict[str, Any]) -> None:
     assert ("stepless", observability.SERVER_ERRORS, service) in watched  # emitted with exactly this dimension
     throttling = ("stepless", observability.REJECTED, {**service, "reason": "throttled"})
     assert throttling in watched and "throttled" in observability.REASONS
-    assert observability.reason_code(429, "kms is throttling requests") == "throttled"
+    assert observability.reason_code(Throttled("kms is throttling requests")) == "throttled"
     # the CA expiry metric (emitted by the scheduled renewal run), harmless if never emitted
     assert ("stepless", "CAExpiringSoon", service) in watched
 

@@ -83,7 +83,7 @@ class TimeArg:
         if value is None or value == "":
             return cls()
         if not isinstance(value, str):
-            raise BadRequest(f"{field} must be a string")
+            raise BadRequest(f"{field} must be a string", reason="invalid_validity")
         try:
             return cls(duration=parse_duration(value))
         except ValueError:
@@ -91,7 +91,8 @@ class TimeArg:
         try:
             return cls(instant=parse_rfc3339(value))
         except (ValueError, OverflowError) as e:
-            raise BadRequest(f"invalid {field} {value!r}: use a duration like 5m or an RFC 3339 time") from e
+            raise BadRequest(f"invalid {field} {value!r}: use a duration like 5m or an RFC 3339 time",
+                             reason="invalid_validity") from e
 
     @property
     def is_zero(self) -> bool:

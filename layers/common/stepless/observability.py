@@ -22,7 +22,7 @@ metric            unit            extra dimensions
 ``Issued``        Count           ``kind`` (x509|ssh), ``provisioner_type`` (JWK, OIDC, X5C …)
 ``Renewed``       Count           ``kind``, ``provisioner_type``
 ``Revoked``       Count           ``kind``
-``Rejected``      Count           ``reason`` (a code of :data:`REASONS`, never request text)
+``Rejected``      Count           ``reason`` (the error's code, one of :data:`REASONS`)
 ``Latency``       Milliseconds    ``route`` (the route template, e.g. ``POST /sign``)
 ``ServerErrors``  Count           — (what the ``ServerErrorsAlarm`` watches)
 ================  ==============  =========================================================
@@ -214,87 +214,28 @@ logger.remove_keys(["location"])
 ISSUED, RENEWED, REVOKED, REJECTED, LATENCY, SERVER_ERRORS = (
     "Issued", "Renewed", "Revoked", "Rejected", "Latency", "ServerErrors")
 
-# (status or 0 for any, lowercase substring of the error detail, reason code): first match wins.
-# The code is always one of these constants (or a status fallback), never text from the request.
-_REASON_RULES: tuple[tuple[int, str, str], ...] = (
-    (401, "token already used", "token_already_used"),
-    (401, "token expired", "token_expired"),
-    (401, "token not valid yet", "token_not_yet_valid"),
-    (401, "token issued in the future", "token_not_yet_valid"),
-    (401, "token lifetime is longer", "token_lifetime_too_long"),
-    (401, "no provisioner matches", "unknown_provisioner"),
-    (401, "provisioner not found", "unknown_provisioner"),
-    (401, "audience", "invalid_audience"),
-    (401, "issuer", "invalid_issuer"),
-    (401, "signature is invalid", "invalid_token_signature"),
-    (401, "token algorithm", "invalid_token_algorithm"),
-    (401, "malformed token", "malformed_token"),
-    (401, "kid", "invalid_key_id"),
-    (401, "key id", "invalid_key_id"),
-    (401, "has been revoked", "certificate_revoked"),
-    (401, "certificate has expired", "certificate_expired"),
-    (401, "certificate is not yet valid", "certificate_not_yet_valid"),
-    (401, "unknown to this certificate authority", "unknown_certificate"),
-    (401, "renew is disabled", "renewal_disabled"),
-    (401, "clientauth", "no_client_auth"),
-    (401, "serial number", "serial_mismatch"),
-    (401, "x5c", "invalid_x5c_token"),
-    (401, "sshpop", "invalid_sshpop_token"),
-    (401, "oidc", "invalid_oidc_token"),
-    (401, "ssh", "ssh_not_allowed"),
-    (401, "cannot sign x.509", "x509_not_allowed"),
-    (401, "cannot revoke", "revoke_not_allowed"),
-    (401, "token", "invalid_token"),
-    (403, "requested duration", "forbidden_duration"),
-    (403, "provisioning credential expiration", "forbidden_duration"),
-    (403, "sans do not match", "sans_mismatch"),
-    (403, "common name", "sans_mismatch"),
-    (403, "are not names of the x5c certificate", "sans_mismatch"),
-    (403, "principals does not match", "principals_mismatch"),
-    (403, "does not match", "ssh_options_mismatch"),
-    (403, "certificate type", "invalid_certificate_type"),
-    (403, "oidc", "oidc_claims_refused"),
-    (403, "non-admin", "revoke_not_allowed"),
-    (400, "missing ott", "missing_token"),
-    (400, "missing or empty ott", "missing_token"),
-    (400, "ott must be", "missing_token"),
-    (400, "csr", "invalid_csr"),
-    (400, "missing client certificate", "missing_client_certificate"),
-    (400, "client certificate", "client_certificate_mismatch"),
-    (400, "already revoked", "already_revoked"),
-    (400, "notafter", "invalid_validity"),
-    (400, "notbefore", "invalid_validity"),
-    (400, "validafter", "invalid_validity"),
-    (400, "validbefore", "invalid_validity"),
-    (400, "json", "invalid_json"),
-    (400, "base64", "invalid_body_encoding"),
-    (400, "principal", "invalid_principals"),
-    (400, "serial", "invalid_serial"),
-    (400, "reason", "invalid_reason"),
-    (400, "rsa keys", "unsupported_key"),
-    (400, "elliptic curve", "unsupported_key"),
-    (400, "key type", "unsupported_key"),
-    (400, "public key", "invalid_public_key"),
-    (404, "no route for", "no_route"),
-    (404, "ssh is not configured", "ssh_not_configured"),
-    (404, "was not found", "certificate_not_found"),
-)
-_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
-_STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-                 405: "method_not_allowed", 413: "payload_too_large", 429: "throttled",
-                 500: "internal_error", 501: "not_implemented", 503: "unavailable"}
-REASONS = frozenset({code for _, _, code in _REASON_RULES} | set(_STATUS_CODES.values()) | {"client_error",
-                                                                                           "server_error"})
+REASONS = frozenset({
+    "already_revoked", "bad_request", "certificate_expired", "certificate_not_found", "certificate_not_yet_valid",
+    "certificate_revoked", "client_certificate_mismatch", "client_error", "forbidden", "forbidden_duration",
+    "internal_error", "invalid_audience", "invalid_body_encoding", "invalid_certificate_type", "invalid_csr",
+    "invalid_issuer", "invalid_json", "invalid_key_id", "invalid_oidc_token", "invalid_principals",
+    "invalid_public_key", "invalid_reason", "invalid_serial", "invalid_sshpop_token", "invalid_token",
+    "invalid_token_algorithm", "invalid_token_signature", "invalid_validity", "invalid_x5c_token",
+    "malformed_token", "method_not_allowed", "missing_client_certificate", "missing_token", "no_client_auth",
+    "no_route", "not_found", "not_implemented", "oidc_claims_refused", "payload_too_large", "principals_mismatch",
+    "renewal_disabled", "revoke_not_allowed", "sans_mismatch", "serial_mismatch", "server_error",
+    "ssh_not_allowed", "ssh_not_configured", "ssh_options_mismatch", "throttled", "token_already_used",
+    "token_expired", "token_lifetime_too_long", "token_not_yet_valid", "unauthorized", "unavailable",
+    "unknown_certificate", "unknown_provisioner", "unsupported_key", "x509_not_allowed",
+})
 """Every value the ``reason`` dimension (and the ``reason_code`` log field) can take."""
 
 
-def reason_code(status: int, detail: str = "") -> str:
-    """A short stable code for a refusal: from the status and the error detail, never its text."""
-    text = _QUOTED.sub("", (detail or "").lower())  # quoted parts are request input: not evidence
-    for rule_status, needle, code in _REASON_RULES:
-        if rule_status == status and needle in text:
-            return code
-    return _STATUS_CODES.get(status, "server_error" if status >= 500 else "client_error")
+def reason_code(error: object) -> str:
+    """The short stable code of a refusal: the error's own ``reason`` (see :mod:`stepless.errors`), never
+    text of its message; ``client_error`` for a code this list does not know."""
+    code = getattr(error, "reason", None)
+    return code if code in REASONS else "client_error"
 
 
 _invocation: contextvars.ContextVar[list[tuple[str, str, float, tuple[tuple[str, str], ...]]] | None] = (

@@ -83,11 +83,12 @@ def check_header(header: dict[str, Any]) -> None:
     none) and an unencoded payload (RFC 7797 ``b64`` other than true: the payload would not be what was
     signed)."""
     if not all(isinstance(header.get(name, ""), str) for name in _STRING_MEMBERS) or "alg" not in header:
-        raise Unauthorized("malformed token header")
+        raise Unauthorized("malformed token header", reason="malformed_token")
     if "crit" in header:
-        raise Unauthorized("token has critical header parameters this certificate authority does not support")
+        raise Unauthorized("token has critical header parameters this certificate authority does not support",
+                           reason="invalid_token")
     if header.get("b64", True) is not True:
-        raise Unauthorized("token has an unencoded payload (b64), which is not supported")
+        raise Unauthorized("token has an unencoded payload (b64), which is not supported", reason="invalid_token")
 
 
 @functools.lru_cache(maxsize=128)
@@ -95,15 +96,15 @@ def parse(token: str) -> Parsed:
     """Split and decode ``token`` (cached: a request parses its token once); 401 when malformed."""
     parts = token.split(".")
     if len(parts) != 3 or not all(_B64URL.fullmatch(p) for p in parts):
-        raise Unauthorized("malformed token")
+        raise Unauthorized("malformed token", reason="malformed_token")
     try:
         header = json.loads(_b64(parts[0]))
         claims = json.loads(_b64(parts[1]))
         signature = _b64(parts[2])
     except (ValueError, RecursionError) as e:
-        raise Unauthorized("malformed token") from e
+        raise Unauthorized("malformed token", reason="malformed_token") from e
     if not isinstance(header, dict) or not isinstance(claims, dict):
-        raise Unauthorized("malformed token")
+        raise Unauthorized("malformed token", reason="malformed_token")
     check_header(header)
     return Parsed(header, claims, f"{parts[0]}.{parts[1]}".encode(), signature)
 
@@ -111,7 +112,7 @@ def parse(token: str) -> Parsed:
 def unverified(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """Header and claims of ``token`` without checking anything (only to pick the provisioner)."""
     if not isinstance(token, str) or len(token) > MAX_TOKEN_BYTES:
-        raise Unauthorized("malformed token")
+        raise Unauthorized("malformed token", reason="malformed_token")
     p = parse(token)
     return dict(p.header), dict(p.claims)
 
@@ -120,23 +121,23 @@ def check_algorithm(header: dict[str, Any], allowed: set[str] | None = None) -> 
     """The token's alg, refused unless asymmetric (never ``none``, never HMAC) and in ``allowed``."""
     alg = header.get("alg")
     if alg not in _ASYMMETRIC or (allowed is not None and alg not in allowed):
-        raise Unauthorized(f"token algorithm {alg!r} is not allowed")
+        raise Unauthorized(f"token algorithm {alg!r} is not allowed", reason="invalid_token_algorithm")
     return alg
 
 
 def verify_signature(token: str, key: Any, alg: str) -> dict[str, Any]:
     """Verify the signature with ``key`` (a cryptography public key) for ``alg``; returns the claims."""
     if alg not in _ASYMMETRIC:
-        raise Unauthorized(f"token algorithm {alg!r} is not allowed")
+        raise Unauthorized(f"token algorithm {alg!r} is not allowed", reason="invalid_token_algorithm")
     p = parse(token)
     if p.header.get("alg") != alg:
-        raise Unauthorized("token algorithm does not match the key")
+        raise Unauthorized("token algorithm does not match the key", reason="invalid_token_algorithm")
     try:
         ok = jwt.get_algorithm_by_name(alg).verify(p.signing_input, key, p.signature)
     except Exception:  # noqa: BLE001 - a key of the wrong type, a malformed signature: all invalid
         ok = False
     if not ok:
-        raise Unauthorized("token signature is invalid")
+        raise Unauthorized("token signature is invalid", reason="invalid_token_signature")
     return dict(p.claims)
 
 
@@ -144,12 +145,12 @@ def _number(claims: dict[str, Any], name: str, required: bool) -> int | None:
     value = claims.get(name)
     if value is None:
         if required:
-            raise Unauthorized(f"token has no {name} claim")
+            raise Unauthorized(f"token has no {name} claim", reason="invalid_token")
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise Unauthorized(f"token {name} claim is not a number")
+        raise Unauthorized(f"token {name} claim is not a number", reason="invalid_token")
     if abs(value) > 2**40:
-        raise Unauthorized(f"token {name} claim is out of range")
+        raise Unauthorized(f"token {name} claim is out of range", reason="invalid_token")
     return int(value)
 
 
@@ -161,14 +162,15 @@ def check_times(claims: dict[str, Any], *, max_lifetime: int = MAX_LIFETIME) -> 
     iat = _number(claims, "iat", False)
     assert exp is not None
     if now > exp + LEEWAY:
-        raise Unauthorized("token expired")
+        raise Unauthorized("token expired", reason="token_expired")
     if nbf is not None and now < nbf - LEEWAY:
-        raise Unauthorized("token not valid yet")
+        raise Unauthorized("token not valid yet", reason="token_not_yet_valid")
     if iat is not None and now < iat - LEEWAY:
-        raise Unauthorized("token issued in the future")
+        raise Unauthorized("token issued in the future", reason="token_not_yet_valid")
     start = nbf if nbf is not None else iat if iat is not None else now
     if exp - start > max_lifetime or exp - now > max_lifetime + LEEWAY:
-        raise Unauthorized(f"token lifetime is longer than {format_duration(dt.timedelta(seconds=max_lifetime))}")
+        raise Unauthorized(f"token lifetime is longer than {format_duration(dt.timedelta(seconds=max_lifetime))}",
+                           reason="token_lifetime_too_long")
     return exp
 
 
@@ -176,17 +178,17 @@ def check_common(claims: dict[str, Any], audience: Audience, issuer: str,
                  fragments: frozenset[str] = frozenset(), *, need_jti: bool = True) -> None:
     """Issuer, audience, times, subject and jti presence."""
     if claims.get("iss") != issuer:
-        raise Unauthorized("invalid token issuer")
+        raise Unauthorized("invalid token issuer", reason="invalid_issuer")
     if not audience.matches(claims.get("aud"), fragments):
-        raise Unauthorized("invalid audience")
+        raise Unauthorized("invalid audience", reason="invalid_audience")
     check_times(claims)
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub.strip():
-        raise Unauthorized("token subject cannot be empty")
+        raise Unauthorized("token subject cannot be empty", reason="invalid_token")
     if need_jti:
         jti = claims.get("jti")
         if not isinstance(jti, str) or not jti:
-            raise Unauthorized("token has no jti claim")
+            raise Unauthorized("token has no jti claim", reason="invalid_token")
 
 
 def token_id(issuer: str, claims: dict[str, Any], token: str) -> str:

@@ -60,7 +60,7 @@ class App:
             return route_label(method, pattern.pattern), fn
         if allowed:
             raise MethodNotAllowed(f"{req.method} is not allowed on {path}")
-        raise NotFound(f"no route for {req.method} {path}")
+        raise NotFound(f"no route for {req.method} {path}", reason="no_route")
 
     def handler(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         """Lambda entry point: never raises, never returns a traceback. Logs, metrics: see observability."""
@@ -79,7 +79,7 @@ class App:
                     segment.put_annotation("status", res.get("statusCode", 0))
             return res
         except StepError as e:
-            code = reason_code(e.status, e.detail)
+            code = reason_code(e)
             if e.status >= 500:
                 metrics.server_error()
                 logger.warning("request failed", extra={"status": e.status, "reason": e.detail, "reason_code": code})

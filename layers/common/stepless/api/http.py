@@ -36,7 +36,7 @@ class Request:
         try:
             body = base64.b64decode(raw) if event.get("isBase64Encoded") else raw.encode()
         except ValueError as e:
-            raise BadRequest("the request body is not valid base64") from e
+            raise BadRequest("the request body is not valid base64", reason="invalid_body_encoding") from e
         if len(body) > MAX_BODY_BYTES:
             raise PayloadTooLarge(f"the request body is larger than {MAX_BODY_BYTES // 1024} KiB")
         cert = ((ctx.get("authentication") or {}).get("clientCert") or {}).get("clientCertPem")
@@ -61,9 +61,9 @@ class Request:
         try:
             value = json.loads(self.body)
         except (ValueError, RecursionError) as e:
-            raise BadRequest("error reading request body: invalid JSON") from e
+            raise BadRequest("error reading request body: invalid JSON", reason="invalid_json") from e
         if not isinstance(value, dict):
-            raise BadRequest("error reading request body: a JSON object is required")
+            raise BadRequest("error reading request body: a JSON object is required", reason="invalid_json")
         return value
 
 

@@ -88,7 +88,7 @@ def new_key_like(key: PrivateKeyTypes) -> PrivateKeyTypes:
         return rsa.generate_private_key(65537, key.key_size)
     if isinstance(key, ed25519.Ed25519PrivateKey):
         return ed25519.Ed25519PrivateKey.generate()
-    raise BadRequest(f"unsupported key type {type(key).__name__}")
+    raise BadRequest(f"unsupported key type {type(key).__name__}", reason="unsupported_key")
 
 
 def window(auth: Authority, now: dt.datetime, duration: int) -> tuple[dt.datetime, dt.datetime]:

@@ -78,7 +78,8 @@ class Provisioners:
         else:
             p = next((p for p in self.items if p.type == "OIDC" and p.claims_match(claims)), None)  # type: ignore[attr-defined]
             if p is None and isinstance(iss, str) and iss in self.by_name:
-                raise Unauthorized("token key id (kid) is not the provisioner's")
+                raise Unauthorized("token key id (kid) is not the provisioner's", reason="invalid_key_id")
         if p is None:
-            raise Unauthorized("no provisioner matches the token (unknown issuer or key id)")
+            raise Unauthorized("no provisioner matches the token (unknown issuer or key id)",
+                               reason="unknown_provisioner")
         return p

@@ -72,13 +72,13 @@ def ssh_request(claims: dict[str, Any], default_principals: Any) -> tuple[str, l
     ``default_principals(cert_type)``."""
     opts = (claims.get("step") or {}).get("ssh") if isinstance(claims.get("step"), dict) else None
     if not isinstance(opts, dict):
-        raise Unauthorized("token has no step.ssh claim")
+        raise Unauthorized("token has no step.ssh claim", reason="ssh_not_allowed")
     cert_type = opts.get("certType") or "user"
     if cert_type not in ("user", "host"):
-        raise Forbidden(f"invalid certificate type {cert_type!r}")
+        raise Forbidden(f"invalid certificate type {cert_type!r}", reason="invalid_certificate_type")
     principals = opts.get("principals") or default_principals(cert_type)
     if not isinstance(principals, list) or not all(isinstance(p, str) and p for p in principals):
-        raise Unauthorized("token principals must be a list of strings")
+        raise Unauthorized("token principals must be a list of strings", reason="invalid_token")
     return cert_type, principals, opts
 
 
@@ -115,10 +115,10 @@ class Provisioner:
         return dict(self.data)
 
     def authorize_sign(self, token: str, header: dict, claims: dict, ctx: Context) -> SignAuthorization:
-        raise Unauthorized(f"provisioner {self.name} cannot sign X.509 certificates")
+        raise Unauthorized(f"provisioner {self.name} cannot sign X.509 certificates", reason="x509_not_allowed")
 
     def authorize_ssh_sign(self, token: str, header: dict, claims: dict, ctx: Context) -> SSHAuthorization:
-        raise Unauthorized(f"provisioner {self.name} cannot sign SSH certificates")
+        raise Unauthorized(f"provisioner {self.name} cannot sign SSH certificates", reason="ssh_not_allowed")
 
     def ssh_authorization(self, claims: dict, opts: dict, cert_type: str, principals: list[str], use: TokenUse,
                           **extra: Any) -> SSHAuthorization:
@@ -130,4 +130,4 @@ class Provisioner:
         )
 
     def authorize_revoke(self, token: str, header: dict, claims: dict, ctx: Context, path: str) -> TokenUse:
-        raise Unauthorized(f"provisioner {self.name} cannot revoke certificates")
+        raise Unauthorized(f"provisioner {self.name} cannot revoke certificates", reason="revoke_not_allowed")

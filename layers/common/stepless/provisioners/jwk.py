@@ -41,7 +41,7 @@ class JWKProvisioner(Provisioner):
 
     def _verify(self, token: str, header: dict, path: str, ctx: Context) -> tuple[dict, TokenUse]:
         if header.get("kid") != self.kid:
-            raise Unauthorized("token kid does not match the provisioner key")
+            raise Unauthorized("token kid does not match the provisioner key", reason="invalid_key_id")
         alg = tokens.check_algorithm(header, {self.alg})
         claims = tokens.verify_signature(token, self.public_key, alg)
         tokens.check_common(claims, ctx.audience(path), self.name, self.fragments())
@@ -51,12 +51,13 @@ class JWKProvisioner(Provisioner):
         claims, use = self._verify(token, header, "/1.0/sign", ctx)
         sans = claims.get("sans") or [claims["sub"]]
         if not isinstance(sans, list) or not all(isinstance(s, str) and s for s in sans):
-            raise Unauthorized("token sans claim must be a list of names")
+            raise Unauthorized("token sans claim must be a list of names", reason="invalid_token")
         return SignAuthorization(self, claims["sub"], tuple(sans), use)
 
     def authorize_ssh_sign(self, token: str, header: dict, claims: dict, ctx: Context) -> SSHAuthorization:
         if not self.claims.enable_ssh_ca:
-            raise Unauthorized(f"provisioner {self.name} is not allowed to sign SSH certificates")
+            raise Unauthorized(f"provisioner {self.name} is not allowed to sign SSH certificates",
+                               reason="ssh_not_allowed")
         claims, use = self._verify(token, header, "/1.0/ssh/sign", ctx)
         cert_type, principals, opts = ssh_request(
             claims, lambda kind: email_principals(claims["sub"]) if kind == "user" else [claims["sub"]])

@@ -184,8 +184,9 @@ class OIDCProvisioner(Provisioner):
                 continue
         if claims is None:
             if not candidates:
-                raise Unauthorized("cannot validate oidc token: unknown key id (kid)")
-            raise Unauthorized("cannot validate oidc token: token signature is invalid")
+                raise Unauthorized("cannot validate oidc token: unknown key id (kid)", reason="invalid_key_id")
+            raise Unauthorized("cannot validate oidc token: token signature is invalid",
+                               reason="invalid_token_signature")
         self._check_payload(claims, config.issuer)
         nonce = claims.get("nonce")
         jti = nonce if isinstance(nonce, str) and nonce else "sha256:" + hashlib.sha256(token.encode()).hexdigest()
@@ -194,37 +195,40 @@ class OIDCProvisioner(Provisioner):
 
     def _check_payload(self, claims: dict[str, Any], issuer: str) -> None:
         if claims.get("iss") != issuer:
-            raise Unauthorized("invalid oidc token issuer")
+            raise Unauthorized("invalid oidc token issuer", reason="invalid_issuer")
         if self.client_id not in _audiences(claims.get("aud")):
-            raise Unauthorized("invalid oidc token audience")
+            raise Unauthorized("invalid oidc token audience", reason="invalid_audience")
         azp = claims.get("azp")
         if azp not in (None, "") and azp != self.client_id:
-            raise Unauthorized("failed to validate oidc token payload: invalid azp")
+            raise Unauthorized("failed to validate oidc token payload: invalid azp", reason="invalid_oidc_token")
         try:
             tokens.check_times(claims, max_lifetime=MAX_LIFETIME)
         except Unauthorized as e:
             if "lifetime" in e.detail:
-                raise Unauthorized(f"oidc token lifetime is longer than {MAX_LIFETIME // 3600} hours") from e
+                raise Unauthorized(f"oidc token lifetime is longer than {MAX_LIFETIME // 3600} hours",
+                                   reason="token_lifetime_too_long") from e
             raise
         sub = claims.get("sub")
         if not isinstance(sub, str) or not sub.strip():
-            raise Unauthorized("oidc token subject cannot be empty")
+            raise Unauthorized("oidc token subject cannot be empty", reason="invalid_oidc_token")
         email = claims.get("email")
         if email is not None and not isinstance(email, str):
-            raise Unauthorized("oidc token email claim is not a string")
+            raise Unauthorized("oidc token email claim is not a string", reason="invalid_oidc_token")
         if email and claims.get("email_verified") is False:
-            raise Forbidden("failed to validate oidc token payload: email is not verified")
+            raise Forbidden("failed to validate oidc token payload: email is not verified",
+                            reason="oidc_claims_refused")
         admin = self.is_admin(claims)
         if self.domains and not admin:
             if not email:
-                raise Forbidden("failed to validate oidc token payload: email not found")
+                raise Forbidden("failed to validate oidc token payload: email not found", reason="oidc_claims_refused")
             domain = sanitize_email(email).rpartition("@")[2]
             if "@" not in email or domain not in self.domains:
-                raise Forbidden("failed to validate oidc token payload: email is not allowed")
+                raise Forbidden("failed to validate oidc token payload: email is not allowed",
+                                reason="oidc_claims_refused")
         if self.groups:
             groups = claims.get("groups")
             if not isinstance(groups, list) or not self.groups.intersection(g for g in groups if isinstance(g, str)):
-                raise Forbidden("failed to validate oidc token payload: invalid group")
+                raise Forbidden("failed to validate oidc token payload: invalid group", reason="oidc_claims_refused")
 
     # --- what a token allows ----------------------------------------------------------------------
 
@@ -238,11 +242,12 @@ class OIDCProvisioner(Provisioner):
 
     def authorize_ssh_sign(self, token: str, header: dict, claims: dict, ctx: Context) -> SSHAuthorization:
         if not self.claims.enable_ssh_ca:
-            raise Unauthorized(f"ssh certificates are disabled for oidc provisioner '{self.name}'")
+            raise Unauthorized(f"ssh certificates are disabled for oidc provisioner '{self.name}'",
+                               reason="invalid_oidc_token")
         claims, use = self._verify(token, header)
         email = claims.get("email")
         if not isinstance(email, str) or not email:
-            raise Unauthorized("failed to validate oidc token payload: email not found")
+            raise Unauthorized("failed to validate oidc token payload: email not found", reason="invalid_oidc_token")
         principals = ssh_principals(email)
         return SSHAuthorization(
             provisioner=self,
@@ -258,5 +263,5 @@ class OIDCProvisioner(Provisioner):
     def authorize_revoke(self, token: str, header: dict, claims: dict, ctx: Context, path: str) -> TokenUse:
         claims, use = self._verify(token, header)
         if not self.is_admin(claims):
-            raise Forbidden("cannot revoke with a non-admin oidc token")
+            raise Forbidden("cannot revoke with a non-admin oidc token", reason="oidc_claims_refused")
         return use

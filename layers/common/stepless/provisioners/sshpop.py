@@ -71,15 +71,15 @@ def certificate_from_header(header: dict[str, Any]) -> SSHCertificate:
     """The SSH certificate in a token's ``sshpop`` header (401 when missing or malformed)."""
     value = header.get("sshpop")
     if not isinstance(value, str) or not value:
-        raise Unauthorized("token is missing the sshpop header")
+        raise Unauthorized("token is missing the sshpop header", reason="invalid_sshpop_token")
     try:
         blob = base64.b64decode(value.strip(), validate=True)
     except (binascii.Error, ValueError) as e:
-        raise Unauthorized("error base64 decoding the sshpop header") from e
+        raise Unauthorized("error base64 decoding the sshpop header", reason="invalid_sshpop_token") from e
     try:
         return parse_certificate(blob)
     except StepError as e:
-        raise Unauthorized(f"error parsing the sshpop certificate: {e.detail}") from e
+        raise Unauthorized(f"error parsing the sshpop certificate: {e.detail}", reason="invalid_sshpop_token") from e
 
 
 def signed_by(cert: SSHCertificate, ca_keys: Sequence[SSHPublicKey]) -> bool:
@@ -109,16 +109,17 @@ class SSHPOPProvisioner(Provisioner):
         if check_validity:
             now = int(ctx.now.timestamp())
             if now < cert.valid_after:
-                raise Unauthorized("sshpop certificate validAfter is in the future")
+                raise Unauthorized("sshpop certificate validAfter is in the future", reason="invalid_sshpop_token")
             if cert.valid_before != FOREVER and now >= cert.valid_before:
-                raise Unauthorized("sshpop certificate validBefore is in the past")
+                raise Unauthorized("sshpop certificate validBefore is in the past", reason="invalid_sshpop_token")
         keys = ca_keys.user if cert.is_user else ca_keys.host
         if not signed_by(cert, keys):
-            raise Unauthorized("could not find valid ca signer to verify sshpop certificate")
+            raise Unauthorized("could not find valid ca signer to verify sshpop certificate",
+                               reason="invalid_sshpop_token")
         alg = tokens.check_algorithm(header, token_algorithms(cert.public_key))
         kid = header.get("kid")
         if kid not in (None, "") and kid != jose.thumbprint(jose.public_jwk(cert.public_key)):
-            raise Unauthorized("token kid is not the thumbprint of the sshpop certificate key")
+            raise Unauthorized("token kid is not the thumbprint of the sshpop certificate key", reason="invalid_key_id")
         claims = tokens.verify_signature(token, cert.public_key, alg)
         tokens.check_common(claims, ctx.audience(path), self.name, self.fragments(), need_jti=False)
         use = TokenUse(tokens.token_id(self.name, claims, token), int(claims["exp"]))
@@ -129,26 +130,27 @@ class SSHPOPProvisioner(Provisioner):
         authz = self._authorize(token, header, ctx, RENEW_PATH, ca_keys, check_validity=False)
         cert = authz.certificate
         if not cert.is_host:
-            raise Unauthorized("sshpop certificate must be a host ssh certificate")
+            raise Unauthorized("sshpop certificate must be a host ssh certificate", reason="invalid_sshpop_token")
         if self.claims.disable_renewal:
-            raise Unauthorized(f"renew is disabled for provisioner '{self.name}'")
+            raise Unauthorized(f"renew is disabled for provisioner '{self.name}'", reason="renewal_disabled")
         now = int(ctx.now.timestamp())
         if now < cert.valid_after:
-            raise Unauthorized("certificate is not yet valid")
+            raise Unauthorized("certificate is not yet valid", reason="certificate_not_yet_valid")
         if cert.valid_before != FOREVER and now >= cert.valid_before and not self.claims.allow_renewal_after_expiry:
-            raise Unauthorized("certificate has expired")
+            raise Unauthorized("certificate has expired", reason="certificate_expired")
         return authz
 
     def authorize_ssh_rekey(self, token: str, header: dict, ctx: Context, ca_keys: CAKeys) -> SSHPOPAuthorization:
         """A rekey token: a host certificate, currently valid."""
         authz = self._authorize(token, header, ctx, REKEY_PATH, ca_keys, check_validity=True)
         if not authz.certificate.is_host:
-            raise Unauthorized("sshpop certificate must be a host ssh certificate")
+            raise Unauthorized("sshpop certificate must be a host ssh certificate", reason="invalid_sshpop_token")
         return authz
 
     def authorize_ssh_revoke(self, token: str, header: dict, ctx: Context, ca_keys: CAKeys) -> SSHPOPAuthorization:
         """A revoke token: a currently valid certificate (user or host) whose serial is the subject."""
         authz = self._authorize(token, header, ctx, REVOKE_PATH, ca_keys, check_validity=True)
         if authz.subject != str(authz.certificate.serial):
-            raise BadRequest("sshpop token subject must be equivalent to sshpop certificate serial number")
+            raise BadRequest("sshpop token subject must be equivalent to sshpop certificate serial number",
+                             reason="invalid_serial")
         return authz

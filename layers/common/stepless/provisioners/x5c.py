@@ -92,13 +92,13 @@ def chain_from_header(header: dict[str, Any]) -> list[x509.Certificate]:
     """The certificates of the ``x5c`` header, leaf first (401 when missing or malformed)."""
     value = header.get("x5c")
     if not isinstance(value, list) or not value or not all(isinstance(c, str) and c for c in value):
-        raise Unauthorized("x5c token has no x5c header")
+        raise Unauthorized("x5c token has no x5c header", reason="invalid_x5c_token")
     if len(value) > MAX_CHAIN:
-        raise Unauthorized(f"x5c header has more than {MAX_CHAIN} certificates")
+        raise Unauthorized(f"x5c header has more than {MAX_CHAIN} certificates", reason="invalid_x5c_token")
     try:
         return [x509.load_der_x509_certificate(base64.b64decode(c, validate=True)) for c in value]
     except (binascii.Error, ValueError) as e:
-        raise Unauthorized("error parsing the x5c header certificates") from e
+        raise Unauthorized("error parsing the x5c header certificates", reason="invalid_x5c_token") from e
 
 
 def leaf_names(leaf: x509.Certificate) -> SANs:
@@ -148,17 +148,19 @@ class X5CProvisioner(Provisioner):
         leaf = chain[0]
         if not leaf.not_valid_before_utc <= now <= leaf.not_valid_after_utc:
             raise Unauthorized("error verifying x5c certificate chain in token: the leaf certificate has "
-                               "expired or is not yet valid")
+                               "expired or is not yet valid", reason="certificate_expired")
         try:
             path = list(verifier.verify(leaf, chain[1:]).chain)
         except VerificationError as e:
             reason = str(e).split(" (encountered", 1)[0]
-            raise Unauthorized(f"error verifying x5c certificate chain in token: {reason}") from e
+            raise Unauthorized(f"error verifying x5c certificate chain in token: {reason}",
+                               reason="invalid_x5c_token") from e
         if not all(x509_chain.has_client_auth(c, absent_ok=True) for c in path):
             raise Unauthorized("error verifying x5c certificate chain in token: "
-                               "certificate specifies an incompatible key usage")
+                               "certificate specifies an incompatible key usage", reason="invalid_x5c_token")
         if not x509_chain.allows_digital_signature(leaf):
-            raise Unauthorized("certificate used to sign x5c token cannot be used for digital signature")
+            raise Unauthorized("certificate used to sign x5c token cannot be used for digital signature",
+                               reason="invalid_x5c_token")
         return path
 
     def _verify(self, token: str, header: dict, path: str, ctx: Context) -> tuple[dict, x509.Certificate, TokenUse]:
@@ -182,13 +184,13 @@ class X5CProvisioner(Provisioner):
         beyond = _beyond(names, allowed)
         if beyond:
             raise Forbidden(f"x5c token names {beyond} are not names of the x5c certificate "
-                            f"(allowed: {sorted(allowed.names())})")
+                            f"(allowed: {sorted(allowed.names())})", reason="sans_mismatch")
 
     def authorize_sign(self, token: str, header: dict, claims: dict, ctx: Context) -> SignAuthorization:
         claims, leaf, use = self._verify(token, header, SIGN_PATH, ctx)
         sans = claims.get("sans") or [claims["sub"]]
         if not isinstance(sans, list) or not all(isinstance(s, str) and s for s in sans):
-            raise Unauthorized("token sans claim must be a list of names")
+            raise Unauthorized("token sans claim must be a list of names", reason="invalid_token")
         self._check_names([claims["sub"], *sans], leaf)
         return SignAuthorization(self, claims["sub"], tuple(sans), use,
                                  not_before_limit=leaf.not_valid_before_utc,
@@ -196,7 +198,8 @@ class X5CProvisioner(Provisioner):
 
     def authorize_ssh_sign(self, token: str, header: dict, claims: dict, ctx: Context) -> SSHAuthorization:
         if not self.claims.enable_ssh_ca:
-            raise Unauthorized(f"ssh certificates are disabled for x5c provisioner '{self.name}'")
+            raise Unauthorized(f"ssh certificates are disabled for x5c provisioner '{self.name}'",
+                               reason="invalid_x5c_token")
         claims, leaf, use = self._verify(token, header, SSH_SIGN_PATH, ctx)
         cert_type, principals, opts = ssh_request(claims, lambda kind: [claims["sub"]])
         self._check_names(principals, leaf, user_principals=cert_type == "user")

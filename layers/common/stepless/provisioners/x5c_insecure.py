@@ -38,19 +38,19 @@ class RenewToken:
     use: TokenUse
 
 
-def _fail(reason: str) -> Unauthorized:
-    return Unauthorized(f"{PREFIX}: {reason}")
+def _fail(why: str, code: str = "invalid_token") -> Unauthorized:
+    return Unauthorized(f"{PREFIX}: {why}", reason=code)
 
 
 def leaf_of(header: dict[str, Any]) -> x509.Certificate:
     """The leaf certificate in the ``x5cInsecure`` header."""
     chain_b64 = header.get("x5cInsecure")
     if not isinstance(chain_b64, list) or not chain_b64 or not all(isinstance(c, str) for c in chain_b64):
-        raise _fail("missing x5cInsecure header")
+        raise _fail("missing x5cInsecure header", "invalid_x5c_token")
     try:
         return x509.load_der_x509_certificate(base64.b64decode(chain_b64[0], validate=True))
     except (ValueError, binascii.Error) as e:
-        raise _fail("invalid certificate in x5cInsecure header") from e
+        raise _fail("invalid certificate in x5cInsecure header", "invalid_x5c_token") from e
 
 
 def common_name(cert: x509.Certificate) -> str:
@@ -90,9 +90,9 @@ def verify(token: str, intermediates: Sequence[x509.Certificate], hosts: frozens
     name = _provisioner_name(leaf)
     issuers = {CLIENT_ISSUER} | ({name} if name else set())
     if claims.get("iss") not in issuers:
-        raise _fail("invalid issuer claim (iss)")
+        raise _fail("invalid issuer claim (iss)", "invalid_issuer")
     if not tokens.Audience(RENEW_PATH, hosts).matches(claims.get("aud")):
-        raise _fail("invalid audience claim (aud)")
+        raise _fail("invalid audience claim (aud)", "invalid_audience")
     jti = claims.get("jti")
     if not isinstance(jti, str) or not jti:
         raise _fail("token has no jti claim")

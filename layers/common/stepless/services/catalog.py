@@ -16,7 +16,7 @@ def root(auth: Authority, sha: str) -> dict[str, Any]:
     wanted = sha.lower().replace("-", "").replace(":", "")
     pem = auth.roots_by_fingerprint.get(wanted)
     if pem is None:
-        raise NotFound(f"root certificate with fingerprint {sha} was not found")
+        raise NotFound(f"root certificate with fingerprint {sha} was not found", reason="certificate_not_found")
     return {"ca": pem}
 
 

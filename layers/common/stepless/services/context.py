@@ -28,8 +28,8 @@ def check_x5c_path(auth: Authority, path: Sequence[x509.Certificate]) -> None:
     for issued, issuer in zip(path, path[1:], strict=False):
         if issuer in intermediates:  # the path is verified: ``issued`` is a leaf of ours
             if revocations.get(str(issued.serial_number)) is not None:
-                raise Unauthorized("x5c certificate has been revoked")
+                raise Unauthorized("x5c certificate has been revoked", reason="certificate_revoked")
             return
     if len(path) > 1 and path[-1] in auth.roots and path[-2] not in intermediates:
         raise Unauthorized("x5c certificate chain runs through an intermediate this certificate authority "
-                           "no longer trusts")
+                           "no longer trusts", reason="invalid_x5c_token")

@@ -46,7 +46,7 @@ def _provisioner(cert: x509.Certificate, rec: dict[str, Any], auth: Authority) -
     name = ext[1] if ext else str(rec.get("provisioner") or "")
     prov = auth.provisioners.get(name) if name else None
     if prov is None:
-        raise Unauthorized("provisioner not found")
+        raise Unauthorized("provisioner not found", reason="unknown_provisioner")
     return prov
 
 
@@ -59,20 +59,21 @@ def authorize(cert: x509.Certificate, auth: Authority, now: dt.datetime, *, mtls
 def _renewable(cert: x509.Certificate, auth: Authority, now: dt.datetime, *, mtls: bool) -> Renewable:
     """The renew rules for a leaf of ours (recorded, not revoked, provisioner, validity)."""
     if mtls and not chain.has_client_auth(cert):
-        raise Unauthorized("certificate is not authorized for client authentication (no ClientAuth usage)")
+        raise Unauthorized("certificate is not authorized for client authentication (no ClientAuth usage)",
+                           reason="no_client_auth")
     serial = str(cert.serial_number)
     rec, revoked = certificates.get_with_revocation(serial)
     if rec is None or rec.get("fingerprint") not in (None, fingerprint(cert)):
-        raise Unauthorized("certificate is unknown to this certificate authority")
+        raise Unauthorized("certificate is unknown to this certificate authority", reason="unknown_certificate")
     if revoked is not None:
-        raise Unauthorized("certificate has been revoked")
+        raise Unauthorized("certificate has been revoked", reason="certificate_revoked")
     prov = _provisioner(cert, rec, auth)
     if prov.claims.disable_renewal:
-        raise Unauthorized(f"renew is disabled for provisioner '{prov.name}'")
+        raise Unauthorized(f"renew is disabled for provisioner '{prov.name}'", reason="renewal_disabled")
     if now < cert.not_valid_before_utc:
-        raise Unauthorized("certificate is not yet valid")
+        raise Unauthorized("certificate is not yet valid", reason="certificate_not_yet_valid")
     if now > cert.not_valid_after_utc and (mtls or not prov.claims.allow_renewal_after_expiry):
-        raise Unauthorized("certificate has expired")
+        raise Unauthorized("certificate has expired", reason="certificate_expired")
     if revocations.outlived(cert.not_valid_after_utc, now):
         raise Unauthorized("certificate expired too long ago to be renewed")
     return Renewable(cert, prov)
@@ -124,13 +125,13 @@ def renew(client_cert_pem: str | None, authorization: str | None, auth: Authorit
         if scheme.lower() == "bearer" and value.strip():
             return renew_token(value.strip(), auth)
         raise Unauthorized("the Authorization header must be 'Bearer <renew token>'")
-    raise BadRequest("missing client certificate")
+    raise BadRequest("missing client certificate", reason="missing_client_certificate")
 
 
 def rekey(client_cert_pem: str | None, body: dict[str, Any], auth: Authority) -> dict[str, Any]:
     """POST /rekey: as renew over mTLS, with the CSR's (verified) key as the new key."""
     if not client_cert_pem:
-        raise BadRequest("missing client certificate")
+        raise BadRequest("missing client certificate", reason="missing_client_certificate")
     req = csrs.read(body.get("csr"))
     now = clock.now()
     cert = chain.load_pem(client_cert_pem)

@@ -41,9 +41,9 @@ _DIGITS = re.compile(r"[0-9]{1,50}")
 
 def _serial(value: object) -> str:
     if not isinstance(value, str) or not value:
-        raise BadRequest("missing serial")
+        raise BadRequest("missing serial", reason="invalid_serial")
     if not _DIGITS.fullmatch(value):
-        raise BadRequest("serial must be a decimal number")
+        raise BadRequest("serial must be a decimal number", reason="invalid_serial")
     return str(int(value))
 
 
@@ -51,9 +51,9 @@ def _reason_code(value: object) -> int:
     if value is None:
         return 0
     if isinstance(value, bool) or not isinstance(value, int):
-        raise BadRequest("reasonCode must be an integer")
+        raise BadRequest("reasonCode must be an integer", reason="invalid_reason")
     if not 0 <= value <= 10:
-        raise BadRequest("reasonCode out of bounds")
+        raise BadRequest("reasonCode out of bounds", reason="invalid_reason")
     return value
 
 
@@ -61,9 +61,9 @@ def _reason(value: object) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise BadRequest("reason must be a string")
+        raise BadRequest("reason must be a string", reason="invalid_reason")
     if len(value) > MAX_REASON:
-        raise BadRequest(f"reason is longer than {MAX_REASON} characters")
+        raise BadRequest(f"reason is longer than {MAX_REASON} characters", reason="invalid_reason")
     return value
 
 
@@ -90,7 +90,7 @@ def revoke(body: dict[str, Any], client_cert_pem: str | None, auth: Authority) -
     token_put = None
     if ott not in (None, ""):
         if not isinstance(ott, str):
-            raise BadRequest("ott must be a string")
+            raise BadRequest("ott must be a string", reason="missing_token")
         header, claims = tokens.unverified(ott)
         prov = auth.provisioners.select(header, claims)
         use = prov.authorize_revoke(ott, header, claims, context(auth, now), REVOKE_PATH)
@@ -98,23 +98,25 @@ def revoke(body: dict[str, Any], client_cert_pem: str | None, auth: Authority) -
         if prov.type == "OIDC":  # sub is the user's id; authorize_revoke allows admins only (as step-ca)
             pass
         elif not isinstance(sub, str) or not _DIGITS.fullmatch(sub) or str(int(sub)) != serial:
-            raise Unauthorized("token subject does not match the serial number to revoke")
+            raise Unauthorized("token subject does not match the serial number to revoke", reason="serial_mismatch")
         token_put = used_tokens.token_put(use.id, use.expires + 120, "revoke", ts)
         revoked_by = f"provisioner:{prov.name}"
     elif client_cert_pem:
         cert = chain.load_pem(client_cert_pem)
         chain.check_ours(cert, auth.intermediates)
         if str(cert.serial_number) != serial:
-            raise BadRequest("serial number in client certificate different than body")
+            raise BadRequest("serial number in client certificate different than body",
+                             reason="client_certificate_mismatch")
         revoked_by = "mtls"
     else:
-        raise BadRequest("missing ott or client certificate")
+        raise BadRequest("missing ott or client certificate", reason="missing_token")
 
     rec = certificates.get(serial)
     if rec is None or rec.get("kind", "x509") != "x509":
-        raise NotFound(f"certificate with serial number {serial} was not found")
+        raise NotFound(f"certificate with serial number {serial} was not found", reason="certificate_not_found")
     if revoked_by == "mtls" and rec.get("fingerprint") not in (None, fingerprint(cert)):
-        raise Unauthorized("the client certificate is not the certificate recorded with this serial number")
+        raise Unauthorized("the client certificate is not the certificate recorded with this serial number",
+                           reason="serial_mismatch")
 
     item = _record(serial, rec, reason, code, ts, revoked_by)
     if token_put is not None:

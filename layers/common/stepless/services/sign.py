@@ -29,10 +29,11 @@ def _check_names(req: csrs.Request, subject: str, token_sans: tuple[str, ...]) -
     if wrong:
         detail = "; ".join(f"{csrs.SAN_TYPES[kind]} requested {sorted(getattr(req.sans, kind))}, "
                            f"token allows {sorted(getattr(allowed, kind))}" for kind in wrong)
-        raise Forbidden(f"certificate request SANs do not match the token: {detail}")
+        raise Forbidden(f"certificate request SANs do not match the token: {detail}", reason="sans_mismatch")
     cn = req.common_name
     if cn and cn != subject and cn not in token_sans and csrs.ascii_lower(cn) not in allowed.dns:
-        raise Forbidden(f"certificate request common name {cn!r} is not the token subject or one of its SANs")
+        raise Forbidden(f"certificate request common name {cn!r} is not the token subject or one of its SANs",
+                        reason="sans_mismatch")
     return allowed
 
 
@@ -40,12 +41,12 @@ def sign(body: dict[str, Any], auth: Authority) -> dict[str, Any]:
     """Verify everything, issue, record, respond (201)."""
     ott = body.get("ott")
     if not isinstance(ott, str) or not ott:
-        raise BadRequest("missing ott")
+        raise BadRequest("missing ott", reason="missing_token")
     req = csrs.read(body.get("csr"))
     nb = TimeArg.parse(body.get("notBefore"), "notBefore")
     na = TimeArg.parse(body.get("notAfter"), "notAfter")
     if body.get("templateData") not in (None, {}) and not isinstance(body.get("templateData"), dict):
-        raise BadRequest("templateData must be a JSON object")
+        raise BadRequest("templateData must be a JSON object", reason="invalid_json")
 
     now = clock.now()
     header, unverified = tokens.unverified(ott)

@@ -109,32 +109,33 @@ def new_serial() -> int:
             return serial
 
 
-def check_name(value: object, what: str, *, commas: bool = False) -> str:
+def check_name(value: object, what: str, *, commas: bool = False, reason: str = "bad_request") -> str:
     """A principal (or, ``commas`` allowed, a key ID): a non-blank string without commas, newlines or
     NULs (400 otherwise)."""
     if not isinstance(value, str) or not value.strip():
-        raise BadRequest(f"{what} cannot be empty")
+        raise BadRequest(f"{what} cannot be empty", reason=reason)
     for char, name in _FORBIDDEN_CHARS.items():
         if char in value and not (commas and char == ","):
-            raise BadRequest(f"invalid {what} {value!r}: {name} are not allowed")
+            raise BadRequest(f"invalid {what} {value!r}: {name} are not allowed", reason=reason)
     if len(value) > MAX_NAME:
-        raise BadRequest(f"{what} is longer than {MAX_NAME} characters")
+        raise BadRequest(f"{what} is longer than {MAX_NAME} characters", reason=reason)
     return value
 
 
 def check_principals(values: object) -> tuple[str, ...]:
     """A non-empty list of at most 256 valid principals, duplicates dropped (order kept)."""
     if not isinstance(values, (list, tuple)) or not values:
-        raise BadRequest("ssh certificate principals cannot be empty")
+        raise BadRequest("ssh certificate principals cannot be empty", reason="invalid_principals")
     if len(values) > MAX_PRINCIPALS:
-        raise BadRequest(f"too many principals ({len(values)}); at most {MAX_PRINCIPALS} are allowed")
-    return tuple(dict.fromkeys(check_name(p, "principal") for p in values))
+        raise BadRequest(f"too many principals ({len(values)}); at most {MAX_PRINCIPALS} are allowed",
+                         reason="invalid_principals")
+    return tuple(dict.fromkeys(check_name(p, "principal", reason="invalid_principals") for p in values))
 
 
-def public_key_from(value: object, field: str = "publicKey") -> SSHPublicKey:
+def public_key_from(value: object, field: str = "publicKey", *, reason: str = "bad_request") -> SSHPublicKey:
     """The subject key from the body (base64 of the wire blob, or an authorized_keys line)."""
     if not isinstance(value, str) or not value.strip():
-        raise BadRequest(f"missing or empty {field}")
+        raise BadRequest(f"missing or empty {field}", reason=reason)
     return parse_public_key(value)
 
 
@@ -189,7 +190,8 @@ def _choose(token_value: str, body: TimeArg, field: str) -> TimeArg:
     if mine.is_zero:
         return body
     if not body.is_zero and not _same(mine, body):
-        raise Forbidden(f"ssh certificate {field} does not match - got {body_text(body)}, want {token_value}")
+        raise Forbidden(f"ssh certificate {field} does not match - got {body_text(body)}, want {token_value}",
+                        reason="ssh_options_mismatch")
     return mine
 
 
@@ -211,7 +213,7 @@ def validity(valid_after: TimeArg, valid_before: TimeArg, *, cert_type: int, cla
         return _validity(valid_after, valid_before, cert_type=cert_type, claims=claims, backdate=backdate,
                          now=now, not_after_limit=not_after_limit)
     except OverflowError as e:  # an instant near year 1 or 9999 plus or minus a duration
-        raise BadRequest("ssh certificate validAfter or validBefore is out of range") from e
+        raise BadRequest("ssh certificate validAfter or validBefore is out of range", reason="invalid_validity") from e
 
 
 def _validity(valid_after: TimeArg, valid_before: TimeArg, *, cert_type: int, claims: Any,
@@ -232,19 +234,20 @@ def _validity(valid_after: TimeArg, valid_before: TimeArg, *, cert_type: int, cl
             vb = not_after_limit
     elif not_after_limit is not None and vb > not_after_limit:
         raise Forbidden(f"provisioning credential expiration ({_fmt(not_after_limit)}) is before "
-                        f"requested certificate validBefore ({_fmt(vb)})")
+                        f"requested certificate validBefore ({_fmt(vb)})", reason="forbidden_duration")
     va -= applied
     if vb <= now:
-        raise BadRequest("ssh certificate validBefore cannot be in the past")
+        raise BadRequest("ssh certificate validBefore cannot be in the past", reason="invalid_validity")
     if va > vb:
-        raise BadRequest("ssh certificate validAfter cannot be greater than validBefore")
+        raise BadRequest("ssh certificate validAfter cannot be greater than validBefore", reason="invalid_validity")
     duration = vb - va
     if duration < minimum:
         raise Forbidden(f"requested duration of {format_duration(duration)} is less than the authorized "
-                        f"minimum ssh certificate duration of {format_duration(minimum)}")
+                        f"minimum ssh certificate duration of {format_duration(minimum)}", reason="forbidden_duration")
     if duration > maximum + backdate:
         raise Forbidden(f"requested duration of {format_duration(duration)} is more than the authorized "
-                        f"maximum ssh certificate duration of {format_duration(maximum + backdate)}")
+                        f"maximum ssh certificate duration of {format_duration(maximum + backdate)}",
+                        reason="forbidden_duration")
     return int(va.timestamp()), int(vb.timestamp())
 
 
@@ -256,7 +259,7 @@ def _body_principals(body: dict[str, Any]) -> list[str]:
     if value in (None, []):
         return []
     if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
-        raise BadRequest("principals must be a list of strings")
+        raise BadRequest("principals must be a list of strings", reason="invalid_principals")
     return value
 
 
@@ -271,7 +274,7 @@ def sign(body: dict[str, Any], auth: Authority) -> dict[str, Any]:
     if body.get("publicKey") in (None, ""):
         raise BadRequest("missing or empty publicKey")
     if not isinstance(ott, str) or not ott:
-        raise BadRequest("missing or empty ott")
+        raise BadRequest("missing or empty ott", reason="missing_token")
     public_key = public_key_from(body.get("publicKey"))
     key_id = body.get("keyID")
     key_id = "" if key_id is None else key_id
@@ -286,17 +289,19 @@ def sign(body: dict[str, Any], auth: Authority) -> dict[str, Any]:
     prov = auth.provisioners.select(header, unverified)
     authz = prov.authorize_ssh_sign(ott, header, unverified, context(auth, now))
     if not prov.claims.enable_ssh_ca:
-        raise Unauthorized(f"ssh certificates are disabled for provisioner '{prov.name}'")
+        raise Unauthorized(f"ssh certificates are disabled for provisioner '{prov.name}'", reason="ssh_not_allowed")
 
     if authz.cert_type not in CERT_TYPES:
-        raise Forbidden(f"invalid certificate type '{authz.cert_type}'")
+        raise Forbidden(f"invalid certificate type '{authz.cert_type}'", reason="invalid_certificate_type")
     if authz.any_principals:  # OIDC admins may choose type, key ID and principals in the request
         authz = dataclasses.replace(authz, cert_type=cert_type_name or authz.cert_type,
                                     key_id=key_id or authz.key_id)
     if cert_type_name and cert_type_name != authz.cert_type:
-        raise Forbidden(f"ssh certificate type does not match - got {cert_type_name}, want {authz.cert_type}")
+        raise Forbidden(f"ssh certificate type does not match - got {cert_type_name}, want {authz.cert_type}",
+                        reason="ssh_options_mismatch")
     if key_id and key_id != authz.key_id:
-        raise Forbidden(f"ssh certificate key id does not match - got {key_id}, want {authz.key_id}")
+        raise Forbidden(f"ssh certificate key id does not match - got {key_id}, want {authz.key_id}",
+                        reason="ssh_options_mismatch")
     if authz.any_principals:
         allowed = check_principals(principals or list(authz.principals))
     else:
@@ -304,7 +309,7 @@ def sign(body: dict[str, Any], auth: Authority) -> dict[str, Any]:
         extra = [p for p in principals if p not in allowed]
         if extra:
             raise Forbidden(f"ssh certificate principals does not match - got {principals}, "
-                            f"want {list(allowed)}")
+                            f"want {list(allowed)}", reason="principals_mismatch")
     cert_type = CERT_TYPES[authz.cert_type]
     check_name(authz.key_id, "ssh certificate key id", commas=True)
     va, vb = validity(

@@ -44,7 +44,7 @@ def bastion(body: dict[str, Any], auth: Authority) -> dict[str, Any]:
     if not hostname:
         raise BadRequest("missing or empty hostname")
     if not has_ssh(auth):
-        raise NotFound("ssh is not configured")
+        raise NotFound("ssh is not configured", reason="ssh_not_configured")
     out: dict[str, Any] = {"hostname": hostname}
     found = configured(auth.ssh)
     if found is not None and found["hostname"].casefold() != hostname.casefold():

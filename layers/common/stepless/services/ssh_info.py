@@ -63,11 +63,11 @@ def config(body: dict[str, Any], path_type: str | None, auth: Authority) -> dict
     user_key, host_key = ssh.ca_public_key(auth, USER), ssh.ca_public_key(auth, HOST)
     if typ == "user":
         if host_key is None:
-            raise NotFound("ssh is not configured")
+            raise NotFound("ssh is not configured", reason="ssh_not_configured")
         outputs = tpl.user_templates(data, host_key, ssh.federated_keys(auth, HOST))
         return {"userTemplates": [_output_json(o) for o in outputs]}
     if user_key is None:
-        raise NotFound("ssh is not configured")
+        raise NotFound("ssh is not configured", reason="ssh_not_configured")
     outputs = tpl.host_templates(data, user_key, ssh.federated_keys(auth, USER))
     return {"hostTemplates": [_output_json(o) for o in outputs]}
 
@@ -78,7 +78,7 @@ def check_host(body: dict[str, Any]) -> dict[str, Any]:
         raise BadRequest(f"unsupported type '{body.get('type') or ''}'")
     principal = body.get("principal")
     if not isinstance(principal, str) or not principal:
-        raise BadRequest("missing or empty principal")
+        raise BadRequest("missing or empty principal", reason="invalid_principals")
     wanted = principal.lower()
     exists = any(wanted in (str(p).lower() for p in rec.get("principals") or [])
                  for rec in certificates.scan_ssh_hosts())
@@ -128,5 +128,5 @@ def krl(auth: Authority, typ: str | None) -> bytes:
 def _any_key(auth: Authority) -> SSHPublicKey:
     key = ssh.ca_public_key(auth, USER) or ssh.ca_public_key(auth, HOST)
     if key is None:
-        raise NotFound("ssh is not configured")
+        raise NotFound("ssh is not configured", reason="ssh_not_configured")
     return key

@@ -29,14 +29,14 @@ MAX_REASON_CODE = 10  # RFC 5280 aACompromise
 
 def _sshpop(auth: Authority, ott: object, method: str) -> tuple[SSHPOPProvisioner, SSHPOPAuthorization]:
     if not isinstance(ott, str) or not ott:
-        raise BadRequest("missing or empty ott")
+        raise BadRequest("missing or empty ott", reason="missing_token")
     ssh.ca_signer(auth, HOST)  # 501 when the host CA is not configured
     now = clock.now()
     header, unverified = tokens.unverified(ott)
     prov = auth.provisioners.select(header, unverified)
     if not isinstance(prov, SSHPOPProvisioner):
         raise Unauthorized(f"ssh {method} requires an sshpop token; provisioner {prov.name} cannot {method} "
-                           "ssh certificates")
+                           "ssh certificates", reason="invalid_sshpop_token")
     ctx = context(auth, now)
     keys = ssh.ca_keys(auth)
     if method == "renew":
@@ -49,7 +49,7 @@ def _reissue(auth: Authority, prov: SSHPOPProvisioner, authz: SSHPOPAuthorizatio
     old: SSHCertificate = authz.certificate
     parent = ssh.key_of(old.serial)
     if revocations.get(parent) is not None:
-        raise Unauthorized("certificate has been revoked")
+        raise Unauthorized("certificate has been revoked", reason="certificate_revoked")
     if old.valid_after == 0 or old.valid_before in (0, FOREVER):
         raise BadRequest(f"cannot {endpoint.removeprefix('ssh/')} a certificate without validity period")
     if revocations.outlived(dt.datetime.fromtimestamp(old.valid_before, dt.UTC), clock.now()):
@@ -58,7 +58,7 @@ def _reissue(auth: Authority, prov: SSHPOPProvisioner, authz: SSHPOPAuthorizatio
     limit = prov.claims.max_host_ssh + auth.backdate
     if endpoint == "ssh/rekey" and duration > limit:  # as step-ca: rekey checks the claims, renew doesn't
         raise Forbidden(f"requested duration of {format_duration(duration)} is more than the authorized "
-                        f"maximum ssh certificate duration of {format_duration(limit)}")
+                        f"maximum ssh certificate duration of {format_duration(limit)}", reason="forbidden_duration")
     now = clock.now()
     valid_after = now - auth.backdate
     cert = build_and_sign(
@@ -93,8 +93,8 @@ def renew(body: dict[str, Any], auth: Authority) -> dict[str, Any]:
 def rekey(body: dict[str, Any], auth: Authority) -> dict[str, Any]:
     """POST /ssh/rekey: as renew, for the new ``publicKey`` (201)."""
     if not isinstance(body.get("ott"), str) or not body.get("ott"):
-        raise BadRequest("missing or empty ott")
-    public_key = ssh.public_key_from(body.get("publicKey"), "public key")
+        raise BadRequest("missing or empty ott", reason="missing_token")
+    public_key = ssh.public_key_from(body.get("publicKey"), "public key", reason="invalid_public_key")
     prov, authz = _sshpop(auth, body.get("ott"), "rekey")
     return _reissue(auth, prov, authz, public_key, "ssh/rekey")
 
@@ -103,10 +103,11 @@ def _serial(value: object) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str) or not value.strip():
-        raise BadRequest("missing serial")
+        raise BadRequest("missing serial", reason="invalid_serial")
     text = value.strip()
     if not text.isdigit() or int(text) > FOREVER:
-        raise BadRequest(f"invalid ssh certificate serial number {value!r}: a decimal 64-bit number is required")
+        raise BadRequest(f"invalid ssh certificate serial number {value!r}: a decimal 64-bit number is required",
+                         reason="invalid_serial")
     return str(int(text))
 
 
@@ -115,15 +116,15 @@ def revoke(body: dict[str, Any], auth: Authority) -> dict[str, Any]:
     serial = _serial(body.get("serial"))
     code = body.get("reasonCode", 0)
     if isinstance(code, bool) or not isinstance(code, int) or not 0 <= code <= MAX_REASON_CODE:
-        raise BadRequest("reasonCode out of bounds")
+        raise BadRequest("reasonCode out of bounds", reason="invalid_reason")
     reason = body.get("reason") or ""
     if not isinstance(reason, str):
-        raise BadRequest("reason must be a string")
+        raise BadRequest("reason must be a string", reason="invalid_reason")
     if not isinstance(body.get("passive", True), bool):  # the KRL is active revocation: both are accepted
         raise BadRequest("passive must be true or false")
     ott = body.get("ott")
     if not isinstance(ott, str) or not ott:
-        raise BadRequest("missing ott")
+        raise BadRequest("missing ott", reason="missing_token")
 
     now = clock.now()
     header, unverified = tokens.unverified(ott)
@@ -136,12 +137,12 @@ def revoke(body: dict[str, Any], auth: Authority) -> dict[str, Any]:
         use = prov.authorize_revoke(ott, header, unverified, ctx, "/1.0/ssh/revoke")
         subject = str(unverified.get("sub"))  # the signature over these claims has just been verified
     if subject != serial:
-        raise Unauthorized(f"token subject {subject!r} is not the serial number {serial}")
+        raise Unauthorized(f"token subject {subject!r} is not the serial number {serial}", reason="serial_mismatch")
 
     key = ssh.key_of(serial)
     rec = certificates.get(key)
     if rec is None:
-        raise NotFound(f"ssh certificate with serial number {serial} was not found")
+        raise NotFound(f"ssh certificate with serial number {serial} was not found", reason="certificate_not_found")
     item = {
         "serial": key,
         "kind": "ssh",
@@ -159,7 +160,8 @@ def revoke(body: dict[str, Any], auth: Authority) -> dict[str, Any]:
     try:
         revocations.put_with_token(item, put)
     except BadRequest as e:
-        raise BadRequest(f"ssh certificate with serial number {serial} is already revoked") from e
+        raise BadRequest(f"ssh certificate with serial number {serial} is already revoked",
+                         reason="already_revoked") from e
     metrics.revoked("ssh", provisioner=prov.name, serial=key)
     if crl_store.bucket():  # keep the published KRL current (GET /ssh/krl is always built fresh)
         from stepless.services import ssh_info

@@ -161,7 +161,7 @@ def build_and_sign(
     for name, value in (("serial", serial), ("validAfter", valid_after), ("validBefore", valid_before)):
         _check_uint64(name, value)
     if valid_before <= valid_after:
-        raise BadRequest("SSH certificate validBefore must be after validAfter")
+        raise BadRequest("SSH certificate validBefore must be after validAfter", reason="invalid_validity")
     ca_key = signer.public_key()
     if not isinstance(ca_key, ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey):
         raise ConfigError(f"unsupported SSH CA key type {type(ca_key).__name__}")

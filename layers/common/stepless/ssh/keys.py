@@ -35,7 +35,7 @@ def curve_id(key: ec.EllipticCurvePublicKey) -> str:
     try:
         return _CURVE_BY_NAME[key.curve.name]
     except KeyError:
-        raise BadRequest(f"unsupported elliptic curve {key.curve.name}") from None
+        raise BadRequest(f"unsupported elliptic curve {key.curve.name}", reason="unsupported_key") from None
 
 
 def key_type(key: SSHPublicKey) -> str:
@@ -46,7 +46,7 @@ def key_type(key: SSHPublicKey) -> str:
         return "ecdsa-sha2-" + curve_id(key)
     if isinstance(key, rsa.RSAPublicKey):
         return RSA
-    raise BadRequest(f"unsupported SSH key type {type(key).__name__}")
+    raise BadRequest(f"unsupported SSH key type {type(key).__name__}", reason="unsupported_key")
 
 
 def encode_key_fields(key: SSHPublicKey) -> bytes:
@@ -59,7 +59,7 @@ def encode_key_fields(key: SSHPublicKey) -> bytes:
     if isinstance(key, rsa.RSAPublicKey):
         numbers = key.public_numbers()
         return wire.mpint(numbers.e) + wire.mpint(numbers.n)
-    raise BadRequest(f"unsupported SSH key type {type(key).__name__}")
+    raise BadRequest(f"unsupported SSH key type {type(key).__name__}", reason="unsupported_key")
 
 
 def encode_public_key(key: SSHPublicKey) -> bytes:
@@ -89,9 +89,9 @@ def check_key(key: SSHPublicKey) -> SSHPublicKey:
     """Apply the policy (RSA at least 2048 bits); returns ``key``."""
     if isinstance(key, rsa.RSAPublicKey):
         if key.key_size < MIN_RSA_BITS:
-            raise BadRequest(f"RSA keys must be at least {MIN_RSA_BITS} bits")
+            raise BadRequest(f"RSA keys must be at least {MIN_RSA_BITS} bits", reason="unsupported_key")
         if key.key_size > MAX_RSA_BITS:
-            raise BadRequest(f"RSA keys must be at most {MAX_RSA_BITS} bits")
+            raise BadRequest(f"RSA keys must be at most {MAX_RSA_BITS} bits", reason="unsupported_key")
     return key
 
 
@@ -101,23 +101,23 @@ def read_key_fields(name: str, reader: wire.Reader) -> SSHPublicKey:
         if name == ED25519:
             raw = reader.string()
             if len(raw) != 32:
-                raise BadRequest("invalid ssh-ed25519 public key")
+                raise BadRequest("invalid ssh-ed25519 public key", reason="invalid_public_key")
             return ed25519.Ed25519PublicKey.from_public_bytes(raw)
         if name in ECDSA_TYPES:
             ident = reader.text()
             if ident != ECDSA_TYPES[name]:
-                raise BadRequest(f"SSH key type {name} does not match curve {ident}")
+                raise BadRequest(f"SSH key type {name} does not match curve {ident}", reason="unsupported_key")
             curve = _CURVES[ident][1]()
             return ec.EllipticCurvePublicKey.from_encoded_point(curve, reader.string())
         if name == RSA:
             e = reader.mpint()
             n = reader.mpint()
             if n.bit_length() > MAX_RSA_BITS:
-                raise BadRequest(f"RSA keys must be at most {MAX_RSA_BITS} bits")
+                raise BadRequest(f"RSA keys must be at most {MAX_RSA_BITS} bits", reason="unsupported_key")
             return rsa.RSAPublicNumbers(e, n).public_key()
     except ValueError as exc:
-        raise BadRequest(f"invalid {name} public key") from exc
-    raise BadRequest(f"unsupported SSH key type {name}")
+        raise BadRequest(f"invalid {name} public key", reason="invalid_public_key") from exc
+    raise BadRequest(f"unsupported SSH key type {name}", reason="unsupported_key")
 
 
 def decode_public_key(blob: bytes) -> SSHPublicKey:
@@ -133,7 +133,7 @@ def b64decode(text: str) -> bytes:
     try:
         return base64.b64decode(text.strip(), validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise BadRequest("invalid base64 in SSH data") from exc
+        raise BadRequest("invalid base64 in SSH data", reason="invalid_body_encoding") from exc
 
 
 def split_line(text: str) -> tuple[str | None, bytes]:
@@ -158,10 +158,10 @@ def parse_public_key(data: bytes | str) -> SSHPublicKey:
             try:
                 declared, blob = split_line(data.decode("ascii"))
             except UnicodeDecodeError as exc:
-                raise BadRequest("invalid SSH public key") from exc
+                raise BadRequest("invalid SSH public key", reason="invalid_public_key") from exc
     else:
         declared, blob = split_line(data)
     name = wire.Reader(blob).text()
     if declared is not None and declared != name:
-        raise BadRequest(f"SSH key type {declared} does not match its data ({name})")
+        raise BadRequest(f"SSH key type {declared} does not match its data ({name})", reason="unsupported_key")
     return check_key(decode_public_key(blob))

@@ -23,6 +23,8 @@ MAX_RENEWALS_PER_CERTIFICATE = 1000
 class ParentRevoked(Unauthorized):
     """401: the certificate being renewed was revoked (the renewal transaction's check failed)."""
 
+    reason = "certificate_revoked"
+
 
 def cert_put(record: dict[str, Any]) -> dict[str, Any]:
     """A put of a new certificate record (never overwrites a serial)."""
@@ -48,7 +50,7 @@ def record_issuance(record: dict[str, Any], token: dict[str, Any] | None) -> Non
             client.transact_write_items(TransactItems=[{"Put": token}, {"Put": cert_put(record)}])
         except ClientError as e:
             if token is not None and condition_failed(e, 0):
-                raise Unauthorized(tokens.USED) from e
+                raise Unauthorized(tokens.USED, reason="token_already_used") from e
             if condition_failed(e):
                 raise ServiceUnavailable("serial collision, retry", headers={"Retry-After": "0"}) from e
             raise
@@ -116,7 +118,7 @@ def record_renewal(record: dict[str, Any], token: dict[str, Any] | None, parent_
             aws.client("dynamodb").transact_write_items(TransactItems=items)
         except ClientError as e:
             if token is not None and condition_failed(e, 0):
-                raise Unauthorized(tokens.USED) from e
+                raise Unauthorized(tokens.USED, reason="token_already_used") from e
             if condition_failed(e, check_index):
                 raise ParentRevoked("certificate has been revoked") from e
             if condition_failed(e, link_index):

@@ -59,7 +59,8 @@ def put(record: dict[str, Any]) -> None:
             )
         except ClientError as e:
             if condition_failed(e):
-                raise BadRequest(f"certificate with serial number {record['serial']} is already revoked") from e
+                raise BadRequest(f"certificate with serial number {record['serial']} is already revoked",
+                                 reason="already_revoked") from e
             raise
 
 
@@ -88,5 +89,6 @@ def put_with_token(record: dict[str, Any], token: dict[str, Any]) -> None:
             if condition_failed(e, 0):
                 raise Unauthorized(USED) from e
             if condition_failed(e, 1):
-                raise BadRequest(f"certificate with serial number {record['serial']} is already revoked") from e
+                raise BadRequest(f"certificate with serial number {record['serial']} is already revoked",
+                                 reason="already_revoked") from e
             raise

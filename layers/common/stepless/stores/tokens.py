@@ -30,5 +30,5 @@ def use(token_id: str, expires: int, endpoint: str, used_at: int) -> None:
             aws.client("dynamodb").put_item(**token_put(token_id, expires, endpoint, used_at))
         except ClientError as e:
             if condition_failed(e):
-                raise Unauthorized(USED) from e
+                raise Unauthorized(USED, reason="token_already_used") from e
             raise

@@ -19,11 +19,11 @@ NOT_OURS = "certificate was not issued by this certificate authority"
 def load_pem(pem: object, *, what: str = "client certificate") -> x509.Certificate:
     """The first certificate of a PEM string; 400 when it does not parse."""
     if not isinstance(pem, str) or "-----BEGIN CERTIFICATE-----" not in pem:
-        raise BadRequest(f"invalid {what}: not a PEM certificate")
+        raise BadRequest(f"invalid {what}: not a PEM certificate", reason="client_certificate_mismatch")
     try:
         return x509.load_pem_x509_certificate(pem.encode())
     except ValueError as e:
-        raise BadRequest(f"invalid {what}") from e
+        raise BadRequest(f"invalid {what}", reason="client_certificate_mismatch") from e
 
 
 def extension_value(cert: x509.Certificate, kind: type[E]) -> E | None:

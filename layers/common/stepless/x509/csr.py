@@ -105,15 +105,15 @@ class SANs:
             return cls()
         except x509.UnsupportedGeneralNameType as e:
             raise BadRequest(f"invalid csr: subject alternative names of type x400Address or ediPartyName "
-                             f"are not supported ({_SUPPORTED_TYPES})") from e
+                             f"are not supported ({_SUPPORTED_TYPES})", reason="invalid_csr") from e
         for name in ext:
             if not isinstance(name, _SUPPORTED):
                 kind = _TYPE_NAMES.get(type(name), type(name).__name__)
                 raise BadRequest(f"invalid csr: subject alternative names of type {kind} are not supported "
-                                 f"({_SUPPORTED_TYPES})")
+                                 f"({_SUPPORTED_TYPES})", reason="invalid_csr")
             if isinstance(name, x509.IPAddress) and not isinstance(name.value, IP_ADDRESSES):
                 raise BadRequest(f"invalid csr: IP address SAN {name.value} is a network (address and mask), "
-                                 "not an address")
+                                 "not an address", reason="invalid_csr")
         return cls.of(req)
 
     def problem(self) -> str | None:
@@ -180,14 +180,16 @@ def check_public_key(key: object) -> None:
     """Accept EC P-256/384/521, RSA 2048–8192 and Ed25519; anything else is a 400 with the reason."""
     if isinstance(key, ec.EllipticCurvePublicKey):
         if key.curve.name not in _CURVES:
-            raise BadRequest(f"unsupported elliptic curve {key.curve.name}; use P-256, P-384 or P-521")
+            raise BadRequest(f"unsupported elliptic curve {key.curve.name}; use P-256, P-384 or P-521",
+                             reason="unsupported_key")
     elif isinstance(key, rsa.RSAPublicKey):
         if key.key_size < MIN_RSA_BITS:
             raise BadRequest(f"RSA key of {key.key_size} bits is too small; at least {MIN_RSA_BITS} bits are required")
         if key.key_size > MAX_RSA_BITS:
             raise BadRequest(f"RSA key of {key.key_size} bits is too large; at most {MAX_RSA_BITS} bits")
     elif not isinstance(key, ed25519.Ed25519PublicKey):
-        raise BadRequest(f"unsupported public key type {type(key).__name__.removeprefix('_')}")
+        raise BadRequest(f"unsupported public key type {type(key).__name__.removeprefix('_')}",
+                         reason="unsupported_key")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,32 +205,33 @@ class Request:
 def read(pem: object) -> Request:
     """A CSR whose PEM parses, whose signature verifies and whose key is acceptable."""
     if not isinstance(pem, str) or not pem.strip():
-        raise BadRequest("missing csr")
+        raise BadRequest("missing csr", reason="invalid_csr")
     if "-----BEGIN CERTIFICATE REQUEST-----" not in pem and "-----BEGIN NEW CERTIFICATE REQUEST-----" not in pem:
-        raise BadRequest("invalid csr: not a PEM certificate request")
+        raise BadRequest("invalid csr: not a PEM certificate request", reason="invalid_csr")
     try:
         req = x509.load_pem_x509_csr(pem.encode())
         valid = req.is_signature_valid
         key = req.public_key()
     except (ValueError, TypeError) as e:
-        raise BadRequest(f"invalid csr: {str(e).splitlines()[0][:120]}") from e
+        raise BadRequest(f"invalid csr: {str(e).splitlines()[0][:120]}", reason="invalid_csr") from e
     except Exception as e:  # unsupported algorithms surface as various exception types
-        raise BadRequest("invalid csr: unsupported key or signature algorithm") from e
+        raise BadRequest("invalid csr: unsupported key or signature algorithm", reason="invalid_csr") from e
     if not valid:
-        raise BadRequest("invalid csr: signature does not verify")
+        raise BadRequest("invalid csr: signature does not verify", reason="invalid_csr")
     check_public_key(key)
     try:
         sans, cn = SANs.requested(req), common_name(req)
     except (ValueError, x509.DuplicateExtension) as e:
-        raise BadRequest(f"invalid csr: {e}") from e
+        raise BadRequest(f"invalid csr: {e}", reason="invalid_csr") from e
     names = sans.names()
     if len(names) > MAX_SANS:
-        raise BadRequest(f"invalid csr: more than {MAX_SANS} subject alternative names")
+        raise BadRequest(f"invalid csr: more than {MAX_SANS} subject alternative names", reason="invalid_csr")
     if any(map(_BREAKS.search, names)):
-        raise BadRequest("invalid csr: subject alternative names may not contain control characters")
+        raise BadRequest("invalid csr: subject alternative names may not contain control characters",
+                         reason="invalid_csr")
     problem = sans.problem()
     if problem:
-        raise BadRequest(f"invalid csr: {problem}")
+        raise BadRequest(f"invalid csr: {problem}", reason="invalid_csr")
     return Request(req, key, sans, cn)
 
 

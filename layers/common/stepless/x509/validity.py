@@ -36,7 +36,7 @@ def window(
     try:
         return _window(not_before, not_after, limits, now)
     except OverflowError as e:
-        raise BadRequest("notBefore or notAfter is out of range") from e
+        raise BadRequest("notBefore or notAfter is out of range", reason="invalid_validity") from e
 
 
 def _window(
@@ -64,17 +64,18 @@ def _window(
     nb = nb - backdate
     duration = na - nb
     if na < now:
-        raise BadRequest(f"notAfter cannot be in the past; na={_fmt(na)}")
+        raise BadRequest(f"notAfter cannot be in the past; na={_fmt(na)}", reason="invalid_validity")
     if na < nb:
-        raise BadRequest(f"notAfter cannot be before notBefore; na={_fmt(na)}, nb={_fmt(nb)}")
+        raise BadRequest(f"notAfter cannot be before notBefore; na={_fmt(na)}, nb={_fmt(nb)}",
+                         reason="invalid_validity")
     if duration < limits.minimum:
         raise Forbidden(
             f"requested duration of {format_duration(duration)} is less than the authorized minimum "
             f"certificate duration of {format_duration(limits.minimum)}"
-        )
+        , reason="forbidden_duration")
     if duration > limits.maximum + limits.backdate:  # step-ca allows the backdate on top, always
         raise Forbidden(
             f"requested duration of {format_duration(duration)} is more than the authorized maximum "
             f"certificate duration of {format_duration(limits.maximum + limits.backdate)}"
-        )
+        , reason="forbidden_duration")
     return nb, na
