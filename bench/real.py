@@ -407,7 +407,7 @@ _PARTS = (
     ("  response parsing (botocore.parsers)", "botocore/parsers.py", "parse"),
     ("  retry decision (botocore's standard retry handler)", "stepless/awsclient.py", "_needs_retry"),
     ("DynamoDB item marshalling (stores)", "stepless/stores/attributes.py", "serialize"),
-    ("log line and metrics (Powertools)", "stepless/observability.py", "_write"),
+    ("log line and metrics (Powertools)", "stepless/observability/metrics.py", "_write"),
 )
 
 

@@ -42,7 +42,7 @@ def _env(template: dict[str, Any]) -> dict[str, Any]:
 
 def test_metric_names_match_the_library(template: dict[str, Any]) -> None:
     env = _env(template)
-    assert env["POWERTOOLS_METRICS_NAMESPACE"] == "stepless" == observability._namespace()
+    assert env["POWERTOOLS_METRICS_NAMESPACE"] == "stepless" == observability.namespace()
     assert env["POWERTOOLS_SERVICE_NAME"] == "stepless" == observability.SERVICE
     assert template["Globals"]["Function"]["Tracing"] == "Active"
 

@@ -329,7 +329,7 @@ def test_logger_guard(out: io.StringIO, caplog: pytest.LogCaptureFixture) -> Non
 
 
 def test_tracing_off_outside_lambda(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(observability, "_tracer", None)
+    monkeypatch.setattr(observability.tracing, "_tracer", None)
     for var in ("AWS_LAMBDA_FUNCTION_NAME", "_X_AMZN_TRACE_ID"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("STEPLESS_TRACER", "true")
@@ -376,7 +376,7 @@ def test_tracer_only_when_asked_in_traced_lambda(monkeypatch: pytest.MonkeyPatch
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     monkeypatch.setattr(aws_lambda_powertools, "Tracer", FakeTracer, raising=False)
-    monkeypatch.setattr(observability, "_tracer", None)
+    monkeypatch.setattr(observability.tracing, "_tracer", None)
     assert (observability.tracer() is not None) is on
     observability.tracer()  # decided once
     assert patched == ([["botocore"]] if on else [])

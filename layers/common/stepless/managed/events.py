@@ -1,7 +1,8 @@
 """What a renewal run tells the world: ``stepless.CertificateRenewed`` events on the default event bus,
 and metrics.
 
-Metrics are CloudWatch Embedded Metric Format log lines (Powertools Metrics): no API call, no IAM, no
+Metrics are CloudWatch Embedded Metric Format log lines, written by the same path as the API's
+(:meth:`stepless.observability.metrics.Metrics.emit`): no API call, no IAM, no
 latency, and nothing to lose to throttling; CloudWatch extracts them from the function's log group.
 Namespace ``stepless`` (``POWERTOOLS_METRICS_NAMESPACE``), one dimension ``service`` =
 ``POWERTOOLS_SERVICE_NAME`` (template.yaml's alarms name exactly that dimension). Every run flushes
@@ -16,12 +17,12 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import json
-import os
+import sys
 import threading
 from typing import Any
 
 from stepless import aws
-from stepless.observability import logger
+from stepless.observability import logger, metrics
 
 SOURCE = "stepless"
 RENEWED = "stepless.CertificateRenewed"
@@ -36,14 +37,6 @@ MANAGED_EVENT_FAILED = "ManagedEventFailed"
 CA_EXPIRING_SOON = "CAExpiringSoon"
 ALL = (MANAGED_RENEWED, MANAGED_RENEWAL_FAILED, MANAGED_REVOKED_SKIPPED, MANAGED_EXPIRING_SOON,
        MANAGED_DEFERRED, MANAGED_EVENT_FAILED, CA_EXPIRING_SOON)
-
-
-def namespace() -> str:
-    return os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "stepless"
-
-
-def service() -> str:
-    return os.environ.get("POWERTOOLS_SERVICE_NAME") or "stepless"
 
 
 class Recorder:
@@ -61,16 +54,11 @@ class Recorder:
         return self.counts[name]
 
     def flush(self) -> dict[str, int]:
-        """Emit the EMF line; returns the counts."""
-        from aws_lambda_powertools import Metrics
-        from aws_lambda_powertools.metrics import MetricUnit
-
+        """Emit the EMF line (through the one metrics path, :mod:`stepless.observability.metrics`) on
+        stdout; returns the counts."""
         with self._lock:
             counts = dict(self.counts)
-        metrics = Metrics(namespace=namespace(), service=service())
-        for name, value in counts.items():
-            metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
-        metrics.flush_metrics()
+        metrics.emit(dict(counts), stream=sys.stdout)
         return counts
 
 

@@ -18,14 +18,14 @@ from typing import Any
 
 from stepless import aws, settings
 from stepless.faults import translate_aws_errors
+from stepless.observability.redaction import STORED_SECRET_KEYS
 from stepless.stores import dynamo
 from stepless.stores.dynamo import to_item
 
 PREFIX = "audit#"
 REDACTED = "<redacted>"
-# Keys whose values never reach the log (matched case-insensitively, at any depth).
-SECRET_KEYS = frozenset({"clientsecret", "password", "encryptedkey", "d", "p", "q", "dp", "dq", "qi", "k",
-                         "secret", "privatekey"})
+# Keys whose values never reach the log (matched case-insensitively, at any depth): the one list.
+SECRET_KEYS = STORED_SECRET_KEYS
 
 _caller: str | None = None
 
