@@ -4,6 +4,7 @@ openssl and pkilint."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import os
 import shutil
@@ -19,9 +20,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 
-from stepless import clock
+from bench.common import AWSCalls
+from stepless import authority, aws, clock
 from stepless.services import crl as crl_service
 from stepless.stores import revocations
+from stepless.x509 import der as asn1
 from tests.integration.test_renew import foreign_ca, issue, revoke_app
 from tests.support.ca import call, event
 
@@ -252,18 +255,100 @@ def check_signed(resp: ocsp.OCSPResponse, inter: x509.Certificate) -> None:
     inter.public_key().verify(resp.signature, resp.tbs_response_bytes, ec.ECDSA(resp.signature_hash_algorithm))
     ski = inter.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     assert resp.responder_key_hash == ski.digest
-    assert resp.next_update_utc - resp.this_update_utc == dt.timedelta(hours=1)
+    assert resp.next_update_utc - resp.this_update_utc == dt.timedelta(hours=24)
 
 
-def test_ocsp_good_with_nonce(test_ca):
+@contextlib.contextmanager
+def counted():
+    """The AWS calls made in the block (bench.common.AWSCalls: service.Operation -> count), the authority
+    configuration loaded beforehand (a warm container's)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("STEPLESS_CONFIG_TTL", "3600")
+        authority.get()
+        counter = AWSCalls().attach()
+        counter.reset()
+        yield counter.counts
+    aws._session().unregister("before-call.*.*", unique_id=counter._uid)
+    for service in ("dynamodb", "kms", "secretsmanager"):
+        aws.client(service).meta.events.unregister("before-call.*.*", unique_id=counter._uid)
+
+
+def test_ocsp_good_is_signed_once_then_served_from_the_store(test_ca):
+    """Issue 10 item 14: no unauthenticated request costs a signature once the serial's response exists."""
     cert, _, _ = issue(test_ca)
     inter = test_ca.authority.intermediate
-    nonce = os.urandom(16)
-    resp = post_ocsp(ocsp_request(cert, inter, nonce=nonce))
+    with counted() as first:
+        resp = post_ocsp(ocsp_request(cert, inter, nonce=os.urandom(16)))
     check_signed(resp, inter)
     assert resp.certificate_status == ocsp.OCSPCertStatus.GOOD
     assert resp.serial_number == cert.serial_number
-    assert resp.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce == nonce
+    assert first["kms.Sign"] == 1
+    # pre-produced: the nonce is not echoed (RFC 5019 §4), so the same bytes serve every client
+    assert not [e for e in resp.extensions if isinstance(e.value, x509.OCSPNonce)]
+    for _ in range(5):
+        with counted() as calls:
+            again = post_ocsp(ocsp_request(cert, inter, nonce=os.urandom(16)))
+        assert again.public_bytes(Encoding.DER) == resp.public_bytes(Encoding.DER)
+        assert dict(calls) == {"dynamodb.GetItem": 1}  # one read, no signature
+    # half way to nextUpdate the next request signs a fresh one
+    with clock.shift(dt.timedelta(hours=12, seconds=1)), counted() as calls:
+        fresh = post_ocsp(ocsp_request(cert, inter))
+    assert calls["kms.Sign"] == 1 and fresh.this_update_utc > resp.this_update_utc
+
+
+def test_ocsp_cache_headers_reach_next_update(test_ca):
+    cert, _, _ = issue(test_ca)
+    ev = event("POST", "/ocsp", headers={"content-type": "application/ocsp-request"})
+    ev["body"], ev["isBase64Encoded"] = base64.b64encode(ocsp_request(cert, test_ca.authority.intermediate)).decode(), True
+    headers = revoke_app.handler(ev, None)["headers"]
+    assert "no-cache" not in headers["cache-control"] and "no-store" not in headers["cache-control"]
+    max_age = int(headers["cache-control"].split("max-age=")[1].split(",")[0])
+    assert 86400 - 60 <= max_age <= 86400
+    assert headers["expires"].endswith("GMT") and headers["last-modified"].endswith("GMT") and headers["etag"]
+    with clock.shift(dt.timedelta(hours=6)):
+        later = revoke_app.handler(ev, None)["headers"]
+    assert int(later["cache-control"].split("max-age=")[1].split(",")[0]) <= max_age - 6 * 3600 + 60
+    assert later["etag"] == headers["etag"]
+
+
+def test_ocsp_revocation_replaces_the_stored_good_response(test_ca):
+    cert, _, _ = issue(test_ca)
+    inter = test_ca.authority.intermediate
+    assert post_ocsp(ocsp_request(cert, inter)).certificate_status == ocsp.OCSPCertStatus.GOOD
+    revoke(test_ca, cert, 1, "key compromise")
+    with counted() as calls:
+        resp = post_ocsp(ocsp_request(cert, inter))
+    check_signed(resp, inter)
+    assert resp.certificate_status == ocsp.OCSPCertStatus.REVOKED
+    assert dict(calls) == {"dynamodb.GetItem": 1}  # signed at revocation, served from the store
+
+
+def test_a_good_response_signed_before_a_revocation_never_overwrites_it(test_ca):
+    from stepless.stores import ocsp_responses
+    from stepless.stores.ocsp_responses import GOOD, Record, Response
+
+    cert, _, _ = issue(test_ca)
+    serial = str(cert.serial_number)
+    revoke(test_ca, cert, 1)
+    stale = Response(b"good", 1, 2)
+    assert not ocsp_responses.create(Record(serial, GOOD, 0, responses={"sha1:00": stale}))
+    assert not ocsp_responses.add_response(serial, GOOD, "sha1:00", stale)
+    rec = ocsp_responses.get(serial)
+    assert rec is not None and rec.status == "revoked" and "sha1:00" not in rec.responses
+
+
+def test_ocsp_sha256_revoked_is_signed_once_on_demand(test_ca):
+    cert, _, _ = issue(test_ca)
+    revoke(test_ca, cert, 4)
+    inter = test_ca.authority.intermediate
+    with counted() as calls:
+        resp = post_ocsp(ocsp_request(cert, inter, algorithm=hashes.SHA256()))
+    assert resp.certificate_status == ocsp.OCSPCertStatus.REVOKED and calls["kms.Sign"] == 1
+    assert "dynamodb.BatchGetItem" not in calls  # the stored record says revoked: no need to look further
+    with counted() as calls:
+        assert post_ocsp(ocsp_request(cert, inter, algorithm=hashes.SHA256())).public_bytes(Encoding.DER) == \
+            resp.public_bytes(Encoding.DER)
+    assert dict(calls) == {"dynamodb.GetItem": 1}
 
 
 def test_ocsp_revoked_with_time_and_reason(test_ca):
@@ -279,16 +364,50 @@ def test_ocsp_revoked_with_time_and_reason(test_ca):
     assert resp.hash_algorithm.name == "sha256"
 
 
-def test_ocsp_unknown_serial(test_ca):
-    inter = test_ca.authority.intermediate
+def by_hash(test_ca, serial: int) -> bytes:
+    """A request naming our issuer and ``serial`` (any integer: built by hand, as an attacker would)."""
     cert, _, _ = issue(test_ca)
-    req = ocsp.load_der_ocsp_request(ocsp_request(cert, inter))
-    der = (ocsp.OCSPRequestBuilder()
-           .add_certificate_by_hash(req.issuer_name_hash, req.issuer_key_hash, 987654321, hashes.SHA1())
-           .build().public_bytes(Encoding.DER))
-    resp = post_ocsp(der)
-    check_signed(resp, inter)
-    assert resp.certificate_status == ocsp.OCSPCertStatus.UNKNOWN
+    req = ocsp.load_der_ocsp_request(ocsp_request(cert, test_ca.authority.intermediate))
+    alg = asn1.sequence(asn1.oid("1.3.14.3.2.26"), b"\x05\x00")
+    cert_id = asn1.sequence(alg, asn1.octet_string(req.issuer_name_hash), asn1.octet_string(req.issuer_key_hash),
+                           asn1.integer(serial))
+    return asn1.sequence(asn1.sequence(asn1.sequence(asn1.sequence(cert_id))))
+
+
+def test_ocsp_unknown_serial_is_unauthorized_without_a_signature(test_ca):
+    """RFC 5019 §2.2.3: no status for the certificate -> the unsigned "unauthorized" (no KMS call)."""
+    request = by_hash(test_ca, 987654321)
+    for _ in range(3):
+        with counted() as calls:
+            assert post_ocsp(request).response_status == ocsp.OCSPResponseStatus.UNAUTHORIZED
+        assert dict(calls) == {"dynamodb.GetItem": 1, "dynamodb.BatchGetItem": 1}  # two reads, no signature
+
+
+@pytest.mark.parametrize("serial", [-5, -1, 0, -(2**159)])
+def test_ocsp_serial_not_positive_is_malformed(test_ca, serial):
+    """Issue 10 item 4: a negative serial answered 500 (and tripped the ServerErrors alarm)."""
+    request = by_hash(test_ca, serial)
+    with counted() as calls:
+        assert post_ocsp(request).response_status == ocsp.OCSPResponseStatus.MALFORMED_REQUEST
+    assert not calls
+
+
+def test_ocsp_serial_too_large_is_unauthorized(test_ca):
+    request = by_hash(test_ca, 2**200)
+    with counted() as calls:
+        assert post_ocsp(request).response_status == ocsp.OCSPResponseStatus.UNAUTHORIZED
+    assert not calls
+
+
+def test_ocsp_ssh_serial_is_unauthorized(test_ca):
+    from tests.integration.test_ssh_sign import sign
+
+    status, body = sign(test_ca, "db.example.com", token_opts={"certType": "host"})
+    assert status == 201
+    from stepless.ssh import parse_certificate
+
+    serial = parse_certificate(base64.b64decode(body["crt"])).serial
+    assert post_ocsp(by_hash(test_ca, serial)).response_status == ocsp.OCSPResponseStatus.UNAUTHORIZED
 
 
 def test_ocsp_get(test_ca):

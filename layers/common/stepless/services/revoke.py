@@ -1,6 +1,7 @@
 """POST /revoke: by a provisioner's revoke token (``sub`` = the serial) or over mTLS (the client
-certificate revokes itself). The revocation is recorded in the revocations table, where OCSP sees it at
-once and the CRL within its TTL (services.crl); a renewal of the serial is refused from then on.
+certificate revokes itself). The revocation is recorded in the revocations table, its OCSP response
+signed and stored at once (services.ocsp), and the CRL follows within its TTL (services.crl); a renewal
+of the serial is refused from then on.
 
 ``"lineage": true`` (stepless) also revokes every certificate renewed from this one, transitively
 (each renewal adds itself to its parent's ``children``), skipping those already revoked — step-ca
@@ -21,7 +22,7 @@ from stepless.authority import Authority, fingerprint
 from stepless.errors import BadRequest, NotFound, Unauthorized
 from stepless.observability import logger, metrics
 from stepless.provisioners import Context
-from stepless.services import crl
+from stepless.services import crl, ocsp
 from stepless.stores import certificates, revocations
 from stepless.stores import tokens as used_tokens
 from stepless.x509 import chain
@@ -114,12 +115,13 @@ def revoke(body: dict[str, Any], client_cert_pem: str | None, auth: Authority) -
     else:
         revocations.put(item)
     crl.invalidate()
+    ocsp.record_revocation(auth, serial, item)
     metrics.revoked("x509", provisioner=revoked_by.partition("provisioner:")[2] or None, serial=serial)
     logger.info("certificate revoked", extra={"serial": serial, "reasonCode": code, "revoked_by": revoked_by})
 
     out: dict[str, Any] = {"status": "ok"}
     if lineage:
-        out["lineage"] = revoke_lineage(serial, reason, code, ts, revoked_by)
+        out["lineage"] = revoke_lineage(auth, serial, reason, code, ts, revoked_by)
     return out
 
 
@@ -156,7 +158,7 @@ def descendants(serial: str, children: Callable[[str], list[str]]) -> list[str]:
     return order
 
 
-def revoke_lineage(serial: str, reason: str, code: int, ts: int, revoked_by: str) -> list[str]:
+def revoke_lineage(auth: Authority, serial: str, reason: str, code: int, ts: int, revoked_by: str) -> list[str]:
     """Revoke the renewals of ``serial`` (already revoked ones are skipped); the serials newly revoked.
 
     Walks the lineage again (consistent reads of each record's ``children``) until a walk finds nothing
@@ -172,10 +174,12 @@ def revoke_lineage(serial: str, reason: str, code: int, ts: int, revoked_by: str
         for child in fresh:
             handled.add(child)
             rec = certificates.get(child) or {}
+            item = _record(child, rec, reason, code, ts, revoked_by, lineage_of=serial)
             try:
-                revocations.put(_record(child, rec, reason, code, ts, revoked_by, lineage_of=serial))
+                revocations.put(item)
             except BadRequest:
                 continue  # revoked before
+            ocsp.record_revocation(auth, child, item)
             done.append(child)
     if done:
         crl.invalidate()
