@@ -14,13 +14,13 @@ from urllib.parse import quote
 
 import boto3
 import pytest
+from bench.common import AWSCalls
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 
-from bench.common import AWSCalls
 from stepless import authority, aws, clock
 from stepless.services import crl as crl_service
 from stepless.stores import revocations
@@ -299,7 +299,8 @@ def test_ocsp_good_is_signed_once_then_served_from_the_store(test_ca):
 def test_ocsp_cache_headers_reach_next_update(test_ca):
     cert, _, _ = issue(test_ca)
     ev = event("POST", "/ocsp", headers={"content-type": "application/ocsp-request"})
-    ev["body"], ev["isBase64Encoded"] = base64.b64encode(ocsp_request(cert, test_ca.authority.intermediate)).decode(), True
+    request = ocsp_request(cert, test_ca.authority.intermediate)
+    ev["body"], ev["isBase64Encoded"] = base64.b64encode(request).decode(), True
     headers = revoke_app.handler(ev, None)["headers"]
     assert "no-cache" not in headers["cache-control"] and "no-store" not in headers["cache-control"]
     max_age = int(headers["cache-control"].split("max-age=")[1].split(",")[0])

@@ -111,35 +111,41 @@ def list_hosts(query: dict[str, str]) -> dict[str, Any]:
 KRL_TTL = 60.0  # seconds a container serves the revoked set it read; GET /ssh/krl's max-age
 
 _krl_lock = threading.Lock()
-_krl_cache: tuple[float, ssh_revoked.Revoked] | None = None
+_krl_cache: tuple[float, str, ssh_revoked.Revoked] | None = None  # (when read, which CA, the set)
 
 
-def _revoked() -> ssh_revoked.Revoked:
+def _ca_id(auth: Authority) -> str:
+    """Which SSH CA a cached revoked set belongs to (a new CA, e.g. a re-init, starts afresh)."""
+    return f"{auth.ssh.get('userPublicKey')}|{auth.ssh.get('hostPublicKey')}"
+
+
+def _revoked(auth: Authority) -> ssh_revoked.Revoked:
     """The revoked SSH certificates: this container's copy while younger than KRL_TTL, else one read."""
     global _krl_cache
-    cached = _krl_cache
-    if cached is not None and time.monotonic() - cached[0] < KRL_TTL:
-        return cached[1]
-    with _krl_lock:
-        cached = _krl_cache
-        if cached is not None and time.monotonic() - cached[0] < KRL_TTL:
-            return cached[1]
-        state = ssh_revoked.get()
-        _krl_cache = (time.monotonic(), state)
+    ca = _ca_id(auth)
+
+    def cached() -> ssh_revoked.Revoked | None:
+        entry = _krl_cache
+        if entry is not None and entry[1] == ca and time.monotonic() - entry[0] < KRL_TTL:
+            return entry[2]
+        return None
+
+    state = cached()
+    if state is not None:
         return state
-
-
-def invalidate_krl() -> None:
-    """Forget this container's copy of the revoked set."""
-    global _krl_cache
-    _krl_cache = None
+    with _krl_lock:
+        state = cached()
+        if state is None:
+            state = ssh_revoked.get()
+            _krl_cache = (time.monotonic(), ca, state)
+        return state
 
 
 def krl(auth: Authority, typ: str | None) -> bytes:
     """GET /ssh/krl[?type=user|host]: the KRL built from the stored revoked set (no scan)."""
     if typ not in (None, "", "user", "host"):
         raise BadRequest(f"invalid type '{typ}': use user or host")
-    return build(auth, _revoked(), typ or None)
+    return build(auth, _revoked(auth), typ or None)
 
 
 def build(auth: Authority, revoked: ssh_revoked.Revoked, typ: str | None = None) -> bytes:
@@ -172,7 +178,7 @@ def record_revocation(auth: Authority, cert: dict[str, Any], now: int) -> None:
     cert_type = "host" if cert.get("cert_type") == "host" else "user"
     not_after = int(cert.get("not_after") or FOREVER)
     state = ssh_revoked.add(serial, cert_type, not_after, now)
-    _krl_cache = (time.monotonic(), state)
+    _krl_cache = (time.monotonic(), _ca_id(auth), state)
     crl_store.put_krl(build(auth, state))
     if cert_type == "host":
         hosts.remove(cert.get("principals") or [], str(serial), not_after)
