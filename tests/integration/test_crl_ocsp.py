@@ -20,9 +20,12 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from stepless import authority, aws, clock
 from stepless.services import crl as crl_service
+from stepless.services import ocsp as ocsp_service
 from stepless.stores import revocations
 from stepless.x509 import der as asn1
 from tests.integration.test_renew import foreign_ca, issue, revoke_app
@@ -468,3 +471,89 @@ def test_openssl_ocsp_round_trip(test_ca, tmp_path):
             assert "Key Compromise" in out.stdout or "keyCompromise" in out.stdout
         lint = pkilint("lint_ocsp_response", str(resp))
         assert lint.returncode == 0 and not lint.stdout.strip(), lint.stdout + lint.stderr
+
+
+# ---- property tests: no OCSP request gives a 500 (issue 10 item 4) ----
+
+_HASH_OIDS = {"sha1": "1.3.14.3.2.26", "sha256": "2.16.840.1.101.3.4.2.1", "sha384": "2.16.840.1.101.3.4.2.2",
+              "sha512": "2.16.840.1.101.3.4.2.3", "md5": "1.2.840.113549.2.5", "other": "1.2.3.4.5"}
+
+
+def _digest(name: str, data: bytes) -> bytes:
+    import hashlib
+
+    return hashlib.new(name, data).digest() if name in hashlib.algorithms_available else data[:16]
+
+
+@st.composite
+def ocsp_requests(draw, ca) -> bytes:
+    """DER OCSP requests, well-formed or nearly: our issuer or not, any serial (negative, huge, ours), several
+    CertIDs, extensions, a version; sometimes mangled afterwards."""
+    inter, serials = ca
+    requests = []
+    for _ in range(draw(st.integers(0, 3))):
+        alg = draw(st.sampled_from(sorted(_HASH_OIDS)))
+        ours = draw(st.booleans())
+        name_hash = _digest(alg, inter.subject.public_bytes()) if ours else draw(st.binary(max_size=70))
+        key_hash = (_digest(alg, ocsp_service.subject_public_key_bits(inter)) if ours
+                    else draw(st.binary(max_size=70)))
+        serial = draw(st.one_of(st.sampled_from(serials), st.integers(-(2**200), 2**200)))
+        params = draw(st.sampled_from([b"\x05\x00", b"", b"\x04\x00"]))
+        cert_id = asn1.sequence(asn1.sequence(asn1.oid(_HASH_OIDS[alg]), params), asn1.octet_string(name_hash),
+                                asn1.octet_string(key_hash), asn1.integer(serial))
+        requests.append(asn1.sequence(cert_id))
+    parts = []
+    if draw(st.booleans()):
+        parts.append(asn1.explicit(0, asn1.integer(draw(st.integers(-2, 3)))))
+    parts.append(asn1.sequence(*requests))
+    if draw(st.booleans()):
+        nonce = asn1.extension(asn1.oid("1.3.6.1.5.5.7.48.1.2"), asn1.octet_string(draw(st.binary(max_size=40))),
+                               critical=draw(st.booleans()))
+        parts.append(asn1.explicit(2, asn1.sequence(nonce)))
+    request = asn1.sequence(asn1.sequence(*parts))
+    if draw(st.integers(0, 4)) == 0:  # mangled: truncated or a byte changed
+        cut = draw(st.integers(0, len(request)))
+        request = request[:cut] + draw(st.binary(max_size=3)) + request[cut + 1:]
+    return request
+
+
+@pytest.fixture
+def ocsp_ca(test_ca):
+    good, _, _ = issue(test_ca, "good.example.com")
+    bad, _, _ = issue(test_ca, "bad.example.com")
+    revoke(test_ca, bad, 1)
+    return test_ca.authority.intermediate, [good.serial_number, bad.serial_number]
+
+
+def _check_answer(res: dict, inter) -> None:
+    assert res["statusCode"] == 200, res
+    assert res["headers"]["content-type"] == "application/ocsp-response"
+    resp = ocsp.load_der_ocsp_response(base64.b64decode(res["body"]))
+    if resp.response_status == ocsp.OCSPResponseStatus.SUCCESSFUL:
+        assert resp.certificate_status in (ocsp.OCSPCertStatus.GOOD, ocsp.OCSPCertStatus.REVOKED)
+        inter.public_key().verify(resp.signature, resp.tbs_response_bytes, ec.ECDSA(resp.signature_hash_algorithm))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(data=st.data())
+def test_no_ocsp_request_gives_a_500(ocsp_ca, data):
+    request = data.draw(ocsp_requests(ocsp_ca))
+    ev = event("POST", "/ocsp", headers={"content-type": "application/ocsp-request"})
+    ev["body"], ev["isBase64Encoded"] = base64.b64encode(request).decode(), True
+    _check_answer(revoke_app.handler(ev, None), ocsp_ca[0])
+    path = "/1.0/ocsp/" + quote(base64.b64encode(request).decode(), safe="")
+    _check_answer(revoke_app.handler(event("GET", path), None), ocsp_ca[0])
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.binary(max_size=600), path=st.text(max_size=200))
+def test_no_ocsp_bytes_or_path_give_a_500(ocsp_ca, body, path):
+    ev = event("POST", "/ocsp", headers={"content-type": "application/ocsp-request"})
+    ev["body"], ev["isBase64Encoded"] = base64.b64encode(body).decode(), True
+    _check_answer(revoke_app.handler(ev, None), ocsp_ca[0])
+    res = revoke_app.handler(event("GET", "/ocsp/" + quote(path, safe="/")), None)
+    if res["statusCode"] == 200:
+        _check_answer(res, ocsp_ca[0])
+    else:  # no request in the path (e.g. only "/" or a newline): the router's 404, never a 500
+        assert res["statusCode"] in (404, 405), res
