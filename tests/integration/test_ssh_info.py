@@ -217,3 +217,30 @@ def test_expired_host_entries_are_dropped_when_the_principal_is_written_again(te
     page, cursor = host_index.page()
     assert page == [host_index.Host("db.example.com", {"2": now + 7200, "3": now + 9000})] and cursor is None
     assert page[0].live(now + 8000) and not page[0].live(now + 9000)
+
+
+def test_upgrade_fills_the_host_index_and_the_revoked_set(test_ca, tmp_path):
+    """A stack that ran an earlier stepless has host certificates and SSH revocations but no index."""
+    from stepless.admin.indexes import backfill_ssh
+
+    host_cert(test_ca, "db.example.com")
+    gone, _ = host_cert(test_ca, "old.example.com")
+    serial = parse_certificate(base64.b64decode(gone)).serial
+    assert revoke(serial, test_ca.token(str(serial), path="/1.0/ssh/revoke"))[0] == 200
+    ddb = boto3.client("dynamodb")
+    for item in ddb.scan(TableName="test-hosts")["Items"]:  # as before this version: nothing indexed
+        ddb.delete_item(TableName="test-hosts", Key={"pk": item["pk"], "principal": item["principal"]})
+    ddb.delete_item(TableName="test-revocations", Key={"serial": {"S": "krl:ssh"}})
+    ssh_info._krl_cache = None
+    assert call(app, "GET", "/ssh/hosts")[1] == {"hosts": []}
+
+    filled = backfill_ssh()
+    assert (filled.hosts, filled.revoked, filled.krl_published) == (2, 1, False)
+    assert backfill_ssh().hosts == 2  # again: the same index
+    assert [h["hostname"] for h in call(app, "GET", "/ssh/hosts")[1]["hosts"]] == ["db.example.com"]
+    for name in ("db.example.com", "old.example.com"):
+        assert call(app, "POST", "/ssh/check-host", {"type": "host", "principal": name})[1] == {"exists": True}
+    ssh_info._krl_cache = None
+    status, _ = call(app, "GET", "/ssh/krl")
+    assert status == 200 and ssh_info._revoked(test_ca.authority).host == {serial: parse_certificate(
+        base64.b64decode(gone)).valid_before}
