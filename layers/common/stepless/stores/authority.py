@@ -11,7 +11,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from stepless import aws, settings
-from stepless.errors import ConfigError
+from stepless.errors import ConfigError, NotInitialized
 from stepless.faults import translate_aws_errors
 from stepless.stores.dynamo import condition_failed
 
@@ -19,14 +19,14 @@ KEY = {"pk": {"S": "authority"}}
 
 
 def load() -> tuple[dict[str, Any], int]:
-    """The configuration document and its version; ConfigError when the CA is not initialized."""
+    """The configuration document and its version; NotInitialized when the CA is not initialized."""
     with translate_aws_errors("DynamoDB"):
         out = aws.client("dynamodb").get_item(
             TableName=settings.table(settings.AUTHORITY_TABLE), Key=KEY, ConsistentRead=True
         )
     item = out.get("Item")
     if not item:
-        raise ConfigError("the certificate authority is not initialized (run `stepless ca init`)")
+        raise NotInitialized("the certificate authority is not initialized (run `stepless ca init`)")
     return json.loads(item["data"]["S"]), int(item["version"]["N"])
 
 

@@ -1,7 +1,15 @@
-"""Revoked serials (X.509: decimal; SSH: ``ssh:<decimal>``)."""
+"""Revoked serials (X.509: decimal; SSH: ``ssh:<decimal>``).
+
+Pruning: a record whose certificate's end (``not_after``) is known carries ``expires`` =
+not_after + :data:`RETENTION_AFTER_EXPIRY`, the table's TTL attribute, so DynamoDB removes it once the
+certificate can no longer be used (an expired certificate is off the CRL and the KRL anyway). Renewal
+of a certificate that ended longer ago than that is refused (:func:`outlived`): its revocation may be
+gone. A record without ``not_after`` (a serial we never recorded) is kept.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -11,6 +19,21 @@ from stepless.errors import BadRequest
 from stepless.faults import translate_aws_errors
 from stepless.stores import dynamo
 from stepless.stores.dynamo import condition_failed, from_item, to_item
+
+EXPIRES = "expires"  # the RevocationsTable's TimeToLiveSpecification attribute (template.yaml)
+RETENTION_AFTER_EXPIRY = dt.timedelta(days=90)
+
+
+def _with_expiry(record: dict[str, Any]) -> dict[str, Any]:
+    not_after = record.get("not_after")
+    if isinstance(not_after, int) and not isinstance(not_after, bool):
+        return {**record, EXPIRES: not_after + int(RETENTION_AFTER_EXPIRY.total_seconds())}
+    return record
+
+
+def outlived(not_after: dt.datetime, now: dt.datetime) -> bool:
+    """Whether a certificate ended so long ago that a revocation of it may have been pruned."""
+    return now > not_after + RETENTION_AFTER_EXPIRY
 
 
 def get(serial: str) -> dict[str, Any] | None:
@@ -31,7 +54,7 @@ def put(record: dict[str, Any]) -> None:
         try:
             aws.client("dynamodb").put_item(
                 TableName=settings.table(settings.REVOCATIONS_TABLE),
-                Item=to_item(record),
+                Item=to_item(_with_expiry(record)),
                 ConditionExpression="attribute_not_exists(serial)",
             )
         except ClientError as e:
@@ -55,7 +78,7 @@ def put_with_token(record: dict[str, Any], token: dict[str, Any]) -> None:
 
     put = {
         "TableName": settings.table(settings.REVOCATIONS_TABLE),
-        "Item": to_item(record),
+        "Item": to_item(_with_expiry(record)),
         "ConditionExpression": "attribute_not_exists(serial)",
     }
     with translate_aws_errors("DynamoDB"):
