@@ -296,18 +296,21 @@ TABLE_ACTIONS: dict[str, dict[str, set[str]]] = {
         "TokensTable": {"dynamodb:PutItem"},
         "CertificatesTable": {"dynamodb:GetItem", "dynamodb:BatchGetItem"},
         "RevocationsTable": {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:Scan"},
+        "OcspTable": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},  # pre-produced responses
     },
     "SshFunction": {
         "AuthorityTable": {"dynamodb:GetItem"},
         "TokensTable": {"dynamodb:PutItem"},
-        "CertificatesTable": {"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan",
-                              "dynamodb:UpdateItem"},
-        "RevocationsTable": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:ConditionCheckItem", "dynamodb:Scan"},
+        "CertificatesTable": {"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"},
+        # UpdateItem of the revoked-SSH-set item only (test_unauthenticated_reads_need_no_scan)
+        "RevocationsTable": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:ConditionCheckItem",
+                             "dynamodb:UpdateItem"},
+        "HostsTable": {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"},  # the host index
     },
 }
 # Authority table items (pk) each function may touch, by action.
 AUTHORITY_ITEMS = {"dynamodb:GetItem": ["authority"], "dynamodb:UpdateItem": ["crl"]}
-TABLE_IDS = {*TABLES, "ManagedTable"}
+TABLE_IDS = {*TABLES, "ManagedTable", "HostsTable"}
 
 
 def _table_grants(template: dict[str, Any], function_id: str) -> dict[str, list[dict[str, Any]]]:
