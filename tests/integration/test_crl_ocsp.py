@@ -557,3 +557,23 @@ def test_no_ocsp_bytes_or_path_give_a_500(ocsp_ca, body, path):
         _check_answer(res, ocsp_ca[0])
     else:  # no request in the path (e.g. only "/" or a newline): the router's 404, never a 500
         assert res["statusCode"] in (404, 405), res
+
+
+def test_a_retried_revocation_completes_a_lost_ocsp_write(test_ca):
+    """The revocation was recorded but its OCSP write failed (the function died in between): the stored
+    good response would be served until its refresh. The client's retry ("already revoked") completes it."""
+    from stepless.stores import ocsp_responses
+
+    cert, _, _ = issue(test_ca)
+    inter = test_ca.authority.intermediate
+    assert post_ocsp(ocsp_request(cert, inter)).certificate_status == ocsp.OCSPCertStatus.GOOD
+    good = ocsp_responses.get(str(cert.serial_number))
+    revoke(test_ca, cert, 1)
+    boto3.client("dynamodb").delete_item(TableName="test-ocsp", Key={"serial": {"S": str(cert.serial_number)}})
+    assert ocsp_responses.create(good)  # as if the revoked record had never been written
+    assert post_ocsp(ocsp_request(cert, inter)).certificate_status == ocsp.OCSPCertStatus.GOOD
+    now = int(clock.now().timestamp())
+    token = test_ca.token(str(cert.serial_number), path="/1.0/revoke", iat=now, nbf=now, exp=now + 300)
+    status, body = call(revoke_app, "POST", "/revoke", {"serial": str(cert.serial_number), "ott": token})
+    assert status == 400 and "already revoked" in body["message"]
+    assert post_ocsp(ocsp_request(cert, inter)).certificate_status == ocsp.OCSPCertStatus.REVOKED

@@ -244,3 +244,28 @@ def test_upgrade_fills_the_host_index_and_the_revoked_set(test_ca, tmp_path):
     status, _ = call(app, "GET", "/ssh/krl")
     assert status == 200 and ssh_info._revoked(test_ca.authority).host == {serial: parse_certificate(
         base64.b64decode(gone)).valid_before}
+
+
+def test_principals_beyond_the_index_key_limit(test_ca):
+    """A principal longer than DynamoDB's sort-key limit (1024 bytes) is issued but not indexed, and nobody
+    can make check-host or hosts fail with one (it was a scan before; a GetItem would be refused)."""
+    long_name = "é" * 600  # 600 characters, 1200 bytes
+    assert sign(test_ca, long_name, token_opts={"certType": "host"})[0] == 201
+    assert call(app, "POST", "/ssh/check-host", {"type": "host", "principal": long_name}) == \
+        (200, {"exists": False})
+    status, body = call(app, "GET", "/ssh/hosts", query={"cursor": long_name})
+    assert status == 400 and "cursor" in body["message"]
+    assert call(app, "GET", "/ssh/hosts")[1] == {"hosts": []}
+
+
+def test_a_retried_ssh_revocation_completes_a_lost_krl_write(test_ca):
+    crt, _ = host_cert(test_ca, "db.example.com")
+    serial = parse_certificate(base64.b64decode(crt)).serial
+    assert revoke(serial, test_ca.token(str(serial), path="/1.0/ssh/revoke"))[0] == 200
+    boto3.client("dynamodb").delete_item(TableName="test-revocations", Key={"serial": {"S": "krl:ssh"}})
+    ssh_info._krl_cache = None
+    assert ssh_info._revoked(test_ca.authority).host == {}
+    status, body = revoke(serial, test_ca.token(str(serial), path="/1.0/ssh/revoke"))
+    assert status == 400 and "already revoked" in body["message"]
+    ssh_info._krl_cache = None
+    assert serial in ssh_info._revoked(test_ca.authority).host

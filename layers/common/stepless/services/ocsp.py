@@ -40,7 +40,7 @@ from stepless.authority import Authority
 from stepless.observability import logger
 from stepless.services.crl import reason_flag
 from stepless.signers import as_private_key
-from stepless.stores import certificates, ocsp_responses
+from stepless.stores import certificates, ocsp_responses, revocations
 from stepless.stores.ocsp_responses import GOOD, REVOKED, Record, Response
 from stepless.x509 import der
 
@@ -232,6 +232,17 @@ def record_revocation(auth: Authority, serial: str, revocation: dict) -> None:
     name_hash, key_hash = _issuer_hashes(auth.intermediate.public_bytes(Encoding.DER), PRESIGNED)
     cert_id = _CertID(PRESIGNED, name_hash, key_hash, int(serial))
     ocsp_responses.put_revoked(dataclasses.replace(record, responses={cert_id.slot: _sign(cert_id, record, auth, now)}))
+
+
+def ensure_revoked(auth: Authority, serial: str) -> None:
+    """Store the ``revoked`` status of a serial found already revoked, unless stored: a revocation whose
+    OCSP write failed is completed by its retry (two reads otherwise)."""
+    record = ocsp_responses.get(serial)
+    if record is not None and record.status == REVOKED:
+        return
+    revocation = revocations.get(serial)
+    if revocation is not None:
+        record_revocation(auth, serial, revocation)
 
 
 def cache_headers(result: Answer, now: dt.datetime) -> dict[str, str]:

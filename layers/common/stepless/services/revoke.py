@@ -110,10 +110,14 @@ def revoke(body: dict[str, Any], client_cert_pem: str | None, auth: Authority) -
         raise Unauthorized("the client certificate is not the certificate recorded with this serial number")
 
     item = _record(serial, rec, reason, code, ts, revoked_by)
-    if token_put is not None:
-        revocations.put_with_token(item, token_put)
-    else:
-        revocations.put(item)
+    try:
+        if token_put is not None:
+            revocations.put_with_token(item, token_put)
+        else:
+            revocations.put(item)
+    except BadRequest:  # already revoked: a retry after a failure between this write and the OCSP one?
+        ocsp.ensure_revoked(auth, serial)
+        raise
     crl.invalidate()
     ocsp.record_revocation(auth, serial, item)
     metrics.revoked("x509", provisioner=revoked_by.partition("provisioner:")[2] or None, serial=serial)
@@ -178,6 +182,7 @@ def revoke_lineage(auth: Authority, serial: str, reason: str, code: int, ts: int
             try:
                 revocations.put(item)
             except BadRequest:
+                ocsp.ensure_revoked(auth, child)
                 continue  # revoked before
             ocsp.record_revocation(auth, child, item)
             done.append(child)

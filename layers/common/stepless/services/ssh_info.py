@@ -82,8 +82,6 @@ def check_host(body: dict[str, Any]) -> dict[str, Any]:
     principal = body.get("principal")
     if not isinstance(principal, str) or not principal:
         raise BadRequest("missing or empty principal")
-    if len(principal) > ssh.MAX_NAME:
-        return {"exists": False}  # longer than any principal we sign: no need to look
     return {"exists": hosts.exists(principal)}
 
 
@@ -95,7 +93,7 @@ def list_hosts(query: dict[str, str]) -> dict[str, Any]:
     if not limit.isdigit() or not 1 <= int(limit) <= hosts.MAX_PAGE:
         raise BadRequest(f"limit must be a number from 1 to {hosts.MAX_PAGE}")
     cursor = query.get("cursor") or None
-    if cursor is not None and len(cursor) > ssh.MAX_NAME:
+    if cursor is not None and not hosts.indexable(cursor):
         raise BadRequest("invalid cursor")
     page, following = hosts.page(int(limit), cursor)
     now = int(clock.now().timestamp())

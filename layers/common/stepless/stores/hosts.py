@@ -10,6 +10,8 @@ step-ca does); ``GET /ssh/hosts`` lists the principals with an unexpired one (:m
 The rules every backend keeps (the contract):
 - :func:`add` and :func:`remove` are atomic per principal (concurrent writers never lose an entry) and
   need no read by the caller; :func:`add` returns nothing, :func:`remove` of an absent entry is a no-op.
+- A principal longer than :data:`MAX_PRINCIPAL_BYTES` (UTF-8, lower-cased) is not indexed: :func:`add` and
+  :func:`remove` skip it, :func:`exists` says False without a read.
 - :func:`exists` is one point read; :func:`page` returns at most ``limit`` records in principal order
   starting after ``cursor``, and the cursor of the next page (None at the end).
 
@@ -28,6 +30,7 @@ from stepless.faults import translate_aws_errors
 
 PARTITION = "host"
 MAX_PAGE = 1000
+MAX_PRINCIPAL_BYTES = 1024  # DynamoDB's limit for a sort key: longer principals are not indexed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +53,15 @@ def _key(principal: str) -> dict[str, Any]:
     return {"pk": {"S": PARTITION}, "principal": {"S": principal.lower()}}
 
 
+def indexable(principal: str) -> bool:
+    """Whether ``principal`` fits the index (at most MAX_PRINCIPAL_BYTES of UTF-8 once lower-cased)."""
+    return 0 < len(principal.lower().encode("utf-8", "surrogatepass")) <= MAX_PRINCIPAL_BYTES
+
+
+def _names(principals: Iterable[str]) -> list[str]:
+    return [p for p in dict.fromkeys(p.lower() for p in principals) if indexable(p)]
+
+
 def _entry(serial: str, not_after: int) -> str:
     return f"{serial}:{not_after}"
 
@@ -67,7 +79,7 @@ def add(principals: Iterable[str], serial: str, not_after: int, now: int) -> Non
     """Record host certificate ``serial`` (valid until ``not_after``) under each principal; entries that
     expired before ``now`` are dropped from the records written."""
     client = aws.client("dynamodb")
-    for principal in dict.fromkeys(p.lower() for p in principals):
+    for principal in _names(principals):
         with translate_aws_errors("DynamoDB"):
             out = client.update_item(
                 TableName=_table(), Key=_key(principal), UpdateExpression="ADD certs :e",
@@ -81,7 +93,7 @@ def add(principals: Iterable[str], serial: str, not_after: int, now: int) -> Non
 
 def remove(principals: Iterable[str], serial: str, not_after: int) -> None:
     """Forget host certificate ``serial`` (revoked) under each principal."""
-    for principal in dict.fromkeys(p.lower() for p in principals):
+    for principal in _names(principals):
         _delete(principal, [_entry(serial, not_after)])
 
 
@@ -93,6 +105,8 @@ def _delete(principal: str, entries: list[str]) -> None:
 
 def exists(principal: str) -> bool:
     """Whether a host certificate was ever recorded for ``principal`` (one GetItem)."""
+    if not indexable(principal):
+        return False
     with translate_aws_errors("DynamoDB"):
         out = aws.client("dynamodb").get_item(TableName=_table(), Key=_key(principal), ProjectionExpression="pk")
     return "Item" in out
@@ -105,6 +119,8 @@ def page(limit: int = MAX_PAGE, cursor: str | None = None) -> tuple[list[Host], 
         "ExpressionAttributeValues": {":pk": {"S": PARTITION}}, "Limit": max(1, min(limit, MAX_PAGE)),
     }
     if cursor:
+        if not indexable(cursor):
+            raise ValueError("cursor is not a host principal")
         kwargs["ExclusiveStartKey"] = _key(cursor)
     with translate_aws_errors("DynamoDB"):
         out = aws.client("dynamodb").query(**kwargs)
