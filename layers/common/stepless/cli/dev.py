@@ -54,7 +54,8 @@ def _report_schedule(result: dict) -> None:
               help="State directory (default $STEPLESS_HOME or ~/.stepless).")
 @click.option("--password-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The dev provisioner's password (default: generated and saved under the home).")
-@click.option("--key-backend", type=click.Choice(["kms", "secrets"]), default="kms", show_default=True)
+@click.option("--key-backend", type=click.Choice(["kms", "secrets"]), default="kms", show_default=True,
+              help="Where the local CA keeps its keys: KMS keys or PEM keys in Secrets Manager (both emulated).")
 @click.option("--provisioner", default="admin", show_default=True, help="The JWK provisioner's name.")
 @click.option("--dns", multiple=True, help="Another DNS name or IP for the CA (repeatable).")
 @click.option("--schedule-every", "schedule_every", metavar="DURATION", default=None,
