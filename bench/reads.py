@@ -210,7 +210,8 @@ def calls(n: int = 10) -> tuple[list[Row], list[str]]:
     rows = []
     for name, by_size in sorted(figures.items(), key=lambda kv: kv[0].startswith("krl")):
         (small, small_signs), (large, large_signs) = by_size[SIZES[0]], by_size[SIZES[1]]
-        ok = small == large and small_signs == 0 == large_signs
+        counted = small > 0 or "copy" in name  # a zero would mean the reads went uncounted (not the hook)
+        ok = small == large and small_signs == 0 == large_signs and counted
         rows.append(Row("reads", f"{name}: items read per request at {SIZES[0]:,} / {SIZES[1]:,} certificates",
                         f"{small:g} / {large:g}", "", "equal, 0 kms.Sign", ok,
                         f"kms.Sign per request {small_signs:g} / {large_signs:g}"))
