@@ -17,7 +17,7 @@ from stepless import authority, oidc_discovery
 from stepless.api.sign import app
 from stepless.cli.ca import request_names
 from stepless.cli.sso import oidc_login
-from stepless.errors import ClientError
+from stepless.errors import CLIError
 from stepless.ssh import encode_public_key, parse_certificate
 from stepless.stores import authority as store
 from stepless.x509 import extensions
@@ -341,11 +341,11 @@ def test_oidc_login_on_the_listen_address(idp):
 
 def test_oidc_login_wrong_secret(idp):
     entry = idp.entry(clientSecret="wrong")
-    with pytest.raises(ClientError, match="exchanging"):
+    with pytest.raises(CLIError, match="exchanging"):
         oidc_login(entry, console=False, listen=None, timeout=20, open_url=browser)
 
 
 def test_oidc_login_console_times_out(idp, capsys):
-    with pytest.raises(ClientError, match="timed out"):
+    with pytest.raises(CLIError, match="timed out"):
         oidc_login(idp.entry(), console=True, listen=None, timeout=0.5)
     assert "/authorize?" in capsys.readouterr().err

@@ -15,7 +15,7 @@ from cryptography import x509
 from stepless import authority, jose
 from stepless.api.sign import app
 from stepless.cli import main as cli_main
-from stepless.errors import ClientError
+from stepless.errors import CLIError
 from stepless.stores import audit
 from tests.support.ca import TestCA, call, make_csr
 from tests.unit import test_admin_provisioners as shared
@@ -55,7 +55,7 @@ def ok(res):
 
 def fails(res, match: str):
     assert res.exit_code != 0, res.output
-    message = str(res.exception) if isinstance(res.exception, ClientError) else res.output
+    message = str(res.exception) if isinstance(res.exception, CLIError) else res.output
     assert match in message, message
     assert "\n" not in message.strip()
     return message

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from stepless import authority
 from stepless.admin.rotate import rotate_intermediate
-from stepless.errors import ClientError
+from stepless.errors import CLIError
 from stepless.stores import audit, revocations
 from stepless.stores import authority as store
 from tests.integration.test_renew import issue, renew_mtls, revoke_app
@@ -82,13 +82,13 @@ def test_a_second_rotation_keeps_both_replaced_intermediates(secrets_ca, aws_env
 def test_refused_when_the_stack_root_key_is_not_the_cas(test_ca, aws_env):
     doc_before = store.load()
     outputs = {**aws_env, "RootKeyId": aws_env["IntermediateKeyId"]}
-    with pytest.raises(ClientError, match="does not match the CA's root"):
+    with pytest.raises(CLIError, match="does not match the CA's root"):
         rotate_intermediate(outputs=outputs)
     assert store.load() == doc_before  # nothing changed
 
 
 def test_refused_without_a_ca(aws_env):
-    with pytest.raises(ClientError, match="not initialized"):
+    with pytest.raises(CLIError, match="not initialized"):
         rotate_intermediate(outputs=aws_env)
 
 
@@ -176,6 +176,6 @@ def test_expired_previous_intermediates_are_not_trusted(secrets_ca, aws_env):
 
 def test_distrust_previous_is_refused_when_the_key_stays(test_ca, aws_env):
     before = store.load()
-    with pytest.raises(ClientError, match="needs a new intermediate key"):
+    with pytest.raises(CLIError, match="needs a new intermediate key"):
         rotate_intermediate(outputs=aws_env, distrust_previous=True)
     assert store.load() == before

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from stepless import authority
 from stepless.api.ssh import app
 from stepless.cli import main as cli_main
-from stepless.errors import ClientError, NotFound
+from stepless.errors import CLIError, NotFound
 from stepless.stores import audit
 from tests.integration.test_ssh_sign import sign
 from tests.support.ca import call
@@ -43,7 +43,7 @@ def ok(res):
 
 def refused(res, match: str) -> str:
     assert res.exit_code != 0, res.output
-    message = str(res.exception) if isinstance(res.exception, ClientError) else res.output
+    message = str(res.exception) if isinstance(res.exception, CLIError) else res.output
     assert match in message, message
     assert "\n" not in message.strip()
     return message

@@ -18,7 +18,7 @@ from cryptography.x509.oid import NameOID
 
 from stepless import jose
 from stepless.admin import provisioners as admin
-from stepless.errors import ClientError
+from stepless.errors import CLIError
 from stepless.provisioners.base import Provisioner
 from stepless.stores import audit
 from stepless.stores import authority as store
@@ -149,13 +149,13 @@ def test_types_case_insensitive(value):
 
 @pytest.mark.parametrize("value", ["ACME", "AWS", "k8sSA", "nope"])
 def test_unsupported_types_refused(value):
-    with pytest.raises(ClientError, match="unsupported provisioner type"):
+    with pytest.raises(CLIError, match="unsupported provisioner type"):
         admin.normalize_type(value)
 
 
 @pytest.mark.parametrize("name", ["", " ops", "ops ", "a\nb", "x" * 129])
 def test_bad_names(name):
-    with pytest.raises(ClientError):
+    with pytest.raises(CLIError):
         admin.check_name(name)
 
 
@@ -164,22 +164,22 @@ def test_claims_are_go_durations_and_booleans():
         "maxTLSCertDuration": "72h", "disableRenewal": True, "minTLSCertDuration": None}
     for bad in ({"maxTLSCertDuration": "3 days"}, {"maxTLSCertDuration": "-1h"}, {"maxTLSCertDuration": "0"},
                 {"enableSSHCA": "yes"}, {"notAClaim": "1h"}):
-        with pytest.raises(ClientError):
+        with pytest.raises(CLIError):
             admin.check_claims(bad)
 
 
 def test_merged_claims_validated_against_authority():
     doc = {"claims": {"maxTLSCertDuration": "48h"}, "ssh": {"userKey": "kms:x"}}
     # the provisioner's own max below the authority's default (24h) breaks default <= max
-    with pytest.raises(ClientError, match=r"ops: claims: tls durations must satisfy"):
+    with pytest.raises(CLIError, match=r"ops: claims: tls durations must satisfy"):
         admin.validate_claims("ops", {"maxTLSCertDuration": "8h"}, doc)
     resolved = admin.validate_claims("ops", {"maxTLSCertDuration": "8h", "defaultTLSCertDuration": "1h"}, doc)
     assert resolved.max_tls == dt.timedelta(hours=8)
     # min > max
-    with pytest.raises(ClientError, match="min"):
+    with pytest.raises(CLIError, match="min"):
         admin.validate_claims("ops", {"minTLSCertDuration": "10h", "maxTLSCertDuration": "5h"}, doc)
     # SSH cannot be enabled on a CA without SSH keys
-    with pytest.raises(ClientError, match="no SSH keys"):
+    with pytest.raises(CLIError, match="no SSH keys"):
         admin.validate_claims("ops", {"enableSSHCA": True}, {})
 
 
@@ -192,7 +192,7 @@ def test_url_allowed(url):
 @pytest.mark.parametrize("url", ["http://example.com/x", "http://10.0.0.1/x", "ftp://127.0.0.1/x", "/relative",
                                  "https:///nohost", "http://127.0.0.1:99999/x"])
 def test_url_refused(url):
-    with pytest.raises(ClientError):
+    with pytest.raises(CLIError):
         admin.check_url(url, "endpoint")
 
 
@@ -202,7 +202,7 @@ def test_listen_address(address, ok):
     if ok:
         assert admin.check_listen_address(address) == address
     else:
-        with pytest.raises(ClientError):
+        with pytest.raises(CLIError):
             admin.check_listen_address(address)
 
 
@@ -215,13 +215,13 @@ def test_public_key_from_pem_and_jwk():
     from_jwk = admin.public_jwk_from(json.dumps(private))
     assert "d" not in from_jwk  # a private JWK only gives its public half
     assert from_jwk["kid"] == from_pem["kid"] == private["kid"]
-    with pytest.raises(ClientError, match="EC, RSA or OKP"):
+    with pytest.raises(CLIError, match="EC, RSA or OKP"):
         admin.public_jwk_from(json.dumps({"kty": "oct", "k": "c2VjcmV0"}))
-    with pytest.raises(ClientError):
+    with pytest.raises(CLIError):
         admin.public_jwk_from(b"garbage")
     encrypted = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                   serialization.BestAvailableEncryption(b"pw"))
-    with pytest.raises(ClientError, match="encrypted"):
+    with pytest.raises(CLIError, match="encrypted"):
         admin.public_jwk_from(encrypted)
 
 
@@ -245,7 +245,7 @@ def test_x5c_roots_refused(pem, match):
         pem = make_cert("Weird", cert_sign=False)
     elif pem == "expired":
         pem = make_cert("Old", days=-1, start_days=-10)
-    with pytest.raises(ClientError, match=match):
+    with pytest.raises(CLIError, match=match):
         admin.x5c_roots(pem)
 
 
@@ -269,17 +269,17 @@ def test_discovery_on_loopback(idp):
 @pytest.mark.parametrize("path,match", [("/missing", "HTTP 404"), ("/no-jwks", "no jwks_uri"),
                                         ("/not-json", "did not return JSON"), ("/insecure-jwks", "jwks_uri")])
 def test_discovery_failures(idp, path, match):
-    with pytest.raises(ClientError, match=match):
+    with pytest.raises(CLIError, match=match):
         admin.discover(idp.url + path)
 
 
 def test_discovery_unreachable():
-    with pytest.raises(ClientError, match="unreachable"):
+    with pytest.raises(CLIError, match="unreachable"):
         admin.discover(f"http://127.0.0.1:{unused_port()}/.well-known/openid-configuration", timeout=3)
 
 
 def test_discovery_refuses_plain_http_off_loopback():
-    with pytest.raises(ClientError, match="must use https"):
+    with pytest.raises(CLIError, match="must use https"):
         admin.discover("http://example.com/.well-known/openid-configuration")
 
 
@@ -287,7 +287,7 @@ def test_discovery_refuses_plain_http_off_loopback():
 
 
 def test_uninitialized_ca(aws_env):
-    with pytest.raises(ClientError, match="not initialized"):
+    with pytest.raises(CLIError, match="not initialized"):
         admin.list_provisioners()
 
 
@@ -310,19 +310,19 @@ def test_add_jwk_public_key_has_no_encrypted_key(test_ca):
     entry = admin.list_provisioners()[-1]
     assert entry["name"] == "laptop" and "encryptedKey" not in entry
     # the same key under another name is refused (ambiguous kid)
-    with pytest.raises(ClientError, match="already uses the key"):
+    with pytest.raises(CLIError, match="already uses the key"):
         admin.add(admin.jwk_entry("laptop2", public_key=pem))
 
 
 def test_jwk_needs_exactly_one_key_source(test_ca):
-    with pytest.raises(ClientError):
+    with pytest.raises(CLIError):
         admin.jwk_entry("ops")
-    with pytest.raises(ClientError, match="cannot be empty"):
+    with pytest.raises(CLIError, match="cannot be empty"):
         admin.jwk_entry("ops", password="")
 
 
 def test_duplicate_name_refused(test_ca):
-    with pytest.raises(ClientError, match="a provisioner named admin already exists"):
+    with pytest.raises(CLIError, match="a provisioner named admin already exists"):
         admin.add(admin.jwk_entry("admin", password=NEW_PASSWORD, p2c=1000))
     assert store.load()[1] == 1  # nothing written
 
@@ -330,7 +330,7 @@ def test_duplicate_name_refused(test_ca):
 def test_add_with_invalid_claims_refused(test_ca):
     entry = admin.jwk_entry("ops", password=NEW_PASSWORD, p2c=1000,
                             claims={"minTLSCertDuration": "2h", "maxTLSCertDuration": "1h"})
-    with pytest.raises(ClientError, match="min"):
+    with pytest.raises(CLIError, match="min"):
         admin.add(entry)
     assert "ops" not in names()
 
@@ -345,30 +345,30 @@ def test_update_claims(test_ca):
     change = admin.update("ops", {"disableRenewal": None, "defaultUserSSHCertDuration": ""})
     assert change.entry["claims"] == {"maxTLSCertDuration": "72h", "defaultTLSCertDuration": "8h"}
     # the merged result must stay ordered: default 8h > new max 4h
-    with pytest.raises(ClientError, match="min .* <= default .* <= max"):
+    with pytest.raises(CLIError, match="min .* <= default .* <= max"):
         admin.update("ops", {"maxTLSCertDuration": "4h"})
-    with pytest.raises(ClientError, match="nothing to update"):
+    with pytest.raises(CLIError, match="nothing to update"):
         admin.update("ops", {})
 
 
 def test_update_unknown_refused(test_ca):
-    with pytest.raises(ClientError, match="no provisioner named ghost"):
+    with pytest.raises(CLIError, match="no provisioner named ghost"):
         admin.update("ghost", {"maxTLSCertDuration": "72h"})
 
 
 def test_remove(test_ca):
     admin.add(admin.jwk_entry("ops", password=NEW_PASSWORD, p2c=1000))
-    with pytest.raises(ClientError, match="not OIDC"):
+    with pytest.raises(CLIError, match="not OIDC"):
         admin.remove("ops", type_="oidc")
     change = admin.remove("ops", type_="jwk")
     assert change.entry["name"] == "ops"
     assert names() == ["admin", "sshpop"]
-    with pytest.raises(ClientError, match="no provisioner named ops"):
+    with pytest.raises(CLIError, match="no provisioner named ops"):
         admin.remove("ops")
 
 
 def test_remove_last_issuing_provisioner_refused(test_ca):
-    with pytest.raises(ClientError, match="last provisioner that can issue"):
+    with pytest.raises(CLIError, match="last provisioner that can issue"):
         admin.remove("admin")
     admin.remove("sshpop")  # SSHPOP can go
     assert names() == ["admin"]
@@ -389,12 +389,12 @@ def test_add_oidc(test_ca, idp, known_types):
 
 
 def test_add_oidc_refusals(test_ca, known_types):
-    with pytest.raises(ClientError, match="unreachable"):
+    with pytest.raises(CLIError, match="unreachable"):
         admin.oidc_entry("g", client_id="cid",
                          configuration_endpoint=f"http://127.0.0.1:{unused_port()}/.well-known/openid-configuration")
-    with pytest.raises(ClientError, match="must use https"):
+    with pytest.raises(CLIError, match="must use https"):
         admin.oidc_entry("g", client_id="cid", configuration_endpoint="http://idp.example.com/.well-known/x")
-    with pytest.raises(ClientError, match="client-id"):
+    with pytest.raises(CLIError, match="client-id"):
         admin.oidc_entry("g", client_id="", configuration_endpoint="https://idp.example.com/x")
 
 
@@ -412,7 +412,7 @@ def test_sshpop_needs_ssh_ca(aws_env):
     from tests.support.ca import initialize
 
     initialize(aws_env, ssh=False)
-    with pytest.raises(ClientError, match="SSH keys"):
+    with pytest.raises(CLIError, match="SSH keys"):
         admin.add(admin.sshpop_entry("sshpop"))
 
 
@@ -421,7 +421,7 @@ def test_type_this_library_cannot_serve_is_refused(test_ca, monkeypatch):
 
     registry._load_types()
     monkeypatch.setattr(registry, "_TYPES", {k: v for k, v in registry._TYPES.items() if k != "X5C"})
-    with pytest.raises(ClientError, match="cannot serve X5C"):
+    with pytest.raises(CLIError, match="cannot serve X5C"):
         admin.add(admin.x5c_entry("devices", make_cert()))
 
 
@@ -457,7 +457,7 @@ def test_conflict_twice_gives_up(test_ca, monkeypatch):
         return doc, version
 
     monkeypatch.setattr(store, "load", always_racing)
-    with pytest.raises(ClientError, match="keeps changing"):
+    with pytest.raises(CLIError, match="keeps changing"):
         admin.add(admin.jwk_entry("ops", password=NEW_PASSWORD, p2c=1000))
     monkeypatch.setattr(store, "load", real_load)
     assert "ops" not in names()
@@ -478,7 +478,7 @@ def test_duplicate_found_on_retry(test_ca, monkeypatch):
         return doc, version
 
     monkeypatch.setattr(store, "load", racing_load)
-    with pytest.raises(ClientError, match="already exists"):
+    with pytest.raises(CLIError, match="already exists"):
         admin.add(admin.jwk_entry("ops", password=NEW_PASSWORD, p2c=1000))
 
 

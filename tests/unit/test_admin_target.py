@@ -9,7 +9,7 @@ import pytest
 
 from stepless import aws
 from stepless.admin import target
-from stepless.errors import ClientError
+from stepless.errors import CLIError
 
 LOCAL = {"engine": "moto", "stack": "stepless-dev", "endpoint": "http://127.0.0.1:1", "region": "eu-west-1"}
 
@@ -75,16 +75,16 @@ def test_the_local_ca_never_gets_the_callers_credentials(tmp_path, monkeypatch):
 
 
 def test_errors_say_what_to_do_in_one_line(tmp_path):
-    with pytest.raises(ClientError) as e:
+    with pytest.raises(CLIError) as e:
         target.use(None)
     text = str(e.value)
     assert "no AWS credentials" in text and "stepless dev" in text and "\n" not in text
     record_local(tmp_path)  # a local CA that is not running any more
-    with pytest.raises(ClientError) as e:
+    with pytest.raises(CLIError) as e:
         target.use(None)
     assert "is not running: start `stepless dev`" in str(e.value) and "\n" not in str(e.value)
     record_local(tmp_path, {**LOCAL, "engine": "sqlite"})
-    with pytest.raises(ClientError, match="engine 'sqlite'"):
+    with pytest.raises(CLIError, match="engine 'sqlite'"):
         target.use(None)
 
 

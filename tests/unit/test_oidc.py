@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from stepless import jose, oidc_discovery, tokens
 from stepless.claims import Claims
 from stepless.cli.sso import listen_address, pkce_pair
-from stepless.errors import ClientError, ConfigError, Forbidden, ServiceUnavailable, Unauthorized
+from stepless.errors import CLIError, ConfigError, Forbidden, ServiceUnavailable, Unauthorized
 from stepless.provisioners import Provisioners, build
 from stepless.provisioners.base import Context
 from stepless.provisioners.oidc import (
@@ -290,7 +290,7 @@ def test_listen_address():
     assert listen_address({"listenAddress": ":10000"}, None) == ("127.0.0.1", 10000)
     assert listen_address({"listenAddress": ":10000"}, "127.0.0.2:9") == ("127.0.0.2", 9)
     assert listen_address({}, "0.0.0.0:8000") == ("127.0.0.1", 8000)  # never beyond loopback
-    with pytest.raises(ClientError):
+    with pytest.raises(CLIError):
         listen_address({}, ":http")
 
 

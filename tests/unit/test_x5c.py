@@ -18,7 +18,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from stepless.claims import Claims
 from stepless.cli.x5c import x5c_header, x5c_token
-from stepless.errors import ClientError, ConfigError, Forbidden, Unauthorized
+from stepless.errors import CLIError, ConfigError, Forbidden, Unauthorized
 from stepless.provisioners import Provisioners, build
 from stepless.provisioners.base import Context
 from stepless.provisioners.x5c import X5CProvisioner, encode_roots, leaf_names, parse_roots
@@ -322,7 +322,7 @@ def test_x5c_token_helper(pki, tmp_path: Path):
     crt.write_bytes(leaf.public_bytes(serialization.Encoding.PEM) + pki.inter.public_bytes(serialization.Encoding.PEM))
     key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                            serialization.BestAvailableEncryption(b"pw")))
-    with pytest.raises(ClientError, match="password"):
+    with pytest.raises(CLIError, match="password"):
         x5c_token(crt, key_file, {})
     token = x5c_token(crt, key_file, x5c_claims("dev1.example.com"), password=b"pw")
     assert jwt.get_unverified_header(token)["alg"] == "ES256"
@@ -331,5 +331,5 @@ def test_x5c_token_helper(pki, tmp_path: Path):
     other = tmp_path / "other.key"
     other.write_bytes(ec_key().private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                              serialization.NoEncryption()))
-    with pytest.raises(ClientError, match="not the key"):
+    with pytest.raises(CLIError, match="not the key"):
         x5c_token(crt, other, {})

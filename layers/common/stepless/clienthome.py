@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from stepless.errors import ClientError
+from stepless.errors import CLIError
 
 
 def home() -> Path:
@@ -31,7 +31,7 @@ def defaults() -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as e:
-        raise ClientError(f"error reading {path}: {e}") from e
+        raise CLIError(f"error reading {path}: {e}") from e
     return data if isinstance(data, dict) else {}
 
 

@@ -99,5 +99,5 @@ class NotInitialized(ConfigError):
     """No authority configuration is stored yet (`stepless ca init` has not run)."""
 
 
-class ClientError(Exception):
+class CLIError(Exception):
     """A CLI-side error: printed as one line on stderr, exit code 1."""

@@ -6,7 +6,7 @@ import jwt
 import pytest
 
 from stepless.cli.ca import is_oidc, request_names
-from stepless.errors import ClientError
+from stepless.errors import CLIError
 
 SUB = "b1417884-5c3e-4f7a-9d2b-6e0f8a1c3d57"
 
@@ -32,9 +32,9 @@ def test_idp_token_with_extra_sans_for_an_admin():
 
 
 def test_idp_token_subject_must_be_the_email():
-    with pytest.raises(ClientError, match="token email 'alice@example.com' and argument 'bob@example.com' do not"):
+    with pytest.raises(CLIError, match="token email 'alice@example.com' and argument 'bob@example.com' do not"):
         request_names(idp_token(), "bob@example.com", [], token_given=True)
-    with pytest.raises(ClientError, match="do not match"):
+    with pytest.raises(CLIError, match="do not match"):
         request_names(idp_token(), SUB, [], token_given=True)  # the opaque id is not what the user asks for
 
 
@@ -51,9 +51,9 @@ def test_step_token_without_sans_names_its_subject():
 
 def test_step_token_checks_subject_and_refuses_san_flags():
     tok = token(sub="a.example.com", sans=["a.example.com"], sha="ab")
-    with pytest.raises(ClientError, match="token subject 'a.example.com' and argument 'b.example.com' do not match"):
+    with pytest.raises(CLIError, match="token subject 'a.example.com' and argument 'b.example.com' do not match"):
         request_names(tok, "b.example.com", [], token_given=True)
-    with pytest.raises(ClientError, match="--token and --san are mutually exclusive"):
+    with pytest.raises(CLIError, match="--token and --san are mutually exclusive"):
         request_names(tok, "a.example.com", ["x.example.com"], token_given=True)
     # a token the CLI made itself from --san flags carries them already
     assert request_names(tok, "a.example.com", ["a.example.com"], token_given=False)[1] == ["a.example.com"]
@@ -70,7 +70,7 @@ def test_token_type_as_step_tells_it(claims, oidc):
 
 
 def test_garbage_token():
-    with pytest.raises(ClientError, match="error parsing token"):
+    with pytest.raises(CLIError, match="error parsing token"):
         request_names("not-a-token", "x", [], token_given=True)
 
 

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from stepless.cli import keys, ui
-from stepless.errors import ClientError
+from stepless.errors import CLIError
 from tests.unit.cli._cli_certs import make_cert
 
 
@@ -47,7 +47,7 @@ def test_generate_key_defaults() -> None:
     ],
 )
 def test_generate_key_errors(kty: str, crv: str | None, size: int | None, message: str) -> None:
-    with pytest.raises(ClientError) as e:
+    with pytest.raises(CLIError) as e:
         keys.generate_key(kty, crv, size)
     assert str(e.value) == message
 
@@ -100,16 +100,16 @@ def test_load_private_key_encrypted(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def test_load_private_key_wrong_password(tmp_path: Path) -> None:
     path = tmp_path / "k.key"
     path.write_bytes(keys.key_to_pem(keys.generate_key(), "right"))
-    with pytest.raises(ClientError, match="decryption password incorrect"):
+    with pytest.raises(CLIError, match="decryption password incorrect"):
         keys.load_private_key(str(path), password="wrong")
 
 
 def test_load_private_key_errors(tmp_path: Path) -> None:
-    with pytest.raises(ClientError, match="no such file"):
+    with pytest.raises(CLIError, match="no such file"):
         keys.load_private_key(str(tmp_path / "missing.key"))
     bad = tmp_path / "bad.key"
     bad.write_text("not a key")
-    with pytest.raises(ClientError, match="error decoding"):
+    with pytest.raises(CLIError, match="error decoding"):
         keys.load_private_key(str(bad))
 
 
@@ -164,5 +164,5 @@ def test_load_certificates_pem_bundle_and_der(tmp_path: Path) -> None:
     assert keys.load_certificates(str(der)) == [a]
     junk = tmp_path / "junk"
     junk.write_bytes(b"\x00\x01junk")
-    with pytest.raises(ClientError, match="invalid certificate"):
+    with pytest.raises(CLIError, match="invalid certificate"):
         keys.load_certificates(str(junk))

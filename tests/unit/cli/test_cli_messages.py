@@ -26,7 +26,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from stepless.cli import main as cli_main
 from stepless.cli.client import CAClient, TLSRefused
 from stepless.cli.renew import renew_once
-from stepless.errors import ClientError
+from stepless.errors import CLIError
 from tests.unit.cli._cli_certs import PROVISIONER_OID, provisioner_der
 
 NOW = dt.datetime.now(dt.UTC)
@@ -159,7 +159,7 @@ def test_expired_certificate_over_mtls_says_it_expired(pki, tls_ca):
     url, handler = tls_ca
     handler.provisioners = [{"type": "JWK", "name": "admin", "claims": {}}]
     crt, key = pki.client("old.example.com", expired=True)
-    with pytest.raises(ClientError) as e:
+    with pytest.raises(CLIError) as e:
         renew_once(url, pki.root_file, crt, key, None, "mtls")
     message = str(e.value)
     assert "SSLV3" not in message and "_ssl.c" not in message
@@ -172,10 +172,10 @@ def test_expired_certificate_suggests_token_auth_where_it_can_work(pki, tls_ca):
     url, handler = tls_ca
     handler.provisioners = [{"type": "JWK", "name": "admin", "claims": {"allowRenewalAfterExpiry": True}}]
     crt, key = pki.client("old.example.com", expired=True)
-    with pytest.raises(ClientError, match="allows renewal after expiry: use --token-auth"):
+    with pytest.raises(CLIError, match="allows renewal after expiry: use --token-auth"):
         renew_once(url, pki.root_file, crt, key, None, "mtls")
     # without --mtls the CLI goes on with the renew token (this server refuses it: the CA's message shows)
-    with pytest.raises(ClientError, match=r"expired on .* and the CA refuses to renew it \(.*token renewal\)"):
+    with pytest.raises(CLIError, match=r"expired on .* and the CA refuses to renew it \(.*token renewal\)"):
         renew_once(url, pki.root_file, crt, key, None, "auto")
 
 
@@ -196,7 +196,7 @@ def test_tls_alerts_about_the_client_certificate_are_readable(pki, tls_ca, clien
 def test_certificate_of_a_ca_whose_root_changed(pki, tls_ca):
     url, _ = tls_ca
     crt, key = pki.client("svc.example.com", other_ca=True)
-    with pytest.raises(ClientError) as e:
+    with pytest.raises(CLIError) as e:
         renew_once(url, pki.root_file, crt, key, None, "mtls")
     assert "UNKNOWN_CA" not in str(e.value)
     assert "the CA's root has changed" in str(e.value) and "stepless ca bootstrap" in str(e.value)
@@ -206,7 +206,7 @@ def test_certificate_and_key_that_do_not_match(pki, tls_ca):
     url, _ = tls_ca
     crt, _ = pki.client("a.example.com")
     _, other_key = pki.client("b.example.com")
-    with pytest.raises(ClientError, match="the certificate and the private key do not match"):
+    with pytest.raises(CLIError, match="the certificate and the private key do not match"):
         renew_once(url, pki.root_file, crt, other_key, None, "mtls")
 
 
@@ -322,7 +322,7 @@ def test_wrong_key_password_names_the_flag(stepless, pki, tmp_path):
 def test_provisioner_password_without_a_terminal_names_the_flag():
     from stepless.cli import ui
 
-    with pytest.raises(ClientError, match="give it with --provisioner-password-file FILE$"):
+    with pytest.raises(CLIError, match="give it with --provisioner-password-file FILE$"):
         ui.password(None, "Please enter the password to decrypt the provisioner key: ",
                     flag="--provisioner-password-file")
 

@@ -14,7 +14,7 @@ from cryptography.x509.oid import NameOID
 
 from stepless.cli import renewal
 from stepless.cli.renew import run_daemon
-from stepless.errors import ClientError
+from stepless.errors import CLIError
 
 START = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
 
@@ -63,7 +63,7 @@ def test_daemon_renews_retries_and_runs_exec(tmp_path):
     def renew():
         calls["renew"] += 1
         if calls["renew"] <= 2:  # the CA is down twice, then answers
-            raise ClientError("cannot connect to the CA")
+            raise CLIError("cannot connect to the CA")
         return {"crt": cert(clock.now, dt.timedelta(minutes=5)).public_bytes(Encoding.PEM).decode(), "ca": ""}
 
     def hook():
@@ -84,9 +84,9 @@ def test_daemon_gives_up_when_the_certificate_expires(tmp_path):
     crt.write_bytes(cert(START, dt.timedelta(minutes=5)).public_bytes(Encoding.PEM))
 
     def renew():
-        raise ClientError("cannot connect to the CA")
+        raise CLIError("cannot connect to the CA")
 
-    with pytest.raises(ClientError, match="expired before it could be renewed"):
+    with pytest.raises(CLIError, match="expired before it could be renewed"):
         run_daemon(renew, str(crt), str(crt), lambda: None, now=clock, sleep=clock.sleep, max_renewals=1)
 
 
@@ -94,5 +94,5 @@ def test_after_renew_runs_the_command(tmp_path):
     marker = tmp_path / "reloaded"
     renewal.after_renew(f"touch {marker}", None, 1)()
     assert marker.exists()
-    with pytest.raises(ClientError, match="exited with status 3"):
+    with pytest.raises(CLIError, match="exited with status 3"):
         renewal.after_renew("exit 3", None, 1)()

@@ -12,7 +12,7 @@ from typing import Any
 
 from stepless.admin import provisioners as admin
 from stepless.claims import Claims
-from stepless.errors import ClientError, ConfigError
+from stepless.errors import CLIError, ConfigError
 
 ACTION = "authority.claims"
 
@@ -28,7 +28,7 @@ def update(claims: dict[str, Any]) -> admin.Change:
     """Change the authority's claims (step JSON keys; ``None``/``""`` reverts a key to step-ca's default)."""
     changes = admin.check_claims(claims)
     if not changes:
-        raise ClientError("nothing to update: give at least one claims flag")
+        raise CLIError("nothing to update: give at least one claims flag")
 
     def apply(doc: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         before = dict(doc.get("claims") or {})
@@ -36,7 +36,7 @@ def update(claims: dict[str, Any]) -> admin.Change:
         candidate = {**doc, "claims": after}
         _resolve(after)
         if after.get("enableSSHCA") and not (doc.get("ssh") or {}).get("userKey"):
-            raise ClientError("the CA has no SSH keys, so SSH cannot be enabled (run `stepless ca init --ssh`)")
+            raise CLIError("the CA has no SSH keys, so SSH cannot be enabled (run `stepless ca init --ssh`)")
         for entry in doc.get("provisioners") or []:
             admin.validate_claims(entry.get("name", "?"), entry.get("claims"), candidate)
         if after:
@@ -54,4 +54,4 @@ def _resolve(configured: dict[str, Any]) -> Claims:
     try:
         return Claims.from_json(configured, None)
     except ConfigError as e:
-        raise ClientError(f"the authority's {e}") from e  # "the authority's claims: tls durations must …"
+        raise CLIError(f"the authority's {e}") from e  # "the authority's claims: tls durations must …"

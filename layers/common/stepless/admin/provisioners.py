@@ -14,7 +14,7 @@ Entries use step-ca's JSON shapes:
 - X5C: ``{"type":"X5C","name","roots":<base64 of the concatenated PEM roots>,"claims"?}``
 - SSHPOP: ``{"type":"SSHPOP","name","claims":{"enableSSHCA":true}}``
 
-Every error is a :class:`stepless.errors.ClientError` with a one-line message (never a secret).
+Every error is a :class:`stepless.errors.CLIError` with a one-line message (never a secret).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import urllib.request
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from botocore.exceptions import ClientError as AWSClientError
+from botocore.exceptions import ClientError
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -40,7 +40,7 @@ from stepless import aws, jose, oidc_discovery, settings
 from stepless.admin import target
 from stepless.claims import _DURATIONS, _FLAGS, Claims
 from stepless.durations import parse_duration
-from stepless.errors import ClientError, ConfigError
+from stepless.errors import CLIError, ConfigError
 from stepless.faults import translate_aws_errors
 from stepless.stores import audit
 from stepless.stores import authority as store
@@ -88,18 +88,18 @@ def normalize_type(value: str) -> str:
     """``jwk``/``oidc``/``x5c``/``sshpop`` (any case) → step's spelling; others refused."""
     wanted = (value or "JWK").strip().upper()
     if wanted not in TYPES:
-        raise ClientError(f"unsupported provisioner type {value!r} (stepless supports {', '.join(TYPES)})")
+        raise CLIError(f"unsupported provisioner type {value!r} (stepless supports {', '.join(TYPES)})")
     return wanted
 
 
 def check_name(name: str) -> str:
     """A provisioner name: not empty, at most 128 characters, no surrounding blanks or control characters."""
     if not isinstance(name, str) or not name:
-        raise ClientError("the provisioner name cannot be empty")
+        raise CLIError("the provisioner name cannot be empty")
     if name != name.strip() or any(ord(c) < 32 or ord(c) == 127 for c in name):
-        raise ClientError(f"invalid provisioner name {name!r}: no surrounding blanks or control characters")
+        raise CLIError(f"invalid provisioner name {name!r}: no surrounding blanks or control characters")
     if len(name) > _NAME_MAX:
-        raise ClientError(f"the provisioner name is longer than {_NAME_MAX} characters")
+        raise CLIError(f"the provisioner name is longer than {_NAME_MAX} characters")
     return name
 
 
@@ -111,24 +111,24 @@ def check_claims(values: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in values.items():
         if key not in CLAIM_KEYS:
-            raise ClientError(f"unknown claim {key!r}")
+            raise CLIError(f"unknown claim {key!r}")
         if value in (None, ""):
             out[key] = None
         elif key in DURATION_KEYS:
             try:
                 d = parse_duration(str(value))
             except ValueError as e:
-                raise ClientError(f"claims: {key}: {e}") from e
+                raise CLIError(f"claims: {key}: {e}") from e
             if d <= dt.timedelta(0):
-                raise ClientError(f"claims: {key}: the duration must be positive, got {value!r}")
+                raise CLIError(f"claims: {key}: the duration must be positive, got {value!r}")
             if d > MAX_CLAIM_DURATION:
-                raise ClientError(f"claims: {key}: at most 87600h (10 years, the CA certificates' lifetime), "
+                raise CLIError(f"claims: {key}: at most 87600h (10 years, the CA certificates' lifetime), "
                                   f"got {value!r}")
             out[key] = str(value).strip()
         elif isinstance(value, bool):
             out[key] = value
         else:
-            raise ClientError(f"claims: {key} must be true or false")
+            raise CLIError(f"claims: {key} must be true or false")
     return out
 
 
@@ -148,13 +148,13 @@ def validate_claims(name: str, claims: dict[str, Any] | None, doc: dict[str, Any
     try:
         base = Claims.from_json(doc.get("claims"), None)
     except ConfigError as e:
-        raise ClientError(f"the authority's own claims are invalid: {e}") from e
+        raise CLIError(f"the authority's own claims are invalid: {e}") from e
     try:
         resolved = Claims.from_json(claims, base)
     except ConfigError as e:
-        raise ClientError(f"provisioner {name}: {e}") from e
+        raise CLIError(f"provisioner {name}: {e}") from e
     if resolved.enable_ssh_ca and not (doc.get("ssh") or {}).get("userKey"):
-        raise ClientError(f"provisioner {name}: the CA has no SSH keys, so SSH cannot be enabled "
+        raise CLIError(f"provisioner {name}: the CA has no SSH keys, so SSH cannot be enabled "
                           "(run `stepless ca init --ssh`)")
     return resolved
 
@@ -165,7 +165,7 @@ def check_url(url: str, what: str) -> str:
     try:
         return oidc_discovery.check_url(url, what)
     except ValueError as e:
-        raise ClientError(str(e)) from e
+        raise CLIError(str(e)) from e
 
 
 def discover(url: str, *, timeout: float = DISCOVERY_TIMEOUT) -> dict[str, Any]:
@@ -179,30 +179,30 @@ def discover(url: str, *, timeout: float = DISCOVERY_TIMEOUT) -> dict[str, Any]:
     try:
         url = configuration_url(url)
     except ValueError as e:
-        raise ClientError(str(e)) from e
+        raise CLIError(str(e)) from e
     request = urllib.request.Request(url, headers={"Accept": "application/json", "User-Agent": "stepless"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as res:  # noqa: S310 - scheme checked above
             body = res.read(MAX_DISCOVERY_BYTES + 1)
     except urllib.error.HTTPError as e:
-        raise ClientError(f"configuration endpoint {url} answered HTTP {e.code}") from e
+        raise CLIError(f"configuration endpoint {url} answered HTTP {e.code}") from e
     except urllib.error.URLError as e:
-        raise ClientError(f"configuration endpoint {url} is unreachable: {e.reason}") from e
+        raise CLIError(f"configuration endpoint {url} is unreachable: {e.reason}") from e
     except TimeoutError as e:
-        raise ClientError(f"configuration endpoint {url} did not answer within {timeout:g}s") from e
+        raise CLIError(f"configuration endpoint {url} did not answer within {timeout:g}s") from e
     except (OSError, ValueError) as e:
-        raise ClientError(f"configuration endpoint {url} is unreachable: {e}") from e
+        raise CLIError(f"configuration endpoint {url} is unreachable: {e}") from e
     if len(body) > MAX_DISCOVERY_BYTES:
-        raise ClientError(f"configuration endpoint {url} returned more than {MAX_DISCOVERY_BYTES} bytes")
+        raise CLIError(f"configuration endpoint {url} returned more than {MAX_DISCOVERY_BYTES} bytes")
     try:
         config = json.loads(body)
     except ValueError as e:
-        raise ClientError(f"configuration endpoint {url} did not return JSON") from e
+        raise CLIError(f"configuration endpoint {url} did not return JSON") from e
     if not isinstance(config, dict):
-        raise ClientError(f"configuration endpoint {url} did not return a JSON object")
+        raise CLIError(f"configuration endpoint {url} did not return a JSON object")
     for field in ("issuer", "jwks_uri"):
         if not isinstance(config.get(field), str) or not config[field]:
-            raise ClientError(f"configuration endpoint {url} returned no {field}")
+            raise CLIError(f"configuration endpoint {url} returned no {field}")
     check_url(config["jwks_uri"], "jwks_uri")
     return config
 
@@ -211,7 +211,7 @@ def check_listen_address(address: str) -> str:
     """``:10000`` or ``host:port`` (the OIDC flow's loopback callback)."""
     m = re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[^:\[\]]*):(\d{1,5})", address)
     if not m or not 0 < int(m.group(2)) < 65536:
-        raise ClientError(f"invalid listen address {address!r} (expected :PORT or HOST:PORT)")
+        raise CLIError(f"invalid listen address {address!r} (expected :PORT or HOST:PORT)")
     return address
 
 
@@ -226,15 +226,15 @@ def public_jwk_from(data: bytes | str, source: str = "the public key") -> dict[s
         try:
             jwk = json.loads(text)
         except ValueError as e:
-            raise ClientError(f"{source} is not valid JSON") from e
+            raise CLIError(f"{source} is not valid JSON") from e
         if not isinstance(jwk, dict) or jwk.get("kty") not in ("EC", "RSA", "OKP"):
-            raise ClientError(f"{source}: only EC, RSA or OKP keys can be provisioner keys")
+            raise CLIError(f"{source}: only EC, RSA or OKP keys can be provisioner keys")
         pub = jose.public_part(jwk)
         try:
             jose.key_from_jwk(pub)
             jose.thumbprint(pub)
         except (KeyError, ValueError) as e:
-            raise ClientError(f"{source} is not a usable JWK: {e}") from e
+            raise CLIError(f"{source} is not a usable JWK: {e}") from e
     elif b"-----BEGIN" in text:
         try:
             key: Any = serialization.load_pem_public_key(text)
@@ -242,21 +242,21 @@ def public_jwk_from(data: bytes | str, source: str = "the public key") -> dict[s
             try:
                 key = serialization.load_pem_private_key(text, password=None)
             except TypeError as e:
-                raise ClientError(f"{source} is an encrypted private key; give the public key") from e
+                raise CLIError(f"{source} is an encrypted private key; give the public key") from e
             except ValueError as e:
-                raise ClientError(f"{source} is not a PEM public key") from e
+                raise CLIError(f"{source} is not a PEM public key") from e
         try:
             pub = jose.public_jwk(key)
         except ValueError as e:
-            raise ClientError(f"{source}: {e}") from e
+            raise CLIError(f"{source}: {e}") from e
     else:
-        raise ClientError(f"{source} is neither a JWK nor a PEM key")
+        raise CLIError(f"{source} is neither a JWK nor a PEM key")
     try:
         pub.setdefault("use", "sig")
         pub["alg"] = pub.get("alg") or jose.default_alg(pub)
         pub["kid"] = pub.get("kid") or jose.thumbprint(pub)
     except KeyError as e:
-        raise ClientError(f"{source}: unsupported key ({e})") from e
+        raise CLIError(f"{source}: unsupported key ({e})") from e
     return pub
 
 
@@ -269,7 +269,7 @@ def x5c_roots(pem: bytes | str, *, now: dt.datetime | None = None) -> str:
     try:
         certs = x509.load_pem_x509_certificates(raw)
     except ValueError as e:
-        raise ClientError("the X5C roots are not PEM certificates") from e
+        raise CLIError("the X5C roots are not PEM certificates") from e
     now = now or dt.datetime.now(dt.UTC)
     seen: set[bytes] = set()
     out: list[bytes] = []
@@ -277,12 +277,12 @@ def x5c_roots(pem: bytes | str, *, now: dt.datetime | None = None) -> str:
         cn = ", ".join(str(a.value) for a in cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME))
         label = f"certificate {cn or cert.subject.rfc4514_string()!r}"
         if not chain.is_ca(cert):
-            raise ClientError(f"{label} is not a CA certificate and cannot be an X5C root")
+            raise CLIError(f"{label} is not a CA certificate and cannot be an X5C root")
         key_usage = chain.extension_value(cert, x509.KeyUsage)
         if key_usage is None or not key_usage.key_cert_sign:
-            raise ClientError(f"{label} cannot be used as an X5C root: it lacks the Certificate Sign key usage")
+            raise CLIError(f"{label} cannot be used as an X5C root: it lacks the Certificate Sign key usage")
         if cert.not_valid_after_utc <= now:
-            raise ClientError(f"{label} expired on {cert.not_valid_after_utc.isoformat()}")
+            raise CLIError(f"{label} expired on {cert.not_valid_after_utc.isoformat()}")
         der = cert.public_bytes(Encoding.DER)
         if der not in seen:
             seen.add(der)
@@ -308,10 +308,10 @@ def jwk_entry(name: str, *, password: str | None = None, public_key: bytes | str
 
     check_name(name)
     if (password is None) == (public_key is None):
-        raise ClientError("a JWK provisioner needs either a new key (--create) or a public key (--public-key)")
+        raise CLIError("a JWK provisioner needs either a new key (--create) or a public key (--public-key)")
     if password is not None:
         if not password:
-            raise ClientError("the provisioner password cannot be empty")
+            raise CLIError("the provisioner password cannot be empty")
         entry = jwk_provisioner(name, password, p2c=p2c)
     else:
         entry = {"type": "JWK", "name": name, "key": public_jwk_from(public_key or b"", source)}
@@ -325,9 +325,9 @@ def oidc_entry(name: str, *, client_id: str, configuration_endpoint: str, client
     """An OIDC entry and the discovered configuration (the endpoint must answer unless ``discovery`` is off)."""
     check_name(name)
     if not client_id:
-        raise ClientError("an OIDC provisioner needs --client-id")
+        raise CLIError("an OIDC provisioner needs --client-id")
     if not configuration_endpoint:
-        raise ClientError("an OIDC provisioner needs --configuration-endpoint")
+        raise CLIError("an OIDC provisioner needs --configuration-endpoint")
     config = discover(configuration_endpoint) if discovery else None
     if not discovery:
         check_url(configuration_endpoint, "configuration endpoint")
@@ -339,11 +339,11 @@ def oidc_entry(name: str, *, client_id: str, configuration_endpoint: str, client
                               ("groups", groups, "group")):
         items = [v.strip() for v in values]
         if any(not v for v in items):
-            raise ClientError(f"an empty --{what} is not allowed")
+            raise CLIError(f"an empty --{what} is not allowed")
         if key == "domains":
             items = [v.lower() for v in items]
             if any("@" in v or "/" in v for v in items):
-                raise ClientError("--domain takes a domain name such as example.com")
+                raise CLIError("--domain takes a domain name such as example.com")
         if items:
             entry[key] = list(dict.fromkeys(items))
     if listen_address:
@@ -375,10 +375,10 @@ def add(entry: dict[str, Any], *, summary: dict[str, Any] | None = None) -> Chan
     def apply(doc: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         provs = doc.setdefault("provisioners", [])
         if any(p.get("name") == name for p in provs):
-            raise ClientError(f"a provisioner named {name} already exists")
+            raise CLIError(f"a provisioner named {name} already exists")
         kid = (entry.get("key") or {}).get("kid") if entry["type"] == "JWK" else None
         if kid and any((p.get("key") or {}).get("kid") == kid for p in provs if p.get("type") == "JWK"):
-            raise ClientError(f"another JWK provisioner already uses the key {kid}")
+            raise CLIError(f"another JWK provisioner already uses the key {kid}")
         _validate_entry(entry, doc)
         provs.append(entry)
         return entry, {"type": entry["type"], "entry": entry, **(summary or {})}
@@ -390,7 +390,7 @@ def update(name: str, claims: dict[str, Any]) -> Change:
     """Change a provisioner's claims (step JSON keys; ``None``/``""`` reverts a key to the authority's)."""
     changes = check_claims(claims)
     if not changes:
-        raise ClientError("nothing to update: give at least one claims flag")
+        raise CLIError("nothing to update: give at least one claims flag")
 
     def apply(doc: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         entry = _find(doc, name)
@@ -414,10 +414,10 @@ def remove(name: str, *, type_: str | None = None) -> Change:
     def apply(doc: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         entry = _find(doc, name)
         if wanted and entry.get("type") != wanted:
-            raise ClientError(f"provisioner {name} is of type {entry.get('type')}, not {wanted}")
+            raise CLIError(f"provisioner {name} is of type {entry.get('type')}, not {wanted}")
         rest = [p for p in doc["provisioners"] if p is not entry]
         if not any(p.get("type") != "SSHPOP" for p in rest):
-            raise ClientError(f"refusing to remove {name}: it is the last provisioner that can issue certificates")
+            raise CLIError(f"refusing to remove {name}: it is the last provisioner that can issue certificates")
         doc["provisioners"] = rest
         return entry, {"type": entry.get("type"), "entry": entry}
 
@@ -438,14 +438,14 @@ def _load() -> tuple[dict[str, Any], int]:
     try:
         return store.load()
     except ConfigError as e:
-        raise ClientError(str(e)) from e
+        raise CLIError(str(e)) from e
 
 
 def _find(doc: dict[str, Any], name: str) -> dict[str, Any]:
     for p in doc.get("provisioners") or []:
         if p.get("name") == name:
             return p
-    raise ClientError(f"no provisioner named {name}")
+    raise CLIError(f"no provisioner named {name}")
 
 
 def _validate_entry(entry: dict[str, Any], doc: dict[str, Any]) -> None:
@@ -454,22 +454,22 @@ def _validate_entry(entry: dict[str, Any], doc: dict[str, Any]) -> None:
 
     validate_claims(entry["name"], entry.get("claims"), doc)
     if entry.get("type") == "SSHPOP" and not (doc.get("ssh") or {}).get("userKey"):
-        raise ClientError("an SSHPOP provisioner needs the CA's SSH keys (run `stepless ca init --ssh`)")
+        raise CLIError("an SSHPOP provisioner needs the CA's SSH keys (run `stepless ca init --ssh`)")
     try:
         build(entry, Claims.from_json(doc.get("claims"), None))
     except ConfigError as e:
         if "unsupported provisioner type" in str(e):
-            raise ClientError(f"this stepless cannot serve {entry.get('type')} provisioners yet") from e
-        raise ClientError(f"invalid provisioner {entry['name']}: {e}") from e
+            raise CLIError(f"this stepless cannot serve {entry.get('type')} provisioners yet") from e
+        raise CLIError(f"invalid provisioner {entry['name']}: {e}") from e
     except (KeyError, ValueError, TypeError) as e:
-        raise ClientError(f"invalid provisioner {entry['name']}: {e}") from e
+        raise CLIError(f"invalid provisioner {entry['name']}: {e}") from e
 
 
 def commit(doc: dict[str, Any], version: int, record: dict[str, Any]) -> int:
     """Write the configuration (if still at ``version``) and the audit record, atomically."""
     data = json.dumps(doc, sort_keys=True)
     if len(data.encode()) > MAX_ITEM_BYTES:
-        raise ClientError("the configuration would exceed DynamoDB's 400 KB item limit")
+        raise CLIError("the configuration would exceed DynamoDB's 400 KB item limit")
     new_version = version + 1
     config_put = {
         "TableName": settings.table(settings.AUTHORITY_TABLE),
@@ -482,7 +482,7 @@ def commit(doc: dict[str, Any], version: int, record: dict[str, Any]) -> int:
             aws.client("dynamodb").transact_write_items(
                 TransactItems=[{"Put": config_put}, {"Put": audit.put(record)}]
             )
-        except AWSClientError as e:
+        except ClientError as e:
             if condition_failed(e, 0):
                 raise Conflict from e
             raise
@@ -501,7 +501,7 @@ def change_config(action: str, name: str, mutate: Callable[[dict[str, Any]], tup
             new_version = commit(doc, version, record)
         except Conflict:
             if attempt == 2:
-                raise ClientError("the authority configuration keeps changing meanwhile; try again") from None
+                raise CLIError("the authority configuration keeps changing meanwhile; try again") from None
             continue
         target.changed(new_version)
         return result, new_version, record

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from stepless import authority, clock
 from stepless.admin import keys
 from stepless.admin.provisioners import change_config
-from stepless.errors import ClientError, ConfigError
+from stepless.errors import CLIError, ConfigError
 from stepless.signers import Signer, load_signer
 from stepless.x509 import ca
 
@@ -42,9 +42,9 @@ def _root_signer(backend: str, outputs: dict[str, str], root: x509.Certificate) 
     try:
         signer = keys.existing("root", backend, outputs)
     except ConfigError as e:
-        raise ClientError(str(e)) from e
+        raise CLIError(str(e)) from e
     if signer.public_key() != root.public_key():
-        raise ClientError("the root key in the stack does not match the CA's root certificate")
+        raise CLIError("the root key in the stack does not match the CA's root certificate")
     return signer
 
 
@@ -64,7 +64,7 @@ def rotate_intermediate(*, outputs: dict[str, str], distrust_previous: bool = Fa
         current = authority.Authority(doc, 0)
         backend = doc.get("keyBackend") or "kms"
         if distrust_previous and backend != "secrets":
-            raise ClientError("--distrust-previous needs a new intermediate key, and the kms backend keeps the "
+            raise CLIError("--distrust-previous needs a new intermediate key, and the kms backend keeps the "
                               "template's key: change the key first (docs/deployment.md §9)")
         now = clock.now()
         root_signer = _root_signer(backend, outputs, current.roots[0])

@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from stepless.admin.provisioners import _load, change_config
-from stepless.errors import ClientError
+from stepless.errors import CLIError
 from stepless.services.ssh_bastion import configured
 
 _NAME = re.compile(r"[A-Za-z0-9_.:-]{1,253}")  # a host name or an IP literal: one argument to ssh
@@ -22,29 +22,29 @@ NO_SSH = "the CA has no SSH keys (run `stepless ca init --ssh`)"
 
 def check_setting(hostname: str, user: str | None = None, port: str | int | None = None,
                   cmd: str | None = None, flags: str | None = None) -> dict[str, str]:
-    """A validated ``ssh.bastion`` value (a :class:`ClientError` names the bad field).
+    """A validated ``ssh.bastion`` value (a :class:`CLIError` names the bad field).
 
     The hostname and user become single ``ssh`` arguments, so neither may start with ``-`` (an option) or
     hold spaces; the port is 1-65535; the command and flags are free text on one line (step splits the flags
     on white space).
     """
     if not hostname or not _NAME.fullmatch(hostname) or hostname.startswith("-"):
-        raise ClientError(f"invalid bastion hostname {hostname!r}: use a host name or an IP address")
+        raise CLIError(f"invalid bastion hostname {hostname!r}: use a host name or an IP address")
     out = {"hostname": hostname}
     if user:
         if not _USER.fullmatch(user) or user.startswith("-"):
-            raise ClientError(f"invalid bastion user {user!r}: use a login name (letters, digits, . _ @ -)")
+            raise CLIError(f"invalid bastion user {user!r}: use a login name (letters, digits, . _ @ -)")
         out["user"] = user
     if port not in (None, ""):
         text = str(port)
         if not text.isdigit() or not 1 <= int(text) <= 65535:
-            raise ClientError(f"invalid bastion port {text!r}: use a number from 1 to 65535")
+            raise CLIError(f"invalid bastion port {text!r}: use a number from 1 to 65535")
         out["port"] = str(int(text))
     for key, value in (("cmd", cmd), ("flags", flags)):
         if value and value.strip():
             what = "command" if key == "cmd" else "flags"
             if len(value) > MAX_TEXT or any(c in value for c in "\r\n\0"):
-                raise ClientError(f"invalid bastion {what}: one line of at most {MAX_TEXT} characters")
+                raise CLIError(f"invalid bastion {what}: one line of at most {MAX_TEXT} characters")
             out[key] = value.strip()
     return out
 
@@ -61,7 +61,7 @@ def set_bastion(value: dict[str, str]) -> tuple[dict[str, str], dict[str, str] |
     def mutate(doc: dict[str, Any]) -> tuple[dict[str, str] | None, dict[str, Any]]:
         section = doc.get("ssh") or {}
         if not (section.get("userKey") or section.get("hostKey")):
-            raise ClientError(f"cannot set a bastion: {NO_SSH}")
+            raise CLIError(f"cannot set a bastion: {NO_SSH}")
         before = configured(section)
         section["bastion"] = dict(value)
         return before, {"before": before, "after": value}
@@ -77,7 +77,7 @@ def remove() -> tuple[dict[str, str], int]:
         section = doc.get("ssh") or {}
         before = configured(section)
         if before is None:
-            raise ClientError("no SSH bastion is configured")
+            raise CLIError("no SSH bastion is configured")
         del section["bastion"]
         return before, {"before": before, "after": None}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from stepless import authority, aws, settings
-from stepless.errors import ClientError
+from stepless.errors import CLIError
 
 TABLE_OUTPUTS = {
     settings.AUTHORITY_TABLE: "AuthorityTableName",
@@ -22,7 +22,7 @@ def outputs(stack_name: str) -> dict[str, str]:
     try:
         stacks = aws.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
     except Exception as e:  # noqa: BLE001 - no credentials, no stack, no network: one line for the user
-        raise ClientError(f"cannot read stack {stack_name}: {aws.error_code(e) or e}") from e
+        raise CLIError(f"cannot read stack {stack_name}: {aws.error_code(e) or e}") from e
     outs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
     params = {p["ParameterKey"]: p.get("ParameterValue", "") for p in stacks[0].get("Parameters", [])}
     if params.get("ConfigTtlSeconds"):  # how long the functions keep a configuration (the true delay of a change)
@@ -35,7 +35,7 @@ def use(stack_name: str) -> dict[str, str]:
     outs = outputs(stack_name)
     for var, key in TABLE_OUTPUTS.items():
         if key not in outs:
-            raise ClientError(f"stack {stack_name} has no {key} output; is it a stepless stack?")
+            raise CLIError(f"stack {stack_name} has no {key} output; is it a stepless stack?")
         os.environ[var] = outs[key]
     for var, key in OPTIONAL_OUTPUTS.items():
         if key in outs:

@@ -29,7 +29,7 @@ from typing import Any
 
 from stepless import aws, clienthome, settings
 from stepless.admin import stack
-from stepless.errors import ClientError
+from stepless.errors import CLIError
 
 STACK_ENV = "STEPLESS_STACK"
 DEFAULT_STACK = "stepless"
@@ -101,7 +101,7 @@ def administrator(stack_name: str | None) -> bool:
 def point_at_local(record: dict[str, Any]) -> None:
     """Send this process's AWS calls to the local CA's endpoint, with its placeholder credentials only."""
     if not record.get("endpoint"):
-        raise ClientError("the local CA's record in the defaults has no endpoint: restart `stepless dev`")
+        raise CLIError("the local CA's record in the defaults has no endpoint: restart `stepless dev`")
     for var in list(os.environ):
         if var in _CALLER_CREDENTIALS or var.startswith("AWS_ENDPOINT_URL_"):
             del os.environ[var]
@@ -116,9 +116,9 @@ def _use_moto(record: dict[str, Any]) -> dict[str, str]:
     point_at_local(record)
     try:
         return stack.use(record["stack"])
-    except ClientError as e:
+    except CLIError as e:
         if "Could not connect" in str(e):
-            raise ClientError(f"the local CA ({record['endpoint']}) is not running: start `stepless dev`, "
+            raise CLIError(f"the local CA ({record['endpoint']}) is not running: start `stepless dev`, "
                               "or name a deployed stack with --stack") from e
         raise
 
@@ -140,7 +140,7 @@ def use(stack_name: str | None) -> Target:
 def current() -> Target:
     """The target of the last :func:`use` (this process's)."""
     if _current is None:
-        raise ClientError("no target CA chosen")  # a programming error; one line all the same
+        raise CLIError("no target CA chosen")  # a programming error; one line all the same
     return _current
 
 
@@ -159,10 +159,10 @@ def _use(stack_name: str | None) -> Target:
     if local is not None:
         engine = local.get("engine", "moto")
         if engine not in LOCAL_ENGINES:
-            raise ClientError(f"the local CA in the defaults uses engine {engine!r}, which this command cannot reach")
+            raise CLIError(f"the local CA in the defaults uses engine {engine!r}, which this command cannot reach")
         return Target(name, LOCAL_ENGINES[engine](local), local)
     if not _has_credentials():
-        raise ClientError(f"no AWS credentials to reach stack {name}: configure them (aws configure, AWS_PROFILE), "
+        raise CLIError(f"no AWS credentials to reach stack {name}: configure them (aws configure, AWS_PROFILE), "
                           "or run `stepless dev` for a local CA")
     return Target(name, stack.use(name))
 

@@ -11,14 +11,14 @@ from stepless.admin import target
 from stepless.cli import options, ui
 from stepless.cli.main import ca
 from stepless.cli.provisioner import claims_flags, claims_from
-from stepless.errors import ClientError, ConfigError
+from stepless.errors import CLIError, ConfigError
 
 
 def _stack_outputs(stack_name: str | None) -> dict[str, str]:
     """The target stack's outputs (``stepless.admin.target``); these commands need a stack, not bare tables."""
     where = target.use(stack_name)
     if not where.stack:
-        raise ClientError("name the stack with --stack (or STEPLESS_STACK)")
+        raise CLIError("name the stack with --stack (or STEPLESS_STACK)")
     return where.outputs
 
 
@@ -38,7 +38,7 @@ def init_cmd(stack_name, name, dns, provisioner, password_file, key_backend, ssh
 
     outputs = _stack_outputs(stack_name)
     if target.current().is_local:
-        raise ClientError("`stepless dev` initializes the local CA itself (a new one: stop it and start it again); "
+        raise CLIError("`stepless dev` initializes the local CA itself (a new one: stop it and start it again); "
                           "name a deployed stack with --stack")
     backend = key_backend or outputs.get("KeyBackend") or "kms"
     password = ui.password(password_file, "Please enter the password to encrypt the provisioner key: ",
@@ -47,7 +47,7 @@ def init_cmd(stack_name, name, dns, provisioner, password_file, key_backend, ssh
         result = init(outputs=outputs, backend=backend, name=name, dns_names=list(dns), provisioner=provisioner,
                       password=password, ssh=ssh, force=force)
     except ConfigError as e:
-        raise ClientError(str(e)) from e
+        raise CLIError(str(e)) from e
     ui.done("Root certificate", "stored in the authority configuration")
     ui.done("Root fingerprint", result.fingerprint)
     ui.done("Provisioner", f"{result.provisioner} (JWK) [kid: {result.kid}]")
@@ -91,7 +91,7 @@ def upgrade_cmd(stack_name) -> None:
     outputs = target.use(stack_name).outputs
     ui.done("Renewal links", f"{certificates.link_renewals()} renewals linked to their parents")
     if settings.HOSTS_TABLE not in os.environ:
-        raise ClientError(f"stack {stack_name} has no HostsTableName output: deploy this version's template first")
+        raise CLIError(f"stack {stack_name} has no HostsTableName output: deploy this version's template first")
     if outputs.get("CrlBucketName"):
         os.environ[crl_store.BUCKET] = outputs["CrlBucketName"]
     filled = backfill_ssh()

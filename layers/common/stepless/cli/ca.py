@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from stepless.cli import config, keys, options, tokens, ui
 from stepless.cli.client import CAClient
 from stepless.cli.main import ca, cli
-from stepless.errors import ClientError
+from stepless.errors import CLIError
 
 
 def connect(ca_url: str | None, root: str | None) -> tuple[CAClient, str]:
@@ -61,7 +61,7 @@ def token_cmd(subject, ca_url, root, provisioner, password_file, san, revoke, ou
     """Generate a one-time token for SUBJECT (a name, or a serial number with --revoke)."""
     client, root_file = connect(ca_url, root)
     if revoke and san:
-        raise ClientError("flags --revoke and --san are incompatible")
+        raise CLIError("flags --revoke and --san are incompatible")
     req = tokens.TokenRequest("revoke" if revoke else "sign", subject, list(san))
     creds = tokens.Credentials(provisioner, password_file, x5c_cert, x5c_key, console)
     tok = tokens.generate(client, root_file, req, creds)
@@ -100,7 +100,7 @@ def certificate_cmd(subject, crt_file, key_file, ca_url, root, token, provisione
             issue_cmd, subject=subject, name=managed, stack_name=stack_name, san=san,
             not_after=not_after or "24h", rekey=rekey, kty=kty, crv=crv, size=size, force=force)
     if stack_name:
-        raise ClientError("--stack only applies with --managed")
+        raise CLIError("--stack only applies with --managed")
     missing = [n for n, v in (("CRT_FILE", crt_file), ("KEY_FILE", key_file)) if not v]
     if missing:
         raise click.UsageError(f"missing argument{'s' if len(missing) > 1 else ''} {' and '.join(missing)}")
@@ -127,9 +127,9 @@ def token_claims(token: str) -> dict:
     try:
         claims = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError as e:
-        raise ClientError(f"error parsing token: {e}") from e
+        raise CLIError(f"error parsing token: {e}") from e
     if not isinstance(claims, dict):
-        raise ClientError("error parsing token: its payload is not a JSON object")
+        raise CLIError("error parsing token: its payload is not a JSON object")
     return claims
 
 
@@ -151,13 +151,13 @@ def request_names(token: str, subject: str, flag_sans: list[str], *, token_given
         sans = [*flag_sans, str(claims["email"])]
         first = next(s for s in sans if "@" in s and "://" not in s)
         if first != subject:
-            raise ClientError(f"token email '{first}' and argument '{subject}' do not match")
+            raise CLIError(f"token email '{first}' and argument '{subject}' do not match")
         return str(claims.get("sub") or ""), sans
     if token_given and flag_sans:
-        raise ClientError("flags --token and --san are mutually exclusive")
+        raise CLIError("flags --token and --san are mutually exclusive")
     sub = str(claims.get("sub") or subject)
     if sub.casefold() != subject.casefold():
-        raise ClientError(f"token subject '{sub}' and argument '{subject}' do not match")
+        raise CLIError(f"token subject '{sub}' and argument '{subject}' do not match")
     sans = claims.get("sans")
     return sub, [str(s) for s in sans] if isinstance(sans, list) and sans else [sub]
 
@@ -180,9 +180,9 @@ def sign_cmd(csr_file, crt_file, ca_url, root, token, provisioner, password_file
     try:
         csr = x509.load_pem_x509_csr(Path(csr_file).read_bytes())
     except OSError as e:
-        raise ClientError(f"error reading {csr_file}: {e.strerror}") from e
+        raise CLIError(f"error reading {csr_file}: {e.strerror}") from e
     except ValueError as e:
-        raise ClientError(f"{csr_file} is not a PEM certificate request") from e
+        raise CLIError(f"{csr_file} is not a PEM certificate request") from e
     client, root_file = connect(ca_url, root)
     cn, sans = csr_names(csr)
     if not token:
@@ -190,7 +190,7 @@ def sign_cmd(csr_file, crt_file, ca_url, root, token, provisioner, password_file
                                 tokens.Credentials(provisioner, password_file, x5c_cert, x5c_key, console))
     subject = str(token_claims(token).get("sub") or "")
     if subject.casefold() != cn.casefold():  # as step: before any request
-        raise ClientError(f"token subject '{subject}' and CSR CommonName '{cn}' do not match")
+        raise CLIError(f"token subject '{subject}' and CSR CommonName '{cn}' do not match")
     res = sign_csr(client, csr.public_bytes(Encoding.PEM).decode(), token, not_before, not_after)
     ui.write_files({crt_file: chain_pem(res)}, mode=0o644, force=True)
     ui.done("Certificate", crt_file)
@@ -202,10 +202,10 @@ def fetch_root(url: str, fingerprint: str) -> x509.Certificate:
     try:
         cert = x509.load_pem_x509_certificate(str(res.get("ca", "")).encode())
     except ValueError as e:
-        raise ClientError("the CA returned an invalid root certificate") from e
+        raise CLIError("the CA returned an invalid root certificate") from e
     got = hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest()
     if got != fingerprint:
-        raise ClientError(f"the root certificate fingerprint {got} does not match {fingerprint}")
+        raise CLIError(f"the root certificate fingerprint {got} does not match {fingerprint}")
     return cert
 
 
@@ -241,7 +241,7 @@ def root_cmd(root_file, ca_url, fingerprint, force) -> None:
     url = config.ca_url(ca_url)
     fp = (fingerprint or config.defaults().get("fingerprint") or "").lower()
     if not fp:
-        raise ClientError("missing --fingerprint")
+        raise CLIError("missing --fingerprint")
     pem = fetch_root(url, fp.replace(":", "").replace("-", "")).public_bytes(Encoding.PEM)
     if root_file:
         ui.write_files({root_file: pem}, mode=0o644, force=force)

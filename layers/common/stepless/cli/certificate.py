@@ -20,7 +20,7 @@ from stepless.cli import inspect as render
 from stepless.cli import keys, ui
 from stepless.cli.main import certificate
 from stepless.durations import TimeArg
-from stepless.errors import ClientError, StepError
+from stepless.errors import CLIError, StepError
 
 ENCRYPT_PROMPT = "Please enter the password to encrypt the private key: "
 PROFILES = ("leaf", "intermediate-ca", "root-ca", "self-signed")
@@ -32,7 +32,7 @@ def _time_flag(value: str | None, flag: str) -> TimeArg:
     try:
         return TimeArg.parse(value, flag)
     except StepError as e:
-        raise ClientError(
+        raise CLIError(
             f"invalid value '{value}' for flag '--{flag}': use a duration or an RFC 3339 time"
         ) from e
 
@@ -44,7 +44,7 @@ def _validity(
     nb = _time_flag(not_before, "not-before").resolve(now) or now
     na = _time_flag(not_after, "not-after").resolve(now) or nb + default
     if na <= nb:
-        raise ClientError("flag '--not-after' must be after '--not-before'")
+        raise CLIError("flag '--not-after' must be after '--not-before'")
     return nb, na
 
 
@@ -103,7 +103,7 @@ def build_certificate(
     try:
         return b.sign(signer, keys.signature_hash(signer))
     except ValueError as e:
-        raise ClientError(f"error creating certificate: {e}") from e
+        raise CLIError(f"error creating certificate: {e}") from e
 
 
 @certificate.command("create")
@@ -159,25 +159,25 @@ def create(
 ) -> None:
     """Create a certificate or a certificate signing request (--csr) and a new private key."""
     if no_password and not insecure:
-        raise ClientError("flag '--no-password' requires the '--insecure' flag")
+        raise CLIError("flag '--no-password' requires the '--insecure' flag")
     if no_password and password_file:
-        raise ClientError("flag '--no-password' is incompatible with '--password-file'")
+        raise CLIError("flag '--no-password' is incompatible with '--password-file'")
     if Path(crt_file).resolve() == Path(key_file).resolve():
-        raise ClientError("positional arguments CRT_FILE and KEY_FILE must be different files")
+        raise CLIError("positional arguments CRT_FILE and KEY_FILE must be different files")
     issuer: x509.Certificate | None = None
     issuer_key: keys.PrivateKey | None = None
     if not csr:
         if profile == "self-signed" and not subtle:
-            raise ClientError("'--profile self-signed' requires the '--subtle' flag")
+            raise CLIError("'--profile self-signed' requires the '--subtle' flag")
         if profile in ("leaf", "intermediate-ca"):
             if not ca_file:
-                raise ClientError(f"'--profile {profile}' requires the '--ca' flag (or use --csr)")
+                raise CLIError(f"'--profile {profile}' requires the '--ca' flag (or use --csr)")
             if not ca_key:
-                raise ClientError(f"'--profile {profile}' requires the '--ca-key' flag")
+                raise CLIError(f"'--profile {profile}' requires the '--ca-key' flag")
         elif ca_file or ca_key:
-            raise ClientError(f"flag '--ca' is incompatible with '--profile {profile}'")
+            raise CLIError(f"flag '--ca' is incompatible with '--profile {profile}'")
     if bundle and (csr or not ca_file):
-        raise ClientError("flag '--bundle' requires the '--ca' flag")
+        raise CLIError("flag '--bundle' requires the '--ca' flag")
     for path in (crt_file, key_file):
         ui.confirm_overwrite(path, force)
     validity = (
@@ -189,12 +189,12 @@ def create(
         issuer = keys.load_certificates(ca_file)[0]
         issuer_key = keys.load_private_key(ca_key, ca_password_file, flag="--ca-password-file")
         if keys.public_key_pem(issuer_key) != keys.public_key_pem(issuer.public_key()):  # type: ignore[arg-type]
-            raise ClientError(f"the key {ca_key} does not match the certificate {ca_file}")
+            raise CLIError(f"the key {ca_key} does not match the certificate {ca_file}")
     key = keys.generate_key(kty, crv, size)
     password = None if no_password else ui.password(password_file, ENCRYPT_PROMPT, confirm=True,
                                                      flag="--password-file")
     if password == "":
-        raise ClientError("the password to encrypt the private key cannot be empty")
+        raise CLIError("the password to encrypt the private key cannot be empty")
     key_pem = keys.key_to_pem(key, password)
     if csr:
         body = keys.make_csr(key, subject, list(sans)).public_bytes(serialization.Encoding.PEM)

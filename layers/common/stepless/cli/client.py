@@ -10,7 +10,7 @@ import ssl
 from typing import Any
 from urllib.parse import urlsplit
 
-from stepless.errors import ClientError
+from stepless.errors import CLIError
 
 TIMEOUT = 30
 _OPENSSL_SOURCE = re.compile(r"\s*\(_ssl\.c:\d+\)")
@@ -30,7 +30,7 @@ _CLIENT_CERT_ALERTS = {
 }
 
 
-class TLSRefused(ClientError):
+class TLSRefused(CLIError):
     """The CA refused the client certificate during the TLS handshake; ``kind`` says why (see above)."""
 
     def __init__(self, kind: str, message: str) -> None:
@@ -83,16 +83,16 @@ class CAClient:
             else:
                 self.context = ssl.create_default_context(cafile=root)
         except OSError as e:
-            raise ClientError(f"error reading the root certificate {root}: {describe(e)}") from e
+            raise CLIError(f"error reading the root certificate {root}: {describe(e)}") from e
         if client_cert:
             try:
                 self.context.load_cert_chain(*client_cert)
             except OSError as e:
-                raise ClientError(f"error loading the client certificate {client_cert[0]}: {describe(e)}") from e
+                raise CLIError(f"error loading the client certificate {client_cert[0]}: {describe(e)}") from e
 
     def request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
                 raw: bool = False) -> Any:
-        """Send a request; returns decoded JSON (or bytes with ``raw``); raises ClientError."""
+        """Send a request; returns decoded JSON (or bytes with ``raw``); raises CLIError."""
         data = json.dumps(body).encode() if body is not None and not isinstance(body, bytes) else body
         conn = http.client.HTTPSConnection(self.host, self.port, context=self.context, timeout=TIMEOUT)
         try:
@@ -101,27 +101,27 @@ class CAClient:
             res = conn.getresponse()
             payload = res.read()
         except ssl.SSLCertVerificationError as e:
-            raise ClientError(
+            raise CLIError(
                 f"the CA at {self.ca_url} is not trusted by the root certificate: {e.verify_message}"
             ) from e
         except ssl.SSLError as e:
             if (e.reason or "") in _CLIENT_CERT_ALERTS:
                 raise TLSRefused(*_CLIENT_CERT_ALERTS[e.reason]) from e
-            raise ClientError(f"cannot connect to the CA: {describe(e, f'at {self.ca_url}')}") from e
+            raise CLIError(f"cannot connect to the CA: {describe(e, f'at {self.ca_url}')}") from e
         except OSError as e:
-            raise ClientError(f"cannot connect to the CA: {describe(e, f'at {self.ca_url}')}") from e
+            raise CLIError(f"cannot connect to the CA: {describe(e, f'at {self.ca_url}')}") from e
         except http.client.HTTPException as e:
-            raise ClientError(f"the CA at {self.ca_url} sent an invalid HTTP answer ({type(e).__name__})") from e
+            raise CLIError(f"the CA at {self.ca_url} sent an invalid HTTP answer ({type(e).__name__})") from e
         finally:
             conn.close()
         if res.status >= 400:
-            raise ClientError(_error_message(res.status, payload))
+            raise CLIError(_error_message(res.status, payload))
         if raw:
             return payload
         try:
             return json.loads(payload) if payload else {}
         except ValueError as e:
-            raise ClientError(f"the CA sent an invalid response to {method} {path}") from e
+            raise CLIError(f"the CA sent an invalid response to {method} {path}") from e
 
     def get(self, path: str, **kw: Any) -> Any:
         return self.request("GET", path, **kw)
@@ -139,7 +139,7 @@ class CAClient:
             cursor = page.get("nextCursor") or ""
             if not cursor:
                 return out
-        raise ClientError("the CA's provisioner list does not end")
+        raise CLIError("the CA's provisioner list does not end")
 
 
 def _error_message(status: int, payload: bytes) -> str:

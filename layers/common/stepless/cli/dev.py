@@ -15,7 +15,7 @@ import click
 
 from stepless.cli import config, ui
 from stepless.cli.main import cli, local
-from stepless.errors import ClientError
+from stepless.errors import CLIError
 
 
 def _address(value: str) -> tuple[str, int]:
@@ -23,7 +23,7 @@ def _address(value: str) -> tuple[str, int]:
     try:
         return (host.strip("[]") or "127.0.0.1"), int(port)
     except ValueError as e:
-        raise ClientError(f"invalid --address {value!r}: use HOST:PORT") from e
+        raise CLIError(f"invalid --address {value!r}: use HOST:PORT") from e
 
 
 def _period(value: str | None) -> float | None:
@@ -34,9 +34,9 @@ def _period(value: str | None) -> float | None:
     try:
         seconds = parse_duration(value).total_seconds()
     except ValueError as e:
-        raise ClientError(f"invalid --schedule-every {value!r}: {e}") from e
+        raise CLIError(f"invalid --schedule-every {value!r}: {e}") from e
     if seconds <= 0:
-        raise ClientError("--schedule-every must be positive")
+        raise CLIError("--schedule-every must be positive")
     return seconds
 
 
@@ -80,7 +80,7 @@ def dev_cmd(address, home, password_file, key_backend, provisioner, dns, schedul
         stack.start()
     except OSError as e:
         stack.stop()
-        raise ClientError(f"cannot start the local stack: {e}") from e
+        raise CLIError(f"cannot start the local stack: {e}") from e
     generated = password_file is None
     ui.info(f"stepless dev: CA ready at {stack.url}")
     ui.done("CA URL", stack.url)
@@ -130,11 +130,11 @@ def invoke_cmd(function_id, event_file, home) -> None:
     routes = template.routes(template.load_template(path))
     fns = template.functions(template.load_template(path))
     if function_id not in fns:
-        raise ClientError(f"no function {function_id} in {path} (have {', '.join(fns)})")
+        raise CLIError(f"no function {function_id} in {path} (have {', '.join(fns)})")
     try:
         event = json.loads(Path(event_file).read_text())
     except ValueError as e:
-        raise ClientError(f"{event_file} is not JSON: {e}") from e
+        raise CLIError(f"{event_file} is not JSON: {e}") from e
     if home is not None:
         os.environ["STEPLESS_HOME"] = str(home)
     dev = DevStack(home=config.home(), address=("127.0.0.1", free_port()))

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 
 from stepless.cli.keys import describe_key, pem_blocks
-from stepless.errors import ClientError
+from stepless.errors import CLIError
 from stepless.x509 import der
 
 X509Object = x509.Certificate | x509.CertificateSigningRequest
@@ -197,7 +197,7 @@ def _extensions(obj: X509Object) -> list[x509.Extension[x509.ExtensionType]]:
     try:
         return list(obj.extensions)
     except ValueError as e:
-        raise ClientError(f"error parsing certificate extensions: {e}") from e
+        raise CLIError(f"error parsing certificate extensions: {e}") from e
 
 
 def _ext(obj: X509Object, cls: type) -> Any:
@@ -587,9 +587,9 @@ def parse_objects(data: bytes, name: str = "input") -> list[X509Object]:
                 elif kind in ("CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"):
                     out.append(x509.load_pem_x509_csr(block))
             except ValueError as e:
-                raise ClientError(f"error parsing {name}: invalid {kind.lower()}") from e
+                raise CLIError(f"error parsing {name}: invalid {kind.lower()}") from e
         if not out:
-            raise ClientError(f"error decoding {name}: no certificate or certificate request found")
+            raise CLIError(f"error decoding {name}: no certificate or certificate request found")
         return out
     try:
         return [x509.load_der_x509_certificate(data)]
@@ -598,4 +598,4 @@ def parse_objects(data: bytes, name: str = "input") -> list[X509Object]:
     try:
         return [x509.load_der_x509_csr(data)]
     except ValueError as e:
-        raise ClientError(f"error parsing {name}: not a certificate or certificate request") from e
+        raise CLIError(f"error parsing {name}: not a certificate or certificate request") from e

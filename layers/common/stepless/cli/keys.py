@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
 from stepless.cli import ui
-from stepless.errors import ClientError
+from stepless.errors import CLIError
 
 PrivateKey: TypeAlias = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 PublicKey: TypeAlias = ec.EllipticCurvePublicKey | rsa.RSAPublicKey | ed25519.Ed25519PublicKey
@@ -39,21 +39,21 @@ def generate_key(kty: str = "EC", crv: str | None = "P-256", size: int | None = 
     """
     kty_u = (kty or "EC").upper()
     if kty_u not in KTYS:
-        raise ClientError(f"invalid value '{kty}' for flag '--kty'; options are {', '.join(KTYS)}")
+        raise CLIError(f"invalid value '{kty}' for flag '--kty'; options are {', '.join(KTYS)}")
     if kty_u == "RSA":
         bits = MIN_RSA_SIZE if size is None else size
         if bits < MIN_RSA_SIZE:
-            raise ClientError(f"flag '--size' requires at least {MIN_RSA_SIZE}")
+            raise CLIError(f"flag '--size' requires at least {MIN_RSA_SIZE}")
         if bits > 8192:
-            raise ClientError("flag '--size' must be at most 8192")
+            raise CLIError("flag '--size' must be at most 8192")
         return rsa.generate_private_key(public_exponent=65537, key_size=bits)
     if kty_u == "OKP":
         if crv not in (None, "P-256") and crv.lower() != "ed25519":
-            raise ClientError(f"invalid value '{crv}' for flag '--crv'; options are Ed25519")
+            raise CLIError(f"invalid value '{crv}' for flag '--crv'; options are Ed25519")
         return ed25519.Ed25519PrivateKey.generate()
     name = "P-256" if crv is None else crv.upper()
     if name not in CURVES:
-        raise ClientError(f"invalid value '{crv}' for flag '--crv'; options are {', '.join(CURVES)}")
+        raise CLIError(f"invalid value '{crv}' for flag '--crv'; options are {', '.join(CURVES)}")
     return ec.generate_private_key(CURVES[name]())
 
 
@@ -107,11 +107,11 @@ def read_input(path: str) -> bytes:
     try:
         return Path(path).read_bytes()
     except FileNotFoundError as e:
-        raise ClientError(f"open {path}: no such file or directory") from e
+        raise CLIError(f"open {path}: no such file or directory") from e
     except IsADirectoryError as e:
-        raise ClientError(f"read {path}: is a directory") from e
+        raise CLIError(f"read {path}: is a directory") from e
     except OSError as e:
-        raise ClientError(f"open {path}: {(e.strerror or str(e)).lower()}") from e
+        raise CLIError(f"open {path}: {(e.strerror or str(e)).lower()}") from e
 
 
 def pem_blocks(data: bytes) -> list[tuple[str, bytes]]:
@@ -127,7 +127,7 @@ def load_private_key(
     data = read_input(path)
     blocks = [(t, b) for t, b in pem_blocks(data) if t.endswith("PRIVATE KEY")]
     if not blocks and b"-----BEGIN" in data:
-        raise ClientError(f"error decoding {path}: no private key found")
+        raise CLIError(f"error decoding {path}: no private key found")
     raw = blocks[0][1] if blocks else data
     encrypted = bool(blocks) and (blocks[0][0] == "ENCRYPTED PRIVATE KEY" or b"ENCRYPTED" in raw)
     secret: bytes | None = None
@@ -141,16 +141,16 @@ def load_private_key(
         else:
             key = serialization.load_der_private_key(raw, None)
     except TypeError as e:  # unencrypted key given a password or the reverse
-        raise ClientError(f"error decrypting {path}: {e}") from e
+        raise CLIError(f"error decrypting {path}: {e}") from e
     except ValueError as e:
         if encrypted:
             source = f" (the password from {flag} {password_file})" if password_file and flag else ""
-            raise ClientError(f"error decrypting {path}: x509: decryption password incorrect{source}") from e
-        raise ClientError(f"error decoding {path}: invalid private key") from e
+            raise CLIError(f"error decrypting {path}: x509: decryption password incorrect{source}") from e
+        raise CLIError(f"error decoding {path}: invalid private key") from e
     except Exception as e:  # unsupported algorithms and the like
-        raise ClientError(f"error decoding {path}: {e}") from e
+        raise CLIError(f"error decoding {path}: {e}") from e
     if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey):
-        raise ClientError(f"error decoding {path}: unsupported key type {type(key).__name__}")
+        raise CLIError(f"error decoding {path}: unsupported key type {type(key).__name__}")
     return key
 
 
@@ -160,11 +160,11 @@ def parse_certificates(data: bytes, name: str = "input") -> list[x509.Certificat
         if b"-----BEGIN" in data:
             certs = [x509.load_pem_x509_certificate(b) for t, b in pem_blocks(data) if t == "CERTIFICATE"]
             if not certs:
-                raise ClientError(f"error decoding {name}: no certificate found")
+                raise CLIError(f"error decoding {name}: no certificate found")
             return certs
         return [x509.load_der_x509_certificate(data)]
     except ValueError as e:
-        raise ClientError(f"error parsing {name}: invalid certificate") from e
+        raise CLIError(f"error parsing {name}: invalid certificate") from e
 
 
 def load_certificates(path: str) -> list[x509.Certificate]:
@@ -205,7 +205,7 @@ def general_names(sans: list[str]) -> list[x509.GeneralName]:
         names += [x509.RFC822Name(e) for e in emails]
         names += [x509.UniformResourceIdentifier(u) for u in uris]
     except (ValueError, TypeError) as e:
-        raise ClientError(f"invalid subject alternative name: {e}") from e
+        raise CLIError(f"invalid subject alternative name: {e}") from e
     return names
 
 
@@ -220,4 +220,4 @@ def make_csr(key: PrivateKey, subject: str, sans: list[str] | None = None) -> x5
     try:
         return builder.sign(key, signature_hash(key))
     except ValueError as e:
-        raise ClientError(f"error creating certificate request: {e}") from e
+        raise CLIError(f"error creating certificate request: {e}") from e

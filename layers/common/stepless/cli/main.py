@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from stepless.errors import ClientError, ConfigError, StepError
+from stepless.errors import CLIError, ConfigError, StepError
 
 # click ≥ 8.2 raises this for a group called without a command (8.1 printed the help and exited 0 itself)
 _NO_ARGS_IS_HELP: type[click.UsageError] = getattr(click.exceptions, "NoArgsIsHelpError",
@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as e:
         click.echo(f"error: {e.format_message()}", err=True)
         sys.exit(e.exit_code if e.exit_code else 2)
-    except (ClientError, ConfigError) as e:
+    except (CLIError, ConfigError) as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(1)
     except StepError as e:

@@ -23,7 +23,7 @@ from stepless.admin import target
 from stepless.cli import keys, options, ui
 from stepless.cli.main import ca
 from stepless.durations import format_duration, parse_duration
-from stepless.errors import ClientError
+from stepless.errors import CLIError
 from stepless.managed import renewal, store
 from stepless.managed.store import Managed
 
@@ -35,10 +35,10 @@ def use_stack(stack_name: str | None) -> str:
     where = target.use(stack_name)
     if not where.stack:  # the environment's tables
         if not os.environ.get(store.MANAGED_TABLE):
-            raise ClientError(f"{store.MANAGED_TABLE} is not set: name the stack with --stack")
+            raise CLIError(f"{store.MANAGED_TABLE} is not set: name the stack with --stack")
         return where.secrets_prefix
     if "ManagedTableName" not in where.outputs:
-        raise ClientError(f"stack {where.stack} has no ManagedTableName output; update the stack to this version")
+        raise CLIError(f"stack {where.stack} has no ManagedTableName output; update the stack to this version")
     os.environ[store.MANAGED_TABLE] = where.outputs["ManagedTableName"]
     return where.secrets_prefix
 
@@ -99,13 +99,13 @@ def issue_cmd(subject, name, stack_name, san, not_after, rekey, kty, crv, size, 
               acm_arn=None) -> None:
     """Issue a certificate for SUBJECT kept in the secret <stack>/managed/NAME, renewed automatically."""
     if acm_import and acm_arn:
-        raise ClientError("--acm imports a new ACM certificate, --acm-arn re-imports into one: choose one")
+        raise CLIError("--acm imports a new ACM certificate, --acm-arn re-imports into one: choose one")
     if acm_arn and not (acm_arn.startswith("arn:") and ":acm:" in acm_arn):
-        raise ClientError(f"--acm-arn {acm_arn!r} is not an ACM certificate ARN")
+        raise CLIError(f"--acm-arn {acm_arn!r} is not an ACM certificate ARN")
     try:
         duration = parse_duration(not_after)
     except ValueError as e:
-        raise ClientError(f"--not-after must be a duration such as 72h for a managed certificate: {e}") from e
+        raise CLIError(f"--not-after must be a duration such as 72h for a managed certificate: {e}") from e
     prefix = use_stack(stack_name)
     key = keys.generate_key(kty, crv, size)
     with _quiet():
@@ -161,7 +161,7 @@ def renew_cmd(name, stack_name) -> None:
                   renewal.LOST: "it changed meanwhile; retry",
                   renewal.REVOKED: "its certificate is revoked; it is no longer renewed"}.get(
             outcome, item.last_error or outcome)
-        raise ClientError(f"managed certificate {name} was not renewed: {reason}")
+        raise CLIError(f"managed certificate {name} was not renewed: {reason}")
     ui.done("Renewed", item.name)
     ui.done("Serial", item.serial)
     ui.done("Not after", _time(item.not_after))

@@ -18,7 +18,7 @@ from stepless.admin import provisioners as admin
 from stepless.admin import target
 from stepless.cli import config, options, ui
 from stepless.cli.main import ca
-from stepless.errors import ClientError
+from stepless.errors import CLIError
 
 # flag → step's claims key
 DURATION_FLAGS = {
@@ -78,7 +78,7 @@ def _read(path: str, what: str) -> bytes:
     try:
         return Path(path).read_bytes()
     except OSError as e:
-        raise ClientError(f"error reading {what} {path}: {e.strerror or e}") from e
+        raise CLIError(f"error reading {what} {path}: {e.strerror or e}") from e
 
 
 def _emit(data: Any) -> None:
@@ -202,24 +202,24 @@ def _check_flags(kind: str, *, key_file, create, public_key, password_file, clie
     jwk_given = bool(key_file or create or public_key or password_file)
     oidc_given = bool(client_id or client_secret or endpoint or oidc_lists)
     if kind != "JWK" and jwk_given:
-        raise ClientError(f"--create, --public-key, --password-file and JWK-FILE are for JWK provisioners, not {kind}")
+        raise CLIError(f"--create, --public-key, --password-file and JWK-FILE are for JWK provisioners, not {kind}")
     if kind != "OIDC" and oidc_given:
-        raise ClientError(f"the OIDC flags (--client-id, --configuration-endpoint, …) do not apply to {kind}")
+        raise CLIError(f"the OIDC flags (--client-id, --configuration-endpoint, …) do not apply to {kind}")
     if kind != "X5C" and x5c_roots:
-        raise ClientError(f"--x5c-root does not apply to {kind} provisioners")
+        raise CLIError(f"--x5c-root does not apply to {kind} provisioners")
     if kind == "JWK":
         sources = [bool(create), bool(public_key), bool(key_file)]
         if sum(sources) != 1:
-            raise ClientError("a JWK provisioner needs exactly one of --create, --public-key FILE or JWK-FILE")
+            raise CLIError("a JWK provisioner needs exactly one of --create, --public-key FILE or JWK-FILE")
         if password_file and not create:
-            raise ClientError("--password-file only applies with --create")
+            raise CLIError("--password-file only applies with --create")
     if kind == "OIDC":
         if not client_id:
-            raise ClientError("flag --client-id is required with --type OIDC")
+            raise CLIError("flag --client-id is required with --type OIDC")
         if not endpoint:
-            raise ClientError("flag --configuration-endpoint is required with --type OIDC")
+            raise CLIError("flag --configuration-endpoint is required with --type OIDC")
     if kind == "X5C" and not x5c_roots:
-        raise ClientError("flag --x5c-root is required with --type X5C")
+        raise CLIError("flag --x5c-root is required with --type X5C")
 
 
 @provisioner.command("update")
@@ -231,7 +231,7 @@ def update_cmd(name, stack_name, **claim_params) -> None:
     claims = claims_from(claim_params)
     admin.check_claims(claims)
     if not claims:
-        raise ClientError("nothing to update: give at least one claims flag (see --help)")
+        raise CLIError("nothing to update: give at least one claims flag (see --help)")
     where = _use_stack(stack_name)
     change = admin.update(name, claims)
     ui.done("Provisioner", f"{name} updated")

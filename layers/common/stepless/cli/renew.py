@@ -20,7 +20,7 @@ from stepless.cli import config, keys, options, renewal, tokens, ui
 from stepless.cli.ca import chain_pem
 from stepless.cli.client import CAClient, TLSRefused
 from stepless.cli.main import ca, certificate
-from stepless.errors import ClientError
+from stepless.errors import CLIError
 
 NO_CLIENT_CERT = "client certificate"  # the CA's 401 when the mTLS path got no certificate
 
@@ -60,22 +60,22 @@ def renew_once(ca_url: str, root: str, crt: str, key_file: str, password_file: s
         ending = ("its provisioner allows renewal after expiry: use --token-auth"
                   if renewable_after_expiry(CAClient(ca_url, root), leaf) else
                   "its provisioner does not allow renewal after expiry: get a new one (stepless ca certificate)")
-        raise ClientError(f"the certificate in {crt} expired on {leaf.not_valid_after_utc:%Y-%m-%d %H:%M} UTC, "
+        raise CLIError(f"the certificate in {crt} expired on {leaf.not_valid_after_utc:%Y-%m-%d %H:%M} UTC, "
                           f"so the CA refuses it for mutual TLS; {ending}")
     if expired and mode == "auto":  # only a renew token can still work (allowRenewalAfterExpiry)
         try:
             return _token_renew(ca_url, root, chain, key)
         except TLSRefused:
             raise
-        except ClientError as e:
-            raise ClientError(f"the certificate in {crt} expired on {leaf.not_valid_after_utc:%Y-%m-%d %H:%M} UTC "
+        except CLIError as e:
+            raise CLIError(f"the certificate in {crt} expired on {leaf.not_valid_after_utc:%Y-%m-%d %H:%M} UTC "
                               f"and the CA refuses to renew it ({e}): get a new one (stepless ca certificate)") from e
     if mode in ("mtls", "auto"):
         try:
             return _mtls_client(ca_url, root, crt, key).post("/renew")
         except TLSRefused:
             raise
-        except ClientError as e:
+        except CLIError as e:
             if mode == "mtls" or NO_CLIENT_CERT not in str(e):
                 raise
     return _token_renew(ca_url, root, chain, key)
@@ -105,7 +105,7 @@ def check_issued_under(chain: list[x509.Certificate], root: str, crt: str) -> No
             return
         except (ValueError, TypeError, InvalidSignature):
             continue
-    raise ClientError(f"the certificate in {crt} was not issued under the CA's root ({root}): the CA's root has "
+    raise CLIError(f"the certificate in {crt} was not issued under the CA's root ({root}): the CA's root has "
                       "changed since; bootstrap again (stepless ca bootstrap --ca-url URL --fingerprint FP) and get "
                       "a new certificate (stepless ca certificate)")
 
@@ -154,7 +154,7 @@ def renew_cmd(crt_file, key_file, ca_url, root, out, password_file, mtls, daemon
         exp_in = parse_duration(expires_in) if expires_in else None
         period = parse_duration(renew_period) if renew_period else None
     except ValueError as e:
-        raise ClientError(str(e)) from e
+        raise CLIError(str(e)) from e
     hook = renewal.after_renew(exec_cmd, renewal.read_pid(pid, pid_file), signum)
     if not daemon:
         leaf = keys.load_certificates(crt_file)[0]
@@ -188,9 +188,9 @@ def run_daemon(renew, out: str, crt_file: str, hook, *, expires_in=None, renew_p
             try:
                 res = renew()
                 break
-            except ClientError as e:
+            except CLIError as e:
                 if now() >= leaf.not_valid_after_utc:
-                    raise ClientError(f"certificate expired before it could be renewed: {e}") from e
+                    raise CLIError(f"certificate expired before it could be renewed: {e}") from e
                 delay = renewal.backoff(attempt)
                 ui.info(f"renewal failed ({e}); retrying in {delay:.1f}s")
                 sleep(delay)
@@ -201,7 +201,7 @@ def run_daemon(renew, out: str, crt_file: str, hook, *, expires_in=None, renew_p
         done += 1
         try:
             hook()
-        except ClientError as e:
+        except CLIError as e:
             ui.info(f"after-renew action failed: {e}")
     return done
 
@@ -226,22 +226,22 @@ def revoke_cmd(serial, ca_url, root, cert_file, key_file, token, provisioner, pa
         body["lineage"] = True
     if cert_file or key_file:
         if not (cert_file and key_file):
-            raise ClientError("flags --cert and --key must be used together")
+            raise CLIError("flags --cert and --key must be used together")
         if token:
-            raise ClientError("flags --cert and --token are incompatible")
+            raise CLIError("flags --cert and --token are incompatible")
         chain = keys.load_certificates(cert_file)
         leaf = chain[0]
         serial = str(leaf.serial_number)
         check_issued_under(chain, root_file, cert_file)
         if dt.datetime.now(dt.UTC) > leaf.not_valid_after_utc:
-            raise ClientError(f"the certificate in {cert_file} has expired, so the CA refuses it for mutual TLS: "
+            raise CLIError(f"the certificate in {cert_file} has expired, so the CA refuses it for mutual TLS: "
                               f"revoke it by serial with a token (stepless ca revoke {serial})")
         key = keys.load_private_key(key_file, None)
         client = _mtls_client(url, root_file, cert_file, key)
         client.post("/revoke", {"serial": serial, **body})
     else:
         if not serial:
-            raise ClientError("missing SERIAL (or use --cert and --key)")
+            raise CLIError("missing SERIAL (or use --cert and --key)")
         serial = normalize_serial(serial)
         client = CAClient(url, root_file)
         if not token:
@@ -261,7 +261,7 @@ def normalize_serial(serial: str) -> str:
             return str(int(s.replace(":", ""), 16))
         return str(int(s, 10))
     except ValueError as e:
-        raise ClientError(f"invalid serial number {serial!r}") from e
+        raise CLIError(f"invalid serial number {serial!r}") from e
 
 
 @certificate.command("needs-renewal")
@@ -281,6 +281,6 @@ def needs_renewal_cmd(crt_file, expires_in) -> None:
             threshold = (lifetime * float(expires_in[:-1]) / 100) if expires_in.endswith("%") \
                 else parse_duration(expires_in)
         except ValueError as e:
-            raise ClientError(f"invalid --expires-in {expires_in!r}") from e
+            raise CLIError(f"invalid --expires-in {expires_in!r}") from e
     if left > threshold:
         raise SystemExit(1)

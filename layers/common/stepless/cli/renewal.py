@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from cryptography import x509
 
-from stepless.errors import ClientError
+from stepless.errors import CLIError
 
 
 def next_renewal(leaf: x509.Certificate, now: dt.datetime, *, expires_in: dt.timedelta | None = None,
@@ -42,11 +42,11 @@ def after_renew(exec_cmd: str | None, pid: int | None, signum: int) -> Callable[
             try:
                 os.kill(pid, signum)
             except OSError as e:
-                raise ClientError(f"error sending signal {signum} to process {pid}: {e.strerror}") from e
+                raise CLIError(f"error sending signal {signum} to process {pid}: {e.strerror}") from e
         if exec_cmd:
             res = subprocess.run(exec_cmd, shell=True, check=False)  # noqa: S602 - the user's own command
             if res.returncode != 0:
-                raise ClientError(f"command {exec_cmd!r} exited with status {res.returncode}")
+                raise CLIError(f"command {exec_cmd!r} exited with status {res.returncode}")
 
     return run
 
@@ -57,7 +57,7 @@ def read_pid(pid: int | None, pid_file: str | None) -> int | None:
         try:
             return int(open(pid_file).read().strip())  # noqa: SIM115
         except (OSError, ValueError) as e:
-            raise ClientError(f"error reading pid from {pid_file}") from e
+            raise CLIError(f"error reading pid from {pid_file}") from e
     return pid
 
 

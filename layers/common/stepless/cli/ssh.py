@@ -16,7 +16,7 @@ from stepless import jose
 from stepless.cli import config, keys, options, sshagent, tokens, ui
 from stepless.cli.ca import connect
 from stepless.cli.main import ssh
-from stepless.errors import ClientError
+from stepless.errors import CLIError
 from stepless.provisioners.jwk import email_principals
 from stepless.ssh import parse_certificate, parse_public_key, to_authorized_key
 from stepless.ssh.certificate import SSHCertificate
@@ -32,7 +32,7 @@ def _load_ssh_private(path: str, password_file: str | None = None) -> object:
     try:
         data = Path(path).read_bytes()
     except OSError as e:
-        raise ClientError(f"error reading {path}: {e.strerror}") from e
+        raise CLIError(f"error reading {path}: {e.strerror}") from e
     if b"OPENSSH PRIVATE KEY" not in data:
         return keys.load_private_key(path, password_file, flag="--password-file")
     try:
@@ -42,14 +42,14 @@ def _load_ssh_private(path: str, password_file: str | None = None) -> object:
         try:
             return serialization.load_ssh_private_key(data, password.encode())
         except ValueError as e:
-            raise ClientError(f"error decrypting {path}: wrong password?") from e
+            raise CLIError(f"error decrypting {path}: wrong password?") from e
 
 
 def _cert_response(res: dict) -> SSHCertificate:
     try:
         return parse_certificate(base64.b64decode(res["crt"]))
     except (KeyError, ValueError) as e:
-        raise ClientError("the CA returned an invalid SSH certificate") from e
+        raise CLIError("the CA returned an invalid SSH certificate") from e
 
 
 @ssh.command("certificate")
@@ -77,7 +77,7 @@ def certificate_cmd(key_id, key_file, ca_url, root, host, sign, principal, not_b
                     force, x5c_cert, x5c_key, console) -> None:
     """Generate an SSH key pair (or use KEY_FILE's public key with --sign) and get a certificate for it."""
     if no_password and not insecure:
-        raise ClientError("flag '--no-password' requires the '--insecure' flag")
+        raise CLIError("flag '--no-password' requires the '--insecure' flag")
     base = key_file[:-4] if sign and key_file.endswith(".pub") else key_file
     cert_file = f"{base}-cert.pub"
     private = None
@@ -85,7 +85,7 @@ def certificate_cmd(key_id, key_file, ca_url, root, host, sign, principal, not_b
         try:
             public = parse_public_key(Path(key_file).read_text())
         except OSError as e:
-            raise ClientError(f"error reading {key_file}: {e.strerror}") from e
+            raise CLIError(f"error reading {key_file}: {e.strerror}") from e
         targets = [cert_file]
     else:
         targets = [key_file, f"{key_file}.pub", cert_file]
@@ -186,7 +186,7 @@ def inspect_cmd(cert_file) -> None:
     try:
         cert = parse_certificate(data.decode().strip())
     except (ValueError, UnicodeDecodeError) as e:
-        raise ClientError(f"{cert_file} is not an SSH certificate: {e}") from e
+        raise CLIError(f"{cert_file} is not an SSH certificate: {e}") from e
     click.echo(inspect_text(cert, cert_file))
 
 
@@ -209,7 +209,7 @@ def config_cmd(ca_url, root, roots, federation, host, dry_run, set_) -> None:
     for item in set_:
         k, sep, v = item.partition("=")
         if not sep:
-            raise ClientError(f"invalid --set {item!r}: use KEY=VALUE")
+            raise CLIError(f"invalid --set {item!r}: use KEY=VALUE")
         data[k] = v
     kind = "host" if host else "user"
     home = config.home()
@@ -273,12 +273,12 @@ def _read_cert(cert_file: str) -> tuple[SSHCertificate, str]:
     try:
         line = Path(cert_file).read_text().split()
     except OSError as e:
-        raise ClientError(f"error reading {cert_file}: {e.strerror}") from e
+        raise CLIError(f"error reading {cert_file}: {e.strerror}") from e
     b64 = line[1] if len(line) > 1 else (line[0] if line else "")
     try:
         return parse_certificate(base64.b64decode(b64)), b64
     except ValueError as e:
-        raise ClientError(f"{cert_file} is not an SSH certificate") from e
+        raise CLIError(f"{cert_file} is not an SSH certificate") from e
 
 
 @ssh.command("renew")
@@ -317,11 +317,11 @@ def revoke_cmd(serial, ca_url, root, token, provisioner, password_file, sshpop_c
                reason_code) -> None:
     """Revoke the SSH certificate with SERIAL: it can no longer be renewed and it is in the KRL."""
     if not serial.isdigit():
-        raise ClientError(f"invalid serial number {serial!r}: use the decimal serial")
+        raise CLIError(f"invalid serial number {serial!r}: use the decimal serial")
     client, root_file = connect(ca_url, root)
     if not token and sshpop_cert:
         if not sshpop_key:
-            raise ClientError("flag --sshpop-cert requires --sshpop-key")
+            raise CLIError("flag --sshpop-cert requires --sshpop-key")
         cert, b64 = _read_cert(sshpop_cert)
         token = sshpop_token(client.ca_url, "/1.0/ssh/revoke", cert, b64, _load_ssh_private(sshpop_key), serial)
     if not token:

@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import jwt
 
 from stepless import oidc_discovery
-from stepless.errors import ClientError, StepError
+from stepless.errors import CLIError, StepError
 
 TIMEOUT = 300.0  # seconds to wait for the browser
 SCOPES = "openid email profile"
@@ -55,9 +55,9 @@ def listen_address(entry: dict[str, Any], listen: str | None) -> tuple[str, int]
     try:
         number = int(port)
     except ValueError as e:
-        raise ClientError(f"invalid listen address {value!r}: the port must be a number") from e
+        raise CLIError(f"invalid listen address {value!r}: the port must be a number") from e
     if not 0 <= number <= 65535:
-        raise ClientError(f"invalid listen address {value!r}: port out of range")
+        raise CLIError(f"invalid listen address {value!r}: port out of range")
     if host in ("", "localhost") or not oidc_discovery.is_loopback(host):
         host = "127.0.0.1"
     return host, number
@@ -114,9 +114,9 @@ def exchange(token_endpoint: str, form: dict[str, str]) -> dict[str, Any]:
         doc = oidc_discovery.get_json(token_endpoint, data=urlencode(form).encode(),
                                       headers={"Content-Type": "application/x-www-form-urlencoded"})
     except StepError as e:
-        raise ClientError(f"error exchanging the authorization code: {e.detail}") from e
+        raise CLIError(f"error exchanging the authorization code: {e.detail}") from e
     if not isinstance(doc, dict):
-        raise ClientError("error exchanging the authorization code: unexpected answer")
+        raise CLIError("error exchanging the authorization code: unexpected answer")
     return doc
 
 
@@ -129,13 +129,13 @@ def oidc_login(provisioner_entry: dict[str, Any], *, console: bool = False, list
     client_id = provisioner_entry.get("clientID")
     endpoint = provisioner_entry.get("configurationEndpoint")
     if not client_id or not endpoint:
-        raise ClientError(f"provisioner {provisioner_entry.get('name')} has no clientID or configurationEndpoint")
+        raise CLIError(f"provisioner {provisioner_entry.get('name')} has no clientID or configurationEndpoint")
     try:
         config = oidc_discovery.configuration(endpoint)
     except (StepError, ValueError) as e:
-        raise ClientError(f"error discovering the identity provider: {getattr(e, 'detail', e)}") from e
+        raise CLIError(f"error discovering the identity provider: {getattr(e, 'detail', e)}") from e
     if not config.authorization_endpoint or not config.token_endpoint:
-        raise ClientError("the identity provider has no authorization or token endpoint")
+        raise CLIError("the identity provider has no authorization or token endpoint")
     oidc_discovery.check_url(config.authorization_endpoint, "authorization endpoint")
 
     host, port = listen_address(provisioner_entry, listen)
@@ -145,7 +145,7 @@ def oidc_login(provisioner_entry: dict[str, Any], *, console: bool = False, list
     try:
         server = http.server.HTTPServer((host, port), _handler(state, result))
     except OSError as e:
-        raise ClientError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
+        raise CLIError(f"cannot listen on {host}:{port}: {e.strerror or e}") from e
     try:
         redirect_uri = f"http://{host}:{server.server_address[1]}"
         url = authorization_url(config.authorization_endpoint, {
@@ -166,13 +166,13 @@ def oidc_login(provisioner_entry: dict[str, Any], *, console: bool = False, list
         while not result.done.is_set():
             left = deadline - time.monotonic()
             if left <= 0:
-                raise ClientError("timed out waiting for the identity provider's redirect")
+                raise CLIError("timed out waiting for the identity provider's redirect")
             server.timeout = min(left, 1.0)
             server.handle_request()
     finally:
         server.server_close()
     if result.error or not result.code:
-        raise ClientError(f"the identity provider refused the login: {result.error or 'no code'}")
+        raise CLIError(f"the identity provider refused the login: {result.error or 'no code'}")
 
     form = {"grant_type": "authorization_code", "code": result.code, "redirect_uri": redirect_uri,
             "client_id": client_id, "code_verifier": verifier}
@@ -181,11 +181,11 @@ def oidc_login(provisioner_entry: dict[str, Any], *, console: bool = False, list
     answer = exchange(config.token_endpoint, form)
     id_token = answer.get("id_token")
     if not isinstance(id_token, str) or not id_token:
-        raise ClientError(f"the identity provider returned no id_token ({answer.get('error', 'no error')})")
+        raise CLIError(f"the identity provider returned no id_token ({answer.get('error', 'no error')})")
     try:
         claims = jwt.decode(id_token, options={"verify_signature": False})
     except jwt.PyJWTError as e:
-        raise ClientError("the identity provider returned a malformed id_token") from e
+        raise CLIError("the identity provider returned a malformed id_token") from e
     if claims.get("nonce") not in (None, nonce):
-        raise ClientError("the id_token's nonce is not the one of this login")
+        raise CLIError("the id_token's nonce is not the one of this login")
     return id_token

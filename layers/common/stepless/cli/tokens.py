@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from stepless import jose
 from stepless.cli import ui
 from stepless.cli.client import CAClient
-from stepless.errors import ClientError
+from stepless.errors import CLIError
 
 VALIDITY = 300  # step's default token lifetime: 5 minutes
 AUDIENCES = {"sign": "/1.0/sign", "revoke": "/1.0/revoke", "ssh": "/1.0/ssh/sign",
@@ -53,11 +53,11 @@ def choose(provisioners: list[dict[str, Any]], name: str | None, usable: tuple[s
     if name:
         chosen = [p for p in candidates if p.get("name") == name or p.get("key", {}).get("kid") == name]
         if not chosen:
-            raise ClientError(f"provisioner '{name}' not found (or not usable here)")
+            raise CLIError(f"provisioner '{name}' not found (or not usable here)")
     else:
         chosen = candidates
     if not chosen:
-        raise ClientError("the CA has no provisioner that can make this token")
+        raise CLIError("the CA has no provisioner that can make this token")
     if len(chosen) > 1:
         return ui.select("What provisioner key do you want to use?", chosen, label,
                          on_no_terminal="more than one provisioner ({names}): choose one with --provisioner",
@@ -70,13 +70,13 @@ def jwk_signing_key(p: dict[str, Any], password_file: str | None) -> Any:
     """Decrypt the provisioner's encrypted key with the password (asked or from a file)."""
     encrypted = p.get("encryptedKey")
     if not encrypted:
-        raise ClientError(f"provisioner {p['name']} has no encrypted key; use --token")
+        raise CLIError(f"provisioner {p['name']} has no encrypted key; use --token")
     password = ui.password(password_file, "Please enter the password to decrypt the provisioner key: ",
                            flag="--provisioner-password-file")
     try:
         return jose.key_from_jwk(jose.decrypt_jwk(encrypted, password))
     except ValueError as e:
-        raise ClientError(f"error decrypting the provisioner key: {e}") from e
+        raise CLIError(f"error decrypting the provisioner key: {e}") from e
 
 
 def claims(ca_url: str, root: str, iss: str, req: TokenRequest, now: int | None = None) -> dict[str, Any]:
@@ -114,7 +114,7 @@ def generate(client: CAClient, root: str, req: TokenRequest, creds: Credentials)
     provisioner, password_file = creds.provisioner, creds.password_file
     if creds.x5c_cert or creds.x5c_key:
         if not (creds.x5c_cert and creds.x5c_key):
-            raise ClientError("flags --x5c-cert and --x5c-key must be used together")
+            raise CLIError("flags --x5c-cert and --x5c-key must be used together")
         from stepless.cli.x5c import x5c_token
 
         p = choose(client.provisioners(), provisioner, ("X5C",))

@@ -11,7 +11,7 @@ from typing import TypeVar
 
 import click
 
-from stepless.errors import ClientError
+from stepless.errors import CLIError
 
 T = TypeVar("T")
 
@@ -30,7 +30,7 @@ def select(question: str, items: list[T], label: Callable[[T], str], *, on_no_te
     """Ask which of ``items`` to use when a terminal is there (as step does); otherwise a one-line error,
     ``on_no_terminal`` with ``{names}`` replaced by the items' names. The choice is announced as ``✔ announce: …``."""
     if not (sys.stdin.isatty() and sys.stderr.isatty()):
-        raise ClientError(on_no_terminal.format(names=", ".join(name(i) for i in items)))
+        raise CLIError(on_no_terminal.format(names=", ".join(name(i) for i in items)))
     info(question)
     for n, item in enumerate(items, 1):
         info(f"  {n}) {label(item)}")
@@ -45,7 +45,7 @@ def read_password_file(path: str) -> str:
     try:
         data = Path(path).read_text()
     except OSError as e:
-        raise ClientError(f"error reading {path}: {e.strerror or e}") from e
+        raise CLIError(f"error reading {path}: {e.strerror or e}") from e
     return data.splitlines()[0] if data else ""
 
 
@@ -54,7 +54,7 @@ def ask_password(prompt: str, *, confirm: bool = False, flag: str | None = None)
     password-file ``flag`` that gives it instead."""
     if not sys.stdin.isatty() and not os.environ.get("STEPLESS_ALLOW_STDIN_PASSWORD"):
         how = f"give it with {flag} FILE" if flag else "this command reads it only from a terminal"
-        raise ClientError(f"{prompt.rstrip(': ')}: there is no terminal to ask on; {how}")
+        raise CLIError(f"{prompt.rstrip(': ')}: there is no terminal to ask on; {how}")
     while True:
         value = getpass.getpass(prompt)
         if not confirm:
@@ -78,10 +78,10 @@ def confirm_overwrite(path: str | Path, force: bool) -> None:
     if force or not p.exists():
         return
     if not sys.stdin.isatty():
-        raise ClientError(f"file {p} already exists; use --force to overwrite it")
+        raise CLIError(f"file {p} already exists; use --force to overwrite it")
     answer = click.prompt(f"Would you like to overwrite {p} [y/n]", default="", show_default=False)
     if answer.strip().lower() not in ("y", "yes"):
-        raise ClientError(f"file {p} was not overwritten")
+        raise CLIError(f"file {p} was not overwritten")
 
 
 def write_files(files: dict[str | Path, bytes], *, mode: int = 0o600, force: bool = False) -> None:
@@ -100,6 +100,6 @@ def write_files(files: dict[str | Path, bytes], *, mode: int = 0o600, force: boo
     except OSError as e:
         for tmp, _ in staged:
             tmp.unlink(missing_ok=True)
-        raise ClientError(f"error writing {e.filename}: {e.strerror}") from e
+        raise CLIError(f"error writing {e.filename}: {e.strerror}") from e
     for tmp, target in staged:
         os.replace(tmp, target)
