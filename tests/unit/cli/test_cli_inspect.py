@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 
 from stepless.cli import inspect as render
 from stepless.cli import keys
+from stepless.x509 import extensions
 from tests.unit.cli._cli_certs import make_cert, provisioner_der
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
@@ -228,10 +229,10 @@ def test_fingerprint(invoke: Callable[..., Result], chain: dict[str, Path]) -> N
 def test_provisioner_extension_decoding() -> None:
     cert, _ = make_cert("x", provisioner=(7, "x5c-prov", "abc"))
     assert render.provisioner_extension(cert) == (7, "x5c-prov", "abc")
-    assert render.decode_provisioner_extension(provisioner_der(9, "sshpop", "")) == (9, "sshpop", "")
+    assert extensions.decode(provisioner_der(9, "sshpop", "")) == (9, "sshpop", "")
     for bad in (b"", b"\x30\x05\x02\x01\x01", b"\x04\x00", provisioner_der(1, "a", "b") + b"\x00"):
         with pytest.raises(ValueError):
-            render.decode_provisioner_extension(bad)
+            extensions.decode(bad)
 
 
 @pytest.mark.parametrize(("text", "want"), [("12345678", "12345678"), ("123456789", "1234...6789")])

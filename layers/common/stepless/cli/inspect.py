@@ -14,22 +14,12 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 
 from stepless.cli.keys import describe_key, pem_blocks
 from stepless.errors import CLIError
-from stepless.x509 import der
+from stepless.x509 import extensions
 
 X509Object = x509.Certificate | x509.CertificateSigningRequest
 
-PROVISIONER_OID = x509.ObjectIdentifier("1.3.6.1.4.1.37476.9000.64.1")
-PROVISIONER_TYPES = {
-    1: "JWK",
-    2: "OIDC",
-    3: "GCP",
-    4: "AWS",
-    5: "Azure",
-    6: "ACME",
-    7: "X5C",
-    8: "K8sSA",
-    9: "SSHPOP",
-}
+PROVISIONER_OID = extensions.OID
+PROVISIONER_TYPES = extensions.TYPE_NAMES
 
 EKU_NAMES = {
     ExtendedKeyUsageOID.SERVER_AUTH: "Server Authentication",
@@ -100,36 +90,6 @@ NAME_ATTRS = {
 }
 
 
-# --- a tiny DER reader --------------------------------------------------------------------------
-
-
-def _der_tlv(data: bytes, pos: int) -> tuple[int, bytes, int]:
-    """Read one DER TLV at ``pos``: ``(tag, value, next position)``; ValueError when malformed."""
-    tag, start, end = der.read(data, pos)
-    return tag, data[start:end], end
-
-
-def _der_sequence(data: bytes) -> list[tuple[int, bytes]]:
-    """The ``(tag, value)`` elements of a DER SEQUENCE that fills ``data``."""
-    tag, body, end = _der_tlv(data, 0)
-    if tag != 0x30 or end != len(data):
-        raise ValueError("not a DER SEQUENCE")
-    items, pos = [], 0
-    while pos < len(body):
-        t, v, pos = _der_tlv(body, pos)
-        items.append((t, v))
-    return items
-
-
-def decode_provisioner_extension(der: bytes) -> tuple[int, str, str]:
-    """Decode step's ``SEQUENCE { INTEGER type, OCTET STRING name, OCTET STRING credentialID, … }``."""
-    items = _der_sequence(der)
-    if len(items) < 3 or items[0][0] != 0x02 or items[1][0] != 0x04 or items[2][0] != 0x04:
-        raise ValueError("malformed provisioner extension")
-    kind = int.from_bytes(items[0][1], "big", signed=True)
-    return kind, items[1][1].decode("utf-8", "replace"), items[2][1].decode("utf-8", "replace")
-
-
 def provisioner_extension(cert: X509Object) -> tuple[int, str, str] | None:
     """``(type, name, credential id)`` from step's provisioner extension, or None when absent/malformed."""
     try:
@@ -140,7 +100,7 @@ def provisioner_extension(cert: X509Object) -> tuple[int, str, str] | None:
     if not isinstance(value, x509.UnrecognizedExtension):
         return None
     try:
-        return decode_provisioner_extension(value.value)
+        return extensions.decode(value.value)
     except ValueError:
         return None
 
@@ -382,7 +342,7 @@ def _ext_body(ext: x509.Extension[x509.ExtensionType]) -> list[str]:
     if isinstance(v, x509.UnrecognizedExtension):
         if ext.oid == PROVISIONER_OID:
             try:
-                kind, name, cred = decode_provisioner_extension(v.value)
+                kind, name, cred = extensions.decode(v.value)
                 return [
                     f"Type: {PROVISIONER_TYPES.get(kind, str(kind))}",
                     f"Name: {name}",
@@ -517,7 +477,7 @@ def _extensions_json(obj: X509Object) -> dict[str, Any]:
             out["basic_constraints"] = {"is_ca": v.ca, "max_path_len": v.path_length}
         elif ext.oid == PROVISIONER_OID and isinstance(v, x509.UnrecognizedExtension):
             try:
-                kind, name, cred = decode_provisioner_extension(v.value)
+                kind, name, cred = extensions.decode(v.value)
                 out["step_provisioner"] = {
                     "type": PROVISIONER_TYPES.get(kind, str(kind)),
                     "name": name,

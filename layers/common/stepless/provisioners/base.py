@@ -12,9 +12,9 @@ from cryptography import x509
 from stepless.claims import Claims
 from stepless.errors import Forbidden, Unauthorized
 from stepless.tokens import Audience
+from stepless.x509.extensions import TYPE_CODES
 
 # step's provisioner extension types (OID 1.3.6.1.4.1.37476.9000.64.1)
-TYPE_CODES = {"JWK": 1, "OIDC": 2, "GCP": 3, "AWS": 4, "Azure": 5, "ACME": 6, "X5C": 7, "K8sSA": 8, "SSHPOP": 9}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -7,6 +7,9 @@ from cryptography import x509
 from stepless.x509 import der
 
 OID = x509.ObjectIdentifier("1.3.6.1.4.1.37476.9000.64.1")
+# The extension's type field: step's provisioner type codes (go.step.sm/crypto's provisioner types).
+TYPE_CODES = {"JWK": 1, "OIDC": 2, "GCP": 3, "AWS": 4, "Azure": 5, "ACME": 6, "X5C": 7, "K8sSA": 8, "SSHPOP": 9}
+TYPE_NAMES = {code: name for name, code in TYPE_CODES.items()}
 
 
 def encode(type_code: int, name: str, credential_id: str) -> bytes:
@@ -29,7 +32,9 @@ def decode(data: bytes) -> tuple[int, str, str]:
             raise ValueError("malformed provisioner extension")
         return buf[start:end], end
 
-    seq, _ = read(data, 0, 0x30)
+    seq, end = read(data, 0, 0x30)
+    if end != len(data):
+        raise ValueError("malformed provisioner extension")
     t, pos = read(seq, 0, 0x02)
     name, pos = read(seq, pos, 0x04)
     cred, pos = read(seq, pos, 0x04)
