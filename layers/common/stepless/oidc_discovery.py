@@ -111,22 +111,25 @@ def configuration_url(endpoint: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
 
 
-def get_json(url: str, *, data: bytes | None = None, headers: dict[str, str] | None = None) -> Any:
-    """GET (or POST ``data``) ``url`` and decode its JSON body; ServiceUnavailable when that fails."""
-    req = urllib.request.Request(url, data=data, headers={"Accept": "application/json", **(headers or {})})
+def get_json(url: str, *, data: bytes | None = None, headers: dict[str, str] | None = None,
+             timeout: float = TIMEOUT) -> Any:
+    """GET (or POST ``data``) ``url`` and decode its JSON body; ServiceUnavailable when that fails. The one
+    HTTP client for identity providers: the functions at run time and ``stepless provisioner add``."""
+    req = urllib.request.Request(url, data=data, headers={"Accept": "application/json", "User-Agent": "stepless",
+                                                          **(headers or {})})
     try:
-        with urllib.request.urlopen(req, timeout=TIMEOUT) as res:  # noqa: S310 - scheme checked by callers
+        with urllib.request.urlopen(req, timeout=timeout) as res:  # noqa: S310 - scheme checked by callers
             body = res.read(MAX_BODY + 1)
     except urllib.error.HTTPError as e:
-        raise ServiceUnavailable(f"identity provider answered {e.code} for {url}") from e
+        raise ServiceUnavailable(f"identity provider at {url} answered HTTP {e.code}") from e
     except (urllib.error.URLError, OSError, ValueError) as e:
-        raise ServiceUnavailable(f"cannot reach the identity provider at {url}") from e
+        raise ServiceUnavailable(f"identity provider at {url} is unreachable") from e
     if len(body) > MAX_BODY:
-        raise ServiceUnavailable(f"identity provider document at {url} is too large")
+        raise ServiceUnavailable(f"identity provider document at {url} is larger than {MAX_BODY} bytes")
     try:
         return json.loads(body)
     except ValueError as e:
-        raise ServiceUnavailable(f"identity provider document at {url} is not JSON") from e
+        raise ServiceUnavailable(f"identity provider at {url} did not return JSON") from e
 
 
 def parse_configuration(doc: Any, url: str = "") -> Configuration:
@@ -135,9 +138,9 @@ def parse_configuration(doc: Any, url: str = "") -> Configuration:
         raise ValueError(f"discovery document {url} is not a JSON object")
     issuer, jwks_uri = doc.get("issuer"), doc.get("jwks_uri")
     if not isinstance(issuer, str) or not issuer:
-        raise ValueError(f"discovery document {url}: issuer cannot be empty")
+        raise ValueError(f"discovery document {url} has no issuer")
     if not isinstance(jwks_uri, str) or not jwks_uri:
-        raise ValueError(f"discovery document {url}: jwks_uri cannot be empty")
+        raise ValueError(f"discovery document {url} has no jwks_uri")
     check_url(jwks_uri, "jwks_uri")
     return Configuration(
         issuer=issuer,

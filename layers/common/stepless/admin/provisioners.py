@@ -25,9 +25,6 @@ import dataclasses
 import datetime as dt
 import json
 import re
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
@@ -40,7 +37,7 @@ from stepless import aws, jose, oidc_discovery, settings
 from stepless.admin import target
 from stepless.claims import _DURATIONS, _FLAGS, Claims
 from stepless.durations import parse_duration
-from stepless.errors import CLIError, ConfigError
+from stepless.errors import CLIError, ConfigError, StepError
 from stepless.faults import translate_aws_errors
 from stepless.stores import audit
 from stepless.stores import authority as store
@@ -51,8 +48,6 @@ TYPES = ("JWK", "OIDC", "X5C", "SSHPOP")
 DURATION_KEYS = tuple(key for key, _ in _DURATIONS.values())
 FLAG_KEYS = tuple(key for key, _ in _FLAGS.values())
 CLAIM_KEYS = DURATION_KEYS + FLAG_KEYS
-DISCOVERY_TIMEOUT = 10.0
-MAX_DISCOVERY_BYTES = 1 << 20
 MAX_ITEM_BYTES = 380_000  # DynamoDB items are at most 400 KB; keep room for the other attributes
 _NAME_MAX = 128
 MAX_CLAIM_DURATION = dt.timedelta(days=3650)  # no lifetime longer than the root and intermediate's own
@@ -168,43 +163,21 @@ def check_url(url: str, what: str) -> str:
         raise CLIError(str(e)) from e
 
 
-def discover(url: str, *, timeout: float = DISCOVERY_TIMEOUT) -> dict[str, Any]:
+def discover(url: str, *, timeout: float = oidc_discovery.TIMEOUT) -> dict[str, Any]:
     """Fetch an OpenID configuration document; it must be JSON with ``issuer`` and ``jwks_uri``.
 
-    As at run time (``stepless.oidc_discovery``), an endpoint without the well-known path gets it appended.
+    The functions' own client (``stepless.oidc_discovery``), with its limits: an endpoint without the
+    well-known path gets it appended, as at run time.
     """
-    from stepless.oidc_discovery import configuration_url
-
-    check_url(url, "configuration endpoint")
     try:
-        url = configuration_url(url)
+        doc_url = oidc_discovery.configuration_url(url)
+        doc = oidc_discovery.get_json(doc_url, timeout=timeout)
+        oidc_discovery.parse_configuration(doc, doc_url)
     except ValueError as e:
         raise CLIError(str(e)) from e
-    request = urllib.request.Request(url, headers={"Accept": "application/json", "User-Agent": "stepless"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as res:  # noqa: S310 - scheme checked above
-            body = res.read(MAX_DISCOVERY_BYTES + 1)
-    except urllib.error.HTTPError as e:
-        raise CLIError(f"configuration endpoint {url} answered HTTP {e.code}") from e
-    except urllib.error.URLError as e:
-        raise CLIError(f"configuration endpoint {url} is unreachable: {e.reason}") from e
-    except TimeoutError as e:
-        raise CLIError(f"configuration endpoint {url} did not answer within {timeout:g}s") from e
-    except (OSError, ValueError) as e:
-        raise CLIError(f"configuration endpoint {url} is unreachable: {e}") from e
-    if len(body) > MAX_DISCOVERY_BYTES:
-        raise CLIError(f"configuration endpoint {url} returned more than {MAX_DISCOVERY_BYTES} bytes")
-    try:
-        config = json.loads(body)
-    except ValueError as e:
-        raise CLIError(f"configuration endpoint {url} did not return JSON") from e
-    if not isinstance(config, dict):
-        raise CLIError(f"configuration endpoint {url} did not return a JSON object")
-    for field in ("issuer", "jwks_uri"):
-        if not isinstance(config.get(field), str) or not config[field]:
-            raise CLIError(f"configuration endpoint {url} returned no {field}")
-    check_url(config["jwks_uri"], "jwks_uri")
-    return config
+    except StepError as e:
+        raise CLIError(e.detail) from e
+    return doc
 
 
 def check_listen_address(address: str) -> str:
