@@ -31,11 +31,13 @@ class App:
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
 
     def route(self, method: str, path: str) -> Callable[[Handler], Handler]:
-        """Register ``fn`` for ``method`` at ``path`` and ``/1.0`` + ``path``; ``{name}`` captures a segment."""
+        """Register ``fn`` for ``method`` at ``path`` and ``/1.0`` + ``path``; ``{name}`` captures a segment,
+        ``{name+}`` (last) the rest of the path, slashes included (API Gateway's greedy parameter)."""
 
         def register(fn: Handler) -> Handler:
             for prefix in ("", "/1.0"):
-                pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", prefix + path)
+                pattern = re.sub(r"\{(\w+)\+\}$", r"(?P<\1>.+)", prefix + path)
+                pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern)
                 self._routes.append((method.upper(), re.compile(f"^{pattern}$"), fn))
             return fn
 

@@ -5,7 +5,6 @@ Its handler also answers the scheduled (EventBridge) event that refreshes the st
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from stepless import authority, clock
@@ -18,18 +17,7 @@ from stepless.services import revoke as revocation
 
 
 class RevokeApp(App):
-    """An App whose GET /ocsp/ takes the rest of the path (base64 may contain '/'), and whose handler
-    turns a scheduled event into a CRL refresh."""
-
-    def route_rest(self, method: str, prefix: str, name: str):  # noqa: ANN201
-        """Register ``fn`` for ``prefix/<anything>`` (and under /1.0), captured as ``name``."""
-
-        def register(fn):  # noqa: ANN001, ANN202
-            for p in ("", "/1.0"):
-                self._routes.append((method, re.compile(f"^{re.escape(p + prefix)}/(?P<{name}>.+)$"), fn))
-            return fn
-
-        return register
+    """An App whose handler also turns a scheduled event into a CRL refresh."""
 
     def handler(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         if schedule.is_scheduled(event):
@@ -76,7 +64,7 @@ def post_ocsp(req: Request) -> dict:
     return _ocsp(req.body)
 
 
-@app.route_rest("GET", "/ocsp", "request")
+@app.route("GET", "/ocsp/{request+}")  # base64 may contain "/"
 def get_ocsp(req: Request) -> dict:
     der = ocsp.decode_get(req.params["request"])
     if der is None:
