@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from stepless.api import schedule
 from stepless.api.http import Request, response
 from stepless.errors import ConfigError, MethodNotAllowed, NotFound, StepError
 from stepless.observability import logger, metrics, reason_code, traced
@@ -29,6 +30,7 @@ class App:
     def __init__(self, name: str) -> None:
         self.name = name
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
+        self._job: tuple[str, Callable[[Any], dict[str, Any]]] | None = None
 
     def route(self, method: str, path: str) -> Callable[[Handler], Handler]:
         """Register ``fn`` for ``method`` at ``path`` and ``/1.0`` + ``path``; ``{name}`` captures a segment,
@@ -39,6 +41,16 @@ class App:
                 pattern = re.sub(r"\{(\w+)\+\}$", r"(?P<\1>.+)", prefix + path)
                 pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern)
                 self._routes.append((method.upper(), re.compile(f"^{pattern}$"), fn))
+            return fn
+
+        return register
+
+    def scheduled(self, job: str) -> Callable[[Callable[[Any], dict[str, Any]]], Callable[[Any], dict[str, Any]]]:
+        """Register ``fn(context)`` as this function's answer to its EventBridge schedule (``job`` names it
+        in the logs; see :mod:`stepless.api.schedule`)."""
+
+        def register(fn: Callable[[Any], dict[str, Any]]) -> Callable[[Any], dict[str, Any]]:
+            self._job = (job, fn)
             return fn
 
         return register
@@ -66,6 +78,9 @@ class App:
 
     def handler(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         """Lambda entry point: never raises, never returns a traceback. Logs, metrics: see observability."""
+        if self._job is not None and schedule.is_scheduled(event):
+            job, fn = self._job
+            return schedule.run(job, event, lambda: fn(context))
         start = time.perf_counter()
         metrics.begin()
         route = UNMATCHED

@@ -8,22 +8,19 @@ from __future__ import annotations
 from typing import Any
 
 from stepless import authority
-from stepless.api import schedule
 from stepless.api.app import App
 from stepless.api.http import Request, response
 from stepless.services import renew as renewal
 
-
-class RenewApp(App):
-    """An App whose handler turns a scheduled event into a managed-certificate renewal run."""
-
-    def handler(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-        if schedule.is_scheduled(event):
-            return schedule.handle(event, context)
-        return super().handler(event, context)
+app = App("renew")
 
 
-app = RenewApp("renew")
+@app.scheduled("managed renewal")
+def renew_managed(context: Any) -> dict[str, Any]:
+    """The scheduled run: renew the due managed certificates; its summary is the invocation's result."""
+    from stepless.managed import renewal as managed
+
+    return managed.run(context)
 
 
 @app.route("POST", "/renew")

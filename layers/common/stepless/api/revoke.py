@@ -8,30 +8,22 @@ from __future__ import annotations
 from typing import Any
 
 from stepless import authority, clock
-from stepless.api import schedule
 from stepless.api.app import App
 from stepless.api.http import Request, response
 from stepless.observability import logger
 from stepless.services import crl, ocsp
 from stepless.services import revoke as revocation
 
-
-class RevokeApp(App):
-    """An App whose handler also turns a scheduled event into a CRL refresh."""
-
-    def handler(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-        if schedule.is_scheduled(event):
-            return schedule.run("CRL refresh", event, _refresh_crl)
-        return super().handler(event, context)
+app = App("revoke")
 
 
-def _refresh_crl() -> dict[str, Any]:
+@app.scheduled("CRL refresh")
+def refresh_crl(context: Any) -> dict[str, Any]:
+    """The scheduled run: publish a fresh CRL."""
     out = crl.refresh(authority.get())
     logger.info("scheduled CRL refresh", extra=out)
     return out
 
-
-app = RevokeApp("revoke")
 
 PKIX_CRL = "application/pkix-crl"
 

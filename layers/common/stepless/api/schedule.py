@@ -37,9 +37,3 @@ def run(job: str, event: dict[str, Any], fn: Callable[[], dict[str, Any]]) -> di
     finally:
         logger.remove_keys(["schedule_event_id", "schedule_time"])
 
-
-def handle(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    """The managed-certificate renewal run; its summary is the invocation's result (and a log line)."""
-    from stepless.managed import renewal
-
-    return run("managed renewal", event, lambda: renewal.run(context))
