@@ -1,7 +1,8 @@
-"""The client's home: ``$STEPLESS_HOME`` (default ~/.stepless) and its ``config/defaults.json``.
+"""Client configuration: the client's home ``$STEPLESS_HOME`` (default ~/.stepless), its
+``config/defaults.json``, and the CA URL and root the CLI uses (flag, else the defaults).
 
-Read by the CLI (``stepless.cli.config``: CA URL, root) and by ``stepless.admin.target`` (the local CA that
-``stepless dev`` recorded there).
+Read by the CLI, by ``stepless.admin.target`` (the local CA that ``stepless dev`` recorded there) and written
+by ``stepless.local.devstack``: not part of ``cli/``, which only presents it.
 """
 
 from __future__ import annotations
@@ -41,3 +42,24 @@ def save_defaults(values: dict[str, Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(values, indent=2) + "\n")
     return path
+
+
+def ca_url(flag: str | None) -> str:
+    """The CA URL from the flag or the defaults; an error when neither says."""
+    url = flag or defaults().get("ca-url")
+    if not url:
+        raise CLIError("missing CA URL: use --ca-url or run 'stepless ca bootstrap' first")
+    url = str(url).rstrip("/")
+    if not url.startswith("https://"):
+        raise CLIError(f"the CA URL must use https: {url}")
+    return url
+
+
+def root(flag: str | None) -> str:
+    """The root certificate file from the flag or the defaults."""
+    path = flag or defaults().get("root")
+    if not path:
+        raise CLIError("missing root certificate: use --root or run 'stepless ca bootstrap' first")
+    if not Path(path).exists():
+        raise CLIError(f"root certificate {path} not found")
+    return str(path)

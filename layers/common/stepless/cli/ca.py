@@ -9,7 +9,8 @@ import click
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from stepless.cli import config, keys, options, tokens, ui
+from stepless import clienthome
+from stepless.cli import keys, options, tokens, ui
 from stepless.cli.client import CAClient
 from stepless.cli.main import ca, cli
 from stepless.errors import CLIError
@@ -17,8 +18,8 @@ from stepless.errors import CLIError
 
 def connect(ca_url: str | None, root: str | None) -> tuple[CAClient, str]:
     """A client for the configured CA, and the root file it trusts."""
-    root_file = config.root(root)
-    return CAClient(config.ca_url(ca_url), root_file), root_file
+    root_file = clienthome.root(root)
+    return CAClient(clienthome.ca_url(ca_url), root_file), root_file
 
 
 def csr_names(csr: x509.CertificateSigningRequest) -> tuple[str, list[str]]:
@@ -215,18 +216,18 @@ def fetch_root(url: str, fingerprint: str) -> x509.Certificate:
 @options.force
 def bootstrap_cmd(ca_url, fingerprint, force) -> None:
     """Fetch the root by its fingerprint, check it, and save the CA URL and root as defaults."""
-    url = config.ca_url(ca_url)
+    url = clienthome.ca_url(ca_url)
     wanted = fingerprint.lower().replace(":", "").replace("-", "")
     cert = fetch_root(url, wanted)
-    root_path = config.home() / "certs" / "root_ca.crt"
+    root_path = clienthome.home() / "certs" / "root_ca.crt"
     root_path.parent.mkdir(parents=True, exist_ok=True)
     ui.write_files({root_path: cert.public_bytes(Encoding.PEM)}, mode=0o644, force=force or True)
     ui.info(f"The root certificate has been saved in {root_path}.")
     values = {"ca-url": url, "fingerprint": wanted, "root": str(root_path)}
-    local = config.defaults().get("local")
+    local = clienthome.defaults().get("local")
     if isinstance(local, dict) and local.get("ca-url") == url:  # re-bootstrapping `stepless dev`'s own CA
         values["local"] = local
-    path = config.save_defaults(values)
+    path = clienthome.save_defaults(values)
     ui.info(f"The authority configuration has been saved in {path}.")
 
 
@@ -238,8 +239,8 @@ def bootstrap_cmd(ca_url, fingerprint, force) -> None:
 @options.force
 def root_cmd(root_file, ca_url, fingerprint, force) -> None:
     """Download the root certificate (checked against --fingerprint or the saved one)."""
-    url = config.ca_url(ca_url)
-    fp = (fingerprint or config.defaults().get("fingerprint") or "").lower()
+    url = clienthome.ca_url(ca_url)
+    fp = (fingerprint or clienthome.defaults().get("fingerprint") or "").lower()
     if not fp:
         raise CLIError("missing --fingerprint")
     pem = fetch_root(url, fp.replace(":", "").replace("-", "")).public_bytes(Encoding.PEM)
@@ -274,4 +275,4 @@ def path_cmd(base) -> None:
     Under it: config/defaults.json (CA URL, root fingerprint), certs/root_ca.crt and, after `stepless dev`,
     secrets/password (the dev provisioner's password).
     """
-    click.echo(str(config.home()))
+    click.echo(str(clienthome.home()))

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import click
 
-from stepless.cli import config, ui
+from stepless import clienthome
+from stepless.cli import ui
 from stepless.cli.main import cli, local
 from stepless.errors import CLIError
 
@@ -73,7 +74,7 @@ def dev_cmd(address, home, password_file, key_backend, provisioner, dns, schedul
     from stepless.local import requestlog
 
     observer = requestlog.install(sys.stdout) if requestlog.wanted(log_format, sys.stdout) else None
-    stack = DevStack(home=config.home(), address=_address(address), password_file=password_file,
+    stack = DevStack(home=clienthome.home(), address=_address(address), password_file=password_file,
                      key_backend=key_backend, dns_names=list(dns), provisioner=provisioner,
                      schedule_every=period, on_schedule=_report_schedule, observer=observer)
     try:
@@ -90,7 +91,7 @@ def dev_cmd(address, home, password_file, key_backend, provisioner, dns, schedul
     if generated:
         ui.info(f"Provisioner password (saved in {stack.password_file}): {stack.password_file.read_text().strip()}")
     ui.done("Password file", str(stack.password_file))
-    ui.done("Defaults", str(config.defaults_path()))
+    ui.done("Defaults", str(clienthome.defaults_path()))
     ui.done("Administration", "stepless ca provisioner|claims|managed … need no --stack: they find this CA "
             f"through the defaults ({stack.home / 'config' / 'dev.env'} is for other AWS tools)")
     if period:
@@ -137,7 +138,7 @@ def invoke_cmd(function_id, event_file, home) -> None:
         raise CLIError(f"{event_file} is not JSON: {e}") from e
     if home is not None:
         os.environ["STEPLESS_HOME"] = str(home)
-    dev = DevStack(home=config.home(), address=("127.0.0.1", free_port()))
+    dev = DevStack(home=clienthome.home(), address=("127.0.0.1", free_port()))
     dev.start()
     try:
         route = next((r for r in routes if r.function_id == function_id), None)

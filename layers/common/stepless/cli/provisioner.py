@@ -14,9 +14,10 @@ from typing import Any
 
 import click
 
+from stepless import clienthome
 from stepless.admin import provisioners as admin
 from stepless.admin import target
-from stepless.cli import config, options, ui
+from stepless.cli import options, ui
 from stepless.cli.main import ca
 from stepless.errors import CLIError
 
@@ -104,7 +105,7 @@ def list_cmd(stack_name: str | None, ca_url: str | None, root: str | None) -> No
     With --stack (or STEPLESS_STACK) they are read from the stack's configuration (administrator
     credentials); otherwise from the CA's public GET /provisioners (--ca-url/--root or the saved defaults).
     """
-    if target.administrator(stack_name) or not (ca_url or config.defaults().get("ca-url")):
+    if target.administrator(stack_name) or not (ca_url or clienthome.defaults().get("ca-url")):
         _use_stack(stack_name)
         provisioners = admin.list_provisioners()
     else:

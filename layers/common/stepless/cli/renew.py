@@ -15,8 +15,8 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from stepless import jose
-from stepless.cli import config, keys, options, renewal, tokens, ui
+from stepless import clienthome, jose
+from stepless.cli import keys, options, renewal, tokens, ui
 from stepless.cli.ca import chain_pem
 from stepless.cli.client import CAClient, TLSRefused
 from stepless.cli.main import ca, certificate
@@ -147,7 +147,7 @@ def renew_cmd(crt_file, key_file, ca_url, root, out, password_file, mtls, daemon
     """Renew the certificate in CRT_FILE, authenticated by it and its KEY_FILE."""
     from stepless.durations import parse_duration
 
-    url, root_file = config.ca_url(ca_url), config.root(root)
+    url, root_file = clienthome.ca_url(ca_url), clienthome.root(root)
     mode = "auto" if mtls is None else ("mtls" if mtls else "token")
     out = out or crt_file
     try:
@@ -220,7 +220,7 @@ def run_daemon(renew, out: str, crt_file: str, hook, *, expires_in=None, renew_p
 def revoke_cmd(serial, ca_url, root, cert_file, key_file, token, provisioner, password_file, reason, reason_code,
                lineage) -> None:
     """Revoke a certificate: by SERIAL with a token, or with --cert/--key over mutual TLS."""
-    url, root_file = config.ca_url(ca_url), config.root(root)
+    url, root_file = clienthome.ca_url(ca_url), clienthome.root(root)
     body = {"reasonCode": reason_code, "reason": reason, "passive": True}
     if lineage:
         body["lineage"] = True

@@ -12,8 +12,8 @@ import click
 import jwt
 from cryptography.hazmat.primitives import serialization
 
-from stepless import jose
-from stepless.cli import config, keys, options, sshagent, tokens, ui
+from stepless import clienthome, jose
+from stepless.cli import keys, options, sshagent, tokens, ui
 from stepless.cli.ca import connect
 from stepless.cli.main import ssh
 from stepless.errors import CLIError
@@ -212,7 +212,7 @@ def config_cmd(ca_url, root, roots, federation, host, dry_run, set_) -> None:
             raise CLIError(f"invalid --set {item!r}: use KEY=VALUE")
         data[k] = v
     kind = "host" if host else "user"
-    home = config.home()
+    home = clienthome.home()
     data = {"GOOS": "linux", "StepPath": str(home), "StepSSHTemplateVersion": "v2", **data}
     res = client.post("/ssh/config", {"type": kind, "data": data})
     for tpl in res.get("hostTemplates" if host else "userTemplates") or []:

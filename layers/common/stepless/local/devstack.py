@@ -15,7 +15,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from stepless import authority, aws, clock, settings
+from stepless import authority, aws, clienthome, clock, settings
 from stepless.admin import target
 from stepless.local import gateway, stack, template
 from stepless.x509 import profile
@@ -141,9 +141,7 @@ class DevStack:
         certs.mkdir(parents=True, exist_ok=True)
         (certs / "root_ca.crt").write_text(result.root_pem)
         (certs / "intermediate_ca.crt").write_text(result.intermediate_pem)
-        from stepless.cli import config
-
-        config.save_defaults({"ca-url": self.url, "fingerprint": self.fingerprint,
+        clienthome.save_defaults({"ca-url": self.url, "fingerprint": self.fingerprint,
                               "root": str(certs / "root_ca.crt"), target.LOCAL_KEY: self.local_record()})
         env = self.home / "config" / "dev.env"  # for other AWS tools (aws …); our commands use the defaults
         env.write_text("".join(f"{k}={v}\n" for k, v in {
