@@ -115,17 +115,3 @@ def as_private_key(signer: Signer) -> ec.EllipticCurvePrivateKey | rsa.RSAPrivat
     if isinstance(signer.public_key(), ec.EllipticCurvePublicKey):
         return _ECAdapter(signer)
     return _RSAAdapter(signer)
-
-
-def load_signer(ref: str) -> Signer:
-    """Open the signer a key reference names (``kms:…`` or ``secretsmanager:…``)."""
-    scheme, _, ident = ref.partition(":")
-    if scheme == "kms":
-        from stepless.signers.kms import KMSSigner
-
-        return KMSSigner(ident)
-    if scheme == "secretsmanager":
-        from stepless.signers.secrets import SecretsManagerSigner
-
-        return SecretsManagerSigner(ident)
-    raise ConfigError(f"unknown key reference scheme {scheme!r}")
