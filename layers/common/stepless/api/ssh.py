@@ -7,7 +7,7 @@ from stepless import authority
 from stepless.api.app import App
 from stepless.api.http import Request, response
 from stepless.services import ssh as signing
-from stepless.services import ssh_bastion, ssh_info, ssh_renew
+from stepless.services import ssh_bastion, ssh_info, ssh_renew, ssh_revoke
 
 app = App("ssh")
 
@@ -29,7 +29,7 @@ def rekey(req: Request) -> dict:
 
 @app.route("POST", "/ssh/revoke")
 def revoke(req: Request) -> dict:
-    return response(200, ssh_renew.revoke(req.json(), authority.get()))
+    return response(200, ssh_revoke.revoke(req.json(), authority.get()))
 
 
 @app.route("GET", "/ssh/roots")

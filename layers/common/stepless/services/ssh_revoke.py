@@ -1,0 +1,91 @@
+"""POST /ssh/revoke (an SSHPOP token, or a JWK/OIDC/X5C revoke token): record the revocation, which blocks
+renew and rekey, then update the KRL and the host index (:func:`stepless.services.ssh_info.record_revocation`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stepless import clock, tokens
+from stepless.authority import Authority
+from stepless.errors import BadRequest, NotFound, Unauthorized
+from stepless.observability import logger, metrics
+from stepless.provisioners.sshpop import SSHPOPProvisioner
+from stepless.services import ssh, ssh_info
+from stepless.services.context import context
+from stepless.ssh import FOREVER
+from stepless.stores import certificates, revocations
+from stepless.stores import tokens as used_tokens
+
+MAX_REASON_CODE = 10  # RFC 5280 aACompromise
+
+
+def _serial(value: object) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value.strip():
+        raise BadRequest("missing serial", reason="invalid_serial")
+    text = value.strip()
+    if not text.isdigit() or int(text) > FOREVER:
+        raise BadRequest(f"invalid ssh certificate serial number {value!r}: a decimal 64-bit number is required",
+                         reason="invalid_serial")
+    return str(int(text))
+
+
+def revoke(body: dict[str, Any], auth: Authority) -> dict[str, Any]:
+    """POST /ssh/revoke: record the revocation (it blocks renew and rekey), update the KRL and the host index."""
+    serial = _serial(body.get("serial"))
+    code = body.get("reasonCode", 0)
+    if isinstance(code, bool) or not isinstance(code, int) or not 0 <= code <= MAX_REASON_CODE:
+        raise BadRequest("reasonCode out of bounds", reason="invalid_reason")
+    reason = body.get("reason") or ""
+    if not isinstance(reason, str):
+        raise BadRequest("reason must be a string", reason="invalid_reason")
+    if not isinstance(body.get("passive", True), bool):  # the KRL is active revocation: both are accepted
+        raise BadRequest("passive must be true or false")
+    ott = body.get("ott")
+    if not isinstance(ott, str) or not ott:
+        raise BadRequest("missing ott", reason="missing_token")
+
+    now = clock.now()
+    header, unverified = tokens.unverified(ott)
+    prov = auth.provisioners.select(header, unverified)
+    ctx = context(auth, now)
+    if isinstance(prov, SSHPOPProvisioner):
+        authz = prov.authorize_ssh_revoke(ott, header, ctx, ssh.ca_keys(auth))
+        use, subject = authz.token, authz.subject
+    else:
+        use = prov.authorize_revoke(ott, header, unverified, ctx, "/1.0/ssh/revoke")
+        subject = str(unverified.get("sub"))  # the signature over these claims has just been verified
+    if subject != serial:
+        raise Unauthorized(f"token subject {subject!r} is not the serial number {serial}", reason="serial_mismatch")
+
+    key = ssh.key_of(serial)
+    rec = certificates.get(key)
+    if rec is None:
+        raise NotFound(f"ssh certificate with serial number {serial} was not found", reason="certificate_not_found")
+    item = {
+        "serial": key,
+        "kind": "ssh",
+        "cert_type": rec.get("cert_type"),
+        "key_id": rec.get("key_id"),
+        "reason_code": code,
+        "reason": reason,
+        "revoked_at": int(now.timestamp()),
+        "not_after": rec.get("not_after"),
+        "provisioner": prov.name,
+        "provisioner_type": prov.type,
+        "token_id": use.id,
+    }
+    put = used_tokens.token_put(use.id, use.expires + 120, "ssh/revoke", int(now.timestamp()))
+    try:
+        revocations.put_with_token(item, put)
+    except BadRequest as e:  # a retry after a failure between this write and the KRL's: complete the latter
+        ssh_info.record_revocation(auth, rec, int(now.timestamp()))
+        raise BadRequest(f"ssh certificate with serial number {serial} is already revoked",
+                         reason="already_revoked") from e
+    metrics.revoked("ssh", provisioner=prov.name, serial=key)
+    ssh_info.record_revocation(auth, rec, int(now.timestamp()))
+    logger.info("ssh certificate revoked", extra={"serial": serial, "provisioner": prov.name,
+                                                  "reason_code": code})
+    return {"status": "ok"}
