@@ -54,21 +54,28 @@ def _report_schedule(result: dict) -> None:
               help="State directory (default $STEPLESS_HOME or ~/.stepless).")
 @click.option("--password-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The dev provisioner's password (default: generated and saved under the home).")
-@click.option("--key-backend", type=click.Choice(["kms", "secrets"]), default="kms", show_default=True)
+@click.option("--key-backend", type=click.Choice(["kms", "secrets"]), default="kms", show_default=True,
+              help="Where the local CA keeps its keys: KMS keys or PEM keys in Secrets Manager (both emulated).")
 @click.option("--provisioner", default="admin", show_default=True, help="The JWK provisioner's name.")
 @click.option("--dns", multiple=True, help="Another DNS name or IP for the CA (repeatable).")
 @click.option("--schedule-every", "schedule_every", metavar="DURATION", default=None,
               help="Also run the scheduled managed-certificate renewal every DURATION (e.g. 10s); off by default.")
-def dev_cmd(address, home, password_file, key_backend, provisioner, dns, schedule_every) -> None:
+@click.option("--log-format", type=click.Choice(["auto", "text", "json"]), default="auto", show_default=True,
+              help="text: one readable line per request; json: the functions' JSON log and EMF metric lines, "
+                   "as in CloudWatch; auto: text in a terminal, else json.")
+def dev_cmd(address, home, password_file, key_backend, provisioner, dns, schedule_every, log_format) -> None:
     """Run a local CA: moto for AWS, the template's resources, and an HTTPS gateway. Ctrl-C stops it."""
     from stepless.local.devstack import DevStack
 
     if home is not None:
         os.environ["STEPLESS_HOME"] = str(home)
     period = _period(schedule_every)
+    from stepless.local import requestlog
+
+    observer = requestlog.install(sys.stdout) if requestlog.wanted(log_format, sys.stdout) else None
     stack = DevStack(home=config.home(), address=_address(address), password_file=password_file,
                      key_backend=key_backend, dns_names=list(dns), provisioner=provisioner,
-                     schedule_every=period, on_schedule=_report_schedule)
+                     schedule_every=period, on_schedule=_report_schedule, observer=observer)
     try:
         stack.start()
     except OSError as e:
@@ -84,8 +91,8 @@ def dev_cmd(address, home, password_file, key_backend, provisioner, dns, schedul
         ui.info(f"Provisioner password (saved in {stack.password_file}): {stack.password_file.read_text().strip()}")
     ui.done("Password file", str(stack.password_file))
     ui.done("Defaults", str(config.defaults_path()))
-    ui.done("Admin environment", f"{stack.home / 'config' / 'dev.env'} (set -a; . it; then stepless ca provisioner "
-            f"list --stack stepless-dev)")
+    ui.done("Administration", "stepless ca provisioner|claims|managed … need no --stack: they find this CA "
+            f"through the defaults ({stack.home / 'config' / 'dev.env'} is for other AWS tools)")
     if period:
         ui.done("Scheduled renewal", f"every {schedule_every}")
     ui.info("Press Ctrl-C to stop.")

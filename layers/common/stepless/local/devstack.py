@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from stepless import authority, aws, clock, settings
+from stepless.admin import target
 from stepless.local import gateway, stack, template
 from stepless.x509 import profile
 
@@ -54,6 +55,7 @@ class DevStack:
     moto_url: str = ""
     schedule_every: float | None = None  # seconds between scheduled renewal runs (None: off)
     on_schedule: Callable[[dict], None] | None = None  # gets each run's result (or {"error": ...})
+    observer: gateway.RequestObserver | None = None  # told of each request (readable log lines)
     _moto: object = None
     _gateway: gateway.Gateway | None = None
     _stop_schedule: threading.Event = field(default_factory=threading.Event)
@@ -70,10 +72,12 @@ class DevStack:
         self._moto.start()  # type: ignore[attr-defined]
         self.moto_url = f"http://127.0.0.1:{port}"
         resources = stack.deploy_local_stack(self.moto_url, stack_name=STACK_NAME, key_backend=self.key_backend)
+        ttl = os.environ.get("STEPLESS_CONFIG_TTL")  # the caller's, before the template's default (30) lands
         envs = stack.function_env(resources, endpoint_url=self.moto_url)
         for env in envs.values():  # in-process: every function shares this process's environment
             os.environ.update(env)
-        os.environ["STEPLESS_CONFIG_TTL"] = os.environ.get("STEPLESS_CONFIG_TTL", "5")
+        # a safety net only: administrator changes made through the CLI are applied at once (config_stamp)
+        os.environ["STEPLESS_CONFIG_TTL"] = ttl or "5"
         # the gateway asks every client for a certificate on all its names: each is an "mTLS domain"
         os.environ[settings.MTLS_DOMAIN] = ",".join(dict.fromkeys([*LOCAL_NAMES, self.address[0], *self.dns_names]))
         aws.reset()
@@ -140,11 +144,23 @@ class DevStack:
         from stepless.cli import config
 
         config.save_defaults({"ca-url": self.url, "fingerprint": self.fingerprint,
-                              "root": str(certs / "root_ca.crt")})
-        env = self.home / "config" / "dev.env"  # for administrator commands against the local stack
+                              "root": str(certs / "root_ca.crt"), target.LOCAL_KEY: self.local_record()})
+        env = self.home / "config" / "dev.env"  # for other AWS tools (aws …); our commands use the defaults
         env.write_text("".join(f"{k}={v}\n" for k, v in {
             "AWS_ENDPOINT_URL": self.moto_url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1", "STEPLESS_STACK": STACK_NAME}.items()))
+            "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1", "STEPLESS_STACK": STACK_NAME}.items()))
+        self.config_stamp.parent.mkdir(parents=True, exist_ok=True)
+        self.config_stamp.write_text("0\n")
+
+    @property
+    def config_stamp(self) -> Path:
+        """Touched by administrator commands after a change; the gateway then reloads the configuration."""
+        return self.home / "state" / "config-changed"
+
+    def local_record(self) -> dict[str, str]:
+        """What administrator commands need to reach this CA (``stepless.admin.target``)."""
+        return {"engine": "moto", "stack": STACK_NAME, "endpoint": self.moto_url, "region": "us-east-1",
+                "ca-url": self.url, "config-stamp": str(self.config_stamp)}
 
     def _tls_files(self) -> tuple[Path, Path]:
         """A server certificate for the gateway, issued by the CA's own intermediate."""
@@ -175,7 +191,8 @@ class DevStack:
         path = stack.default_template_path()
         routes = template.routes(template.load_template(path))
         self._gateway = gateway.Gateway(self.address, routes, path.parent, ctx,
-                                        access_log=bool(os.environ.get("STEPLESS_ACCESS_LOG")))
+                                        access_log=bool(os.environ.get("STEPLESS_ACCESS_LOG")),
+                                        config_stamp=self.config_stamp, observer=self.observer)
         self._gateway.start()
 
     def stop(self) -> None:
