@@ -194,12 +194,12 @@ class LeanClient:
             signed.append(("amz-sdk-request", "; ".join(f"{k}={retries[k]}" for k in ("ttl", "attempt", "max")
                                                         if k in retries)))
             signed.append(("Content-Length", str(len(body))))
-            status, reply_headers, body = self.transport.send(request_dict["method"], op.url, op.path, signed,
-                                                              request_dict["body"])
+            status, reply_headers, reply = self.transport.send(request_dict["method"], op.url, op.path, signed,
+                                                               body)
         except Exception as e:  # noqa: BLE001 - as botocore's endpoint: the retry handler judges it
             return None, e
-        http = _Response(op.url, status, reply_headers, body)
-        response_dict = {"headers": http.headers, "status_code": status, "body": body,
+        http = _Response(op.url, status, reply_headers, reply)
+        response_dict = {"headers": http.headers, "status_code": status, "body": reply,
                          "context": {"operation_name": op.model.name}}
         parsed = op.parser.parse(response_dict, op.model.output_shape)
         if status >= 300:
