@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import sys
 from typing import Any
 
 import botocore.loaders
@@ -69,7 +70,9 @@ def client(service: str) -> Any:
 
 
 def reset() -> None:
-    """Forget cached clients (tests switching endpoints)."""
+    """Forget cached clients (tests switching endpoints), closing the lean path's idle connections."""
+    if "stepless.awsclient" in sys.modules:
+        sys.modules["stepless.awsclient"].close_idle()
     client.cache_clear()
     _session.cache_clear()
 

@@ -37,6 +37,7 @@ import ssl
 import sys
 import threading
 import uuid
+import weakref
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -69,6 +70,7 @@ LEAN: dict[str, frozenset[str]] = {
 # calls on the full client are seen by botocore's ``before-call`` event as before).
 observers: list[Callable[[str, str], None]] = []
 
+_made: weakref.WeakSet[LeanClient] = weakref.WeakSet()
 MAX_IDLE = 10  # idle keep-alive connections kept per endpoint (botocore's max_pool_connections)
 
 
@@ -94,7 +96,15 @@ def wrap(full: Any) -> Any:
     session = full._endpoint.http_session
     if getattr(getattr(session, "_proxy_config", None), "_proxies", None):
         return full
-    return LeanClient(full)
+    lean = LeanClient(full)
+    _made.add(lean)
+    return lean
+
+
+def close_idle() -> None:
+    """Close every lean client's idle connections (``stepless.aws.reset``: clients forgotten)."""
+    for lean in list(_made):
+        lean.transport.close()
 
 
 class LeanClient:
