@@ -17,7 +17,7 @@ Sections (``python -m bench real --only stepca,handlers,init``):
   against the lean path (issue 14 asked for the measurement; it is not adopted, see README).
 * init — each function's cold start (a fresh process: import app.py by path, then its first request,
   the configuration read and the client set-up included, AWS over HTTP to moto) against
-  ``python -c "import boto3"``. Target ≤ 1.3x.
+  ``python -c "import boto3"``, in CPU time of the process (wall time as a note). Target ≤ 1.3x.
 """
 
 from __future__ import annotations
@@ -559,29 +559,42 @@ def _init_events(ca: Any) -> dict[str, tuple[dict, int]]:
     }
 
 
+def _run_cpu(code: str, env: dict[str, str]) -> tuple[float, float, subprocess.CompletedProcess[str]]:
+    """``python -c code``: (CPU seconds of the child, user + system; wall seconds; the process). CPU is what a
+    cold start costs the function, and it holds still when the machine is busy (wall time doesn't)."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall, proc = run_python(code, env)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, wall, proc
+
+
 def init(rounds: int = 5) -> tuple[list[Row], list[str]]:
     from tests.support import ca as support
 
     tmp = tempfile.mkdtemp(prefix="stepless-bench-init-")
+    cpu: dict[str, list[float]] = {"import boto3": []}
+    walls: dict[str, list[float]] = {"import boto3": []}
+    inner: dict[str, list[dict]] = {}
     try:
         with _stack("kms") as ca, quiet_logger():
             env = child_env({**{k: v for k, v in support.env().items()}, "STEPLESS_CONFIG_TTL": "30",
                              "AWS_ENDPOINT_URL": os.environ["AWS_ENDPOINT_URL"],
                              "PYTHONPYCACHEPREFIX": os.path.join(tmp, "pyc")})
             env.pop("PYTHONDONTWRITEBYTECODE", None)
-            walls: dict[str, list[float]] = {"import boto3": []}
-            inner: dict[str, list[dict]] = {}
-            for r in range(rounds + 1):
+            for r in range(rounds + 1):  # round 0 fills the bytecode cache
                 events = _init_events(ca)  # fresh tokens each round
-                _, _ = run_python("import boto3", env)
-                wall, _ = run_python("import boto3", env)
+                c, w, _ = _run_cpu("import boto3", env)
                 if r:
-                    walls["import boto3"].append(wall)
+                    cpu["import boto3"].append(c)
+                    walls["import boto3"].append(w)
                 for fn, (ev, status) in events.items():
                     path = ROOT / "functions" / fn / "app.py"
-                    wall, proc = run_python(_INIT_CODE.format(path=str(path), event=ev, status=status, mark=MARK), env)
-                    if r:  # round 0 fills the bytecode cache
-                        walls.setdefault(fn, []).append(wall)
+                    c, w, proc = _run_cpu(_INIT_CODE.format(path=str(path), event=ev, status=status, mark=MARK), env)
+                    if r:
+                        cpu.setdefault(fn, []).append(c)
+                        walls.setdefault(fn, []).append(w)
                         inner.setdefault(fn, []).append(child_result(proc))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -589,16 +602,18 @@ def init(rounds: int = 5) -> tuple[list[Row], list[str]]:
     def med(v: list[float]) -> float:
         return sorted(v)[len(v) // 2]
 
-    base = med(walls["import boto3"])
-    rows = [Row("real", "cold start baseline: python -c 'import boto3'", "1.00x", note=f"median {base * 1e3:.0f} ms")]
+    base, base_wall = med(cpu["import boto3"]), med(walls["import boto3"])
+    rows = [Row("real", "cold start baseline: python -c 'import boto3' (CPU of the process)", "1.00x",
+                note=f"median {base * 1e3:.0f} ms CPU, {base_wall * 1e3:.0f} ms wall")]
     for fn in ("sign", "renew", "ssh", "revoke"):
-        w = med(walls[fn])
+        c, w = med(cpu[fn]), med(walls[fn])
         imp = med([p["import"] for p in inner[fn]])
         first = med([p["first"] for p in inner[fn]])
         rows.append(Row("real", f"INIT of the {fn} function: import app.py + first request (moto server)",
-                        f"{w / base:.2f}x", "import boto3", f"<= {TARGET_INIT}x", w / base <= TARGET_INIT,
-                        f"median {w * 1e3:.0f} ms of {rounds}; in-process import {imp * 1e3:.0f} ms, "
-                        f"first request {first * 1e3:.0f} ms"))
+                        f"{c / base:.2f}x", "import boto3", f"<= {TARGET_INIT}x", c / base <= TARGET_INIT,
+                        f"median {c * 1e3:.0f} ms CPU of {rounds} ({w / base_wall:.2f}x in wall time, "
+                        f"{w * 1e3:.0f} ms); "
+                        f"in-process import {imp * 1e3:.0f} ms, first request {first * 1e3:.0f} ms (wall)"))
     return rows, []
 
 
