@@ -36,7 +36,7 @@ from stepless.ssh import (
     to_b64,
 )
 from stepless.ssh.keys import SSHPublicKey, decode_public_key, split_line
-from stepless.stores import certificates
+from stepless.stores import certificates, hosts
 from stepless.stores import tokens as used_tokens
 
 MAX_PRINCIPALS = 256
@@ -163,12 +163,19 @@ def commit(cert: SSHCertificate, item: dict[str, Any], token: TokenUse, endpoint
     """Record the certificate and consume the token in one transaction, before anything is returned."""
     put = used_tokens.token_put(token.id, token.expires + 120, endpoint, now)
     certificates.record_issuance(item, put)
+    index_host(cert, now)
     metrics.issued("ssh", item["provisioner_type"], provisioner=item["provisioner"], serial=item["serial"])
     logger.info("ssh certificate issued", extra={
         "serial": str(cert.serial), "cert_type": TYPE_NAMES[cert.cert_type], "key_id": cert.key_id,
         "principals": list(cert.principals), "endpoint": endpoint,
         "key_fingerprint": fingerprint(cert.public_key),
     })
+
+
+def index_host(cert: SSHCertificate, now: int) -> None:
+    """Add a recorded host certificate to the host index (POST /ssh/check-host, GET /ssh/hosts)."""
+    if cert.cert_type == HOST:
+        hosts.add(cert.principals, str(cert.serial), cert.valid_before, now)
 
 
 def response(cert: SSHCertificate) -> dict[str, Any]:
