@@ -454,3 +454,21 @@ def test_https_refuses_an_untrusted_certificate(tls_responder, monkeypatch, slee
     aws.reset()
     with pytest.raises(SSLError):
         aws.client("dynamodb").get_item(TableName="t", Key={"serial": {"S": "1"}})
+
+
+def test_the_sessions_data_loader_answers_as_botocores():
+    """stepless's session decodes botocore's data without OrderedDicts and checks a service name without
+    listing every service: the same services, models and errors as botocore's own loader."""
+    import botocore.session
+    from botocore.exceptions import UnknownServiceError
+
+    ours, theirs = aws._session(), botocore.session.get_session()
+    assert ours.get_available_services() == theirs.get_available_services()
+    for service in ("dynamodb", "kms", "secretsmanager", "s3", "sts", "events", "cloudformation"):
+        for type_name in ("service-2", "endpoint-rule-set-1", "paginators-1"):
+            assert (ours.get_component("data_loader").load_service_model(service, type_name)
+                    == theirs.get_component("data_loader").load_service_model(service, type_name))
+    assert ours.get_data("endpoints") == theirs.get_data("endpoints")
+    with pytest.raises(UnknownServiceError) as info:
+        ours.create_client("no-such-service", region_name="us-east-1")
+    assert "dynamodb" in str(info.value)  # botocore's message, listing the known services
