@@ -6,7 +6,7 @@ from stepless import __version__, authority
 from stepless.api.app import App
 from stepless.api.http import Request, response
 from stepless.services import catalog
-from stepless.services import sign as signing
+from stepless.services import sign as x509_signing
 
 app = App("sign")
 
@@ -53,4 +53,4 @@ def encrypted_key(req: Request) -> dict:
 
 @app.route("POST", "/sign")
 def sign(req: Request) -> dict:
-    return response(201, signing.sign(req.json(), authority.get()))
+    return response(201, x509_signing.sign(req.json(), authority.get()))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from stepless import authority
 from stepless.api.app import App
 from stepless.api.http import Request, response
-from stepless.services import ssh as signing
+from stepless.services import ssh as ssh_signing
 from stepless.services import ssh_bastion, ssh_info, ssh_renew, ssh_revoke
 
 app = App("ssh")
@@ -14,7 +14,7 @@ app = App("ssh")
 
 @app.route("POST", "/ssh/sign")
 def sign(req: Request) -> dict:
-    return response(201, signing.sign(req.json(), authority.get()))
+    return response(201, ssh_signing.sign(req.json(), authority.get()))
 
 
 @app.route("POST", "/ssh/renew")
