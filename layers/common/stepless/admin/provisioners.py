@@ -118,7 +118,7 @@ def check_claims(values: dict[str, Any]) -> dict[str, Any]:
                 raise CLIError(f"claims: {key}: the duration must be positive, got {value!r}")
             if d > MAX_CLAIM_DURATION:
                 raise CLIError(f"claims: {key}: at most 87600h (10 years, the CA certificates' lifetime), "
-                                  f"got {value!r}")
+                               f"got {value!r}")
             out[key] = str(value).strip()
         elif isinstance(value, bool):
             out[key] = value
@@ -150,7 +150,7 @@ def validate_claims(name: str, claims: dict[str, Any] | None, doc: dict[str, Any
         raise CLIError(f"provisioner {name}: {e}") from e
     if resolved.enable_ssh_ca and not (doc.get("ssh") or {}).get("userKey"):
         raise CLIError(f"provisioner {name}: the CA has no SSH keys, so SSH cannot be enabled "
-                          "(run `stepless ca init --ssh`)")
+                       "(run `stepless ca init --ssh`)")
     return resolved
 
 

@@ -65,7 +65,7 @@ def rotate_intermediate(*, outputs: dict[str, str], distrust_previous: bool = Fa
         backend = doc.get("keyBackend") or "kms"
         if distrust_previous and backend != "secrets":
             raise CLIError("--distrust-previous needs a new intermediate key, and the kms backend keeps the "
-                              "template's key: change the key first (docs/deployment.md §9)")
+                           "template's key: change the key first (docs/deployment.md §9)")
         now = clock.now()
         root_signer = _root_signer(backend, outputs, current.roots[0])
         if backend == "secrets":

@@ -119,7 +119,7 @@ def _use_moto(record: dict[str, Any]) -> dict[str, str]:
     except CLIError as e:
         if "Could not connect" in str(e):
             raise CLIError(f"the local CA ({record['endpoint']}) is not running: start `stepless dev`, "
-                              "or name a deployed stack with --stack") from e
+                           "or name a deployed stack with --stack") from e
         raise
 
 
@@ -163,7 +163,7 @@ def _use(stack_name: str | None) -> Target:
         return Target(name, LOCAL_ENGINES[engine](local), local)
     if not _has_credentials():
         raise CLIError(f"no AWS credentials to reach stack {name}: configure them (aws configure, AWS_PROFILE), "
-                          "or run `stepless dev` for a local CA")
+                       "or run `stepless dev` for a local CA")
     return Target(name, stack.use(name))
 
 

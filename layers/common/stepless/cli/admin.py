@@ -39,7 +39,7 @@ def init_cmd(stack_name, name, dns, provisioner, password_file, key_backend, ssh
     outputs = _stack_outputs(stack_name)
     if target.current().is_local:
         raise CLIError("`stepless dev` initializes the local CA itself (a new one: stop it and start it again); "
-                          "name a deployed stack with --stack")
+                       "name a deployed stack with --stack")
     backend = key_backend or outputs.get("KeyBackend") or "kms"
     password = ui.password(password_file, "Please enter the password to encrypt the provisioner key: ",
                            confirm=True, flag="--password-file")

@@ -61,7 +61,7 @@ def renew_once(ca_url: str, root: str, crt: str, key_file: str, password_file: s
                   if renewable_after_expiry(CAClient(ca_url, root), leaf) else
                   "its provisioner does not allow renewal after expiry: get a new one (stepless ca certificate)")
         raise CLIError(f"the certificate in {crt} expired on {leaf.not_valid_after_utc:%Y-%m-%d %H:%M} UTC, "
-                          f"so the CA refuses it for mutual TLS; {ending}")
+                       f"so the CA refuses it for mutual TLS; {ending}")
     if expired and mode == "auto":  # only a renew token can still work (allowRenewalAfterExpiry)
         try:
             return _token_renew(ca_url, root, chain, key)
@@ -69,7 +69,7 @@ def renew_once(ca_url: str, root: str, crt: str, key_file: str, password_file: s
             raise
         except CLIError as e:
             raise CLIError(f"the certificate in {crt} expired on {leaf.not_valid_after_utc:%Y-%m-%d %H:%M} UTC "
-                              f"and the CA refuses to renew it ({e}): get a new one (stepless ca certificate)") from e
+                           f"and the CA refuses to renew it ({e}): get a new one (stepless ca certificate)") from e
     if mode in ("mtls", "auto"):
         try:
             return mtls_client(ca_url, root, crt, key).post("/renew")
@@ -106,8 +106,8 @@ def check_issued_under(chain: list[x509.Certificate], root: str, crt: str) -> No
         except (ValueError, TypeError, InvalidSignature):
             continue
     raise CLIError(f"the certificate in {crt} was not issued under the CA's root ({root}): the CA's root has "
-                      "changed since; bootstrap again (stepless ca bootstrap --ca-url URL --fingerprint FP) and get "
-                      "a new certificate (stepless ca certificate)")
+                   "changed since; bootstrap again (stepless ca bootstrap --ca-url URL --fingerprint FP) and get "
+                   "a new certificate (stepless ca certificate)")
 
 
 def renewable_after_expiry(client: CAClient, leaf: x509.Certificate) -> bool:

@@ -43,7 +43,7 @@ def revoke_cmd(serial, ca_url, root, cert_file, key_file, token, provisioner, pa
         check_issued_under(chain, root_file, cert_file)
         if dt.datetime.now(dt.UTC) > leaf.not_valid_after_utc:
             raise CLIError(f"the certificate in {cert_file} has expired, so the CA refuses it for mutual TLS: "
-                              f"revoke it by serial with a token (stepless ca revoke {serial})")
+                           f"revoke it by serial with a token (stepless ca revoke {serial})")
         key = keys.load_private_key(key_file, None)
         client = mtls_client(url, root_file, cert_file, key)
         client.post("/revoke", {"serial": serial, **body})
