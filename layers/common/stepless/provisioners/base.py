@@ -35,8 +35,15 @@ class Context:
 class TokenUse:
     """The single-use record a verified token leaves: key and expiry (for the TTL)."""
 
+    RETENTION: ClassVar[int] = 120  # seconds the record outlives the token (clock skew between CA and client)
+
     id: str
     expires: int
+
+    @property
+    def retain_until(self) -> int:
+        """When the single-use record may go: the token can no longer be presented (the table's TTL)."""
+        return self.expires + self.RETENTION
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,6 +126,16 @@ class Provisioner:
 
     def authorize_ssh_sign(self, token: str, header: dict, claims: dict, ctx: Context) -> SSHAuthorization:
         raise Unauthorized(f"provisioner {self.name} cannot sign SSH certificates", reason="ssh_not_allowed")
+
+    # the refusal when the provisioner's enableSSHCA claim is off (step-ca words it per provisioner type)
+    ssh_disabled: ClassVar[tuple[str, str]] = ("ssh certificates are disabled for provisioner '{name}'",
+                                               "ssh_not_allowed")
+
+    def check_ssh_enabled(self) -> None:
+        """401 unless this provisioner's claims enable SSH certificates (``enableSSHCA``)."""
+        if not self.claims.enable_ssh_ca:
+            message, reason = self.ssh_disabled
+            raise Unauthorized(message.format(name=self.name), reason=reason)
 
     def ssh_authorization(self, claims: dict, opts: dict, cert_type: str, principals: list[str], use: TokenUse,
                           **extra: Any) -> SSHAuthorization:

@@ -20,6 +20,7 @@ class JWKProvisioner(Provisioner):
     """step-ca's JWK provisioner."""
 
     type = "JWK"
+    ssh_disabled = ("provisioner {name} is not allowed to sign SSH certificates", "ssh_not_allowed")
 
     def __init__(self, data: dict[str, Any], authority_claims: Any) -> None:
         super().__init__(data, authority_claims)
@@ -55,9 +56,7 @@ class JWKProvisioner(Provisioner):
         return SignAuthorization(self, claims["sub"], tuple(sans), use)
 
     def authorize_ssh_sign(self, token: str, header: dict, claims: dict, ctx: Context) -> SSHAuthorization:
-        if not self.claims.enable_ssh_ca:
-            raise Unauthorized(f"provisioner {self.name} is not allowed to sign SSH certificates",
-                               reason="ssh_not_allowed")
+        self.check_ssh_enabled()
         claims, use = self._verify(token, header, "/1.0/ssh/sign", ctx)
         cert_type, principals, opts = ssh_request(
             claims, lambda kind: email_principals(claims["sub"]) if kind == "user" else [claims["sub"]])

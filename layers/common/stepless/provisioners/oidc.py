@@ -107,6 +107,7 @@ class OIDCProvisioner(Provisioner):
     """step-ca's OIDC provisioner."""
 
     type = "OIDC"
+    ssh_disabled = ("ssh certificates are disabled for oidc provisioner '{name}'", "invalid_oidc_token")
 
     def __init__(self, data: dict[str, Any], authority_claims: Any) -> None:
         super().__init__(data, authority_claims)
@@ -241,9 +242,7 @@ class OIDCProvisioner(Provisioner):
         return SignAuthorization(self, sub, (*((email,) if email else ()), *subject_uri(claims["iss"], sub)), use)
 
     def authorize_ssh_sign(self, token: str, header: dict, claims: dict, ctx: Context) -> SSHAuthorization:
-        if not self.claims.enable_ssh_ca:
-            raise Unauthorized(f"ssh certificates are disabled for oidc provisioner '{self.name}'",
-                               reason="invalid_oidc_token")
+        self.check_ssh_enabled()
         claims, use = self._verify(token, header)
         email = claims.get("email")
         if not isinstance(email, str) or not email:

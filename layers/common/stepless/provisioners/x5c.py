@@ -124,6 +124,7 @@ class X5CProvisioner(Provisioner):
     """step-ca's X5C provisioner."""
 
     type = "X5C"
+    ssh_disabled = ("ssh certificates are disabled for x5c provisioner '{name}'", "invalid_x5c_token")
 
     def __init__(self, data: dict[str, Any], authority_claims: Any) -> None:
         super().__init__(data, authority_claims)
@@ -197,9 +198,7 @@ class X5CProvisioner(Provisioner):
                                  not_after_limit=leaf.not_valid_after_utc)
 
     def authorize_ssh_sign(self, token: str, header: dict, claims: dict, ctx: Context) -> SSHAuthorization:
-        if not self.claims.enable_ssh_ca:
-            raise Unauthorized(f"ssh certificates are disabled for x5c provisioner '{self.name}'",
-                               reason="invalid_x5c_token")
+        self.check_ssh_enabled()
         claims, leaf, use = self._verify(token, header, SSH_SIGN_PATH, ctx)
         cert_type, principals, opts = ssh_request(claims, lambda kind: [claims["sub"]])
         self._check_names(principals, leaf, user_principals=cert_type == "user")
