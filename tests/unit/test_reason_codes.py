@@ -23,7 +23,7 @@ from stepless.durations import TimeArg
 from stepless.errors import BadRequest, StepError, Unauthorized
 from stepless.observability import REASONS, reason_code
 from stepless.provisioners import x5c_insecure
-from stepless.services import ssh
+from stepless.services import ssh_issuance
 from stepless.ssh import wire
 from stepless.stores import certificates
 from stepless.x509 import chain
@@ -122,11 +122,11 @@ def _raised(fn: Any, *args: Any, **kwargs: Any) -> StepError:
 
 def test_codes_passed_in_by_callers() -> None:
     """The sites whose code depends on the caller (the message's subject decided it before)."""
-    assert reason_code(_raised(ssh.check_principals, ["ok", ""])) == "invalid_principals"
-    assert reason_code(_raised(ssh.check_principals, ["a,b"])) == "invalid_principals"
-    assert reason_code(_raised(ssh.check_name, "", "ssh certificate key id", commas=True)) == "bad_request"
-    assert reason_code(_raised(ssh.public_key_from, "")) == "bad_request"
-    assert reason_code(_raised(ssh.public_key_from, "", "public key", reason="invalid_public_key")) == \
+    assert reason_code(_raised(ssh_issuance.check_principals, ["ok", ""])) == "invalid_principals"
+    assert reason_code(_raised(ssh_issuance.check_principals, ["a,b"])) == "invalid_principals"
+    assert reason_code(_raised(ssh_issuance.check_name, "", "ssh certificate key id", commas=True)) == "bad_request"
+    assert reason_code(_raised(ssh_issuance.public_key_from, "")) == "bad_request"
+    assert reason_code(_raised(ssh_issuance.public_key_from, "", "public key", reason="invalid_public_key")) == \
         "invalid_public_key"
     assert reason_code(_raised(TimeArg.parse, 5, "notAfter")) == "invalid_validity"
     assert reason_code(_raised(TimeArg.parse, "soon", "validBefore")) == "invalid_validity"

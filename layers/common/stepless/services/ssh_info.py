@@ -10,7 +10,7 @@ from typing import Any
 from stepless import clock
 from stepless.authority import Authority
 from stepless.errors import BadRequest, NotFound
-from stepless.services import ssh
+from stepless.services import ssh_ca
 from stepless.ssh import FOREVER, HOST, USER, build_krl, encode_public_key
 from stepless.ssh import templates as tpl
 from stepless.ssh.keys import SSHPublicKey
@@ -34,7 +34,7 @@ def _keys_response(user: list[SSHPublicKey], host: list[SSHPublicKey]) -> dict[s
 
 
 def _own(auth: Authority, cert_type: int) -> list[SSHPublicKey]:
-    key = ssh.ca_public_key(auth, cert_type)
+    key = ssh_ca.ca_public_key(auth, cert_type)
     return [key] if key is not None else []
 
 
@@ -45,8 +45,8 @@ def roots(auth: Authority) -> dict[str, Any]:
 
 def federation(auth: Authority) -> dict[str, Any]:
     """GET /ssh/federation: our keys and any federated ones."""
-    return _keys_response(_own(auth, USER) + ssh.federated_keys(auth, USER),
-                          _own(auth, HOST) + ssh.federated_keys(auth, HOST))
+    return _keys_response(_own(auth, USER) + ssh_ca.federated_keys(auth, USER),
+                          _own(auth, HOST) + ssh_ca.federated_keys(auth, HOST))
 
 
 def _output_json(out: tpl.Output) -> dict[str, Any]:
@@ -62,15 +62,15 @@ def config(body: dict[str, Any], path_type: str | None, auth: Authority) -> dict
     data = body.get("data") or {}
     if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
         raise BadRequest("data must be an object of strings")
-    user_key, host_key = ssh.ca_public_key(auth, USER), ssh.ca_public_key(auth, HOST)
+    user_key, host_key = ssh_ca.ca_public_key(auth, USER), ssh_ca.ca_public_key(auth, HOST)
     if typ == "user":
         if host_key is None:
             raise NotFound("ssh is not configured", reason="ssh_not_configured")
-        outputs = tpl.user_templates(data, host_key, ssh.federated_keys(auth, HOST))
+        outputs = tpl.user_templates(data, host_key, ssh_ca.federated_keys(auth, HOST))
         return {"userTemplates": [_output_json(o) for o in outputs]}
     if user_key is None:
         raise NotFound("ssh is not configured", reason="ssh_not_configured")
-    outputs = tpl.host_templates(data, user_key, ssh.federated_keys(auth, USER))
+    outputs = tpl.host_templates(data, user_key, ssh_ca.federated_keys(auth, USER))
     return {"hostTemplates": [_output_json(o) for o in outputs]}
 
 
@@ -158,7 +158,7 @@ def build(auth: Authority, revoked: ssh_revoked.Revoked, typ: str | None = None)
                        comment=comment)
     parts = [header]
     for cert_type in wanted:
-        key = ssh.ca_public_key(auth, cert_type)
+        key = ssh_ca.ca_public_key(auth, cert_type)
         if key is None or not serials[cert_type]:
             continue
         blob = build_krl(key, serials[cert_type], version=revoked.version, generated_at=revoked.updated_at,
@@ -183,7 +183,7 @@ def record_revocation(auth: Authority, cert: dict[str, Any], now: int) -> None:
 
 
 def _any_key(auth: Authority) -> SSHPublicKey:
-    key = ssh.ca_public_key(auth, USER) or ssh.ca_public_key(auth, HOST)
+    key = ssh_ca.ca_public_key(auth, USER) or ssh_ca.ca_public_key(auth, HOST)
     if key is None:
         raise NotFound("ssh is not configured", reason="ssh_not_configured")
     return key

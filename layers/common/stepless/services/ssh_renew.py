@@ -17,7 +17,7 @@ from stepless.durations import format_duration
 from stepless.errors import BadRequest, Forbidden, Unauthorized
 from stepless.observability import logger, metrics
 from stepless.provisioners.sshpop import SSHPOPAuthorization, SSHPOPProvisioner
-from stepless.services import ssh
+from stepless.services import ssh_ca, ssh_issuance
 from stepless.services.context import context
 from stepless.ssh import FOREVER, HOST, SSHCertificate, build_and_sign
 from stepless.ssh.keys import SSHPublicKey
@@ -28,7 +28,7 @@ from stepless.stores import tokens as used_tokens
 def _sshpop(auth: Authority, ott: object, method: str) -> tuple[SSHPOPProvisioner, SSHPOPAuthorization]:
     if not isinstance(ott, str) or not ott:
         raise BadRequest("missing or empty ott", reason="missing_token")
-    ssh.ca_signer(auth, HOST)  # 501 when the host CA is not configured
+    ssh_ca.ca_signer(auth, HOST)  # 501 when the host CA is not configured
     now = clock.now()
     header, unverified = tokens.unverified(ott)
     prov = auth.provisioners.select(header, unverified)
@@ -36,7 +36,7 @@ def _sshpop(auth: Authority, ott: object, method: str) -> tuple[SSHPOPProvisione
         raise Unauthorized(f"ssh {method} requires an sshpop token; provisioner {prov.name} cannot {method} "
                            "ssh certificates", reason="invalid_sshpop_token")
     ctx = context(auth, now)
-    keys = ssh.ca_keys(auth)
+    keys = ssh_ca.ca_keys(auth)
     if method == "renew":
         return prov, prov.authorize_ssh_renew(ott, header, ctx, keys)
     return prov, prov.authorize_ssh_rekey(ott, header, ctx, keys)
@@ -45,7 +45,7 @@ def _sshpop(auth: Authority, ott: object, method: str) -> tuple[SSHPOPProvisione
 def _reissue(auth: Authority, prov: SSHPOPProvisioner, authz: SSHPOPAuthorization,
              public_key: SSHPublicKey, endpoint: str) -> dict[str, Any]:
     old: SSHCertificate = authz.certificate
-    parent = ssh.key_of(old.serial)
+    parent = ssh_issuance.key_of(old.serial)
     if revocations.get(parent) is not None:
         raise Unauthorized("certificate has been revoked", reason="certificate_revoked")
     if old.valid_after == 0 or old.valid_before in (0, FOREVER):
@@ -61,7 +61,7 @@ def _reissue(auth: Authority, prov: SSHPOPProvisioner, authz: SSHPOPAuthorizatio
     valid_after = now - auth.backdate
     cert = build_and_sign(
         public_key,
-        serial=ssh.new_serial(),
+        serial=ssh_issuance.new_serial(),
         cert_type=old.cert_type,
         key_id=old.key_id,
         principals=old.principals,
@@ -69,18 +69,18 @@ def _reissue(auth: Authority, prov: SSHPOPProvisioner, authz: SSHPOPAuthorizatio
         valid_before=int((valid_after + duration).timestamp()),
         critical_options=old.critical_options,
         extensions=old.extensions,
-        signer=ssh.ca_signer(auth, old.cert_type),
+        signer=ssh_ca.ca_signer(auth, old.cert_type),
     )
     ts = int(now.timestamp())
-    item = ssh.record(cert, provisioner=prov.name, provisioner_type=prov.type, issued_at=ts,
+    item = ssh_issuance.record(cert, provisioner=prov.name, provisioner_type=prov.type, issued_at=ts,
                       parent_serial=parent)
     put = used_tokens.token_put(authz.token.id, authz.token.expires + 120, endpoint, ts)
     certificates.record_renewal(item, put, parent)
-    ssh.index_host(cert, ts)
+    ssh_issuance.index_host(cert, ts)
     metrics.renewed("ssh", prov.type, provisioner=prov.name, serial=item["serial"])
     logger.info("ssh certificate renewed" if endpoint == "ssh/renew" else "ssh certificate rekeyed",
                 extra={"serial": str(cert.serial), "parent_serial": str(old.serial), "key_id": cert.key_id})
-    return ssh.response(cert)
+    return ssh_issuance.response(cert)
 
 
 def renew(body: dict[str, Any], auth: Authority) -> dict[str, Any]:
@@ -93,6 +93,6 @@ def rekey(body: dict[str, Any], auth: Authority) -> dict[str, Any]:
     """POST /ssh/rekey: as renew, for the new ``publicKey`` (201)."""
     if not isinstance(body.get("ott"), str) or not body.get("ott"):
         raise BadRequest("missing or empty ott", reason="missing_token")
-    public_key = ssh.public_key_from(body.get("publicKey"), "public key", reason="invalid_public_key")
+    public_key = ssh_issuance.public_key_from(body.get("publicKey"), "public key", reason="invalid_public_key")
     prov, authz = _sshpop(auth, body.get("ott"), "rekey")
     return _reissue(auth, prov, authz, public_key, "ssh/rekey")

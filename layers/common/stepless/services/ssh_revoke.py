@@ -11,7 +11,7 @@ from stepless.authority import Authority
 from stepless.errors import BadRequest, NotFound, Unauthorized
 from stepless.observability import logger, metrics
 from stepless.provisioners.sshpop import SSHPOPProvisioner
-from stepless.services import ssh, ssh_info
+from stepless.services import ssh_ca, ssh_info, ssh_issuance
 from stepless.services.context import context
 from stepless.ssh import FOREVER
 from stepless.stores import certificates, revocations
@@ -52,7 +52,7 @@ def revoke(body: dict[str, Any], auth: Authority) -> dict[str, Any]:
     prov = auth.provisioners.select(header, unverified)
     ctx = context(auth, now)
     if isinstance(prov, SSHPOPProvisioner):
-        authz = prov.authorize_ssh_revoke(ott, header, ctx, ssh.ca_keys(auth))
+        authz = prov.authorize_ssh_revoke(ott, header, ctx, ssh_ca.ca_keys(auth))
         use, subject = authz.token, authz.subject
     else:
         use = prov.authorize_revoke(ott, header, unverified, ctx, "/1.0/ssh/revoke")
@@ -60,7 +60,7 @@ def revoke(body: dict[str, Any], auth: Authority) -> dict[str, Any]:
     if subject != serial:
         raise Unauthorized(f"token subject {subject!r} is not the serial number {serial}", reason="serial_mismatch")
 
-    key = ssh.key_of(serial)
+    key = ssh_issuance.key_of(serial)
     rec = certificates.get(key)
     if rec is None:
         raise NotFound(f"ssh certificate with serial number {serial} was not found", reason="certificate_not_found")
