@@ -49,7 +49,7 @@ def record(cert: x509.Certificate, *, provisioner: str, provisioner_type: str, p
 def commit(cert: x509.Certificate, item: dict[str, Any], token: TokenUse | None, endpoint: str,
            now: int) -> None:
     """Record the certificate (and consume the token) before anything is returned."""
-    put = tokens.token_put(token.id, token.expires + 120, endpoint, now) if token else None
+    put = tokens.token_put(token.id, token.retain_until, endpoint, now) if token else None
     certificates.record_issuance(item, put)
 
 

@@ -91,7 +91,7 @@ def _issue(ok: Renewable, auth: Authority, now: dt.datetime, *, public_key: obje
     parent = str(old.serial_number)
     item = record(cert, provisioner=ok.provisioner.name, provisioner_type=ok.provisioner.type,
                   parent_serial=parent, issued_at=ts)
-    put = tokens.token_put(token.id, token.expires + 120, endpoint, ts) if token else None
+    put = tokens.token_put(token.id, token.retain_until, endpoint, ts) if token else None
     certificates.record_renewal(item, put, parent)
     metrics.renewed("x509", ok.provisioner.type, provisioner=ok.provisioner.name, serial=item["serial"])
     logger.info("certificate renewed" if endpoint == "renew" else "certificate rekeyed",

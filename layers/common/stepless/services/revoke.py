@@ -25,17 +25,16 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from stepless import clock, tokens
+from stepless import clock
 from stepless.authority import Authority, fingerprint
 from stepless.errors import BadRequest, NotFound, Unauthorized
 from stepless.observability import logger, metrics
 from stepless.services import crl, ocsp
-from stepless.services.context import context
+from stepless.services.authorize import REVOKE, authorize
 from stepless.stores import certificates, revocations
 from stepless.stores import tokens as used_tokens
 from stepless.x509 import chain
 
-REVOKE_PATH = "/1.0/revoke"
 MAX_REASON = 1024
 _DIGITS = re.compile(r"[0-9]{1,50}")
 
@@ -92,15 +91,13 @@ def revoke(body: dict[str, Any], client_cert_pem: str | None, auth: Authority) -
     if ott not in (None, ""):
         if not isinstance(ott, str):
             raise BadRequest("ott must be a string", reason="missing_token")
-        header, claims = tokens.unverified(ott)
-        prov = auth.provisioners.select(header, claims)
-        use = prov.authorize_revoke(ott, header, claims, context(auth, now), REVOKE_PATH)
-        sub = claims.get("sub")
+        granted = authorize(auth, ott, REVOKE)
+        prov, sub = granted.provisioner, granted.subject
         if prov.type == "OIDC":  # sub is the user's id; authorize_revoke allows admins only (as step-ca)
             pass
         elif not isinstance(sub, str) or not _DIGITS.fullmatch(sub) or str(int(sub)) != serial:
             raise Unauthorized("token subject does not match the serial number to revoke", reason="serial_mismatch")
-        token_put = used_tokens.token_put(use.id, use.expires + 120, "revoke", ts)
+        token_put = used_tokens.token_put(granted.use.id, granted.use.retain_until, REVOKE, ts)
         revoked_by = f"provisioner:{prov.name}"
     elif client_cert_pem:
         cert = chain.load_pem(client_cert_pem)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from stepless import clock, settings, tokens
+from stepless import settings
 from stepless.authority import Authority
 from stepless.durations import TimeArg
 from stepless.errors import BadRequest, Forbidden, Unauthorized
 from stepless.observability import logger, metrics
-from stepless.services.context import context
+from stepless.provisioners import SignAuthorization
+from stepless.services.authorize import SIGN, authorize
 from stepless.services.issuance import commit, record, sign_response
 from stepless.x509 import csr as csrs
 from stepless.x509 import profile, tbs
@@ -48,10 +49,8 @@ def sign(body: dict[str, Any], auth: Authority) -> dict[str, Any]:
     if body.get("templateData") not in (None, {}) and not isinstance(body.get("templateData"), dict):
         raise BadRequest("templateData must be a JSON object", reason="invalid_json")
 
-    now = clock.now()
-    header, unverified = tokens.unverified(ott)
-    prov = auth.provisioners.select(header, unverified)
-    authz = prov.authorize_sign(ott, header, unverified, context(auth, now))
+    granted = authorize(auth, ott, SIGN)
+    prov, authz, now = granted.provisioner, cast(SignAuthorization, granted.grant), granted.now
     sans = req.sans if authz.any_sans else _check_names(req, authz.subject, authz.sans)
     claims = prov.claims
     limits = Limits(claims.default_tls, claims.min_tls, claims.max_tls, auth.backdate,
@@ -79,7 +78,7 @@ def sign(body: dict[str, Any], auth: Authority) -> dict[str, Any]:
     )
     ts = int(now.timestamp())
     item = record(cert, provisioner=prov.name, provisioner_type=prov.type, issued_at=ts, sans=sans)
-    commit(cert, item, authz.token, "sign", ts)
+    commit(cert, item, granted.use, SIGN, ts)
     metrics.issued("x509", prov.type, provisioner=prov.name, serial=item["serial"])
     logger.info("certificate issued", extra={"serial": str(cert.serial_number), "provisioner": prov.name,
                                               "subject": authz.subject})

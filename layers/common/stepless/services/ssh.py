@@ -10,13 +10,13 @@ and ``validBefore`` count from now; an unset ``validAfter`` means now, backdated
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, cast
 
-from stepless import clock, tokens
 from stepless.authority import Authority
 from stepless.durations import TimeArg
-from stepless.errors import BadRequest, Forbidden, Unauthorized
-from stepless.services.context import context
+from stepless.errors import BadRequest, Forbidden
+from stepless.provisioners import SSHAuthorization
+from stepless.services.authorize import SSH_SIGN, authorize
 from stepless.services.ssh_ca import ca_signer, section
 from stepless.services.ssh_issuance import (
     check_name,
@@ -68,12 +68,8 @@ def sign(body: dict[str, Any], auth: Authority) -> dict[str, Any]:
     valid_after = TimeArg.parse(body.get("validAfter"), "validAfter")
     valid_before = TimeArg.parse(body.get("validBefore"), "validBefore")
 
-    now = clock.now()
-    header, unverified = tokens.unverified(ott)
-    prov = auth.provisioners.select(header, unverified)
-    authz = prov.authorize_ssh_sign(ott, header, unverified, context(auth, now))
-    if not prov.claims.enable_ssh_ca:
-        raise Unauthorized(f"ssh certificates are disabled for provisioner '{prov.name}'", reason="ssh_not_allowed")
+    granted = authorize(auth, ott, SSH_SIGN)
+    prov, authz, now = granted.provisioner, cast(SSHAuthorization, granted.grant), granted.now
 
     if authz.cert_type not in CERT_TYPES:
         raise Forbidden(f"invalid certificate type '{authz.cert_type}'", reason="invalid_certificate_type")
@@ -115,5 +111,5 @@ def sign(body: dict[str, Any], auth: Authority) -> dict[str, Any]:
     )
     ts = int(now.timestamp())
     commit(cert, record(cert, provisioner=prov.name, provisioner_type=prov.type, issued_at=ts),
-           authz.token, "ssh/sign", ts)
+           granted.use, SSH_SIGN, ts)
     return response(cert)

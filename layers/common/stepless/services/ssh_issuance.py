@@ -93,7 +93,7 @@ def record(cert: SSHCertificate, *, provisioner: str, provisioner_type: str, iss
 
 def commit(cert: SSHCertificate, item: dict[str, Any], token: TokenUse, endpoint: str, now: int) -> None:
     """Record the certificate and consume the token in one transaction, before anything is returned."""
-    put = used_tokens.token_put(token.id, token.expires + 120, endpoint, now)
+    put = used_tokens.token_put(token.id, token.retain_until, endpoint, now)
     certificates.record_issuance(item, put)
     index_host(cert, now)
     metrics.issued("ssh", item["provisioner_type"], provisioner=item["provisioner"], serial=item["serial"])

@@ -9,37 +9,29 @@ ConditionCheck on the revocation rides in the recording transaction (revoke raci
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, cast
 
-from stepless import clock, tokens
+from stepless import clock
 from stepless.authority import Authority
 from stepless.durations import format_duration
 from stepless.errors import BadRequest, Forbidden, Unauthorized
 from stepless.observability import logger, metrics
 from stepless.provisioners.sshpop import SSHPOPAuthorization, SSHPOPProvisioner
 from stepless.services import ssh_ca, ssh_issuance
-from stepless.services.context import context
+from stepless.services.authorize import SSH_REKEY, SSH_RENEW, authorize
 from stepless.ssh import FOREVER, HOST, SSHCertificate, build_and_sign
 from stepless.ssh.keys import SSHPublicKey
 from stepless.stores import certificates, revocations
 from stepless.stores import tokens as used_tokens
 
 
-def _sshpop(auth: Authority, ott: object, method: str) -> tuple[SSHPOPProvisioner, SSHPOPAuthorization]:
+def _sshpop(auth: Authority, ott: object, endpoint: str) -> tuple[SSHPOPProvisioner, SSHPOPAuthorization]:
+    """The SSHPOP provisioner and the host certificate a renew or rekey token proves possession of."""
     if not isinstance(ott, str) or not ott:
         raise BadRequest("missing or empty ott", reason="missing_token")
     ssh_ca.ca_signer(auth, HOST)  # 501 when the host CA is not configured
-    now = clock.now()
-    header, unverified = tokens.unverified(ott)
-    prov = auth.provisioners.select(header, unverified)
-    if not isinstance(prov, SSHPOPProvisioner):
-        raise Unauthorized(f"ssh {method} requires an sshpop token; provisioner {prov.name} cannot {method} "
-                           "ssh certificates", reason="invalid_sshpop_token")
-    ctx = context(auth, now)
-    keys = ssh_ca.ca_keys(auth)
-    if method == "renew":
-        return prov, prov.authorize_ssh_renew(ott, header, ctx, keys)
-    return prov, prov.authorize_ssh_rekey(ott, header, ctx, keys)
+    granted = authorize(auth, ott, endpoint)
+    return cast(SSHPOPProvisioner, granted.provisioner), cast(SSHPOPAuthorization, granted.grant)
 
 
 def _reissue(auth: Authority, prov: SSHPOPProvisioner, authz: SSHPOPAuthorization,
@@ -74,7 +66,7 @@ def _reissue(auth: Authority, prov: SSHPOPProvisioner, authz: SSHPOPAuthorizatio
     ts = int(now.timestamp())
     item = ssh_issuance.record(cert, provisioner=prov.name, provisioner_type=prov.type, issued_at=ts,
                       parent_serial=parent)
-    put = used_tokens.token_put(authz.token.id, authz.token.expires + 120, endpoint, ts)
+    put = used_tokens.token_put(authz.token.id, authz.token.retain_until, endpoint, ts)
     certificates.record_renewal(item, put, parent)
     ssh_issuance.index_host(cert, ts)
     metrics.renewed("ssh", prov.type, provisioner=prov.name, serial=item["serial"])
@@ -85,8 +77,8 @@ def _reissue(auth: Authority, prov: SSHPOPProvisioner, authz: SSHPOPAuthorizatio
 
 def renew(body: dict[str, Any], auth: Authority) -> dict[str, Any]:
     """POST /ssh/renew: a new certificate for the SSHPOP host certificate's key (201)."""
-    prov, authz = _sshpop(auth, body.get("ott"), "renew")
-    return _reissue(auth, prov, authz, authz.certificate.public_key, "ssh/renew")
+    prov, authz = _sshpop(auth, body.get("ott"), SSH_RENEW)
+    return _reissue(auth, prov, authz, authz.certificate.public_key, SSH_RENEW)
 
 
 def rekey(body: dict[str, Any], auth: Authority) -> dict[str, Any]:
@@ -94,5 +86,5 @@ def rekey(body: dict[str, Any], auth: Authority) -> dict[str, Any]:
     if not isinstance(body.get("ott"), str) or not body.get("ott"):
         raise BadRequest("missing or empty ott", reason="missing_token")
     public_key = ssh_issuance.public_key_from(body.get("publicKey"), "public key", reason="invalid_public_key")
-    prov, authz = _sshpop(auth, body.get("ott"), "rekey")
-    return _reissue(auth, prov, authz, public_key, "ssh/rekey")
+    prov, authz = _sshpop(auth, body.get("ott"), SSH_REKEY)
+    return _reissue(auth, prov, authz, public_key, SSH_REKEY)

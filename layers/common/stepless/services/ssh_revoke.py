@@ -6,13 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from stepless import clock, tokens
 from stepless.authority import Authority
 from stepless.errors import BadRequest, NotFound, Unauthorized
 from stepless.observability import logger, metrics
-from stepless.provisioners.sshpop import SSHPOPProvisioner
-from stepless.services import ssh_ca, ssh_info, ssh_issuance
-from stepless.services.context import context
+from stepless.services import ssh_info, ssh_issuance
+from stepless.services.authorize import SSH_REVOKE, authorize
 from stepless.ssh import FOREVER
 from stepless.stores import certificates, revocations
 from stepless.stores import tokens as used_tokens
@@ -47,16 +45,8 @@ def revoke(body: dict[str, Any], auth: Authority) -> dict[str, Any]:
     if not isinstance(ott, str) or not ott:
         raise BadRequest("missing ott", reason="missing_token")
 
-    now = clock.now()
-    header, unverified = tokens.unverified(ott)
-    prov = auth.provisioners.select(header, unverified)
-    ctx = context(auth, now)
-    if isinstance(prov, SSHPOPProvisioner):
-        authz = prov.authorize_ssh_revoke(ott, header, ctx, ssh_ca.ca_keys(auth))
-        use, subject = authz.token, authz.subject
-    else:
-        use = prov.authorize_revoke(ott, header, unverified, ctx, "/1.0/ssh/revoke")
-        subject = str(unverified.get("sub"))  # the signature over these claims has just been verified
+    granted = authorize(auth, ott, SSH_REVOKE)
+    prov, use, now, subject = granted.provisioner, granted.use, granted.now, str(granted.subject)
     if subject != serial:
         raise Unauthorized(f"token subject {subject!r} is not the serial number {serial}", reason="serial_mismatch")
 
@@ -77,7 +67,7 @@ def revoke(body: dict[str, Any], auth: Authority) -> dict[str, Any]:
         "provisioner_type": prov.type,
         "token_id": use.id,
     }
-    put = used_tokens.token_put(use.id, use.expires + 120, "ssh/revoke", int(now.timestamp()))
+    put = used_tokens.token_put(use.id, use.retain_until, SSH_REVOKE, int(now.timestamp()))
     try:
         revocations.put_with_token(item, put)
     except BadRequest as e:  # a retry after a failure between this write and the KRL's: complete the latter
