@@ -22,7 +22,10 @@ from stepless import errors
 from stepless.durations import TimeArg
 from stepless.errors import BadRequest, StepError, Unauthorized
 from stepless.observability import REASONS, reason_code
-from stepless.provisioners import x5c_insecure
+from stepless.provisioners import Provisioner, x5c_insecure
+from stepless.provisioners.jwk import JWKProvisioner
+from stepless.provisioners.oidc import OIDCProvisioner
+from stepless.provisioners.x5c import X5CProvisioner
 from stepless.services import ssh_issuance
 from stepless.ssh import wire
 from stepless.stores import certificates
@@ -134,6 +137,13 @@ def test_codes_passed_in_by_callers() -> None:
     assert reason_code(x5c_insecure._fail("missing x5cInsecure header", "invalid_x5c_token")) == "invalid_x5c_token"
     assert reason_code(x5c_insecure._fail("token has no jti claim")) == "invalid_token"
     assert reason_code(certificates.ParentRevoked("certificate has been revoked")) == "certificate_revoked"
+
+
+@pytest.mark.parametrize("cls", [Provisioner, JWKProvisioner, OIDCProvisioner, X5CProvisioner])
+def test_the_ssh_disabled_refusal_keeps_its_code(cls: type[Provisioner]) -> None:
+    """The enableSSHCA refusal, worded per provisioner type in one place (Provisioner.check_ssh_enabled)."""
+    message, code = cls.ssh_disabled
+    assert BEFORE[(401, message.replace("{name}", "{}"))] == code
 
 
 def test_the_code_is_not_the_message() -> None:
