@@ -6,8 +6,10 @@ import base64
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from stepless import clock
 from stepless.services import ssh_info
 from stepless.ssh import parse_certificate
+from stepless.stores import revocations
 from tests.integration.test_ssh_info import reads_of
 from tests.integration.test_ssh_renew import revoke, sshpop_token
 from tests.integration.test_ssh_sign import sign
@@ -38,3 +40,50 @@ def test_a_replayed_ssh_revocation_writes_nothing(test_ca):
     assert sum(calls.values()) <= 4, calls
     ssh_info._krl_cache = None
     assert ssh_info._revoked(test_ca.authority).version == version
+
+
+def test_lineage_completes_on_an_already_revoked_certificate(test_ca, monkeypatch):
+    """``lineage: true`` on a certificate already revoked (revoked earlier without lineage, or a lineage
+    revocation cut short: each descendant now costs a KMS signature for its OCSP response, so a timeout or a
+    KMS error midway is likely) answered 400 "already revoked" before walking the lineage: the renewals of
+    a compromised certificate stayed valid with no way to reach them. Now the walk completes (idempotent),
+    the answer lists the renewals revoked now, and the token is spent."""
+    from stepless.services import ocsp
+    from tests.integration.test_renew import renew_mtls, revoke_app
+    from tests.integration.test_revoke import _renew_chain, revoke_by_token
+    from tests.support.ca import call
+
+    serials, pems = _renew_chain(test_ca, 3)  # A → B → C → D
+    assert revoke_by_token(test_ca, serials[0])[0] == 200  # A alone: B, C, D stay valid
+    status, body = revoke_by_token(test_ca, serials[0], lineage=True)
+    assert (status, body) == (200, {"status": "ok", "lineage": serials[1:]}), body
+    for pem in pems:
+        assert renew_mtls(pem)[0] == 401
+
+    serials, _ = _renew_chain(test_ca, 3)
+    signed = ocsp.record_revocation
+    calls = []
+
+    def failing(auth, serial, item):  # the OCSP write of the second descendant fails (KMS throttled)
+        calls.append(serial)
+        if len(calls) == 3:
+            raise RuntimeError("KMS throttled")
+        return signed(auth, serial, item)
+
+    monkeypatch.setattr(ocsp, "record_revocation", failing)
+    status, _ = revoke_by_token(test_ca, serials[0], lineage=True)
+    assert status >= 500
+    monkeypatch.setattr(ocsp, "record_revocation", signed)
+    assert revocations.get(serials[3]) is None  # cut short
+    status, body = revoke_by_token(test_ca, serials[0], lineage=True)  # the administrator retries
+    assert status == 200 and body["lineage"] == [serials[3]], body
+    assert ocsp.ocsp_responses.get(serials[2]).status == "revoked"  # the lost OCSP write completed too
+
+    # without lineage a second revocation is still 400; the token of a completing walk is spent
+    assert revoke_by_token(test_ca, serials[0])[0] == 400
+    now = int(clock.now().timestamp())
+    token = test_ca.token(serials[0], path="/1.0/revoke", iat=now, nbf=now, exp=now + 300)
+    body = {"serial": serials[0], "ott": token, "lineage": True}
+    assert call(revoke_app, "POST", "/1.0/revoke", body) == (200, {"status": "ok", "lineage": []})
+    status, body = call(revoke_app, "POST", "/1.0/revoke", body)
+    assert status == 401 and "already used" in body["message"]
