@@ -87,3 +87,19 @@ def test_lineage_completes_on_an_already_revoked_certificate(test_ca, monkeypatc
     assert call(revoke_app, "POST", "/1.0/revoke", body) == (200, {"status": "ok", "lineage": []})
     status, body = call(revoke_app, "POST", "/1.0/revoke", body)
     assert status == 401 and "already used" in body["message"]
+
+
+def test_a_principal_with_a_lone_surrogate_is_not_sent_to_dynamodb(test_ca):
+    """JSON admits a lone surrogate (``"\\ud800"``); no certificate can carry one (it has no UTF-8 form), yet
+    check-host sent it to DynamoDB as a key (botocore escapes it; DynamoDB refuses invalid Unicode with a
+    ValidationException, i.e. a 503 and the ServerErrors alarm from an unauthenticated request). Such a
+    principal is not indexable: check-host answers false without a read, a cursor with one is a 400."""
+    from stepless.api.ssh import app
+    from tests.support.ca import call
+
+    lone = "db\ud800.example.com"
+    calls = reads_of(lambda: call(app, "POST", "/ssh/check-host", {"type": "host", "principal": lone}))
+    assert calls == {}
+    assert call(app, "POST", "/ssh/check-host", {"type": "host", "principal": lone}) == (200, {"exists": False})
+    status, body = call(app, "GET", "/ssh/hosts", query={"cursor": lone})
+    assert status == 400 and "cursor" in body["message"]
