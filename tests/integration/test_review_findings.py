@@ -87,6 +87,12 @@ def test_lineage_completes_on_an_already_revoked_certificate(test_ca, monkeypatc
     assert call(revoke_app, "POST", "/1.0/revoke", body) == (200, {"status": "ok", "lineage": []})
     status, body = call(revoke_app, "POST", "/1.0/revoke", body)
     assert status == 401 and "already used" in body["message"]
+    # over mTLS a revoked certificate authenticates nothing more: no walk on its say-so
+    serials, pems = _renew_chain(test_ca, 1)
+    assert revoke_by_token(test_ca, serials[0])[0] == 200
+    body = {"serial": serials[0], "lineage": True}
+    status, _ = call(revoke_app, "POST", "/1.0/revoke", body, client_cert_pem=pems[0])
+    assert status == 400 and revocations.get(serials[1]) is None
 
 
 def test_a_principal_with_a_lone_surrogate_is_not_sent_to_dynamodb(test_ca):

@@ -5,9 +5,9 @@ of the serial is refused from then on.
 
 ``"lineage": true`` (stepless) also revokes every certificate renewed from this one, transitively
 (each renewal adds itself to its parent's ``children``), skipping those already revoked — step-ca
-issues #319 and #909: revoking a compromised certificate used to leave its renewals alive. Asked of a
-certificate revoked before (alone, or by a lineage revocation cut short), it is not "already revoked":
-the walk completes the lineage (200, the renewals revoked now). The root
+issues #319 and #909: revoking a compromised certificate used to leave its renewals alive. Asked with a
+token of a certificate revoked before (alone, or by a lineage revocation cut short), it is not "already
+revoked": the walk completes the lineage (200, the renewals revoked now). The root
 revocation is written first, so no new renewal of it can be recorded afterwards (the renewal
 transaction checks it); the descendants are then found by consistent reads along those links, one per
 certificate (see stores.certificates.children).
@@ -128,12 +128,12 @@ def revoke(body: dict[str, Any], client_cert_pem: str | None, auth: Authority) -
             revocations.put(item)
     except BadRequest:  # already revoked: a retry after a failure between this write and the OCSP one?
         ocsp.ensure_revoked(auth, serial)
-        if not lineage:
+        if not lineage or spend is None:  # a revoked certificate authenticates nothing, not even a walk
             raise
-        # lineage asked of a certificate revoked before (alone, or by a lineage revocation cut short):
-        # the renewals are what the request is about, so the walk completes them (it is idempotent)
-        if spend is not None:
-            used_tokens.use(*spend)
+        # lineage asked by a token of a certificate revoked before (alone, or by a lineage revocation cut
+        # short): the renewals are what the request is about, so the walk completes them (idempotent); the
+        # token is spent, so each walk costs a new one
+        used_tokens.use(*spend)
     else:
         crl.invalidate()
         ocsp.record_revocation(auth, serial, item)
