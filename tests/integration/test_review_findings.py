@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from stepless import clock
@@ -109,3 +110,25 @@ def test_a_principal_with_a_lone_surrogate_is_not_sent_to_dynamodb(test_ca):
     assert call(app, "POST", "/ssh/check-host", {"type": "host", "principal": lone}) == (200, {"exists": False})
     status, body = call(app, "GET", "/ssh/hosts", query={"cursor": lone})
     assert status == 400 and "cursor" in body["message"]
+
+
+@pytest.mark.parametrize("digit", ["\u00b2", "\u2460", "\U0001d7d9"])  # ², ①, 𝟙: str.isdigit() says True, int() refuses
+def test_unicode_digits_are_a_400_not_a_500(test_ca, digit):
+    """``str.isdigit()`` accepts superscripts and circled digits that ``int()`` refuses: ``GET
+    /ssh/hosts?limit=²`` and ``POST /ssh/revoke {"serial": "²"}`` answered 500 (the ServerErrors alarm) to
+    anyone, before any authentication."""
+    from stepless.api.ssh import app
+    from tests.support.ca import call
+
+    status, body = call(app, "GET", "/ssh/hosts", query={"limit": digit})
+    assert status == 400 and "limit" in body["message"], body
+    status, body = call(app, "POST", "/1.0/ssh/revoke", {"serial": digit, "ott": "x"})
+    assert status == 400 and "serial" in body["message"], body
+
+
+def test_a_unicode_digit_bastion_port_is_refused_in_one_line():
+    from stepless.admin.ssh_bastion import check_setting
+    from stepless.errors import ClientError
+
+    with pytest.raises(ClientError, match="invalid bastion port"):
+        check_setting("bastion.example.com", port="\u00b2")

@@ -58,7 +58,7 @@ def check_setting(hostname: str, user: str | None = None, port: str | int | None
         out["user"] = user
     if port not in (None, ""):
         text = str(port)
-        if not text.isdigit() or not 1 <= int(text) <= 65535:
+        if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 65535:
             raise ClientError(f"invalid bastion port {text!r}: use a number from 1 to 65535")
         out["port"] = str(int(text))
     for key, value in (("cmd", cmd), ("flags", flags)):

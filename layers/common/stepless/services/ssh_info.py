@@ -90,7 +90,7 @@ def list_hosts(query: dict[str, str]) -> dict[str, Any]:
     index (one Query). ``limit`` (at most 1000, the default) and ``cursor`` page through a larger index;
     ``nextCursor`` (stepless) names the next page when there is one."""
     limit = query.get("limit") or str(hosts.MAX_PAGE)
-    if not limit.isdigit() or not 1 <= int(limit) <= hosts.MAX_PAGE:
+    if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= hosts.MAX_PAGE:
         raise BadRequest(f"limit must be a number from 1 to {hosts.MAX_PAGE}")
     cursor = query.get("cursor") or None
     if cursor is not None and not hosts.indexable(cursor):

@@ -106,7 +106,7 @@ def _serial(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         raise BadRequest("missing serial")
     text = value.strip()
-    if not text.isdigit() or int(text) > FOREVER:
+    if not (text.isascii() and text.isdigit()) or int(text) > FOREVER:
         raise BadRequest(f"invalid ssh certificate serial number {value!r}: a decimal 64-bit number is required")
     return str(int(text))
 
