@@ -325,7 +325,7 @@ def test_parameters(template: dict[str, Any]) -> None:
 
 
 def test_managed_table_and_renew_at_index(template: dict[str, Any]) -> None:
-    from stepless.managed import store
+    from stepless.stores import managed as store
 
     resource = template["Resources"]["ManagedTable"]
     props = resource["Properties"]

@@ -10,7 +10,8 @@ import pytest
 
 from stepless import aws, clock
 from stepless.local.devstack import DevStack, free_port
-from stepless.managed import renewal, secret, store
+from stepless.managed import renewal, secret
+from stepless.stores import managed as store
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from cryptography.x509.oid import NameOID
 
 from stepless import authority, aws, jose
 from stepless.admin.init import InitResult, init
+from stepless.stores import backend
 
 TABLES = {
     "STEPLESS_AUTHORITY_TABLE": ("test-authority", "pk"),
@@ -59,14 +60,17 @@ def moto_environment():  # noqa: ANN201 - a generator context manager
             mp.setenv(k, v)
         mp.delenv("AWS_ENDPOINT_URL", raising=False)
         mp.delenv("AWS_PROFILE", raising=False)
+        mp.delenv(backend.STORE, raising=False)
         with mock_aws():
             aws.reset()
             authority.reset()
+            backend.reset()
             try:
                 yield
             finally:
                 aws.reset()
                 authority.reset()
+                backend.reset()
 
 
 def env() -> dict[str, str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -48,11 +50,23 @@ def existing(role: str, backend: str, outputs: dict[str, str]) -> Signer:
         return load_signer(f"kms:{key_id}")
     if backend == "secrets":
         return load_signer(f"secretsmanager:{secret_name(_prefix(outputs), role)}")
+    if backend == "files":
+        return load_signer(f"file:{Path(outputs['KeyDirectory']) / (role.replace('-', '_') + '_ca_key')}")
     raise ConfigError(f"unknown key backend {backend!r} (kms or secrets)")
 
 
 def provide(role: str, backend: str, outputs: dict[str, str], *, force: bool) -> Signer:
-    """The signer for ``role``: the stack's KMS key, or a new P-256 key stored as a secret."""
+    """The signer for ``role``: the stack's KMS key, or a new P-256 key stored as a secret, or (``files``,
+    the local CA) as an encrypted PEM file in ``outputs["KeyDirectory"]``."""
+    if backend == "files":
+        from stepless.signers import files
+
+        path = Path(outputs["KeyDirectory"]) / f"{role.replace('-', '_')}_ca_key"
+        if path.exists() and not force:
+            raise ConfigError(f"{path} already exists (use --force to replace the CA)")
+        files.write_key(path, ec.generate_private_key(ec.SECP256R1()),
+                        files.read_password(files.password_file(path)))
+        return load_signer(f"file:{path}")
     if backend == "secrets":
         key = ec.generate_private_key(ec.SECP256R1())
         pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,

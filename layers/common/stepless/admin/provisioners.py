@@ -31,19 +31,17 @@ import urllib.request
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from botocore.exceptions import ClientError as AWSClientError
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from stepless import aws, jose, oidc_discovery, settings
+from stepless import jose, oidc_discovery
 from stepless.claims import _DURATIONS, _FLAGS, Claims
 from stepless.durations import parse_duration
 from stepless.errors import ClientError, ConfigError
-from stepless.faults import translate_aws_errors
 from stepless.stores import audit
 from stepless.stores import authority as store
-from stepless.stores.dynamo import condition_failed
+from stepless.stores.errors import ConfigConflict
 from stepless.x509 import chain
 
 TYPES = ("JWK", "OIDC", "X5C", "SSHPOP")
@@ -425,10 +423,6 @@ def remove(name: str, *, type_: str | None = None) -> Change:
 T = TypeVar("T")
 
 
-class Conflict(Exception):
-    """The configuration changed between our read and our write."""
-
-
 def _load() -> tuple[dict[str, Any], int]:
     try:
         return store.load()
@@ -462,26 +456,9 @@ def _validate_entry(entry: dict[str, Any], doc: dict[str, Any]) -> None:
 
 def commit(doc: dict[str, Any], version: int, record: dict[str, Any]) -> int:
     """Write the configuration (if still at ``version``) and the audit record, atomically."""
-    data = json.dumps(doc, sort_keys=True)
-    if len(data.encode()) > MAX_ITEM_BYTES:
+    if len(json.dumps(doc, sort_keys=True).encode()) > MAX_ITEM_BYTES:
         raise ClientError("the configuration would exceed DynamoDB's 400 KB item limit")
-    new_version = version + 1
-    config_put = {
-        "TableName": settings.table(settings.AUTHORITY_TABLE),
-        "Item": {**store.KEY, "data": {"S": data}, "version": {"N": str(new_version)}},
-        "ConditionExpression": "version = :v",
-        "ExpressionAttributeValues": {":v": {"N": str(version)}},
-    }
-    with translate_aws_errors("DynamoDB"):
-        try:
-            aws.client("dynamodb").transact_write_items(
-                TransactItems=[{"Put": config_put}, {"Put": audit.put(record)}]
-            )
-        except AWSClientError as e:
-            if condition_failed(e, 0):
-                raise Conflict from e
-            raise
-    return new_version
+    return store.commit(doc, version, record)
 
 
 def change_config(action: str, name: str, mutate: Callable[[dict[str, Any]], tuple[T, dict[str, Any]]],
@@ -494,7 +471,7 @@ def change_config(action: str, name: str, mutate: Callable[[dict[str, Any]], tup
         record = audit.new_record(action, name, summary, version=version + 1)
         try:
             return result, commit(doc, version, record), record
-        except Conflict:
+        except ConfigConflict:
             if attempt == 2:
                 raise ClientError("the authority configuration keeps changing meanwhile; try again") from None
     raise AssertionError("unreachable")  # pragma: no cover

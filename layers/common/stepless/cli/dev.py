@@ -54,38 +54,53 @@ def _report_schedule(result: dict) -> None:
               help="State directory (default $STEPLESS_HOME or ~/.stepless).")
 @click.option("--password-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The dev provisioner's password (default: generated and saved under the home).")
-@click.option("--key-backend", type=click.Choice(["kms", "secrets"]), default="kms", show_default=True)
+@click.option("--aws-emulation", "aws_emulation", is_flag=True,
+              help="Run the CA on moto (the template's tables and KMS keys, created anew on each start) instead "
+                   "of the persistent SQLite store.")
+@click.option("--reset", is_flag=True, help="Start over: a new CA (root, provisioners, records all discarded).")
+@click.option("--key-backend", type=click.Choice(["kms", "secrets"]), default="kms", show_default=True,
+              help="With --aws-emulation: where the CA keys live.")
 @click.option("--provisioner", default="admin", show_default=True, help="The JWK provisioner's name.")
 @click.option("--dns", multiple=True, help="Another DNS name or IP for the CA (repeatable).")
 @click.option("--schedule-every", "schedule_every", metavar="DURATION", default=None,
               help="Also run the scheduled managed-certificate renewal every DURATION (e.g. 10s); off by default.")
-def dev_cmd(address, home, password_file, key_backend, provisioner, dns, schedule_every) -> None:
-    """Run a local CA: moto for AWS, the template's resources, and an HTTPS gateway. Ctrl-C stops it."""
-    from stepless.local.devstack import DevStack
+def dev_cmd(address, home, password_file, aws_emulation, reset, key_backend, provisioner, dns,
+            schedule_every) -> None:
+    """Run a local CA behind an HTTPS gateway: on a persistent SQLite store under the home (the default), or
+    on moto with the template's resources (--aws-emulation). Ctrl-C stops it."""
+    from stepless.errors import ConfigError, StepError
+    from stepless.local.devstack import DevStack, DevStackError
 
     if home is not None:
         os.environ["STEPLESS_HOME"] = str(home)
     period = _period(schedule_every)
     stack = DevStack(home=config.home(), address=_address(address), password_file=password_file,
                      key_backend=key_backend, dns_names=list(dns), provisioner=provisioner,
-                     schedule_every=period, on_schedule=_report_schedule)
+                     schedule_every=period, on_schedule=_report_schedule,
+                     engine="aws" if aws_emulation else "sqlite", reset=reset)
     try:
         stack.start()
-    except OSError as e:
+    except DevStackError as e:
         stack.stop()
-        raise ClientError(f"cannot start the local stack: {e}") from e
-    generated = password_file is None
+        raise ClientError(str(e)) from e
+    except (OSError, ConfigError, StepError) as e:
+        stack.stop()
+        raise ClientError(f"cannot start the local CA: {getattr(e, 'detail', None) or e}") from e
+    generated = password_file is None and stack.password_file is not None and stack.password_file.exists()
     ui.info(f"stepless dev: CA ready at {stack.url}")
     ui.done("CA URL", stack.url)
     ui.done("Root fingerprint", stack.fingerprint)
     ui.done("Root certificate", str(stack.home / "certs" / "root_ca.crt"))
+    ui.done("Store", f"SQLite {stack.home / 'db' / 'ca.db'}" if stack.engine == "sqlite"
+            else f"AWS emulation (moto at {stack.moto_url}; discarded on exit)")
     ui.done("Provisioner", f"{provisioner} (JWK)")
     if generated:
         ui.info(f"Provisioner password (saved in {stack.password_file}): {stack.password_file.read_text().strip()}")
-    ui.done("Password file", str(stack.password_file))
+    if stack.password_file is not None:
+        ui.done("Password file", str(stack.password_file))
     ui.done("Defaults", str(config.defaults_path()))
-    ui.done("Admin environment", f"{stack.home / 'config' / 'dev.env'} (set -a; . it; then stepless ca provisioner "
-            f"list --stack stepless-dev)")
+    then = "stepless ca provisioner list" + (" --stack stepless-dev" if stack.engine == "aws" else "")
+    ui.done("Admin environment", f"{stack.home / 'config' / 'dev.env'} (set -a; . it; then {then})")
     if period:
         ui.done("Scheduled renewal", f"every {schedule_every}")
     ui.info("Press Ctrl-C to stop.")

@@ -25,8 +25,9 @@ from stepless.cli import keys, options, ui
 from stepless.cli.main import ca
 from stepless.durations import format_duration, parse_duration
 from stepless.errors import ClientError
-from stepless.managed import renewal, store
-from stepless.managed.store import Managed
+from stepless.managed import renewal
+from stepless.stores import managed as store
+from stepless.stores.managed import Managed
 
 SECRETS_PREFIX_ENV = "STEPLESS_SECRETS_PREFIX"
 

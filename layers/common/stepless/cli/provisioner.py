@@ -74,8 +74,8 @@ stack_option = click.option(
 
 def _use_stack(stack_name: str | None) -> None:
     """Point the library at the stack's tables (or keep the environment's when no --stack is given)."""
-    if stack_name is None and os.environ.get(settings.AUTHORITY_TABLE):
-        return
+    if stack_name is None and (os.environ.get(settings.AUTHORITY_TABLE) or os.environ.get("STEPLESS_STORE")):
+        return  # the environment's tables, or the local CA's SQLite store
     stack.use(stack_name or os.environ.get("STEPLESS_STACK") or "stepless")
 
 

@@ -88,16 +88,16 @@ def respond(request: bytes, auth: Authority) -> bytes:
     now = clock.now()
     rec, revoked = certificates.get_with_revocation(str(serial))
     revocation_time = reason = None
-    if rec is None or rec.get("kind", "x509") != "x509":
+    if rec is None or rec.kind != "x509":
         status = ocsp.OCSPCertStatus.UNKNOWN
     elif revoked is not None:
         status = ocsp.OCSPCertStatus.REVOKED
         try:
-            revocation_time = dt.datetime.fromtimestamp(int(revoked["revoked_at"]), dt.UTC)
-        except (KeyError, TypeError, ValueError):
+            revocation_time = dt.datetime.fromtimestamp(revoked.revoked_at, dt.UTC)
+        except (OverflowError, ValueError):
             revocation_time = now
         revocation_time = min(revocation_time, now)
-        reason = reason_flag(revoked.get("reason_code"))
+        reason = reason_flag(revoked.reason_code)
     else:
         status = ocsp.OCSPCertStatus.GOOD
 

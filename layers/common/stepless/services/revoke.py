@@ -23,7 +23,9 @@ from stepless.observability import logger, metrics
 from stepless.provisioners import Context
 from stepless.services import crl
 from stepless.stores import certificates, revocations
-from stepless.stores import tokens as used_tokens
+from stepless.stores.certificates import CertificateRecord
+from stepless.stores.revocations import RevocationRecord
+from stepless.stores.tokens import UsedToken
 from stepless.x509 import chain
 
 REVOKE_PATH = "/1.0/revoke"
@@ -91,7 +93,7 @@ def revoke(body: dict[str, Any], client_cert_pem: str | None, auth: Authority) -
             pass
         elif not isinstance(sub, str) or not _DIGITS.fullmatch(sub) or str(int(sub)) != serial:
             raise Unauthorized("token subject does not match the serial number to revoke")
-        token_put = used_tokens.token_put(use.id, use.expires + 120, "revoke", ts)
+        token_put = UsedToken.of(use, "revoke", ts)
         revoked_by = f"provisioner:{prov.name}"
     elif client_cert_pem:
         cert = chain.load_pem(client_cert_pem)
@@ -103,9 +105,9 @@ def revoke(body: dict[str, Any], client_cert_pem: str | None, auth: Authority) -
         raise BadRequest("missing ott or client certificate")
 
     rec = certificates.get(serial)
-    if rec is None or rec.get("kind", "x509") != "x509":
+    if rec is None or rec.kind != "x509":
         raise NotFound(f"certificate with serial number {serial} was not found")
-    if revoked_by == "mtls" and rec.get("fingerprint") not in (None, fingerprint(cert)):
+    if revoked_by == "mtls" and rec.fingerprint not in (None, fingerprint(cert)):
         raise Unauthorized("the client certificate is not the certificate recorded with this serial number")
 
     item = _record(serial, rec, reason, code, ts, revoked_by)
@@ -123,20 +125,12 @@ def revoke(body: dict[str, Any], client_cert_pem: str | None, auth: Authority) -
     return out
 
 
-def _record(serial: str, rec: dict[str, Any], reason: str, code: int, ts: int, revoked_by: str,
-            lineage_of: str | None = None) -> dict[str, Any]:
-    return {
-        "serial": serial,
-        "kind": "x509",
-        "reason": reason,
-        "reason_code": code,
-        "revoked_at": ts,
-        "revoked_by": revoked_by,
-        "not_after": rec.get("not_after"),
-        "subject": rec.get("subject"),
-        "provisioner": rec.get("provisioner"),
-        "lineage_of": lineage_of,
-    }
+def _record(serial: str, rec: CertificateRecord | None, reason: str, code: int, ts: int, revoked_by: str,
+            lineage_of: str | None = None) -> RevocationRecord:
+    return RevocationRecord(serial=serial, kind="x509", reason=reason, reason_code=code, revoked_at=ts,
+                            revoked_by=revoked_by, not_after=rec.not_after if rec else None,
+                            subject=rec.subject if rec else None, provisioner=rec.provisioner if rec else None,
+                            lineage_of=lineage_of)
 
 
 def descendants(serial: str, children: Callable[[str], list[str]]) -> list[str]:
@@ -171,7 +165,7 @@ def revoke_lineage(serial: str, reason: str, code: int, ts: int, revoked_by: str
             break
         for child in fresh:
             handled.add(child)
-            rec = certificates.get(child) or {}
+            rec = certificates.get(child)
             try:
                 revocations.put(_record(child, rec, reason, code, ts, revoked_by, lineage_of=serial))
             except BadRequest:

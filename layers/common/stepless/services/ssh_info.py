@@ -80,7 +80,7 @@ def check_host(body: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(principal, str) or not principal:
         raise BadRequest("missing or empty principal")
     wanted = principal.lower()
-    exists = any(wanted in (str(p).lower() for p in rec.get("principals") or [])
+    exists = any(wanted in (p.lower() for p in rec.principals)
                  for rec in certificates.scan_ssh_hosts())
     return {"exists": exists}
 
@@ -90,8 +90,8 @@ def hosts() -> dict[str, Any]:
     now = int(clock.now().timestamp())
     names: set[str] = set()
     for rec in certificates.scan_ssh_hosts():
-        if int(rec.get("not_after") or 0) > now:
-            names.update(str(p).lower() for p in rec.get("principals") or [])
+        if rec.not_after > now:
+            names.update(p.lower() for p in rec.principals)
     return {"hosts": [{"hid": "", "host_tags": None, "hostname": n} for n in sorted(names)]}
 
 
@@ -106,11 +106,11 @@ def krl(auth: Authority, typ: str | None) -> bytes:
     serials: dict[int, list[int]] = {USER: [], HOST: []}
     version = 0
     for rec in revocations.scan_all():
-        if rec.get("kind") != "ssh" or not str(rec.get("serial", "")).startswith("ssh:"):
+        if rec.kind != "ssh" or not rec.serial.startswith("ssh:"):
             continue
-        cert_type = HOST if rec.get("cert_type") == "host" else USER
-        serials[cert_type].append(int(str(rec["serial"]).removeprefix("ssh:")))
-        version = max(version, int(rec.get("revoked_at") or 0))
+        cert_type = HOST if rec.cert_type == "host" else USER
+        serials[cert_type].append(int(rec.serial.removeprefix("ssh:")))
+        version = max(version, rec.revoked_at)
     now = int(clock.now().timestamp())
     comment = f"{auth.doc.get('name') or 'stepless'} SSH KRL"
     header = build_krl(_any_key(auth), [], version=version, generated_at=now, comment=comment)

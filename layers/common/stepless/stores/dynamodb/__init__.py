@@ -1,0 +1,20 @@
+"""The DynamoDB backend (the Lambda functions; the AWS-emulated local stack): tables named by the
+functions' environment, one module per concern. Items are marshalled by :mod:`stepless.stores.dynamo`."""
+
+from __future__ import annotations
+
+from stepless.stores.backend import Stores
+
+
+def stores() -> Stores:
+    """Every concern on DynamoDB (and S3 for the CRL/KRL objects)."""
+    from stepless.stores.dynamodb.authority import DynamoAudit, DynamoAuthority
+    from stepless.stores.dynamodb.certificates import DynamoCertificates
+    from stepless.stores.dynamodb.managed import DynamoManaged
+    from stepless.stores.dynamodb.objects import DynamoObjects
+    from stepless.stores.dynamodb.revocations import DynamoRevocations
+    from stepless.stores.dynamodb.tokens import DynamoTokens
+
+    return Stores("dynamodb", tokens=DynamoTokens(), certificates=DynamoCertificates(),
+                  revocations=DynamoRevocations(), authority=DynamoAuthority(), audit=DynamoAudit(),
+                  managed=DynamoManaged(), objects=DynamoObjects())
