@@ -1,4 +1,4 @@
-"""End-to-end fixtures: a real `stepless dev` process (moto server + HTTPS gateway) on a free port."""
+"""End-to-end fixtures: a real `stepless dev` process (its default SQLite engine + HTTPS gateway) on a free port."""
 
 from __future__ import annotations
 

@@ -73,6 +73,37 @@ def moto_environment():  # noqa: ANN201 - a generator context manager
                 backend.reset()
 
 
+@contextlib.contextmanager
+def sqlite_environment(home):  # noqa: ANN001, ANN201 - a generator context manager
+    """The local CA's engine: the SQLite store and encrypted key files under ``home``, no AWS; yields the
+    outputs for ``initialize(..., backend="files")``."""
+    import pytest
+
+    from stepless.local.devstack import local_environment
+    from stepless.signers.files import PASSWORD_FILE
+
+    with pytest.MonkeyPatch.context() as mp:
+        for var in list(__import__("os").environ):
+            if var.startswith(("AWS_", "STEPLESS_")):
+                mp.delenv(var)
+        values = local_environment(home)
+        for k, v in values.items():
+            mp.setenv(k, v)
+        mp.setenv("STEPLESS_CONFIG_TTL", "0")
+        secrets_dir = home / "secrets"
+        secrets_dir.mkdir(parents=True, exist_ok=True)
+        (secrets_dir / "key-password").write_text("test-key-password\n")
+        assert values[PASSWORD_FILE] == str(secrets_dir / "key-password")
+        aws.reset()
+        authority.reset()
+        backend.reset()
+        try:
+            yield {"KeyDirectory": str(secrets_dir)}
+        finally:
+            backend.reset()
+            authority.reset()
+
+
 def env() -> dict[str, str]:
     """Environment variables the functions need."""
     return {var: name for var, (name, _) in TABLES.items()} | {

@@ -25,8 +25,27 @@ def outputs(stack_name: str) -> dict[str, str]:
     return {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
 
 
+def local_outputs() -> dict[str, str] | None:
+    """The local CA's "outputs" when this process targets its SQLite store (``STEPLESS_STORE=sqlite:…``, as
+    ``stepless dev`` writes in dev.env): where its encrypted key files are. None otherwise."""
+    from stepless.signers.files import PASSWORD_FILE
+    from stepless.stores.backend import STORE
+
+    if not os.environ.get(STORE, "").startswith("sqlite:"):
+        return None
+    password = os.environ.get(PASSWORD_FILE)
+    if not password:
+        raise ClientError(f"{STORE} names a local CA but {PASSWORD_FILE} is not set (source its dev.env)")
+    return {"KeyDirectory": os.path.dirname(password)}
+
+
 def use(stack_name: str) -> dict[str, str]:
-    """Read the outputs and set the table environment variables the library uses."""
+    """Read the outputs and set the table environment variables the library uses (the local CA's SQLite
+    store, when the environment names one, instead of any stack)."""
+    local = local_outputs()
+    if local is not None:
+        authority.reset()
+        return local
     outs = outputs(stack_name)
     for var, key in TABLE_OUTPUTS.items():
         if key not in outs:

@@ -145,7 +145,7 @@ def invoke_cmd(function_id, event_file, home) -> None:
         raise ClientError(f"{event_file} is not JSON: {e}") from e
     if home is not None:
         os.environ["STEPLESS_HOME"] = str(home)
-    dev = DevStack(home=config.home(), address=("127.0.0.1", free_port()))
+    dev = DevStack(home=config.home(), address=("127.0.0.1", free_port()), engine="aws")
     dev.start()
     try:
         route = next((r for r in routes if r.function_id == function_id), None)
