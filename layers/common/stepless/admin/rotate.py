@@ -63,7 +63,7 @@ def rotate_intermediate(*, outputs: dict[str, str], distrust_previous: bool = Fa
     def mutate(doc: dict[str, Any]) -> tuple[tuple[x509.Certificate, x509.Certificate, bool], dict[str, Any]]:
         current = authority.Authority(doc, 0)
         backend = doc.get("keyBackend") or "kms"
-        new_key = backend in ("secrets", "files")  # a new key per rotation (not the stack's one KMS key)
+        new_key = backend == "secrets"  # a new key per rotation (kms: the stack's key; files: the local CA's)
         if distrust_previous and not new_key:
             raise ClientError("--distrust-previous needs a new intermediate key, and the kms backend keeps the "
                               "template's key: change the key first (docs/deployment.md §9)")

@@ -80,6 +80,7 @@ class Database:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._writer = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         if not self.path.exists():  # only this user reads the records (SQLite gives -wal/-shm the same mode)
             os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
@@ -112,9 +113,14 @@ class Database:
 
     @contextlib.contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
-        """``BEGIN IMMEDIATE`` … ``COMMIT``; rolled back if anything inside raises."""
+        """``BEGIN IMMEDIATE`` … ``COMMIT``; rolled back if anything inside raises.
+
+        This process's writers queue on a lock first: SQLite's own busy handler sleeps (1, 2, 5 … 100 ms)
+        between retries, which under concurrent requests would cost more than the writes. Other processes
+        (an administrator's command) still meet the busy timeout.
+        """
         conn = self.conn()
-        with translate(self.path):
+        with self._writer, translate(self.path):
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
