@@ -21,7 +21,7 @@ step:  ## build the real step CLI (0.15) for the interop tests
 
 test: $(STAMP)  ## every test: unit, integration, infrastructure, end to end (with the real step CLI when built)
 	-bash tools/build-step.sh >/dev/null 2>&1 || echo "note: the step CLI could not be built; interop tests will skip"
-	PATH="$$PATH:$${XDG_CACHE_HOME:-$$HOME/.cache}/stepless-peers/bin" $(BIN)/python -m pytest -q -n $(JOBS) --dist loadfile $(PYTEST_ARGS)
+	PATH="$(abspath $(BIN)):$$PATH:$${XDG_CACHE_HOME:-$$HOME/.cache}/stepless-peers/bin" $(BIN)/python -m pytest -q -n $(JOBS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

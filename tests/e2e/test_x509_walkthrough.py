@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
+from tests.support.tools import venv_tool
+
 pytestmark = pytest.mark.e2e
 
 
@@ -121,6 +123,6 @@ def test_pkilint_leaf_and_intermediate(dev_ca, tmp_path):
 
     for name, cert in (("leaf.pem", leaf), ("inter.pem", inter)):
         (tmp_path / name).write_bytes(cert.public_bytes(Encoding.PEM))
-        out = subprocess.run(["lint_pkix_cert", "lint", "-s", "WARNING", name], cwd=tmp_path,
+        out = subprocess.run([venv_tool("lint_pkix_cert"), "lint", "-s", "WARNING", name], cwd=tmp_path,
                              capture_output=True, text=True)
         assert out.returncode == 0 and out.stdout.strip() == "", (name, out.stdout, out.stderr)

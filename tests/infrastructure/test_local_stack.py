@@ -68,7 +68,7 @@ def test_tables_created_as_declared(endpoint: str, stack: dict[str, str]) -> Non
         backups = ddb.describe_continuous_backups(TableName=name)["ContinuousBackupsDescription"]
         assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
         ttl = ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
-        if logical_id == "TokensTable":
+        if logical_id in ("TokensTable", "RevocationsTable"):
             assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires"}
         else:
             assert ttl["TimeToLiveStatus"] == "DISABLED"
@@ -197,3 +197,14 @@ def test_function_environment_resolves_refs() -> None:
     assert env["POWERTOOLS_LOG_LEVEL"] == parameter_defaults(template)["LogLevel"]
     with pytest.raises(ValueError, match="AuthorityTable"):
         function_environment(template, "RevokeFunction", {})
+
+
+def test_key_properties_resolve_conditions_and_no_value() -> None:
+    """The root key's conditional Deny (CaAdministratorRoleArn) reaches the local key policy as on AWS."""
+    from stepless.local.stack import _resolve
+
+    statement = {"Fn::If": ["HasAdmin", {"Effect": "Deny", "Principal": {"Ref": "Admin"}}, {"Ref": "AWS::NoValue"}]}
+    policy = {"Statement": [{"Effect": "Allow"}, statement], "Extra": {"Ref": "AWS::NoValue"}}
+    assert _resolve(policy, {"Admin": "arn:x"}, lambda name: False) == {"Statement": [{"Effect": "Allow"}]}
+    assert _resolve(policy, {"Admin": "arn:x"}, lambda name: name == "HasAdmin") == {
+        "Statement": [{"Effect": "Allow"}, {"Effect": "Deny", "Principal": "arn:x"}]}

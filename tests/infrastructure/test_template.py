@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from stepless.local.template import find_route, functions, load_template, routes
+from tests.support.tools import venv_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = ROOT / "template.yaml"
@@ -49,6 +50,8 @@ EXPECTED_ROUTES: dict[str, set[tuple[str, str]]] = {
         ("GET", "/ssh/federation"),
         ("GET", "/ssh/hosts"),
         ("GET", "/ssh/krl"),
+        ("POST", "/ssh/bastion"),
+        ("GET", "/ssh/get-hosts"),
     },
 }
 TABLES = {
@@ -123,9 +126,7 @@ def _run(cmd: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
 
 
 def test_cfn_lint_passes() -> None:
-    exe = shutil.which("cfn-lint")
-    cmd = [exe] if exe else [sys.executable, "-c", "import sys; from cfnlint.runner import main; sys.exit(main())"]
-    result = _run([*cmd, str(TEMPLATE_PATH)])
+    result = _run([venv_tool("cfn-lint"), str(TEMPLATE_PATH)])
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -272,6 +273,84 @@ def test_table_writes(template: dict[str, Any]) -> None:
             assert "dynamodb:DeleteItem" not in _as_list(s["Action"]), fn
 
 
+# What each function may do to each table: exactly the calls its code makes (grep stores/ and managed/ for
+# get_item, batch_get_item, put_item, update_item, scan, query and transact_write_items' Put/Update/
+# ConditionCheck). Of the authority table each function reads only the configuration item and the revoke
+# function writes only the CRL counter: dynamodb:LeadingKeys says so (AUTHORITY_ITEMS).
+TABLE_ACTIONS: dict[str, dict[str, set[str]]] = {
+    "SignFunction": {
+        "AuthorityTable": {"dynamodb:GetItem"},
+        "TokensTable": {"dynamodb:PutItem"},
+        "CertificatesTable": {"dynamodb:PutItem"},
+    },
+    "RenewFunction": {
+        "AuthorityTable": {"dynamodb:GetItem"},
+        "TokensTable": {"dynamodb:PutItem"},
+        "CertificatesTable": {"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:UpdateItem"},
+        "RevocationsTable": {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:ConditionCheckItem"},
+        "ManagedTable": {"dynamodb:Query", "dynamodb:GetItem", "dynamodb:UpdateItem"},
+    },
+    "RevokeFunction": {
+        "AuthorityTable": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
+        "TokensTable": {"dynamodb:PutItem"},
+        "CertificatesTable": {"dynamodb:GetItem", "dynamodb:BatchGetItem"},
+        "RevocationsTable": {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:Scan"},
+    },
+    "SshFunction": {
+        "AuthorityTable": {"dynamodb:GetItem"},
+        "TokensTable": {"dynamodb:PutItem"},
+        "CertificatesTable": {"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan",
+                              "dynamodb:UpdateItem"},
+        "RevocationsTable": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:ConditionCheckItem", "dynamodb:Scan"},
+    },
+}
+# Authority table items (pk) each function may touch, by action.
+AUTHORITY_ITEMS = {"dynamodb:GetItem": ["authority"], "dynamodb:UpdateItem": ["crl"]}
+TABLE_IDS = {*TABLES, "ManagedTable"}
+
+
+def _table_grants(template: dict[str, Any], function_id: str) -> dict[str, list[dict[str, Any]]]:
+    """Table logical id → the role's statements that name it."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for statement in _role_statements(template, function_id):
+        for table in TABLE_IDS & set(_refs(statement["Resource"])):
+            out.setdefault(table, []).append(statement)
+    return out
+
+
+@pytest.mark.parametrize("function_id", sorted(TABLE_ACTIONS))
+def test_least_privilege_per_function_and_table(template: dict[str, Any], function_id: str) -> None:
+    grants = _table_grants(template, function_id)
+    actions = {table: {a for s in statements for a in _as_list(s["Action"])} for table, statements in grants.items()}
+    assert actions == TABLE_ACTIONS[function_id]
+    for statement in grants["AuthorityTable"]:
+        granted = _as_list(statement["Action"])
+        assert len(granted) == 1, f"{function_id}: one item set per authority-table action"
+        keys = statement["Condition"]["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"]
+        assert keys == AUTHORITY_ITEMS[granted[0]], (function_id, granted, keys)
+        assert _as_list(statement["Resource"]) == [{"Fn::GetAtt": ["AuthorityTable", "Arn"]}]
+
+
+def test_only_the_revoke_function_writes_the_authority_table_and_only_the_crl_counter(template: dict[str, Any]) -> None:
+    """A compromised function cannot rewrite the CA configuration (issue 10 item 6)."""
+    for function_id in TABLE_ACTIONS:
+        for statement in _table_grants(template, function_id).get("AuthorityTable", []):
+            if set(_as_list(statement["Action"])) - {"dynamodb:GetItem"}:
+                assert function_id == "RevokeFunction"
+                assert statement["Condition"]["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"] == ["crl"]
+    from stepless.stores import crl_store
+
+    assert crl_store.NUMBER_KEY == {"pk": {"S": "crl"}}  # the item the condition names
+
+
+def test_revoke_role_can_tell_a_missing_crl_from_a_denied_one(template: dict[str, Any]) -> None:
+    """Without s3:ListBucket S3 answers a missing key with 403, so a new stack's GET /crl failed (item 12)."""
+    statements = _role_statements(template, "RevokeFunction")
+    listing = [s for s in statements if "s3:ListBucket" in _as_list(s["Action"])]
+    assert listing and listing[0]["Resource"] == {"Fn::GetAtt": ["CrlBucket", "Arn"]}
+    assert _as_list(listing[0]["Action"]) == ["s3:ListBucket"]
+
+
 # ------------------------------------------------------------------------------------------ storage
 
 
@@ -289,6 +368,10 @@ def test_tables_protected(template: dict[str, Any]) -> None:
         assert props["AttributeDefinitions"] == [{"AttributeName": key, "AttributeType": "S"}]
     ttl = template["Resources"]["TokensTable"]["Properties"]["TimeToLiveSpecification"]
     assert ttl == {"AttributeName": "expires", "Enabled": True}
+    from stepless.stores import revocations
+
+    ttl = template["Resources"]["RevocationsTable"]["Properties"]["TimeToLiveSpecification"]
+    assert ttl == {"AttributeName": revocations.EXPIRES, "Enabled": True}  # pruned (issue 10 item 16)
 
 
 def test_keys(template: dict[str, Any]) -> None:
@@ -298,8 +381,26 @@ def test_keys(template: dict[str, Any]) -> None:
         assert resource["Condition"] == "UseKms"
         assert resource["DeletionPolicy"] == "Retain" and resource["UpdateReplacePolicy"] == "Retain"
         assert (props["KeySpec"], props["KeyUsage"]) == ("ECC_NIST_P256", "SIGN_VERIFY")
-        principals = [s["Principal"]["AWS"] for s in props["KeyPolicy"]["Statement"]]
+        allows = [s for s in props["KeyPolicy"]["Statement"] if s.get("Effect") == "Allow"]
+        principals = [s["Principal"]["AWS"] for s in allows]
         assert principals == [{"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}]
+        denies = [s for s in props["KeyPolicy"]["Statement"] if "Fn::If" in s]
+        assert bool(denies) == (logical_id == "RootKey"), logical_id
+
+
+def test_root_key_signs_only_for_the_ca_administrator(template: dict[str, Any]) -> None:
+    """Root key custody (issue 10 item 11): AdministratorAccess alone must not sign with the root."""
+    params = template["Parameters"]["CaAdministratorRoleArn"]
+    assert params["Default"] == "" and re.fullmatch(params["AllowedPattern"], "arn:aws:iam::123456789012:role/ca-admin")
+    assert not re.fullmatch(params["AllowedPattern"], "arn:aws:iam::123456789012:user/alice")
+    assert template["Conditions"]["HasCaAdministrator"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "CaAdministratorRoleArn"}, ""]}]}
+    (when,) = [s["Fn::If"] for s in template["Resources"]["RootKey"]["Properties"]["KeyPolicy"]["Statement"]
+               if "Fn::If" in s]
+    condition, deny, otherwise = when
+    assert condition == "HasCaAdministrator" and otherwise == {"Ref": "AWS::NoValue"}
+    assert deny["Effect"] == "Deny" and deny["Principal"] == "*" and deny["Action"] == "kms:Sign"
+    assert deny["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": {"Ref": "CaAdministratorRoleArn"}}}
 
 
 def test_outputs(template: dict[str, Any]) -> None:

@@ -45,6 +45,8 @@ from stepless.stores import authority as authority_store
 from stepless.stores import certificates
 from stepless.x509 import extensions, profile
 from tests.integration.test_renew import der_b64, issue, renew_token
+from tests.integration.test_sign_san_rule import _csr as _shape_csr
+from tests.integration.test_sign_san_rule import _tlv
 from tests.integration.test_ssh_renew import host_cert, sshpop_token, user_cert
 from tests.integration.test_ssh_sign import b64key, ssh_token
 from tests.support import ca as support
@@ -533,6 +535,11 @@ def _csr_sans(names: list[str], token_sans: list[str] | None = None, cn: str = C
     return build
 
 
+def _csr_san_shape(**shape: Any) -> Callable[[Hostile], Attack]:
+    """A CSR whose SAN carries a name no certificate carries (see test_sign_san_rule.SHAPES for them all)."""
+    return lambda h: sign_req(_shape_csr(**shape), h.ca.token(CN))
+
+
 def _token_sub(sub: str) -> Callable[[Hostile], Attack]:
     """A clean CSR and token SANs, but a subject (which becomes the certificate's CN) with a control character."""
 
@@ -581,6 +588,10 @@ CSR_CASES = [
                  id="csr-wildcard-instead-of-name"),
     pytest.param(_csr_sans([CN], [CN], cn="*.example.com"), 403, "common name '*.example.com'",
                  id="csr-wildcard-common-name"),
+    pytest.param(_csr_san_shape(raw=[_tlv(0x87, bytes([10, 0, 0, 0, 255, 0, 0, 0]))]), 400,
+                 "IP address SAN 10.0.0.0/8 is a network", id="csr-san-ip-network"),
+    pytest.param(_csr_san_shape(raw=[_tlv(0xA3, _tlv(0x30, b""))]), 400, "x400Address or ediPartyName",
+                 id="csr-san-x400-address"),
     pytest.param(_csr_bad_signature_on_rekey, 400, "signature does not verify", id="rekey-csr-bad-signature"),
     pytest.param(_csr_weak_rsa_on_rekey, 400, "RSA key of 1024 bits is too small", id="rekey-csr-rsa-1024"),
     pytest.param(_csr_weak_curve_on_rekey, 400, "unsupported elliptic curve", id="rekey-csr-p192"),

@@ -79,5 +79,9 @@ class ConfigError(Exception):
     """The authority is not (or wrongly) initialized; an operator problem, rendered as 500."""
 
 
+class NotInitialized(ConfigError):
+    """No authority configuration is stored yet (`stepless ca init` has not run)."""
+
+
 class ClientError(Exception):
     """A CLI-side error: printed as one line on stderr, exit code 1."""

@@ -9,6 +9,7 @@ TOKENS_TABLE = "STEPLESS_TOKENS_TABLE"
 CERTIFICATES_TABLE = "STEPLESS_CERTIFICATES_TABLE"
 REVOCATIONS_TABLE = "STEPLESS_REVOCATIONS_TABLE"
 CONFIG_TTL = "STEPLESS_CONFIG_TTL"
+MTLS_DOMAIN = "STEPLESS_MTLS_DOMAIN"
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -34,3 +35,13 @@ def config_ttl() -> float:
 def crl_distribution_point() -> str | None:
     """The CRL URL to put in issued certificates (template parameter ``CrlDistributionPoint``), if any."""
     return os.environ.get("STEPLESS_CRL_DISTRIBUTION_POINT") or None
+
+
+def mtls_domains() -> frozenset[str] | None:
+    """Host names on which a request's client certificate is honoured (``STEPLESS_MTLS_DOMAIN``, comma
+    separated; template.yaml: the custom domain when it has a truststore, else none; the local stack: its
+    own names). None when the variable is unset: no check (unit tests, ``stepless local invoke``)."""
+    value = os.environ.get(MTLS_DOMAIN)
+    if value is None:
+        return None
+    return frozenset(name.strip().lower() for name in value.split(",") if name.strip())

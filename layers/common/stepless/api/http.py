@@ -9,7 +9,8 @@ from typing import Any
 from urllib.parse import unquote
 
 from stepless.errors import BadRequest, PayloadTooLarge
-from stepless.settings import MAX_BODY_BYTES
+from stepless.observability import logger
+from stepless.settings import MAX_BODY_BYTES, mtls_domains
 
 
 @dataclasses.dataclass
@@ -39,6 +40,10 @@ class Request:
         if len(body) > MAX_BODY_BYTES:
             raise PayloadTooLarge(f"the request body is larger than {MAX_BODY_BYTES // 1024} KiB")
         cert = ((ctx.get("authentication") or {}).get("clientCert") or {}).get("clientCertPem")
+        if cert and not _mtls_domain(ctx.get("domainName")):
+            logger.warning("client certificate ignored: the request did not arrive on the mTLS custom domain",
+                           extra={"domain": str(ctx.get("domainName") or "")[:255]})
+            cert = None
         return cls(
             method=str(http.get("method") or "GET").upper(),
             path=unquote(event.get("rawPath") or http.get("path") or "/"),
@@ -60,6 +65,27 @@ class Request:
         if not isinstance(value, dict):
             raise BadRequest("error reading request body: a JSON object is required")
         return value
+
+
+def _mtls_domain(domain: Any) -> bool:
+    """Whether a client certificate may be honoured on ``domain`` (the event's requestContext.domainName).
+
+    Defence in depth for the mTLS paths (renew, rekey, revoke by certificate): API Gateway passes a
+    verified client certificate only on the custom domain with a truststore, so one arriving with any
+    other domain was not verified by API Gateway (a direct invoke, another integration). Whoever may
+    invoke the function directly can forge the domain too: IAM is the boundary (docs/deployment.md).
+    """
+    allowed = mtls_domains()
+    if allowed is None:
+        return True
+    return _host(str(domain or "").strip().lower()) in allowed
+
+
+def _host(domain: str) -> str:
+    """``ca.example.com:8443`` → ``ca.example.com``, ``[::1]:8443`` → ``::1`` (API Gateway's has no port)."""
+    if domain.startswith("[") and "]" in domain:
+        return domain[1:domain.index("]")]
+    return domain.rsplit(":", 1)[0] if domain.count(":") == 1 else domain
 
 
 def response(status: int, body: Any, headers: dict[str, str] | None = None) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import re
 from typing import Any
 
 from stepless import authority
+from stepless.api import schedule
 from stepless.api.app import App
 from stepless.api.http import Request, response
 from stepless.observability import logger
@@ -31,11 +32,15 @@ class RevokeApp(App):
         return register
 
     def handler(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-        if event.get("source") == "aws.events" or event.get("detail-type") == "Scheduled Event":
-            out = crl.refresh(authority.get())
-            logger.info("scheduled CRL refresh", extra=out)
-            return out
+        if schedule.is_scheduled(event):
+            return schedule.run("CRL refresh", event, _refresh_crl)
         return super().handler(event, context)
+
+
+def _refresh_crl() -> dict[str, Any]:
+    out = crl.refresh(authority.get())
+    logger.info("scheduled CRL refresh", extra=out)
+    return out
 
 
 app = RevokeApp("revoke")

@@ -1,4 +1,5 @@
-"""The ssh function's routes: sign, renew, rekey, revoke, roots, federation, config, check-host, hosts, KRL."""
+"""The ssh function's routes: sign, renew, rekey, revoke, roots, federation, config, check-host, hosts, KRL,
+bastion."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from stepless import authority
 from stepless.api.app import App
 from stepless.api.http import Request, response
 from stepless.services import ssh as signing
-from stepless.services import ssh_info, ssh_renew
+from stepless.services import ssh_bastion, ssh_info, ssh_renew
 
 app = App("ssh")
 
@@ -64,3 +65,14 @@ def hosts(req: Request) -> dict:
 @app.route("GET", "/ssh/krl")
 def krl(req: Request) -> dict:
     return response(200, ssh_info.krl(authority.get(), req.query.get("type")), {"cache-control": "no-store"})
+
+
+@app.route("GET", "/ssh/get-hosts")
+def get_hosts(req: Request) -> dict:
+    """The legacy alias of ``GET /ssh/hosts`` that step-ca 0.19 still serves."""
+    return hosts(req)
+
+
+@app.route("POST", "/ssh/bastion")
+def bastion(req: Request) -> dict:
+    return response(200, ssh_bastion.bastion(req.json(), authority.get()))

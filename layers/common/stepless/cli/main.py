@@ -57,6 +57,7 @@ def _register() -> None:
         except ModuleNotFoundError as e:
             if e.name != f"stepless.cli.{name}":
                 raise
+    importlib.import_module("stepless.cli.ssh_bastion")  # `ca ssh-bastion` (a module of its own: issue 11 item 3)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -30,7 +30,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from stepless import authority, aws, clock
+from stepless import authority, aws, clock, settings
 from stepless.local import gateway, stack, template
 from stepless.stores import backend
 from stepless.x509 import profile
@@ -134,6 +134,8 @@ class DevStack:
         if self.reset:
             self._wipe()
         os.environ["STEPLESS_CONFIG_TTL"] = os.environ.get("STEPLESS_CONFIG_TTL", "5")
+        # the gateway asks every client for a certificate on all its names: each is an "mTLS domain"
+        os.environ[settings.MTLS_DOMAIN] = ",".join(dict.fromkeys([*LOCAL_NAMES, self.address[0], *self.dns_names]))
         if self.engine == "sqlite":
             self._start_sqlite()
         else:

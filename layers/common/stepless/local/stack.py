@@ -13,7 +13,7 @@ import copy
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from stepless.local.template import function_environment, functions, load_template, parameter_defaults
+from stepless.local.template import condition, function_environment, functions, load_template, parameter_defaults
 
 __all__ = [
     "LOCAL_CREDENTIALS",
@@ -156,42 +156,25 @@ def moto_template(
     return result
 
 
-def _condition(template: Mapping[str, Any], name: str, parameters: Mapping[str, str]) -> bool:
-    """Evaluate one of the template's Conditions (Equals/Not/And/Or/Condition over parameters)."""
-
-    def value(node: Any) -> Any:
-        if isinstance(node, dict) and set(node) == {"Ref"}:
-            return parameters[node["Ref"]]
-        return node
-
-    def truth(node: Any) -> bool:
-        (fn, args), *_ = node.items()
-        if fn == "Condition":
-            return truth(template["Conditions"][args])
-        if fn == "Fn::Equals":
-            return str(value(args[0])) == str(value(args[1]))
-        if fn == "Fn::Not":
-            return not truth(args[0])
-        if fn == "Fn::And":
-            return all(truth(a) for a in args)
-        if fn == "Fn::Or":
-            return any(truth(a) for a in args)
-        raise StackError(f"condition {name}: unsupported {fn}")
-
-    return truth(template["Conditions"][name])
+_NO_VALUE = object()  # AWS::NoValue: the property or list item is left out
 
 
-def _resolve(node: Any, names: Mapping[str, str]) -> Any:
-    """Resolve Ref and string Fn::Sub against ``names`` (parameters and pseudo parameters)."""
+def _resolve(node: Any, names: Mapping[str, str], condition: Callable[[str], bool] | None = None) -> Any:
+    """Resolve Ref, string Fn::Sub (against ``names``: parameters and pseudo parameters) and, given
+    ``condition`` (a Condition's name → its truth), Fn::If with AWS::NoValue."""
     if isinstance(node, list):
-        return [_resolve(item, names) for item in node]
+        return [v for v in (_resolve(item, names, condition) for item in node) if v is not _NO_VALUE]
     if not isinstance(node, dict):
         return node
     if set(node) == {"Ref"}:
-        return names[node["Ref"]]
+        return _NO_VALUE if node["Ref"] == "AWS::NoValue" else names[node["Ref"]]
     if set(node) == {"Fn::Sub"} and isinstance(node["Fn::Sub"], str):
         return _SUB_VAR.sub(lambda m: names[m.group(1)], node["Fn::Sub"])
-    return {key: _resolve(value, names) for key, value in node.items()}
+    if set(node) == {"Fn::If"} and condition is not None:
+        name, when_true, when_false = node["Fn::If"]
+        return _resolve(when_true if condition(name) else when_false, names, condition)
+    resolved = ((key, _resolve(value, names, condition)) for key, value in node.items())
+    return {key: value for key, value in resolved if value is not _NO_VALUE}
 
 
 def _stack_keys(kms: Any, stack_name: str) -> dict[str, dict[str, str]]:
@@ -213,9 +196,10 @@ def _create_keys(
     for logical_id, resource in template["Resources"].items():
         if resource.get("Type") != KMS_KEY:
             continue
-        if "Condition" in resource and not _condition(template, resource["Condition"], parameters):
+        if "Condition" in resource and not condition(template, resource["Condition"], parameters):
             continue
-        props = _resolve(resource.get("Properties") or {}, names)
+        props = _resolve(resource.get("Properties") or {}, names,
+                         lambda name: condition(template, name, parameters))
         args: dict[str, Any] = {
             "KeySpec": props.get("KeySpec", "SYMMETRIC_DEFAULT"),
             "KeyUsage": props.get("KeyUsage", "ENCRYPT_DECRYPT"),

@@ -17,6 +17,7 @@ import yaml
 __all__ = [
     "Route",
     "TemplateError",
+    "condition",
     "find_route",
     "function_environment",
     "functions",
@@ -185,6 +186,31 @@ def parameter_defaults(template: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
+def condition(template: Mapping[str, Any], name: str, parameters: Mapping[str, str]) -> bool:
+    """Evaluate one of the template's Conditions (Equals/Not/And/Or/Condition over parameters)."""
+
+    def value(node: Any) -> Any:
+        if isinstance(node, dict) and set(node) == {"Ref"}:
+            return parameters[node["Ref"]]
+        return node
+
+    def truth(node: Any) -> bool:
+        (fn, args), *_ = node.items()
+        if fn == "Condition":
+            return truth(template["Conditions"][args])
+        if fn == "Fn::Equals":
+            return str(value(args[0])) == str(value(args[1]))
+        if fn == "Fn::Not":
+            return not truth(args[0])
+        if fn == "Fn::And":
+            return all(truth(a) for a in args)
+        if fn == "Fn::Or":
+            return any(truth(a) for a in args)
+        raise TemplateError(f"condition {name}: unsupported {fn}")
+
+    return truth(template["Conditions"][name])
+
+
 def _scalar(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -223,6 +249,9 @@ def function_environment(
     def resolve(name: str, value: Any) -> str:
         if isinstance(value, str | int | float | bool):
             return _scalar(value)
+        if isinstance(value, dict) and set(value) == {"Fn::If"}:
+            cond, when_true, when_false = value["Fn::If"]
+            return resolve(name, when_true if condition(template, cond, values) else when_false)
         if isinstance(value, dict) and set(value) == {"Ref"}:
             return ref(str(value["Ref"]))
         if isinstance(value, dict) and set(value) == {"Fn::Sub"} and isinstance(value["Fn::Sub"], str):

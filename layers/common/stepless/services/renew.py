@@ -25,7 +25,7 @@ from stepless.errors import BadRequest, Unauthorized
 from stepless.observability import logger, metrics
 from stepless.provisioners import Provisioner, TokenUse, x5c_insecure
 from stepless.services.issuance import record, sign_response
-from stepless.stores import certificates
+from stepless.stores import certificates, revocations
 from stepless.stores.certificates import CertificateRecord
 from stepless.stores.tokens import UsedToken
 from stepless.x509 import chain, extensions, profile
@@ -75,6 +75,8 @@ def _renewable(cert: x509.Certificate, auth: Authority, now: dt.datetime, *, mtl
         raise Unauthorized("certificate is not yet valid")
     if now > cert.not_valid_after_utc and (mtls or not prov.claims.allow_renewal_after_expiry):
         raise Unauthorized("certificate has expired")
+    if revocations.outlived(cert.not_valid_after_utc, now):
+        raise Unauthorized("certificate expired too long ago to be renewed")
     return Renewable(cert, prov)
 
 

@@ -18,13 +18,18 @@ from stepless.x509.validity import Limits, window
 
 
 def _check_names(req: csrs.Request, subject: str, token_sans: tuple[str, ...]) -> SANs:
-    """The token's SANs, when the CSR asks for exactly those and a common name among them (else 403)."""
+    """The token's SANs (what the certificate carries), when the CSR's names pass step-ca's per-type rule
+    and its common name is the subject or one of those names (else 403).
+
+    As step-ca 0.19: a type (DNS, IP, email, URI) the CSR has no names of passes; a type it has names of
+    must list exactly the token's names of that type. So a CSR without SANs gets the token's names.
+    """
     allowed = SANs.split(token_sans)
-    if not req.sans.same_as(allowed):
-        raise Forbidden(
-            "certificate request SANs do not match the token: "
-            f"requested {sorted(req.sans.names())}, token allows {sorted(allowed.names())}"
-        )
+    wrong = req.sans.mismatches(allowed)
+    if wrong:
+        detail = "; ".join(f"{csrs.SAN_TYPES[kind]} requested {sorted(getattr(req.sans, kind))}, "
+                           f"token allows {sorted(getattr(allowed, kind))}" for kind in wrong)
+        raise Forbidden(f"certificate request SANs do not match the token: {detail}")
     cn = req.common_name
     if cn and cn != subject and cn not in token_sans and csrs.ascii_lower(cn) not in allowed.dns:
         raise Forbidden(f"certificate request common name {cn!r} is not the token subject or one of its SANs")
@@ -53,6 +58,9 @@ def sign(body: dict[str, Any], auth: Authority) -> dict[str, Any]:
     not_before, not_after = window(nb, na, limits, now)
     common_name = (req.common_name or authz.subject) if authz.any_sans else authz.subject
     csrs.check_names([common_name, *sans.names()])
+    problem = sans.problem()  # the token's names (the CSR's were checked when read)
+    if problem:
+        raise BadRequest(problem)
 
     cert = profile.leaf(
         public_key=req.public_key,

@@ -53,6 +53,8 @@ def _reissue(auth: Authority, prov: SSHPOPProvisioner, authz: SSHPOPAuthorizatio
         raise Unauthorized("certificate has been revoked")
     if old.valid_after == 0 or old.valid_before in (0, FOREVER):
         raise BadRequest(f"cannot {endpoint.removeprefix('ssh/')} a certificate without validity period")
+    if revocations.outlived(dt.datetime.fromtimestamp(old.valid_before, dt.UTC), clock.now()):
+        raise Unauthorized("certificate expired too long ago to be renewed")
     duration = dt.timedelta(seconds=old.valid_before - old.valid_after)
     limit = prov.claims.max_host_ssh + auth.backdate
     if endpoint == "ssh/rekey" and duration > limit:  # as step-ca: rekey checks the claims, renew doesn't

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from stepless.errors import ConfigError
+from stepless.errors import NotInitialized
 from stepless.stores import backend
 from stepless.stores.errors import ConfigConflict, ConfigExists
 
@@ -25,10 +25,10 @@ class AuthorityStore(Protocol):
 
 
 def load() -> tuple[dict[str, Any], int]:
-    """The configuration document and its version; ConfigError when the CA is not initialized."""
+    """The configuration document and its version; NotInitialized when the CA is not initialized."""
     found = backend.current().authority.load()
     if found is None:
-        raise ConfigError("the certificate authority is not initialized (run `stepless ca init`)")
+        raise NotInitialized("the certificate authority is not initialized (run `stepless ca init`)")
     return found
 
 

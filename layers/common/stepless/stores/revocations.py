@@ -2,11 +2,18 @@
 
 A serial is revoked once: a second revocation raises
 :class:`~stepless.stores.errors.AlreadyRevoked` (400) and changes nothing.
+
+Pruning: a record whose certificate's end (``not_after``) is known carries ``expires`` =
+not_after + :data:`RETENTION_AFTER_EXPIRY` (:func:`with_expiry`; DynamoDB: the table's TTL attribute), so
+it is removed once the certificate can no longer be used (an expired certificate is off the CRL and the
+KRL anyway). Renewal of a certificate that ended longer ago than that is refused (:func:`outlived`): its
+revocation may be gone. A record without ``not_after`` (a serial we never recorded) is kept.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from collections.abc import Iterable
 from typing import Any, Protocol
 
@@ -47,6 +54,22 @@ class RevocationRecord:
 
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(RevocationRecord))
+
+EXPIRES = "expires"  # the RevocationsTable's TimeToLiveSpecification attribute (template.yaml)
+RETENTION_AFTER_EXPIRY = dt.timedelta(days=90)
+
+
+def with_expiry(record: RevocationRecord) -> dict[str, Any]:
+    """The record's values, with ``expires`` when its certificate's end is known."""
+    values = record.to_dict()
+    if record.not_after is not None:
+        values[EXPIRES] = record.not_after + int(RETENTION_AFTER_EXPIRY.total_seconds())
+    return values
+
+
+def outlived(not_after: dt.datetime, now: dt.datetime) -> bool:
+    """Whether a certificate ended so long ago that a revocation of it may have been pruned."""
+    return now > not_after + RETENTION_AFTER_EXPIRY
 
 
 class RevocationStore(Protocol):

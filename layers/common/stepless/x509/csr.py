@@ -19,6 +19,12 @@ MAX_RSA_BITS = 8192
 MAX_SANS = 100
 _BREAKS = re.compile(r"[\x00\r\n]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_PRINTABLE = re.compile(r"[\x21-\x7e]+")
+_URI_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+IP_ADDRESSES = (ipaddress.IPv4Address, ipaddress.IPv6Address)
+_SUPPORTED = (x509.DNSName, x509.IPAddress, x509.RFC822Name, x509.UniformResourceIdentifier)
+_SUPPORTED_TYPES = "only DNS names, IP addresses, email addresses and URIs"
+_TYPE_NAMES = {x509.OtherName: "otherName", x509.RegisteredID: "registeredID", x509.DirectoryName: "directoryName"}
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
@@ -26,6 +32,9 @@ def ascii_lower(name: str) -> str:
     """DNS case folding: A-Z only. ``str.lower`` would fold e.g. KELVIN SIGN (U+212A) to an ASCII 'k',
     making a token's non-ASCII name equal to a different ASCII one."""
     return name.translate(_ASCII_LOWER)
+
+
+SAN_TYPES = {"dns": "DNS names", "ips": "IP addresses", "emails": "email addresses", "uris": "URIs"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,12 +79,65 @@ class SANs:
             tuple(ext.get_values_for_type(x509.UniformResourceIdentifier)),
         )
 
+    @classmethod
+    def requested(cls, req: x509.CertificateSigningRequest) -> SANs:
+        """A CSR's SANs, refusing (400) what no certificate of ours carries: an iPAddress that is a network
+        (8 or 32 bytes: address and mask; Go's parser, hence step-ca, refuses it too) and the name types
+        other than DNS, IP, email and URI (step-ca drops those silently; a requested name is never dropped
+        here). ``read`` then checks the names themselves (:meth:`problem`)."""
+        try:
+            ext = req.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        except x509.ExtensionNotFound:
+            return cls()
+        except x509.UnsupportedGeneralNameType as e:
+            raise BadRequest(f"invalid csr: subject alternative names of type x400Address or ediPartyName "
+                             f"are not supported ({_SUPPORTED_TYPES})") from e
+        for name in ext:
+            if not isinstance(name, _SUPPORTED):
+                kind = _TYPE_NAMES.get(type(name), type(name).__name__)
+                raise BadRequest(f"invalid csr: subject alternative names of type {kind} are not supported "
+                                 f"({_SUPPORTED_TYPES})")
+            if isinstance(name, x509.IPAddress) and not isinstance(name.value, IP_ADDRESSES):
+                raise BadRequest(f"invalid csr: IP address SAN {name.value} is a network (address and mask), "
+                                 "not an address")
+        return cls.of(req)
+
+    def problem(self) -> str | None:
+        """Why these names cannot go into a certificate (RFC 5280: DNS names, emails and URIs are
+        IA5String — a Unicode DNS name goes in its IDNA A-label form), or None."""
+        for name in self.dns:
+            if not name:
+                return "a DNS name SAN is empty"
+            if not name.isascii():
+                return f"DNS name {name!r} is not ASCII: use its IDNA form{_a_label(name)}"
+            if not _PRINTABLE.fullmatch(name):
+                return f"DNS name {name!r} contains a space or a character that is not printable ASCII"
+        for name in self.emails:
+            if not name:
+                return "an email address SAN is empty"
+            if not name.isascii() or not _PRINTABLE.fullmatch(name):
+                return f"email address {name!r} is not printable ASCII (RFC 5280 rfc822Name)"
+            local, _, domain = name.rpartition("@")
+            if not local or not domain:
+                return f"email address {name!r} is not of the form local@domain"
+        for name in self.uris:
+            if not name:
+                return "a URI SAN is empty"
+            if not name.isascii() or not _PRINTABLE.fullmatch(name):
+                return f"URI {name!r} is not printable ASCII: percent-encode it"
+            if not _URI_SCHEME.match(name):
+                return f"URI {name!r} has no scheme"
+        return None
+
     def names(self) -> list[str]:
         return [*self.dns, *self.ips, *self.emails, *self.uris]
 
-    def same_as(self, other: SANs) -> bool:
-        """Equal as sets, type by type."""
-        return all(set(getattr(self, f)) == set(getattr(other, f)) for f in ("dns", "ips", "emails", "uris"))
+    def mismatches(self, allowed: SANs) -> list[str]:
+        """step-ca's per-type rule (its dnsNames/ipAddresses/emailAddresses/urisValidator): the types for
+        which these requested names differ from ``allowed``'s. A type with no requested names passes; a
+        type with names must equal the allowed names of that type as a set (extra or missing names fail)."""
+        return [kind for kind in SAN_TYPES
+                if getattr(self, kind) and set(getattr(self, kind)) != set(getattr(allowed, kind))]
 
     def general_names(self) -> list[x509.GeneralName]:
         return [
@@ -84,6 +146,14 @@ class SANs:
             *(x509.RFC822Name(n) for n in self.emails),
             *(x509.UniformResourceIdentifier(n) for n in self.uris),
         ]
+
+
+def _a_label(name: str) -> str:
+    """`` 'xn--…'`` (the IDNA form of a Unicode DNS name) for a message, or '' when it has none."""
+    try:
+        return f" {name.encode('idna').decode()!r}"
+    except UnicodeError:
+        return ""
 
 
 def check_public_key(key: object) -> None:
@@ -128,7 +198,7 @@ def read(pem: object) -> Request:
         raise BadRequest("invalid csr: signature does not verify")
     check_public_key(key)
     try:
-        sans, cn = SANs.of(req), common_name(req)
+        sans, cn = SANs.requested(req), common_name(req)
     except (ValueError, x509.DuplicateExtension) as e:
         raise BadRequest(f"invalid csr: {e}") from e
     names = sans.names()
@@ -136,6 +206,9 @@ def read(pem: object) -> Request:
         raise BadRequest(f"invalid csr: more than {MAX_SANS} subject alternative names")
     if any(map(_BREAKS.search, names)):
         raise BadRequest("invalid csr: subject alternative names may not contain control characters")
+    problem = sans.problem()
+    if problem:
+        raise BadRequest(f"invalid csr: {problem}")
     return Request(req, key, sans, cn)
 
 

@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError
 from stepless import aws, settings
 from stepless.aws import error_code
 from stepless.faults import translate_aws_errors
+from stepless.observability import logger
 from stepless.stores.crl_store import StoredCRL
 
 BUCKET = "STEPLESS_CRL_BUCKET"
@@ -73,7 +74,15 @@ class DynamoObjects:
             try:
                 out = aws.client("s3").get_object(Bucket=name, Key=KEY)
             except ClientError as e:
-                if error_code(e) in ("NoSuchKey", "404", "NotFound"):
+                code = error_code(e)
+                if code in ("NoSuchKey", "404", "NotFound"):
+                    return None
+                if code in ("AccessDenied", "403"):
+                    # S3 answers a missing key with 403 AccessDenied to a caller without s3:ListBucket (the
+                    # role has it; a policy edited by hand may not). Serve a fresh CRL rather than a 503:
+                    # the put that follows fails loudly if the bucket is really closed to this function.
+                    logger.warning("stored CRL unreadable (AccessDenied): treated as absent; a missing key looks "
+                                   "like this without s3:ListBucket on the bucket", extra={"bucket": name, "key": KEY})
                     return None
                 raise
             der = out["Body"].read()

@@ -14,7 +14,7 @@ from stepless.stores import dynamo
 from stepless.stores.dynamo import condition_failed, from_item, to_item
 from stepless.stores.dynamodb.tokens import token_put
 from stepless.stores.errors import AlreadyRevoked, TokenUsed
-from stepless.stores.revocations import RevocationRecord
+from stepless.stores.revocations import RevocationRecord, with_expiry
 from stepless.stores.tokens import UsedToken
 
 
@@ -32,7 +32,7 @@ class DynamoRevocations:
     def put(self, record: RevocationRecord, token: UsedToken | None = None) -> None:
         put = {
             "TableName": settings.table(settings.REVOCATIONS_TABLE),
-            "Item": to_item(record.to_dict()),
+            "Item": to_item(with_expiry(record)),
             "ConditionExpression": "attribute_not_exists(serial)",
         }
         client = aws.client("dynamodb")
