@@ -43,6 +43,9 @@ def use_stack(stack_name: str | None) -> str:
     if stack_name is None and os.environ.get(store.MANAGED_TABLE) and os.environ.get(settings.AUTHORITY_TABLE):
         return os.environ.get(SECRETS_PREFIX_ENV) or "stepless"
     name = stack_name or "stepless"
+    if stack.local_outputs() is not None:
+        raise ClientError("managed certificates keep their key in AWS Secrets Manager, which the local CA's SQLite "
+                          "engine has not: run `stepless dev --aws-emulation` to try them locally")
     outs = stack.use(name)
     if "ManagedTableName" not in outs:
         raise ClientError(f"stack {name} has no ManagedTableName output; update the stack to this version")

@@ -83,6 +83,9 @@ def build_event(method: str, raw_path: str, query: str, headers: dict[str, str],
 class _Handler(BaseHTTPRequestHandler):
     server: Gateway
     protocol_version = "HTTP/1.1"
+    # headers and body leave in two writes: with Nagle's algorithm the body of every response on a keep-alive
+    # connection would wait for the client's delayed ACK of the headers (~40 ms)
+    disable_nagle_algorithm = True
 
     def log_message(self, fmt: str, *args: Any) -> None:
         if self.server.access_log:
