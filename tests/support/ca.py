@@ -25,6 +25,7 @@ TABLES = {
     "STEPLESS_TOKENS_TABLE": ("test-tokens", "id"),
     "STEPLESS_CERTIFICATES_TABLE": ("test-certificates", "serial"),
     "STEPLESS_REVOCATIONS_TABLE": ("test-revocations", "serial"),
+    "STEPLESS_ACME_TABLE": ("test-acme", "pk"),
 }
 PASSWORD = "test-password"
 CA_URL = "https://localhost:8443"

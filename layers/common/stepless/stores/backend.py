@@ -5,7 +5,7 @@
 - ``sqlite:/path/ca.db``: one SQLite file (WAL) — the local CA of ``stepless dev``.
 
 Every concern module (:mod:`tokens`, :mod:`certificates`, :mod:`revocations`, :mod:`authority`,
-:mod:`audit`, :mod:`managed`, :mod:`crl_store`) declares its interface and calls ``current().<concern>``.
+:mod:`audit`, :mod:`managed`, :mod:`crl_store`, :mod:`acme`) declares its interface and calls ``current().<concern>``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from stepless.errors import ConfigError
 
 if TYPE_CHECKING:
+    from stepless.stores.acme import AcmeStore
     from stepless.stores.audit import AuditStore
     from stepless.stores.authority import AuthorityStore
     from stepless.stores.certificates import CertificateStore
@@ -42,6 +43,7 @@ class Stores:
     audit: AuditStore
     managed: ManagedStore
     objects: ObjectStore
+    acme: AcmeStore
     close: Callable[[], None] = lambda: None
 
 

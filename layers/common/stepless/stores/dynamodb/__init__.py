@@ -8,6 +8,7 @@ from stepless.stores.backend import Stores
 
 def stores() -> Stores:
     """Every concern on DynamoDB (and S3 for the CRL/KRL objects)."""
+    from stepless.stores.dynamodb.acme import DynamoAcme
     from stepless.stores.dynamodb.authority import DynamoAudit, DynamoAuthority
     from stepless.stores.dynamodb.certificates import DynamoCertificates
     from stepless.stores.dynamodb.managed import DynamoManaged
@@ -17,4 +18,4 @@ def stores() -> Stores:
 
     return Stores("dynamodb", tokens=DynamoTokens(), certificates=DynamoCertificates(),
                   revocations=DynamoRevocations(), authority=DynamoAuthority(), audit=DynamoAudit(),
-                  managed=DynamoManaged(), objects=DynamoObjects())
+                  managed=DynamoManaged(), objects=DynamoObjects(), acme=DynamoAcme())

@@ -44,6 +44,8 @@ CREATE TABLE IF NOT EXISTS managed (name TEXT PRIMARY KEY, due TEXT, renew_at IN
                                     record TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS managed_due ON managed (due, renew_at, name) WHERE due IS NOT NULL;
 CREATE TABLE IF NOT EXISTS objects (key TEXT PRIMARY KEY, body BLOB NOT NULL, meta TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS acme (pk TEXT PRIMARY KEY, doc TEXT NOT NULL, version INTEGER NOT NULL, expires INTEGER);
+CREATE TABLE IF NOT EXISTS acme_nonces (nonce TEXT PRIMARY KEY, expires INTEGER NOT NULL);
 """
 
 
@@ -153,6 +155,7 @@ class Database:
 
 def stores(path: str) -> Stores:
     """Every concern in the SQLite file at ``path`` (created when missing)."""
+    from stepless.stores.sqlite.acme import SQLiteAcme
     from stepless.stores.sqlite.authority import SQLiteAudit, SQLiteAuthority
     from stepless.stores.sqlite.certificates import SQLiteCertificates, SQLiteRevocations, SQLiteTokens
     from stepless.stores.sqlite.managed import SQLiteManaged
@@ -161,4 +164,4 @@ def stores(path: str) -> Stores:
     db = Database(os.path.expanduser(path))
     return Stores("sqlite", tokens=SQLiteTokens(db), certificates=SQLiteCertificates(db),
                   revocations=SQLiteRevocations(db), authority=SQLiteAuthority(db), audit=SQLiteAudit(db),
-                  managed=SQLiteManaged(db), objects=SQLiteObjects(db), close=db.close)
+                  managed=SQLiteManaged(db), objects=SQLiteObjects(db), acme=SQLiteAcme(db), close=db.close)

@@ -1,0 +1,112 @@
+"""ACME routes (RFC 8555) on the sign function, at step-ca's URLs ``/acme/<provisioner>/…`` (and ``/1.0/…``).
+
+Thin: each route builds the request's :class:`~stepless.acme.service.Ctx` and calls one use case. Every
+response — errors included — carries a fresh ``Replay-Nonce`` and ``Link: <directory>;rel="index"``;
+errors are RFC 8555 problem documents (:mod:`stepless.acme.errors`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+from stepless import authority, clock
+from stepless.acme import service
+from stepless.acme.errors import AcmeError, from_step_error, malformed
+from stepless.acme.messages import Links
+from stepless.api.app import App
+from stepless.api.http import Request, response
+from stepless.errors import StepError
+from stepless.observability import logger
+from stepless.provisioners.acme import ACMEProvisioner
+
+PATH = re.compile(r"^(?P<prefix>/1\.0)?/acme/(?P<provisioner>[^/]+)/")
+MAX_JWS_BYTES = 32 * 1024  # a CSR with 100 names and an RSA-4096 key fits several times
+
+
+def _links(req: Request) -> tuple[Links, str]:
+    """This provisioner's URLs as the request reached them, and the request's own URL."""
+    host = req.headers.get("host", "")
+    if not host or any(c in host for c in "/\\@ "):
+        raise malformed("the request has no valid Host header")
+    m = PATH.match(req.path)
+    assert m is not None  # every ACME route matches
+    base = f"https://{host}{m['prefix'] or ''}/acme/{quote(m['provisioner'], safe='')}"
+    return Links(base), f"https://{host}{quote(req.path, safe='/')}"
+
+
+def _ctx(req: Request) -> service.Ctx:
+    links, url = _links(req)
+    auth = authority.get()
+    prov = auth.provisioners.get(req.params["provisioner"])
+    if not isinstance(prov, ACMEProvisioner):
+        raise AcmeError("malformed", f"no ACME provisioner is named {req.params['provisioner'][:64]!r}", status=404)
+    if req.method == "POST":
+        ctype = req.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype != "application/jose+json":
+            raise malformed("the content type must be application/jose+json")
+        if len(req.body) > MAX_JWS_BYTES:
+            raise AcmeError("malformed", f"the JWS is larger than {MAX_JWS_BYTES // 1024} KiB", status=413)
+    return service.Ctx(auth, prov, links, url, int(clock.now().timestamp()))
+
+
+def _headers(req: Request, extra: dict[str, str]) -> dict[str, str]:
+    out = {"cache-control": "no-store", **extra}
+    try:
+        out["replay-nonce"] = service.new_nonce(int(clock.now().timestamp()))
+    except StepError:
+        logger.warning("no nonce for an ACME response: the store refused it")
+    with contextlib.suppress(StepError):
+        out.setdefault("link", f'<{_links(req)[0].directory()}>;rel="index"')
+    return out
+
+
+def _reply(req: Request, rep: service.Reply) -> dict[str, Any]:
+    headers = _headers(req, rep.headers)
+    if isinstance(rep.body, str):
+        headers.setdefault("content-type", "application/pem-certificate-chain" if rep.body else "text/plain")
+        return response(rep.status, rep.body, headers)
+    return response(rep.status, rep.body, headers)
+
+
+def problem(req: Request, e: StepError) -> dict[str, Any]:
+    """An RFC 8555 problem document with the ACME headers (the App's error renderer for ACME paths)."""
+    err = from_step_error(e)
+    return response(err.status, err.to_json(), _headers(req, err.headers))
+
+
+def register(app: App) -> None:
+    """Add the ACME routes to ``app`` (the sign function)."""
+    app.error_renderer(PATH, problem)
+    base = "/acme/{provisioner}"
+
+    def post(path: str, use: Callable[..., service.Reply], *names: str) -> None:
+        @app.route("POST", base + path)
+        def handle(req: Request) -> dict[str, Any]:
+            return _reply(req, use(_ctx(req), req.body, *(req.params[n] for n in names)))
+
+    for method in ("GET", "HEAD"):
+        @app.route(method, base + "/directory")
+        def directory(req: Request) -> dict[str, Any]:
+            rep = service.directory(_ctx(req))
+            return response(200, rep.body, {"cache-control": "public, max-age=0, no-cache"})
+
+        @app.route(method, base + "/new-nonce")
+        def nonce(req: Request) -> dict[str, Any]:
+            _ctx(req)
+            return response(204 if req.method == "GET" else 200, "", _headers(req, {}))
+
+    post("/new-account", service.new_account)
+    post("/account/{account}", service.account, "account")
+    post("/account/{account}/orders", service.orders, "account")
+    post("/key-change", service.key_change)
+    post("/new-order", service.new_order)
+    post("/order/{order}", service.get_order, "order")
+    post("/order/{order}/finalize", service.finalize, "order")
+    post("/authz/{authz}", service.get_authz, "authz")
+    post("/challenge/{authz}/{challenge}", service.challenge, "authz", "challenge")
+    post("/certificate/{order}", service.certificate, "order")
+    post("/revoke-cert", service.revoke_cert)
