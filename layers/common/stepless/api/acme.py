@@ -78,35 +78,50 @@ def problem(req: Request, e: StepError) -> dict[str, Any]:
     return response(err.status, err.to_json(), _headers(req, err.headers))
 
 
+# (method, path below /acme/{provisioner}, use case, path parameters); revoke-cert is the revoke function's
+# (only it writes revocations), everything else the sign function's
+POSTS: tuple[tuple[str, Callable[..., service.Reply], tuple[str, ...]], ...] = (
+    ("/new-account", service.new_account, ()),
+    ("/account/{account}", service.account, ("account",)),
+    ("/account/{account}/orders", service.orders, ("account",)),
+    ("/key-change", service.key_change, ()),
+    ("/new-order", service.new_order, ()),
+    ("/order/{order}", service.get_order, ("order",)),
+    ("/order/{order}/finalize", service.finalize, ("order",)),
+    ("/authz/{authz}", service.get_authz, ("authz",)),
+    ("/challenge/{authz}/{challenge}", service.challenge, ("authz", "challenge")),
+    ("/certificate/{order}", service.certificate, ("order",)),
+)
+BASE = "/acme/{provisioner}"
+
+
+def _post(app: App, path: str, use: Callable[..., service.Reply], names: tuple[str, ...]) -> None:
+    @app.route("POST", BASE + path)
+    def handle(req: Request) -> dict[str, Any]:
+        return _reply(req, use(_ctx(req), req.body, *(req.params[n] for n in names)))
+
+
+def _directory(req: Request) -> dict[str, Any]:
+    rep = service.directory(_ctx(req))
+    return response(200, rep.body, {"cache-control": "public, max-age=0, no-cache"})
+
+
+def _nonce(req: Request) -> dict[str, Any]:
+    _ctx(req)
+    return response(204 if req.method == "GET" else 200, "", _headers(req, {}))
+
+
 def register(app: App) -> None:
-    """Add the ACME routes to ``app`` (the sign function)."""
+    """The sign function's ACME routes: directory, nonces, accounts, orders, challenges, certificates."""
     app.error_renderer(PATH, problem)
-    base = "/acme/{provisioner}"
-
-    def post(path: str, use: Callable[..., service.Reply], *names: str) -> None:
-        @app.route("POST", base + path)
-        def handle(req: Request) -> dict[str, Any]:
-            return _reply(req, use(_ctx(req), req.body, *(req.params[n] for n in names)))
-
     for method in ("GET", "HEAD"):
-        @app.route(method, base + "/directory")
-        def directory(req: Request) -> dict[str, Any]:
-            rep = service.directory(_ctx(req))
-            return response(200, rep.body, {"cache-control": "public, max-age=0, no-cache"})
+        app.route(method, BASE + "/directory")(_directory)
+        app.route(method, BASE + "/new-nonce")(_nonce)
+    for path, use, names in POSTS:
+        _post(app, path, use, names)
 
-        @app.route(method, base + "/new-nonce")
-        def nonce(req: Request) -> dict[str, Any]:
-            _ctx(req)
-            return response(204 if req.method == "GET" else 200, "", _headers(req, {}))
 
-    post("/new-account", service.new_account)
-    post("/account/{account}", service.account, "account")
-    post("/account/{account}/orders", service.orders, "account")
-    post("/key-change", service.key_change)
-    post("/new-order", service.new_order)
-    post("/order/{order}", service.get_order, "order")
-    post("/order/{order}/finalize", service.finalize, "order")
-    post("/authz/{authz}", service.get_authz, "authz")
-    post("/challenge/{authz}/{challenge}", service.challenge, "authz", "challenge")
-    post("/certificate/{order}", service.certificate, "order")
-    post("/revoke-cert", service.revoke_cert)
+def register_revoke(app: App) -> None:
+    """The revoke function's ACME route: revokeCert (RFC 8555 §7.6)."""
+    app.error_renderer(PATH, problem)
+    _post(app, "/revoke-cert", service.revoke_cert, ())

@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 from stepless import authority
-from stepless.api import schedule
+from stepless.api import acme, schedule
 from stepless.api.app import App
 from stepless.api.http import Request, response
 from stepless.observability import logger
@@ -80,3 +80,6 @@ def get_ocsp(req: Request) -> dict:
         return response(200, ocsp.malformed(), {"content-type": ocsp.CONTENT_TYPE})
     return _ocsp(der)
 
+
+
+acme.register_revoke(app)

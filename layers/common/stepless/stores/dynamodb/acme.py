@@ -1,5 +1,5 @@
 """ACME records and nonces on DynamoDB: ``AcmeTable``, key ``pk`` (``<kind>#<id>``, ``nonce#<value>``),
-attributes ``doc`` (JSON), ``version``, TTL attribute ``expires``."""
+attributes ``doc`` (JSON), ``version``, TTL attribute ``expires``; a used nonce keeps ``used`` until its TTL."""
 
 from __future__ import annotations
 
@@ -40,12 +40,13 @@ class DynamoAcme:
                                             Item={"pk": {"S": f"nonce#{nonce}"}, "expires": {"N": str(expires)}})
 
     def use_nonce(self, nonce: str, now: int) -> bool:
+        """Mark the nonce used (a conditional update; no function may delete items, the TTL removes it)."""
         with translate_aws_errors("DynamoDB"):
             try:
-                aws.client("dynamodb").delete_item(
-                    TableName=_table(), Key={"pk": {"S": f"nonce#{nonce}"}},
-                    ConditionExpression="attribute_exists(pk) AND expires >= :now",
-                    ExpressionAttributeValues={":now": {"N": str(now)}})
+                aws.client("dynamodb").update_item(
+                    TableName=_table(), Key={"pk": {"S": f"nonce#{nonce}"}}, UpdateExpression="SET used = :t",
+                    ConditionExpression="attribute_exists(pk) AND attribute_not_exists(used) AND expires >= :now",
+                    ExpressionAttributeValues={":now": {"N": str(now)}, ":t": {"BOOL": True}})
             except ClientError as e:
                 if condition_failed(e):
                     return False
