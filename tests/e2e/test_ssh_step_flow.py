@@ -139,27 +139,24 @@ def test_ssh_through_steps_generated_config(flow):
         sshd.stop()
 
 
-def test_unknown_host_is_refused_without_a_prompt(flow):
-    """The same config, but the host presents a plain key: strict checking refuses it, nothing is asked."""
-    sshd = flow.sshd("plain", "127.0.0.1")
+def test_host_of_another_ca_is_refused_without_a_prompt(flow):
+    """The same config to an sshd whose host certificate another CA signed: refused, nothing is asked."""
+    work = flow.work / "other"
+    work.mkdir()
+    for name in ("other_ca", "host"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ecdsa", "-N", "", "-f", str(work / name)], check=True,
+                       capture_output=True)
+    subprocess.run(["ssh-keygen", "-q", "-s", str(work / "other_ca"), "-h", "-I", "127.0.0.1", "-n", "127.0.0.1",
+                    str(work / "host.pub")], check=True, capture_output=True)
+    (work / "user_ca.pub").write_text(flow.step("ssh", "config", "--roots").stdout)
+    flow.ca.stepless("ssh", "krl", str(work / "revoked.krl"), cwd=work)
+    sshd = start_sshd(work, host_key=work / "host", host_cert=work / "host-cert.pub",
+                      trusted_user_ca=work / "user_ca.pub", revoked_keys=work / "revoked.krl")
     try:
-        sshd.stop()
-        text = sshd.config.read_text()
-        sshd.config.write_text(re.sub(r"^HostCertificate .*\n", "", text, flags=re.M))
-        plain = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(sshd.config)],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + 10
-            while True:
-                res = flow.ssh("127.0.0.1", sshd.port, "echo should-not-run")
-                if "Connection refused" not in res.stderr or time.monotonic() > deadline:
-                    break
-                time.sleep(0.2)
-            assert res.returncode == 255 and "should-not-run" not in res.stdout
-            assert "Host key verification failed." in res.stderr, res.stderr[-3000:]
-        finally:
-            plain.terminate()
-            plain.wait(10)
+        res = flow.ssh("127.0.0.1", sshd.port, "echo should-not-run")
+        assert res.returncode == 255 and "should-not-run" not in res.stdout
+        assert f"Executing proxy command: exec step ssh proxycommand {USER} 127.0.0.1 {sshd.port}" in res.stderr
+        assert "Host key verification failed." in res.stderr, res.stderr[-3000:]
     finally:
         sshd.stop()
 
