@@ -8,15 +8,14 @@ ConfigError naming the file.
 
 from __future__ import annotations
 
-import functools
 import os
 from pathlib import Path
 
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from stepless.errors import ConfigError
-from stepless.signers.memory import MemorySigner
+from stepless.signers.memory import LoadedSigner, MemorySigner
 
 PASSWORD_FILE = "STEPLESS_KEY_PASSWORD_FILE"
 DEFAULT_PASSWORD_NAME = "key-password"
@@ -67,25 +66,15 @@ def load_key(path: Path) -> PrivateKeyTypes:
         raise ConfigError(f"the CA key {path} is not encrypted") from e
 
 
-class FileSigner:
+class FileSigner(LoadedSigner):
     """Signs with the encrypted PEM key at ``path`` (decrypted on first use, then kept in memory)."""
 
     def __init__(self, path: str) -> None:
         self.ref = f"file:{path}"
         self.path = Path(path)
 
-    @functools.cached_property
-    def _inner(self) -> MemorySigner:
+    def _load(self) -> MemorySigner:
         key = load_key(self.path)
         if not hasattr(key, "sign"):
             raise ConfigError(f"the CA key {self.path} is not a signing key")
         return MemorySigner(key, self.ref)  # type: ignore[arg-type]
-
-    def public_key(self) -> PublicKeyTypes:
-        return self._inner.public_key()
-
-    def hash_algorithm(self) -> hashes.HashAlgorithm:
-        return self._inner.hash_algorithm()
-
-    def sign(self, data: bytes) -> bytes:
-        return self._inner.sign(data)

@@ -49,6 +49,10 @@ class CertificateRecord:
         out["sans"], out["principals"] = list(self.sans), list(self.principals)
         return out
 
+    def present(self) -> dict[str, Any]:
+        """The fields that are set (not None, "" or empty), tuples as they are: what a stored item holds."""
+        return {f: v for f in _FIELDS if (v := getattr(self, f)) is not None and v != "" and v != ()}
+
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> CertificateRecord:
         """From stored values (unknown attributes ignored; a record without ``kind`` is X.509)."""

@@ -30,7 +30,7 @@ def cert_put(record: CertificateRecord) -> dict[str, Any]:
     """A put of a new certificate record (never overwrites a serial)."""
     return {
         "TableName": settings.table(settings.CERTIFICATES_TABLE),
-        "Item": to_item(record.to_dict()),
+        "Item": to_item(record.present()),
         "ConditionExpression": "attribute_not_exists(serial)",
     }
 
