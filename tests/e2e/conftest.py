@@ -43,10 +43,15 @@ class DevCA:
 @pytest.fixture(scope="session")
 def dev_ca(tmp_path_factory: pytest.TempPathFactory):
     """One `stepless dev` for the whole session."""
-    home = tmp_path_factory.mktemp("stepless-home")
+    yield from start_dev(tmp_path_factory.mktemp("stepless-home"))
+
+
+def start_dev(home: Path, **extra_env: str):  # noqa: ANN201 - a generator for fixtures
+    """Run `stepless dev` with its home in ``home`` (and ``extra_env``) until the generator is closed."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and not k.startswith("STEPLESS_")}
     env["STEPLESS_HOME"] = str(home)
+    env.update(extra_env)
     log = open(home / "dev.log", "w")  # noqa: SIM115 - kept open for the process's life
     proc = subprocess.Popen([*CLI, "dev", "--address", f"127.0.0.1:{port}"], env=env, stdout=log,
                             stderr=subprocess.STDOUT)

@@ -58,6 +58,7 @@ def _register() -> None:
             if e.name != f"stepless.cli.{name}":
                 raise
     importlib.import_module("stepless.cli.ssh_bastion")  # `ca ssh-bastion` (a module of its own: issue 11 item 3)
+    importlib.import_module("stepless.cli.acme")  # `ca acme eab add` (issue 15)
 
 
 def main(argv: list[str] | None = None) -> None:
