@@ -1,0 +1,134 @@
+"""ACME (RFC 8555): AWS calls per complete order, and warm CPU per order against a POST /sign in the same run.
+
+One complete order is what certbot and lego do after registering: newNonce is served from the previous
+response's Replay-Nonce, then newOrder → authorization (POST-as-GET) → challenge (http-01, validated from
+the function against a loopback responder) → order poll → finalize → certificate download. The CA is the
+KMS backend on moto in-process; calls are counted at botocore's before-call hook (bench.common.AWSCalls).
+Every POST consumes a nonce (a conditional UpdateItem) and every response stores a new one (a PutItem):
+those are part of the protocol and counted separately.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from bench.common import AWSCalls, Row, environ, quiet_logger, run_sections
+
+SECTIONS = ("calls", "cpu")
+STEPS = ("newOrder", "authz", "challenge", "order", "finalize", "certificate")
+
+
+def _setup() -> Any:
+    from tests.support.acme import ChallengeServer
+
+    from stepless import authority
+    from stepless.admin import provisioners as admin
+
+    admin.add(admin.acme_entry("acme", require_eab=False))
+    authority.reset()  # the benchmark's CA caches its configuration for an hour
+    return ChallengeServer()
+
+
+def _order(client: Any, server: Any, name: str, counter: AWSCalls | None = None) -> dict[str, dict[str, int]]:
+    """One complete order; with ``counter``, the AWS calls of each step."""
+    from tests.support.acme import csr_der
+
+    per: dict[str, dict[str, int]] = {}
+
+    def step(label: str, tail: str, payload: Any) -> Any:
+        if counter is not None:
+            counter.reset()
+        status, headers, body = client.post(tail, payload)
+        if status not in (200, 201):
+            raise RuntimeError(f"{label}: {status} {body}")
+        if counter is not None:
+            per[label] = dict(counter.counts)
+        return headers, body
+
+    headers, order = step("newOrder", "new-order", {"identifiers": [{"type": "dns", "value": name}]})
+    order_url = headers["location"]
+    _, authz = step("authz", order["authorizations"][0], None)
+    ch = next(c for c in authz["challenges"] if c["type"] == "http-01")
+    server.tokens[ch["token"]] = client.key_authorization(ch["token"])
+    step("challenge", ch["url"], {})
+    _, order = step("order", order_url, None)
+    csr, _ = csr_der([name])
+    _, order = step("finalize", order["finalize"], {"csr": csr})
+    step("certificate", order["certificate"], None)
+    return per
+
+
+def calls(n: int = 10) -> tuple[list[Row], list[str]]:
+    from tests.support.acme import Client
+
+    from bench.managed import _ca
+    from stepless.api.sign import app
+
+    with _ca(), quiet_logger():
+        server = _setup()
+        try:
+            with environ({"STEPLESS_ACME_HTTP01_PORT": str(server.port), "STEPLESS_ACME_VALIDATION_HOST": "127.0.0.1"}):
+                client = Client(app)
+                client.register()
+                _order(client, server, "warmup.example.test")
+                counter = AWSCalls().attach()
+                totals: dict[str, dict[str, float]] = {s: {} for s in STEPS}
+                for i in range(n):
+                    for label, counts in _order(client, server, f"o{i}.example.test", counter).items():
+                        for op, c in counts.items():
+                            totals[label][op] = totals[label].get(op, 0) + c / n
+        finally:
+            server.close()
+    whole: dict[str, float] = {}
+    for counts in totals.values():
+        for op, c in counts.items():
+            whole[op] = whole.get(op, 0) + c
+    nonces = whole.get("dynamodb.UpdateItem", 0) + len(STEPS)  # each use, and one new nonce per response
+    total = sum(whole.values())
+    rows = [Row("acme", f"AWS calls per complete order (newOrder → challenge → finalize → download, {n} orders)",
+                f"{total:.1f}", "", "counted", None, ", ".join(f"{k} {v:g}" for k, v in sorted(whole.items())))]
+    for label in STEPS:
+        rows.append(Row("acme", f"  {label}", f"{sum(totals[label].values()):g}", "",
+                        note=", ".join(f"{k} {v:g}" for k, v in sorted(totals[label].items()))))
+    rows.append(Row("acme", "  of which nonce use + new nonce (UpdateItem + PutItem)", f"{nonces:g}", "",
+                    note="2 per request: RFC 8555's anti-replay, one conditional write each way"))
+    return rows, []
+
+
+def cpu(n: int = 20) -> tuple[list[Row], list[str]]:
+    """Warm CPU per complete ACME order vs one POST /sign (same CA, same moto, same process)."""
+    from tests.support.acme import Client
+    from tests.support.ca import event
+
+    from bench.managed import _ca
+    from bench.sign import _requests
+    from stepless.api.sign import app
+
+    with _ca() as ca, quiet_logger():
+        server = _setup()
+        try:
+            with environ({"STEPLESS_ACME_HTTP01_PORT": str(server.port), "STEPLESS_ACME_VALIDATION_HOST": "127.0.0.1"}):
+                client = Client(app)
+                client.register()
+                _order(client, server, "warmup.example.test")
+                bodies = _requests(ca, n + 1, prefix="bench-sign")
+                app.handler(event("POST", "/1.0/sign", bodies[0]), None)
+                t0 = time.process_time()
+                for body in bodies[1:]:
+                    app.handler(event("POST", "/1.0/sign", body), None)
+                sign_cpu = (time.process_time() - t0) / n
+                t0 = time.process_time()
+                for i in range(n):
+                    _order(client, server, f"cpu{i}.example.test")
+                order_cpu = (time.process_time() - t0) / n
+        finally:
+            server.close()
+    ratio = order_cpu / sign_cpu
+    return [Row("acme", f"warm CPU per complete ACME order / per POST /sign ({n} each, moto in-process)",
+                f"{ratio:.1f}x", "POST /sign", "", None,
+                f"{order_cpu * 1000:.1f} ms vs {sign_cpu * 1000:.1f} ms CPU (moto's own work included in both)")], []
+
+
+def run(only: tuple[str, ...] = SECTIONS, **_: object) -> tuple[list[Row], list[str]]:
+    return run_sections("acme", {"calls": calls, "cpu": cpu}, only)
