@@ -158,3 +158,64 @@ def test_lego_external_account_binding(acme_ca, admin_env, ports, tmp_path):
     reused = _lego(acme_ca, tmp_path / "again", *common, "--eab", "--kid", key["keyID"], "--hmac", key["hmacKey"],
                    "run", check=False)
     assert reused.returncode != 0 and "already bound" in reused.stderr + reused.stdout
+
+
+def test_caddy_serves_https_with_a_certificate_from_stepless(acme_ca, admin_env, ports, tmp_path):
+    """Caddy with the local CA as its ACME issuer (http-01 or tls-alpn-01, Caddy's choice) serves HTTPS that a
+    client trusting only our root accepts."""
+    import socket
+    import ssl
+    import time
+
+    caddy = shutil.which("caddy")
+    if caddy is None:
+        pytest.skip("caddy is not installed (apt-get install caddy)")
+    (tmp_path / "Caddyfile").write_text(f"""{{
+    admin off
+    http_port {ports['http']}
+    https_port {ports['tls']}
+    acme_ca {acme_ca.url}/acme/acme/directory
+    acme_ca_root {acme_ca.root}
+    email ops@example.com
+    skip_install_trust
+    storage file_system {tmp_path / 'data'}
+}}
+caddy.acme.test {{
+    bind 127.0.0.1
+    respond "hello from caddy"
+}}
+""")
+    env = {**os.environ, "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path / "xdg"),
+           "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    log = open(tmp_path / "caddy.log", "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen([caddy, "run", "--config", str(tmp_path / "Caddyfile"), "--adapter", "caddyfile"],
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    ctx = ssl.create_default_context(cafile=str(acme_ca.root))
+    try:
+        deadline, last = time.monotonic() + 90, ""
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, (tmp_path / "caddy.log").read_text()[-3000:]
+            try:
+                with socket.create_connection(("127.0.0.1", ports["tls"]), timeout=5) as raw, \
+                        ctx.wrap_socket(raw, server_hostname="caddy.acme.test") as tls:
+                    tls.sendall(b"GET / HTTP/1.1\r\nHost: caddy.acme.test\r\nConnection: close\r\n\r\n")
+                    answer = b""
+                    while chunk := tls.recv(4096):
+                        answer += chunk
+                    cert = x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
+                break
+            except (OSError, ssl.SSLError) as e:
+                last = str(e)
+                time.sleep(1)
+        else:
+            pytest.fail(f"caddy never served a certificate we trust ({last}): "
+                        f"{(tmp_path / 'caddy.log').read_text()[-3000:]}")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+    assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"hello from caddy")
+    assert _names(cert) == ["caddy.acme.test"]
