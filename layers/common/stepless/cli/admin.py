@@ -28,7 +28,7 @@ def init_cmd(stack_name, name, dns, provisioner, password_file, key_backend, ssh
     outputs = stack.use(stack_name)
     backend = key_backend or outputs.get("KeyBackend") or "kms"
     password = ui.password(password_file, "Please enter the password to encrypt the provisioner key: ",
-                           confirm=True)
+                           confirm=True, flag="--password-file")
     try:
         result = init(outputs=outputs, backend=backend, name=name, dns_names=list(dns), provisioner=provisioner,
                       password=password, ssh=ssh, force=force)

@@ -59,7 +59,8 @@ def _report_schedule(result: dict) -> None:
                    "of the persistent SQLite store.")
 @click.option("--reset", is_flag=True, help="Start over: a new CA (root, provisioners, records all discarded).")
 @click.option("--key-backend", type=click.Choice(["kms", "secrets"]), default="kms", show_default=True,
-              help="With --aws-emulation: where the CA keys live.")
+              help="With --aws-emulation: where the CA keys live, KMS keys or PEM keys in Secrets Manager (both "
+                   "emulated). The SQLite engine keeps them as encrypted files under the home.")
 @click.option("--provisioner", default="admin", show_default=True, help="The JWK provisioner's name.")
 @click.option("--dns", multiple=True, help="Another DNS name or IP for the CA (repeatable).")
 @click.option("--schedule-every", "schedule_every", metavar="DURATION", default=None,

@@ -147,7 +147,7 @@ def add_cmd(name, key_file, stack_name, type_, create, public_key, password_file
     if kind == "JWK":
         if create:
             password = ui.password(password_file, "Please enter a password to encrypt the provisioner private key: ",
-                                   confirm=True)
+                                   confirm=True, flag="--password-file")
             entry = admin.jwk_entry(name, password=password, claims=claims)
         else:
             path = public_key or key_file

@@ -70,7 +70,8 @@ def jwk_signing_key(p: dict[str, Any], password_file: str | None) -> Any:
     encrypted = p.get("encryptedKey")
     if not encrypted:
         raise ClientError(f"provisioner {p['name']} has no encrypted key; use --token")
-    password = ui.password(password_file, "Please enter the password to decrypt the provisioner key: ")
+    password = ui.password(password_file, "Please enter the password to decrypt the provisioner key: ",
+                           flag="--provisioner-password-file")
     try:
         return jose.key_from_jwk(jose.decrypt_jwk(encrypted, password))
     except ValueError as e:

@@ -30,10 +30,12 @@ def read_password_file(path: str) -> str:
     return data.splitlines()[0] if data else ""
 
 
-def ask_password(prompt: str, *, confirm: bool = False) -> str:
-    """Ask a password on the terminal; refuses to hang when stdin is not a terminal."""
+def ask_password(prompt: str, *, confirm: bool = False, flag: str | None = None) -> str:
+    """Ask a password on the terminal; refuses to hang when stdin is not a terminal, naming the command's
+    password-file ``flag`` that gives it instead."""
     if not sys.stdin.isatty() and not os.environ.get("STEPLESS_ALLOW_STDIN_PASSWORD"):
-        raise ClientError(f"{prompt.rstrip(': ')}: no terminal to ask on; use a password file flag")
+        how = f"give it with {flag} FILE" if flag else "this command reads it only from a terminal"
+        raise ClientError(f"{prompt.rstrip(': ')}: there is no terminal to ask on; {how}")
     while True:
         value = getpass.getpass(prompt)
         if not confirm:
@@ -44,11 +46,11 @@ def ask_password(prompt: str, *, confirm: bool = False) -> str:
         info("passwords do not match, try again")
 
 
-def password(file_flag: str | None, prompt: str, *, confirm: bool = False) -> str:
-    """A password from ``file_flag`` when given, else asked."""
+def password(file_flag: str | None, prompt: str, *, confirm: bool = False, flag: str | None = None) -> str:
+    """A password from the file ``file_flag`` (the value of the command's ``flag``) when given, else asked."""
     if file_flag:
         return read_password_file(file_flag)
-    return ask_password(prompt, confirm=confirm)
+    return ask_password(prompt, confirm=confirm, flag=flag)
 
 
 def confirm_overwrite(path: str | Path, force: bool) -> None:
