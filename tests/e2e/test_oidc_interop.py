@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import ssl
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -94,7 +95,8 @@ def fake_browser(directory: Path, name: str) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     script = directory / name
     log = directory / f"{name}.log"
-    script.write_text(f'#!/bin/sh\necho "$1" >> "{log}"\ncurl -sfL --max-time 30 "$1" -o /dev/null &\n')
+    follow = "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=30).read()"
+    script.write_text(f'#!/bin/sh\necho "$1" >> "{log}"\n"{sys.executable}" -c "{follow}" "$1" >/dev/null 2>&1 &\n')
     script.chmod(0o755)
     return script
 

@@ -325,3 +325,15 @@ def test_provisioner_password_without_a_terminal_names_the_flag():
     with pytest.raises(ClientError, match="give it with --provisioner-password-file FILE$"):
         ui.password(None, "Please enter the password to decrypt the provisioner key: ",
                     flag="--provisioner-password-file")
+
+
+@pytest.mark.parametrize(("client", "text"), [
+    (dict(expired=True), "has expired, so the CA refuses it for mutual TLS: revoke it by serial with a token"),
+    (dict(other_ca=True), "the CA's root has changed since"),
+])
+def test_revoke_over_mtls_explains_a_certificate_the_ca_cannot_accept(stepless, pki, tls_ca, client, text):
+    url, _ = tls_ca
+    crt, key = pki.client("svc.example.com", **client)
+    res = stepless("ca", "revoke", "--cert", crt, "--key", key, "--ca-url", url, "--root", pki.root_file)
+    assert res.returncode == 1 and len(res.stderr.strip().splitlines()) == 1
+    assert text in res.stderr, res.stderr

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from stepless.cli import config, keys, options, tokens, ui
 from stepless.cli.client import CAClient
-from stepless.cli.main import ca
+from stepless.cli.main import ca, cli
 from stepless.errors import ClientError
 
 
@@ -88,16 +88,19 @@ def token_cmd(subject, ca_url, root, provisioner, password_file, san, revoke, ou
 @click.option("--managed", metavar="NAME",
               help="Administrator: keep key and chain in the secret <stack>/managed/NAME, renewed on schedule.")
 @click.option("--rekey", is_flag=True, help="With --managed: a new private key at every renewal.")
+@options.stack
 def certificate_cmd(subject, crt_file, key_file, ca_url, root, token, provisioner, password_file, san,
                     not_before, not_after, kty, crv, size, force, x5c_cert, x5c_key, console, managed,
-                    rekey) -> None:
+                    rekey, stack_name) -> None:
     """Generate a key and get a certificate for SUBJECT in one step (or a managed one with --managed)."""
     if managed:
         from stepless.cli.managed import issue_cmd
 
         return click.get_current_context().invoke(
-            issue_cmd, subject=subject, name=managed, san=san, not_after=not_after or "24h",
-            rekey=rekey, kty=kty, crv=crv, size=size, force=force)
+            issue_cmd, subject=subject, name=managed, stack_name=stack_name, san=san,
+            not_after=not_after or "24h", rekey=rekey, kty=kty, crv=crv, size=size, force=force)
+    if stack_name:
+        raise ClientError("--stack only applies with --managed")
     missing = [n for n, v in (("CRT_FILE", crt_file), ("KEY_FILE", key_file)) if not v]
     if missing:
         raise click.UsageError(f"missing argument{'s' if len(missing) > 1 else ''} {' and '.join(missing)}")
@@ -219,7 +222,11 @@ def bootstrap_cmd(ca_url, fingerprint, force) -> None:
     root_path.parent.mkdir(parents=True, exist_ok=True)
     ui.write_files({root_path: cert.public_bytes(Encoding.PEM)}, mode=0o644, force=force or True)
     ui.info(f"The root certificate has been saved in {root_path}.")
-    path = config.save_defaults({"ca-url": url, "fingerprint": wanted, "root": str(root_path)})
+    values = {"ca-url": url, "fingerprint": wanted, "root": str(root_path)}
+    local = config.defaults().get("local")
+    if isinstance(local, dict) and local.get("ca-url") == url:  # re-bootstrapping `stepless dev`'s own CA
+        values["local"] = local
+    path = config.save_defaults(values)
     ui.info(f"The authority configuration has been saved in {path}.")
 
 
@@ -257,3 +264,14 @@ def roots_cmd(ca_url, root) -> None:
     """Print the CA's root certificates."""
     client, _ = connect(ca_url, root)
     click.echo(client.get("/roots.pem", raw=True).decode(), nl=False)
+
+
+@cli.command("path")
+@click.option("--base", is_flag=True, help="Print the base path (the same directory: stepless has no contexts).")
+def path_cmd(base) -> None:
+    """Print where the client keeps its files: $STEPLESS_HOME (default ~/.stepless), like `step path`.
+
+    Under it: config/defaults.json (CA URL, root fingerprint), certs/root_ca.crt and, after `stepless dev`,
+    secrets/password (the dev provisioner's password).
+    """
+    click.echo(str(config.home()))

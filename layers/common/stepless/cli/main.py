@@ -54,13 +54,9 @@ def _register() -> None:
     """Import the command modules, which attach their commands to the groups above."""
     import importlib
 
-    for name in ("certificate", "crypto", "ca", "admin", "ssh", "dev", "provisioner", "renew", "revoke", "managed"):
-        try:
-            importlib.import_module(f"stepless.cli.{name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"stepless.cli.{name}":
-                raise
-    importlib.import_module("stepless.cli.ssh_bastion")  # `ca ssh-bastion` (a module of its own: issue 11 item 3)
+    modules = ("certificate", "crypto", "ca", "admin", "ssh", "dev", "provisioner", "renew", "managed", "ssh_bastion")
+    for name in modules:
+        importlib.import_module(f"stepless.cli.{name}")  # a missing module fails loudly
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -229,8 +229,13 @@ def revoke_cmd(serial, ca_url, root, cert_file, key_file, token, provisioner, pa
             raise ClientError("flags --cert and --key must be used together")
         if token:
             raise ClientError("flags --cert and --token are incompatible")
-        leaf = keys.load_certificates(cert_file)[0]
+        chain = keys.load_certificates(cert_file)
+        leaf = chain[0]
         serial = str(leaf.serial_number)
+        check_issued_under(chain, root_file, cert_file)
+        if dt.datetime.now(dt.UTC) > leaf.not_valid_after_utc:
+            raise ClientError(f"the certificate in {cert_file} has expired, so the CA refuses it for mutual TLS: "
+                              f"revoke it by serial with a token (stepless ca revoke {serial})")
         key = keys.load_private_key(key_file, None)
         client = _mtls_client(url, root_file, cert_file, key)
         client.post("/revoke", {"serial": serial, **body})

@@ -59,8 +59,9 @@ def choose(provisioners: list[dict[str, Any]], name: str | None, usable: tuple[s
     if not chosen:
         raise ClientError("the CA has no provisioner that can make this token")
     if len(chosen) > 1:
-        names = ", ".join(p["name"] for p in chosen)
-        raise ClientError(f"more than one provisioner ({names}): choose one with --provisioner")
+        return ui.select("What provisioner key do you want to use?", chosen, label,
+                         on_no_terminal="more than one provisioner ({names}): choose one with --provisioner",
+                         name=lambda p: p["name"], announce="Provisioner")
     ui.done("Provisioner", label(chosen[0]))
     return chosen[0]
 

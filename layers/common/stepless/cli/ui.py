@@ -5,11 +5,15 @@ from __future__ import annotations
 import getpass
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import click
 
 from stepless.errors import ClientError
+
+T = TypeVar("T")
 
 
 def done(label: str, value: str) -> None:
@@ -19,6 +23,21 @@ def done(label: str, value: str) -> None:
 
 def info(text: str) -> None:
     click.echo(text, err=True)
+
+
+def select(question: str, items: list[T], label: Callable[[T], str], *, on_no_terminal: str,
+           name: Callable[[T], str], announce: str) -> T:
+    """Ask which of ``items`` to use when a terminal is there (as step does); otherwise a one-line error,
+    ``on_no_terminal`` with ``{names}`` replaced by the items' names. The choice is announced as ``✔ announce: …``."""
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        raise ClientError(on_no_terminal.format(names=", ".join(name(i) for i in items)))
+    info(question)
+    for n, item in enumerate(items, 1):
+        info(f"  {n}) {label(item)}")
+    choice = click.prompt(f"Choose 1-{len(items)}", type=click.IntRange(1, len(items)), err=True)
+    picked = items[choice - 1]
+    done(announce, label(picked))
+    return picked
 
 
 def read_password_file(path: str) -> str:

@@ -17,7 +17,7 @@ import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 from cryptography import x509
@@ -191,18 +191,27 @@ class _Handler(BaseHTTPRequestHandler):
         if found is None:
             return self._reply(404, {"content-type": "application/json"}, b'{"message":"Not Found"}')
         route, params = found
+        self.server.reload_if_changed()
         peer = self.connection.getpeercert(binary_form=True) if isinstance(self.connection, ssl.SSLSocket) else None
         event = build_event(self.command, url.path, url.query, headers, body, route, params, peer,
                             self.client_address[0])
+        start = time.perf_counter()
+        observer = self.server.observer
+        if observer is not None:
+            observer.begin()
         try:
             result = load_handler(self.server.root, route)(event, None)
         except Exception as e:  # a handler must never raise; show it like API Gateway would
             sys.stderr.write(f"gateway: handler {route.function_id} raised {type(e).__name__}\n")
+            if observer is not None:
+                observer.end(self.command, url.path, 500, (time.perf_counter() - start) * 1000)
             return self._reply(500, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}')
         status = int(result.get("statusCode", 200))
         out = result.get("body") or ""
         data = base64.b64decode(out) if result.get("isBase64Encoded") else out.encode()
         self._reply(status, result.get("headers") or {}, data)
+        if observer is not None:
+            observer.end(self.command, url.path, status, (time.perf_counter() - start) * 1000)
 
     def _reply(self, status: int, headers: dict[str, str], data: bytes) -> None:
         self.send_response(status)
@@ -217,18 +226,46 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_TRACE = do_QUERY = _serve  # noqa: N815
 
 
+class RequestObserver(Protocol):
+    """Told when a routed request starts (in its thread) and how it ended (``stepless.local.requestlog``)."""
+
+    def begin(self) -> None: ...
+
+    def end(self, method: str, path: str, status: int, ms: float) -> None: ...
+
+
 class Gateway(ThreadingHTTPServer):
     """HTTPS server over the template's routes."""
 
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int], routes: list[Route], root: Path, context: ssl.SSLContext,
-                 *, access_log: bool = False) -> None:
+                 *, access_log: bool = False, config_stamp: Path | None = None,
+                 observer: RequestObserver | None = None) -> None:
         super().__init__(address, _Handler)
         self.routes, self.root, self.access_log = routes, root, access_log
+        self.observer = observer
+        self.config_stamp = config_stamp
+        self._stamp = self._stamp_now()
         # the handshake happens in each connection's thread (_Handler.setup), under its timeout: done in
         # accept(), one client that never sends a ClientHello would stop the gateway accepting anyone
         self.socket = context.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
+
+    def _stamp_now(self) -> bytes | None:
+        try:
+            return self.config_stamp.read_bytes() if self.config_stamp else None
+        except OSError:
+            return None
+
+    def reload_if_changed(self) -> None:
+        """An administrator command rewrote the config stamp: the next configuration read goes to the store
+        (reading a few bytes per request instead of the configuration)."""
+        stamp = self._stamp_now()
+        if stamp != self._stamp:
+            self._stamp = stamp
+            from stepless import authority
+
+            authority.expire()
 
     def start(self) -> threading.Thread:
         """Serve in a background thread."""

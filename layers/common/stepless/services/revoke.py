@@ -131,6 +131,7 @@ def revoke(body: dict[str, Any], client_cert_pem: str | None, auth: Authority) -
     if lineage:
         same_key = public_key_der(cert) if revoked_by == "mtls" else None
         out["lineage"] = revoke_lineage(serial, reason, code, ts, revoked_by, same_key=same_key)
+    crl.publish(auth)
     return out
 
 
