@@ -1,4 +1,4 @@
-"""``python -m bench [NAME ...] [--only SECTION,...] [--profile]``: run benchmarks, print one table."""
+"""``python -m bench [NAME ...] [--only SECTION,...] [--profile] [--full | --smoke]``: run, print one table."""
 
 from __future__ import annotations
 
@@ -19,13 +19,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="comma-separated sections of the benchmark (e.g. issuance,calls)")
     parser.add_argument("--profile", action="store_true", help="also print cProfile hotspots where available")
     parser.add_argument("--full", action="store_true", help="more rounds and the long variants (several minutes)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="every section with minimal rounds (checks that the benchmarks run; figures meaningless)")
     args = parser.parse_args(argv)
 
     rows, details = [], []
     t0 = time.perf_counter()
     for name in args.names or BENCHMARKS:
         module = importlib.import_module(f"bench.{name}")
-        kwargs = {"profile": args.profile, "full": args.full}
+        kwargs = {"profile": args.profile, "full": args.full, "smoke": args.smoke}
         if args.only:
             kwargs["only"] = tuple(s.strip() for s in args.only.split(",") if s.strip())
         try:

@@ -7,7 +7,8 @@ server CPU per certificate of the last window vs the first (windows of 1,000, or
 target <= 1.2x: flat under load); RSS growth over the run (target <= 64 MiB). Sections ``x509`` and
 ``ssh`` (/1.0/sign and /1.0/ssh/sign), and ``aws``: the X.509 load on ``--aws-emulation`` (moto, its
 requests serialized), errors only. Default rounds are small (2,000 X.509, 1,000 SSH, 300 on moto);
-``--full``: the issue's 20,000 (5,000 SSH, 2,000 on moto); ``STEPLESS_DEVLOAD_N`` overrides them all.
+``--full``: the issue's 20,000 (5,000 SSH, 2,000 on moto); ``--smoke``: 40; ``STEPLESS_DEVLOAD_N`` overrides
+them all.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from pathlib import Path
 from bench.common import ROOT, Row, child_env, free_port, run_sections
 
 CONCURRENCY = 8
+SECTIONS = ("x509", "ssh", "aws")
 STEP_CA = Path.home() / ".cache/stepless-peers/bin/step-ca"
 STEP = Path.home() / ".cache/stepless-peers/bin/step"
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -326,9 +328,9 @@ def _aws_emulation(n: int) -> Callable[[], tuple[list[Row], list[str]]]:
     return run
 
 
-def run(*, profile: bool = False, full: bool = False, only: tuple[str, ...] = ("x509", "ssh", "aws"),
+def run(*, profile: bool = False, full: bool = False, smoke: bool = False, only: tuple[str, ...] = SECTIONS,
         ) -> tuple[list[Row], list[str]]:
-    override = os.environ.get("STEPLESS_DEVLOAD_N")
+    override = os.environ.get("STEPLESS_DEVLOAD_N") or ("40" if smoke else None)
     n_x509 = int(override) if override else (20_000 if full else 2_000)
     n_ssh = int(override) if override else (5_000 if full else 1_000)
     sections = {"x509": _section("X.509", "/1.0/sign", x509_requests, n_x509),

@@ -645,9 +645,16 @@ def ocsp_bench(n: int = 300, rounds: int = 5) -> tuple[list[Row], list[str]]:
 # --- entry ----------------------------------------------------------------------------------------------
 
 
-def run(only: tuple[str, ...] = SECTIONS, profile: bool = False, full: bool = False,
+def run(only: tuple[str, ...] = SECTIONS, profile: bool = False, full: bool = False, smoke: bool = False,
         **_: object) -> tuple[list[Row], list[str]]:
-    """The sections in ``only``; ``full``: more rounds."""
+    """The sections in ``only``; ``full``: more rounds; ``smoke``: minimal rounds (figures mean nothing)."""
+    if smoke:
+        return run_sections("renew", {
+            "calls": lambda: calls(n=2),
+            "renew": lambda: throughput(n=3, rounds=1, profile=profile),
+            "crl": lambda: crl_bench(n=40),
+            "ocsp": lambda: ocsp_bench(n=3, rounds=1),
+        }, only)
     rounds = 9 if full else 5
     return run_sections("renew", {
         "calls": calls,

@@ -271,7 +271,7 @@ def issuance(n: int = 300, rounds: int = 5, profile: bool = False) -> tuple[list
         # Stages of one issuance, each alone over the same inputs (where the time goes).
         pems = [b["csr"] for b in bodies]
         otts = [b["ott"] for b in bodies]
-        reqs = [csrs.parse(p) for p in pems]
+        reqs = [csrs.read(p) for p in pems]
         now = clock.now()
         prov = auth.provisioners.get(ca.name)
         ctx = Context(auth.hosts, now)
@@ -279,11 +279,11 @@ def issuance(n: int = 300, rounds: int = 5, profile: bool = False) -> tuple[list
                          not_before=now, not_after=now + prov.claims.default_tls, issuer=auth.intermediate,
                          signer=auth.intermediate_signer,
                          provisioner=(prov.type_code, prov.name, prov.credential_id))
-        certs = [profiles.leaf(public_key=r.public_key(), **leaf_args) for r in reqs]
+        certs = [profiles.leaf(public_key=r.public_key, **leaf_args) for r in reqs]
 
         def csr_check() -> int:
             for pem in pems:
-                csrs.parse(pem)
+                csrs.read(pem)
             return n
 
         def token_check() -> int:
@@ -294,7 +294,7 @@ def issuance(n: int = 300, rounds: int = 5, profile: bool = False) -> tuple[list
 
         def build_sign() -> int:
             for r in reqs:
-                profiles.leaf(public_key=r.public_key(), **leaf_args)
+                profiles.leaf(public_key=r.public_key, **leaf_args)
             return n
 
         def record_respond() -> int:
@@ -324,7 +324,7 @@ def issuance(n: int = 300, rounds: int = 5, profile: bool = False) -> tuple[list
                                                           "subject": "host0.example.com"})
             return n
 
-        stage_names = {"csr": "CSR parse + check (csr.parse)", "token": "token check (unverified + JWK verify)",
+        stage_names = {"csr": "CSR parse + check (csr.read)", "token": "token check (unverified + JWK verify)",
                        "build": "build + sign (profile.leaf)", "record": "record item + response PEMs",
                        "log": "log line (Powertools logger.info)",
                        "floor": "crypto floor: CSR verify + token ES256 verify + ECDSA sign"}
@@ -660,10 +660,18 @@ def _importtime(stderr: str, top: int = 15) -> str:
 # --- entry ----------------------------------------------------------------------------------------------
 
 
-def run(only: tuple[str, ...] = SECTIONS, profile: bool = False, full: bool = False,
+def run(only: tuple[str, ...] = SECTIONS, profile: bool = False, full: bool = False, smoke: bool = False,
         **_: object) -> tuple[list[Row], list[str]]:
-    """The sections in ``only``; ``full``: more rounds, and 1,000 issuances through moto for the RSS."""
-    rounds = 9 if full else 5
+    """The sections in ``only``; ``full``: more rounds, and 1,000 issuances through moto for the RSS;
+    ``smoke``: minimal rounds (the benchmark runs, its figures mean nothing)."""
+    rounds = 1 if smoke else 9 if full else 5
+    if smoke:
+        return run_sections("sign", {
+            "issuance": lambda: issuance(n=3, rounds=1, profile=profile),
+            "calls": lambda: calls(n=2),
+            "rss": lambda: rss(n=5, n_moto=3),
+            "cold": lambda: cold(rounds=1, shipped_rounds=1),
+        }, only)
     return run_sections("sign", {
         "issuance": lambda: issuance(profile=profile, rounds=rounds),
         "calls": calls,

@@ -162,9 +162,14 @@ def calls(n: int = 20) -> tuple[list[Row], list[str]]:
 # --- entry ----------------------------------------------------------------------------------------------
 
 
-def run(only: tuple[str, ...] = SECTIONS, profile: bool = False, full: bool = False,
+def run(only: tuple[str, ...] = SECTIONS, profile: bool = False, full: bool = False, smoke: bool = False,
         **_: object) -> tuple[list[Row], list[str]]:
-    """The sections in ``only``; ``full``: more rounds."""
+    """The sections in ``only``; ``full``: more rounds; ``smoke``: minimal rounds (figures mean nothing)."""
+    if smoke:
+        return run_sections("ssh", {
+            "issuance": lambda: issuance(n=3, rounds=1, profile=profile),
+            "calls": lambda: calls(n=2),
+        }, only)
     rounds = 9 if full else 5
     return run_sections("ssh", {
         "issuance": lambda: issuance(rounds=rounds, profile=profile),

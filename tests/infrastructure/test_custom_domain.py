@@ -23,3 +23,20 @@ def test_custom_domain_is_optional_and_mtls_needs_a_truststore() -> None:
     assert mapping["ApiId"] == {"Ref": "CaApi"} and mapping["Stage"] == "$default"
     for name in ("DomainName", "DomainCertificateArn", "TruststoreUri"):
         assert TEMPLATE["Parameters"][name]["Default"] == ""
+
+
+def test_rules_refuse_incomplete_custom_domain_parameters() -> None:
+    """Issue 10 item 16: DomainName without its certificate, or mTLS without the domain or the ownership
+    certificate, is refused by CloudFormation before anything is created."""
+    rules = TEMPLATE["Rules"]
+    unset = {"Fn::Not": [{"Fn::Equals": [{"Ref": "DomainName"}, ""]}]}
+    domain = rules["CustomDomainNeedsItsCertificate"]
+    assert domain["RuleCondition"] == unset
+    assert [a["Assert"] for a in domain["Assertions"]] == [
+        {"Fn::Not": [{"Fn::Equals": [{"Ref": "DomainCertificateArn"}, ""]}]}]
+    mtls = rules["MutualTlsNeedsTheDomainAndAnOwnershipCertificate"]
+    assert mtls["RuleCondition"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "TruststoreUri"}, ""]}]}
+    required = [a["Assert"]["Fn::Not"][0]["Fn::Equals"][0]["Ref"] for a in mtls["Assertions"]]
+    assert required == ["DomainName", "OwnershipVerificationCertificateArn"]
+    for rule in rules.values():
+        assert all(len(a["AssertDescription"]) > 30 for a in rule["Assertions"])

@@ -84,6 +84,9 @@ def test_every_invoke_permission_names_its_source(permissions: dict[str, Any]) -
             seen_schedules.add((function_id, rule.removeprefix(function_id)))
     assert seen_routes == declared
     assert seen_schedules == schedules
+    for logical_id, resource in template["Resources"].items():  # no other way in
+        assert resource["Type"] not in ("AWS::Lambda::Url", "AWS::Lambda::Permission"), logical_id
+        assert "FunctionUrlConfig" not in (resource.get("Properties") or {}), logical_id
 
 
 def test_mtls_domain_setting_is_the_custom_domain_with_a_truststore() -> None:

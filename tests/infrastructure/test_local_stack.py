@@ -190,13 +190,23 @@ def test_routes_and_find_route() -> None:
 def test_function_environment_resolves_refs() -> None:
     template = load_template(TEMPLATE_PATH)
     outputs = {t: f"table-{t}" for t in TABLES} | {"CrlBucket": "crl-bucket"}
-    env = function_environment(template, "RevokeFunction", outputs, {"ConfigTtlSeconds": "5"})
+    no_cdn = {"HttpCrlDistribution": "false"}
+    env = function_environment(template, "RevokeFunction", outputs, {"ConfigTtlSeconds": "5", **no_cdn})
     assert env["STEPLESS_CRL_BUCKET"] == "crl-bucket"
     assert env["STEPLESS_REVOCATIONS_TABLE"] == "table-RevocationsTable"
     assert env["STEPLESS_CONFIG_TTL"] == "5"
     assert env["POWERTOOLS_LOG_LEVEL"] == parameter_defaults(template)["LogLevel"]
+    assert env["STEPLESS_MTLS_DOMAIN"] == ""  # no custom domain with a truststore
+    outputs["CrlDistribution.DomainName"] = "d111.cloudfront.net"
+    cdp = "STEPLESS_CRL_DISTRIBUTION_POINT"
+    assert function_environment(template, "SignFunction", outputs)[cdp] == "http://d111.cloudfront.net/intermediate.crl"
+    assert function_environment(template, "SignFunction", outputs, no_cdn)[cdp] == ""
+    assert function_environment(template, "SignFunction", outputs, {"CrlDistributionPoint": "http://x/c.crl"})[
+        cdp] == "http://x/c.crl"
+    mtls = {"DomainName": "ca.example.com", "TruststoreUri": "s3://b/t.pem"}
+    assert function_environment(template, "SignFunction", outputs, mtls)["STEPLESS_MTLS_DOMAIN"] == "ca.example.com"
     with pytest.raises(ValueError, match="AuthorityTable"):
-        function_environment(template, "RevokeFunction", {})
+        function_environment(template, "RevokeFunction", {}, no_cdn)
 
 
 def test_key_properties_resolve_conditions_and_no_value() -> None:

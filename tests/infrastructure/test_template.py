@@ -573,3 +573,34 @@ def test_api_event_fixtures_route(template: dict[str, Any], name: str) -> None:
 def test_schedule_event_fixture() -> None:
     event = json.loads((ROOT / "events" / "schedule.json").read_text())
     assert event["detail-type"] == "Scheduled Event" and event["source"] == "aws.events"
+
+
+def test_plain_http_crl_distribution_point(template: dict[str, Any]) -> None:
+    """Issue 10 item 13: CloudFront with origin access control in front of the bucket's crl/ objects, its
+    http:// URL in issued certificates unless CrlDistributionPoint names another."""
+    from stepless.stores import crl_store
+
+    res = template["Resources"]
+    dist = res["CrlDistribution"]
+    assert dist["Condition"] == "HasHttpCrl" and template["Parameters"]["HttpCrlDistribution"]["Default"] == "true"
+    config = dist["Properties"]["DistributionConfig"]
+    (origin,) = config["Origins"]
+    assert origin["DomainName"] == {"Fn::GetAtt": ["CrlBucket", "RegionalDomainName"]}
+    assert origin["OriginAccessControlId"] == {"Fn::GetAtt": ["CrlOriginAccessControl", "Id"]}
+    prefix, name = crl_store.KEY.split("/")
+    assert origin["OriginPath"] == f"/{prefix}"
+    behavior = config["DefaultCacheBehavior"]
+    assert behavior["ViewerProtocolPolicy"] == "allow-all" and behavior["AllowedMethods"] == ["GET", "HEAD"]
+    oac = res["CrlOriginAccessControl"]["Properties"]["OriginAccessControlConfig"]
+    assert (oac["OriginAccessControlOriginType"], oac["SigningBehavior"]) == ("s3", "always")
+    (statement,) = res["CrlBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "cloudfront.amazonaws.com"} and statement["Action"] == "s3:GetObject"
+    assert statement["Resource"] == {"Fn::Sub": "${CrlBucket.Arn}/" + prefix + "/*"}
+    assert "${CrlDistribution}" in statement["Condition"]["StringEquals"]["AWS:SourceArn"]["Fn::Sub"]
+    url = {"Fn::Sub": "http://${CrlDistribution.DomainName}/" + name}
+    cdp = template["Globals"]["Function"]["Environment"]["Variables"]["STEPLESS_CRL_DISTRIBUTION_POINT"]
+    assert cdp == {"Fn::If": ["HasCrlDistributionPoint", {"Ref": "CrlDistributionPoint"},
+                              {"Fn::If": ["HasHttpCrl", url, ""]}]}
+    assert template["Outputs"]["CrlUrl"] == {"Condition": "HasHttpCrl", "Description": template["Outputs"]["CrlUrl"][
+        "Description"], "Value": url}
+    assert res["CrlBucket"]["Properties"]["PublicAccessBlockConfiguration"]["RestrictPublicBuckets"] is True

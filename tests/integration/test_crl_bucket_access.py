@@ -67,3 +67,49 @@ def test_a_closed_bucket_is_still_an_error(test_ca, bucket_without_list, monkeyp
     monkeypatch.setattr(S3Backend, "put_object", lambda *a, **k: (_ for _ in ()).throw(_AccessDenied()))
     res = revoke_api.app.handler(event("GET", "/crl"), None)
     assert res["statusCode"] == 503
+
+
+def test_issued_certificates_name_the_plain_http_crl(test_ca, monkeypatch):
+    """Issue 10 item 13: the template's CloudFront URL (STEPLESS_CRL_DISTRIBUTION_POINT) reaches the leaf."""
+    from tests.integration.test_renew import issue
+
+    url = "http://d111111abcdef8.cloudfront.net/intermediate.crl"
+    monkeypatch.setenv("STEPLESS_CRL_DISTRIBUTION_POINT", url)
+    cert, _, _ = issue(test_ca, "cdp.example.com")
+    (point,) = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    assert [n.value for n in point.full_name] == [url]
+
+
+@pytest.fixture
+def bucket(test_ca, monkeypatch):
+    monkeypatch.setenv("STEPLESS_CRL_BUCKET", BUCKET)
+    boto3.client("s3").create_bucket(Bucket=BUCKET)
+    crl_service.invalidate()
+    yield boto3.client("s3")
+    crl_service.invalidate()
+
+
+def _revoke(test_ca, serial: str) -> dict:
+    token = test_ca.token(serial, path="/1.0/revoke")
+    return revoke_api.app.handler(event("POST", "/1.0/revoke", {"serial": serial, "ott": token, "reasonCode": 1}),
+                                  None)
+
+
+def test_a_revocation_publishes_the_crl_the_http_distribution_point_serves(test_ca, bucket):
+    """CloudFront serves the bucket's object: it must list a revocation at once, not after the hourly refresh."""
+    from tests.integration.test_renew import issue
+
+    cert, _, _ = issue(test_ca, "published.example.com")
+    assert _revoke(test_ca, str(cert.serial_number))["statusCode"] == 200
+    der = bucket.get_object(Bucket=BUCKET, Key="crl/intermediate.crl")["Body"].read()
+    assert x509.load_der_x509_crl(der).get_revoked_certificate_by_serial_number(cert.serial_number) is not None
+
+
+def test_a_revocation_stands_when_its_crl_cannot_be_published(test_ca, bucket, monkeypatch):
+    from stepless.stores import revocations
+    from tests.integration.test_renew import issue
+
+    cert, _, _ = issue(test_ca, "unpublished.example.com")
+    monkeypatch.setattr(S3Backend, "put_object", lambda *a, **k: (_ for _ in ()).throw(_AccessDenied()))
+    assert _revoke(test_ca, str(cert.serial_number))["statusCode"] == 200
+    assert revocations.get(str(cert.serial_number)) is not None

@@ -22,17 +22,19 @@ import json
 import time
 import unicodedata
 import uuid
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import boto3
+import jwt
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from stepless import authority, clock, jose
+from stepless import authority, clock, jose, oidc_discovery
 from stepless.api import renew as renew_api
 from stepless.api import revoke as revoke_api
 from stepless.api import sign as sign_api
@@ -40,9 +42,9 @@ from stepless.api import ssh as ssh_api
 from stepless.services import issuance
 from stepless.signers import as_private_key
 from stepless.signers.memory import MemorySigner
-from stepless.ssh import HOST, build_and_sign, parse_certificate
+from stepless.ssh import HOST, USER, build_and_sign, parse_certificate, to_authorized_key
 from stepless.stores import authority as authority_store
-from stepless.stores import certificates
+from stepless.stores import certificates, revocations
 from stepless.x509 import extensions, profile
 from tests.integration.test_renew import der_b64, issue, renew_token
 from tests.integration.test_sign_san_rule import _csr as _shape_csr
@@ -51,6 +53,9 @@ from tests.integration.test_ssh_renew import host_cert, sshpop_token, user_cert
 from tests.integration.test_ssh_sign import b64key, ssh_token
 from tests.support import ca as support
 from tests.support.ca import CA_URL, call, make_csr, make_key
+from tests.support.oidc_provider import Provider
+from tests.unit.test_x5c import make_token, x5c_claims
+from tests.unit.test_x509_tbs import pkilint
 
 CN = "svc.example.com"
 PREFIX = {
@@ -1055,3 +1060,321 @@ def test_the_ca_still_issues_after_the_attacks(hostile):
     assert status == 201 and "crt" in body, body
     status, body = call(ssh_api.app, "POST", "/1.0/ssh/sign", ssh_sign_req(ssh_token(hostile.ca, "alice")).body)
     assert status == 201 and "crt" in body, body
+
+
+# ---------------------------------------------------------------------------------------------- issue 10 (sec)
+# Regressions of the outside review: SSHPOP with federated keys (1), names over their bounds (3), JWS ``crit``
+# and ``b64`` (5), lineage across a rekey (7), X5C with a revoked leaf of ours (8). One more CA setup for
+# these: a partner SSH CA whose keys are federated, an X5C provisioner rooted at our own root, an OIDC one.
+
+
+
+@dataclasses.dataclass
+class Sec:
+    h: Hostile
+    partner: MemorySigner  # a federated SSH CA (its keys are published as ssh.federatedUserKeys/HostKeys)
+    idp: Provider
+
+
+@pytest.fixture(scope="module")
+def sec(hostile: Hostile) -> Sec:
+    oidc_discovery.reset()
+    partner = MemorySigner(make_key())
+    with Provider() as idp:
+        doc, version = authority_store.load()
+        line = to_authorized_key(partner.public_key())  # type: ignore[arg-type]
+        doc["ssh"] = {**doc["ssh"], "federatedUserKeys": [line], "federatedHostKeys": [line]}
+        doc["provisioners"] += [
+            {"type": "X5C", "name": "ours", "roots": authority.get().root_pems[0], "claims": {"enableSSHCA": True}},
+            idp.entry(admins=["root@example.com"], domains=["example.com"]),
+        ]
+        authority_store.save(doc, expected_version=version)
+        authority.reset()
+        yield Sec(hostile, partner, idp)
+    oidc_discovery.reset()
+
+
+def resign(token: str, key: Any, **header: Any) -> str:
+    """``token`` with ``header`` members added, signed again by ``key`` over the usual signing input (a
+    verifier honouring ``b64: false`` would compute another one; ours must refuse the token either way)."""
+    head, payload, _ = token.split(".")
+    fields = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+    alg = fields["alg"]  # the key's algorithm, whatever the header says after the update
+    fields.update(header)
+    signing_input = b64url(json.dumps(fields).encode()) + "." + payload
+    return signing_input + "." + b64url(jwt.get_algorithm_by_name(alg).sign(signing_input.encode(), key))
+
+
+CRIT = {"crit": ["exp"]}
+B64 = {"b64": False}
+
+
+def partner_sshpop(s: Sec, serial: int, cert_type: int, path: str, **kw: Any) -> str:
+    """An SSHPOP token whose certificate the partner CA signed, reusing ``serial`` (one of our records)."""
+    key = make_key()
+    now = int(time.time())
+    cert = build_and_sign(key.public_key(), serial=serial, cert_type=cert_type, key_id="attacker", principals=["*"],
+                          valid_after=now - 60, valid_before=now + 3600, signer=s.partner)
+    return sshpop_token(base64.b64encode(cert.raw).decode(), key, path, **kw)
+
+
+def _federated_renew(s: Sec) -> Attack:
+    crt, _ = host_cert(s.h.ca)
+    return Attack(ssh_api.app, "/1.0/ssh/renew", {"ott": partner_sshpop(s, ssh_serial(crt), HOST, "/1.0/ssh/renew")})
+
+
+def _federated_rekey(s: Sec) -> Attack:
+    crt, _ = host_cert(s.h.ca)
+    return Attack(ssh_api.app, "/1.0/ssh/rekey", {"ott": partner_sshpop(s, ssh_serial(crt), HOST, "/1.0/ssh/rekey"),
+                                                   "publicKey": b64key(make_key())})
+
+
+def _federated_revoke(s: Sec) -> Attack:
+    crt, _ = user_cert(s.h.ca)
+    serial = ssh_serial(crt)
+    return ssh_revoke_req(serial, partner_sshpop(s, serial, USER, "/1.0/ssh/revoke", sub=str(serial)))
+
+
+def _jose(header: dict[str, Any], endpoint: str) -> Callable[[Sec], Attack]:
+    """A valid token of each type, with ``header`` added to its protected header."""
+
+    def build(s: Sec) -> Attack:
+        h = s.h
+        if endpoint == "sign":
+            return sign_req(make_csr(CN)[0], resign(h.ca.token(CN), h.ca.provisioner_key, **header))
+        if endpoint == "revoke":
+            cert, _, _ = victim(h)
+            return revoke_req(serial_of(cert), resign(revoke_token(h, serial_of(cert)), h.ca.provisioner_key, **header))
+        if endpoint == "ssh-sign":
+            return ssh_sign_req(resign(ssh_token(h.ca, "alice"), h.ca.provisioner_key, **header))
+        if endpoint == "ssh-renew":
+            crt, key = host_cert(h.ca)
+            return Attack(ssh_api.app, "/1.0/ssh/renew",
+                          {"ott": resign(sshpop_token(crt, key, "/1.0/ssh/renew"), key, **header)})
+        if endpoint == "ssh-revoke":
+            crt, key = user_cert(h.ca)
+            serial = ssh_serial(crt)
+            return ssh_revoke_req(serial, resign(sshpop_token(crt, key, "/1.0/ssh/revoke", sub=str(serial)), key,
+                                                 **header))
+        if endpoint == "renew":
+            cert, key, _ = victim(h)
+            return renew_bearer_req(resign(renew_token(cert, key), key, **header))
+        if endpoint == "x5c-sign":
+            cert, key, _ = victim(h, "device.example.com")
+            token = make_token([cert, authority.get().intermediate], key,
+                               x5c_claims("device.example.com", name="ours", aud=CA_URL + "/1.0/sign"))
+            return sign_req(make_csr("device.example.com")[0], resign(token, key, **header))
+        assert endpoint == "oidc-sign"
+        return sign_req(make_csr("alice@example.com")[0], resign(s.idp.issue(), s.idp.current.key, **header))
+
+    return build
+
+
+def revoked_leaf(s: Sec, name: str = "device.example.com") -> tuple[x509.Certificate, Any]:
+    """A certificate of ours, revoked for key compromise (the thief still holds the key)."""
+    cert, key, _ = victim(s.h, name)
+    status, body = call(revoke_api.app, "POST", "/1.0/revoke",
+                        {"serial": serial_of(cert), "ott": revoke_token(s.h, serial_of(cert)), "reasonCode": 1})
+    assert status == 200, body
+    return cert, key
+
+
+def _x5c_revoked_leaf(endpoint: str) -> Callable[[Sec], Attack]:
+    def build(s: Sec) -> Attack:
+        cert, key = revoked_leaf(s)
+        chain = [cert, authority.get().intermediate]
+        if endpoint == "sign":
+            token = make_token(chain, key, x5c_claims("device.example.com", name="ours", aud=CA_URL + "/1.0/sign"))
+            return sign_req(make_csr("device.example.com")[0], token)
+        if endpoint == "ssh-sign":
+            ssh = {"ssh": {"certType": "host", "principals": ["device.example.com"]}}
+            token = make_token(chain, key, x5c_claims("device.example.com", name="ours", aud=CA_URL + "/1.0/ssh/sign",
+                                                      step=ssh))
+            return ssh_sign_req(token, certType="host", principals=["device.example.com"])
+        other, _, _ = victim(s.h, "other.example.com")
+        token = make_token(chain, key, x5c_claims(serial_of(other), name="ours", aud=CA_URL + "/1.0/revoke"))
+        return revoke_req(serial_of(other), token)
+
+    return build
+
+
+SEC_CASES = [
+    pytest.param(_federated_renew, 401, "could not find valid ca signer", id="ssh-renew-federated-partner-cert"),
+    pytest.param(_federated_rekey, 401, "could not find valid ca signer", id="ssh-rekey-federated-partner-cert"),
+    pytest.param(_federated_revoke, 401, "could not find valid ca signer", id="ssh-revoke-federated-partner-cert"),
+    *(pytest.param(_jose(CRIT, e), 401, "critical header", id=f"{e}-jws-crit")
+      for e in ("sign", "revoke", "ssh-sign", "ssh-renew", "ssh-revoke", "renew", "x5c-sign", "oidc-sign")),
+    *(pytest.param(_jose(B64, e), 401, "unencoded payload", id=f"{e}-jws-b64-false")
+      for e in ("sign", "revoke", "ssh-renew", "renew", "x5c-sign", "oidc-sign")),
+    # found by test_fuzz_parsers: header members of the wrong JSON type were a 500 (unhashable in a lookup)
+    pytest.param(_jose({"alg": ["ES256"]}, "sign"), 401, "malformed token header", id="sign-jws-alg-list"),
+    pytest.param(_jose({"kid": ["x"]}, "sign"), 401, "malformed token header", id="sign-jws-kid-list"),
+    pytest.param(_jose({"kid": {"a": 1}}, "ssh-renew"), 401, "malformed token header", id="ssh-renew-jws-kid-object"),
+    pytest.param(_jose({"typ": 7}, "oidc-sign"), 401, "malformed token header", id="oidc-sign-jws-typ-number"),
+    pytest.param(_x5c_revoked_leaf("sign"), 401, "x5c certificate has been revoked", id="x5c-sign-revoked-leaf"),
+    pytest.param(_x5c_revoked_leaf("ssh-sign"), 401, "x5c certificate has been revoked",
+                 id="x5c-ssh-sign-revoked-leaf"),
+    pytest.param(_x5c_revoked_leaf("revoke"), 401, "x5c certificate has been revoked", id="x5c-revoke-revoked-leaf"),
+]
+
+
+@pytest.mark.parametrize(("build", "status", "text"), SEC_CASES)
+def test_sec_hostile_request_is_refused(sec, build, status, text):
+    refused(build(sec), status, text)
+
+
+def test_x5c_leaf_of_ours_not_revoked_is_accepted(sec):
+    """The control for the revoked-leaf cases: the same chain, unrevoked, is issued (one revocation read)."""
+    cert, key, _ = victim(sec.h, "device.example.com")
+    token = make_token([cert, authority.get().intermediate], key,
+                       x5c_claims("device.example.com", name="ours", aud=CA_URL + "/1.0/sign"))
+    status, body = call(sign_api.app, "POST", "/1.0/sign", sign_req(make_csr("device.example.com")[0], token).body)
+    assert status == 201, body
+
+
+def test_federated_keys_are_still_published(sec):
+    """Federation is trust for relying parties (GET /ssh/federation), not authentication."""
+    status, body = call(ssh_api.app, "GET", "/1.0/ssh/federation")
+    assert status == 200, body
+    line = to_authorized_key(sec.partner.public_key()).split()[1]  # type: ignore[arg-type]
+    assert any(line in k for k in body["userKey"]) and any(line in k for k in body["hostKey"]), body
+
+
+# lineage across a rekey (7)
+
+
+def _rekeyed_lineage(h: Hostile) -> tuple[list[str], list[str]]:
+    """A → B (renewed: same key) and A → C (rekeyed: the owner's new key) → D (renewed from C)."""
+    _, _, a = victim(h, "lineage.example.com")
+    pems = [a]
+    for app, path, body, parent in ((renew_api.app, "/renew", None, 0),
+                                    (renew_api.app, "/1.0/rekey", {"csr": make_csr("lineage.example.com")[0]}, 0),
+                                    (renew_api.app, "/renew", None, 2)):
+        status, out = call(app, "POST", path, body, client_cert_pem=pems[parent])
+        assert status == 201, out
+        pems.append(out["crt"])
+    return [serial_of(x509.load_pem_x509_certificate(p.encode())) for p in pems], pems
+
+
+def test_self_revocation_lineage_stops_at_a_rekey(hostile):
+    """A thief of A's key (rekeyed away from) revokes A and its same-key renewal B, never C or D."""
+    (a, b, c, d), pems = _rekeyed_lineage(hostile)
+    status, body = call(revoke_api.app, "POST", "/1.0/revoke", {"serial": a, "reasonCode": 1, "lineage": True},
+                        client_cert_pem=pems[0])
+    assert status == 200 and body["lineage"] == [b], body
+    assert revocations.get(a) is not None and revocations.get(b) is not None
+    assert revocations.get(c) is None and revocations.get(d) is None
+    assert call(renew_api.app, "POST", "/renew", client_cert_pem=pems[3])[0] == 201  # the owner's certificate lives
+
+
+def test_token_revocation_lineage_crosses_a_rekey(hostile):
+    """An administrator (a provisioner's revoke token) revokes the whole lineage, rekeys included."""
+    (a, b, c, d), _ = _rekeyed_lineage(hostile)
+    status, body = call(revoke_api.app, "POST", "/1.0/revoke",
+                        {"serial": a, "ott": revoke_token(hostile, a), "reasonCode": 1, "lineage": True})
+    assert status == 200 and sorted(body["lineage"]) == sorted([b, c, d]), body
+
+
+# names over their bounds (3): issued with the name in the SANs (no CN over 64), pkilint clean; never a 500
+
+
+LONG_DNS = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 61])  # 253 characters, the longest DNS name
+LONG_EMAIL = "firstname.middlename.lastname" + "@" + "mail.engineering.department.example.com"  # 69 characters
+
+
+def long_csr(cn: str, sans: list[str], key: Any = None) -> str:
+    """A CSR as step (Go) builds it: a CN of any length (cryptography's builder refuses over 64 octets)."""
+    key = key or make_key()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn, _validate=False)]) if cn else x509.Name([])
+    builder = x509.CertificateSigningRequestBuilder().subject_name(name)
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(
+            [x509.RFC822Name(s) if "@" in s else x509.DNSName(s) for s in sans]), critical=False)
+    return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode()
+
+
+def named_by_sans(pem: str, name: str) -> x509.Certificate:
+    """The issued certificate carries ``name`` in its (critical) SANs, a subject without CN, no lint."""
+    cert = x509.load_pem_x509_certificate(pem.encode())
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    assert name in [str(v) for v in san.value.get_values_for_type(x509.DNSName)
+                    + san.value.get_values_for_type(x509.RFC822Name)]
+    assert cert.subject == x509.Name([]) and san.critical
+    assert pkilint(cert) == ""
+    return cert
+
+
+@pytest.mark.parametrize("name", [LONG_DNS, "h" * 58 + ".example.com", LONG_EMAIL],
+                         ids=["dns-253", "host-70", "email-69"])
+def test_long_names_are_issued_and_renewed(hostile, name):
+    status, body = call(sign_api.app, "POST", "/1.0/sign",
+                        {"csr": long_csr(name, [name]), "ott": hostile.ca.token(name)})
+    assert status == 201, body
+    named_by_sans(body["crt"], name)
+    status, body = call(renew_api.app, "POST", "/renew", client_cert_pem=body["crt"])  # the builder path
+    assert status == 201, body
+    named_by_sans(body["crt"], name)
+
+
+def test_long_name_renews_by_token(hostile):
+    """step's renew token carries sub = the leaf's CN; with no CN there is none to match (as step-ca)."""
+    key = make_key()
+    csr = long_csr(LONG_DNS, [LONG_DNS], key)
+    status, body = call(sign_api.app, "POST", "/1.0/sign", {"csr": csr, "ott": hostile.ca.token(LONG_DNS)})
+    assert status == 201, body
+    cert = named_by_sans(body["crt"], LONG_DNS)
+    now = int(time.time())
+    claims = {"iss": "step-ca-client/1.0", "aud": CA_URL + "/1.0/renew", "iat": now, "nbf": now, "exp": now + 300,
+              "jti": uuid.uuid4().hex}  # no sub: step leaves out an empty one
+    token = jwt.encode(claims, key, algorithm="ES256",
+                       headers={"x5cInsecure": [der_b64(cert), der_b64(authority.get().intermediate)]})
+    status, body = call(renew_api.app, "POST", "/1.0/renew", headers={"Authorization": f"Bearer {token}"})
+    assert status == 201, body
+    named_by_sans(body["crt"], LONG_DNS)
+
+
+def test_long_oidc_subject_is_issued(sec):
+    """A real IdP's opaque sub can be longer than a CN may be: CN = sub is left out, the e-mail names it."""
+    sub = "auth0|" + "7f3a9c" * 16
+    status, body = call(sign_api.app, "POST", "/1.0/sign",
+                        {"csr": long_csr(sub, ["alice@example.com"]), "ott": sec.idp.issue(sub=sub)})
+    assert status == 201, body
+    named_by_sans(body["crt"], "alice@example.com")
+
+
+def _long_name(cn: str, sans: list[str]) -> Callable[[Sec], Attack]:
+    def build(s: Sec) -> Attack:
+        token = s.h.ca.token(cn, sans=sans) if sans else s.idp.issue(sub="42", email="root@example.com")
+        return sign_req(long_csr(cn, sans), token)
+
+    return build
+
+
+LONG_NAME_CASES = [
+    pytest.param(_long_name("x" * 64 + ".example.com", ["x" * 64 + ".example.com"]), 400, "longer than DNS allows",
+                 id="sign-dns-label-64"),
+    pytest.param(_long_name("a" * 250 + ".com", ["a" * 250 + ".com"]), 400, "longer than DNS allows",
+                 id="sign-dns-name-254"),
+    pytest.param(_long_name("x" * 65 + "@example.com", ["x" * 65 + "@example.com"]), 400, "longer than SMTP allows",
+                 id="sign-email-local-part-65"),
+    pytest.param(_long_name("y" * 80, []), 400, "no subject alternative name", id="sign-admin-long-cn-no-sans"),
+]
+
+
+@pytest.mark.parametrize(("build", "status", "text"), LONG_NAME_CASES)
+def test_names_beyond_their_bounds_are_refused(sec, build, status, text):
+    refused(build(sec), status, text)
+
+
+def test_long_ssh_key_id_and_principal(hostile):
+    """SSH has no 64-character bound: a 253-character host principal and a long key ID are issued."""
+    status, body = call(ssh_api.app, "POST", "/1.0/ssh/sign", ssh_sign_req(
+        ssh_token(hostile.ca, LONG_DNS, certType="host", keyID="k" * 1000), certType="host").body)
+    assert status == 201, body
+    cert = parse_certificate(base64.b64decode(body["crt"]))
+    assert list(cert.principals) == [LONG_DNS] and cert.key_id == "k" * 1000
+    status, body = call(ssh_api.app, "POST", "/1.0/ssh/sign",
+                        ssh_sign_req(ssh_token(hostile.ca, "alice", keyID="k" * 1025)).body)
+    assert status == 400 and "longer than 1024" in body["message"], body

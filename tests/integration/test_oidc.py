@@ -15,13 +15,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from stepless import authority, oidc_discovery
 from stepless.api.sign import app
+from stepless.cli.ca import request_names
 from stepless.cli.sso import oidc_login
 from stepless.errors import ClientError
 from stepless.ssh import encode_public_key, parse_certificate
 from stepless.stores import authority as store
 from stepless.x509 import extensions
 from tests.support.ca import call, make_csr
-from tests.support.oidc_provider import Provider, new_key
+from tests.support.oidc_provider import ALICE, Provider, new_key
 
 ADMIN = "root@example.com"
 
@@ -49,7 +50,12 @@ def oidc_ca(test_ca, idp):
     return test_ca
 
 
-def sign(token: str, cn: str = "alice@example.com", sans: list[str] | None = None, **body):
+def sign(token: str, cn: str | None = None, sans: list[str] | None = None, **body):
+    """POST /sign; by default with the CSR `stepless ca certificate EMAIL` (and step) build for an ID token:
+    CN = its opaque sub, SAN = its email."""
+    if cn is None:
+        cn, default_sans = request_names(token, ALICE["email"], [], token_given=True)
+        sans = default_sans if sans is None else sans
     csr, _ = make_csr(cn, sans if sans is not None else [cn])
     return call(app, "POST", "/1.0/sign", {"csr": csr, "ott": token, **body})
 
@@ -71,14 +77,27 @@ def test_good_token_gets_its_email(oidc_ca, idp):
     assert status == 201, body
     leaf = leaf_of(body)
     assert emails(leaf) == ["alice@example.com"]
-    assert leaf.subject.rfc4514_string() == "CN=1234567890"  # step-ca: the CN is the token's sub
+    assert leaf.subject.rfc4514_string() == f"CN={ALICE['sub']}"  # step-ca: the CN is the token's sub
+    uris = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+        x509.UniformResourceIdentifier)
+    assert uris == [f"{idp.issuer}#{ALICE['sub']}"]  # step-ca 0.19: <iss>#<sub>
     assert extensions.of(leaf) == (2, "sso", idp.client_id)
 
 
 def test_step_cli_style_csr(oidc_ca, idp):
     # step's CLI: CN = sub, SAN = the email
-    status, body = sign(idp.issue(), cn="1234567890", sans=["alice@example.com"])
+    status, body = sign(idp.issue(), cn=ALICE["sub"], sans=["alice@example.com"])
     assert status == 201, body
+
+
+def test_email_csr_of_the_old_cli_is_refused_and_the_cn_of_a_real_idp_token_is_its_sub(oidc_ca, idp):
+    """Before: `stepless ca certificate alice@… --token ID` asked for CN=email, SAN=DNS:<sub> (from ``sub``):
+    refused. What step and now our CLI send passes; CN=email with SAN=email passes too (CN among the SANs)."""
+    status, body = sign(idp.issue(), cn="alice@example.com", sans=[ALICE["sub"]])
+    assert status == 403 and "DNS names requested" in body["message"], body
+    status, body = sign(idp.issue(), cn="alice@example.com", sans=["alice@example.com"])
+    assert status == 201, body
+    assert leaf_of(body).subject.rfc4514_string() == f"CN={ALICE['sub']}"
 
 
 def test_wrong_audience(oidc_ca, idp):
@@ -119,7 +138,7 @@ def test_hmac_token_refused(oidc_ca, idp):
 
     token = jwt.encode({"iss": idp.issuer, "aud": idp.client_id, "sub": "x", "exp": int(time.time()) + 60},
                        "secret-secret-secret-secret-secret", algorithm="HS256", headers={"kid": idp.current.kid})
-    status, body = sign(token)
+    status, body = sign(token, cn="x")
     assert status == 401 and "algorithm" in body["message"]
 
 
@@ -172,7 +191,7 @@ def test_non_admin_asking_for_another_name(oidc_ca, idp):
 
 
 def test_domain_not_allowed(oidc_ca, idp):
-    idp.user = {"sub": "999", "email": "mallory@other.org", "email_verified": True}
+    idp.user = {"sub": "00u8xk2mallory0h7", "email": "mallory@other.org", "email_verified": True}
     status, body = sign(idp.issue(), cn="mallory@other.org")
     assert status == 403 and "email is not allowed" in body["message"]
 
@@ -183,7 +202,8 @@ def test_unverified_email(oidc_ca, idp):
 
 
 def test_admin_asks_for_any_name(oidc_ca, idp):
-    idp.user = {"sub": "42", "email": "root@EXAMPLE.com", "email_verified": True}  # domain case ignored
+    # the domain's case is ignored
+    idp.user = {"sub": "AAAAAAAAAAAAAAAAAAAAAJ3bq0rT-root", "email": "root@EXAMPLE.com", "email_verified": True}
     status, body = sign(idp.issue(), cn="db.internal", sans=["db.internal", "10.0.0.7"])
     assert status == 201, body
     leaf = leaf_of(body)
@@ -199,7 +219,7 @@ def test_admin_from_another_domain(oidc_ca, idp):
     doc["provisioners"] = [p for p in doc["provisioners"] if p["name"] != "sso"]
     store.save(doc, expected_version=version)
     authority.reset()
-    idp.user = {"sub": "7", "email": "ops@partner.org", "email_verified": True}
+    idp.user = {"sub": "115038462211993456789", "email": "ops@partner.org", "email_verified": True}
     status, body = sign(idp.issue(), cn="anything.example.net")
     assert status == 201, body
 
@@ -249,7 +269,7 @@ def ssh_sign(token: str, **body):
 
 
 def test_ssh_user_certificate_from_email(oidc_ca, idp):
-    idp.user = {"sub": "5", "email": "Jane.Doe@Example.com", "email_verified": True}
+    idp.user = {"sub": "d3c1f7e2-0b5a-4a8e-9f61-jane", "email": "Jane.Doe@Example.com", "email_verified": True}
     status, body = ssh_sign(idp.issue())
     assert status == 201, body
     cert = parse_certificate(base64.b64decode(body["crt"]))
@@ -264,7 +284,7 @@ def test_ssh_non_admin_cannot_choose_principals(oidc_ca, idp):
 
 
 def test_ssh_admin_chooses_principals(oidc_ca, idp):
-    idp.user = {"sub": "42", "email": ADMIN, "email_verified": True}
+    idp.user = {"sub": "AAAAAAAAAAAAAAAAAAAAAJ3bq0rT-root", "email": ADMIN, "email_verified": True}
     status, body = ssh_sign(idp.issue(), principals=["root", "deploy"])
     assert status == 201, body
     assert list(parse_certificate(base64.b64decode(body["crt"])).principals) == ["root", "deploy"]
@@ -295,9 +315,10 @@ def test_oidc_login_end_to_end(oidc_ca, idp):
     token = oidc_login(entry, console=False, listen=None, timeout=20, open_url=open_url)
     assert "code_challenge_method=S256" in opened[0]
     assert idp.hits["/token"] == 1
-    status, body = sign(token)
+    status, body = sign(token)  # the CSR `stepless ca certificate alice@example.com … --provisioner sso` sends
     assert status == 201, body
     assert emails(leaf_of(body)) == ["alice@example.com"]
+    assert leaf_of(body).subject.rfc4514_string() == f"CN={ALICE['sub']}"
 
 
 def test_oidc_login_on_the_listen_address(idp):

@@ -5,7 +5,8 @@ Discovery (``/.well-known/openid-configuration``), a JWKS (``/jwks``) whose keys
 ``provider.user``), ``/token`` that checks the code, the redirect_uri, the client credentials and the PKCE
 verifier and returns an ID token. Every request is counted in ``provider.hits`` (by path).
 
-``provider.issue(**claims)`` mints an ID token directly (tests of the CA that need no login flow).
+``provider.issue(**claims)`` mints an ID token directly (tests of the CA that need no login flow). Tokens
+are IdP-shaped: an opaque ``sub`` that is not the ``email`` (``ALICE``), as real providers issue them.
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from stepless import jose
+
+# An ID token's user as real identity providers shape it (Google, Okta, Azure AD): ``sub`` is an opaque,
+# stable id that is not the address; the address is in ``email``, vouched for by ``email_verified``.
+ALICE: dict[str, Any] = {"sub": "b1417884-5c3e-4f7a-9d2b-6e0f8a1c3d57", "email": "alice@example.com",
+                         "email_verified": True}
 
 
 @dataclasses.dataclass
@@ -51,7 +57,7 @@ class Provider:
         self.client_id = client_id
         self.client_secret = client_secret
         self.keys: list[SigningKey] = [new_key(alg)]
-        self.user: dict[str, Any] = {"sub": "1234567890", "email": "alice@example.com", "email_verified": True}
+        self.user: dict[str, Any] = dict(ALICE)
         self.hits: collections.Counter[str] = collections.Counter()
         self.codes: dict[str, dict[str, Any]] = {}
         self.token_lifetime = 3600

@@ -18,7 +18,13 @@ from stepless.cli.sso import listen_address, pkce_pair
 from stepless.errors import ClientError, ConfigError, Forbidden, ServiceUnavailable, Unauthorized
 from stepless.provisioners import Provisioners, build
 from stepless.provisioners.base import Context
-from stepless.provisioners.oidc import OIDCProvisioner, sanitize_email, sanitize_principal, ssh_principals
+from stepless.provisioners.oidc import (
+    OIDCProvisioner,
+    sanitize_email,
+    sanitize_principal,
+    ssh_principals,
+    subject_uri,
+)
 
 ISSUER = "https://idp.example.com"
 ENDPOINT = ISSUER + "/.well-known/openid-configuration"
@@ -176,8 +182,24 @@ def test_selection_without_idp_call_for_other_audiences(idp):
 def test_good_token(idp):
     token = idp.token(nonce="abc")
     authz = authorize(provisioner(), token)
-    assert authz.subject == "u1" and authz.sans == ("alice@example.com",) and not authz.any_sans
+    # step-ca 0.19: the email and the URI <iss>#<sub>
+    assert authz.subject == "u1" and authz.sans == ("alice@example.com", f"{ISSUER}#u1") and not authz.any_sans
     assert authz.token.id == f"{ISSUER}#abc"
+
+
+@pytest.mark.parametrize(("issuer", "sub", "uri"), [  # the URIs Go's url.URL.String gives step-ca 0.19
+    ("https://accounts.google.com", "b1417884-5c3e", "https://accounts.google.com#b1417884-5c3e"),
+    ("https://accounts.google.com", "a b/c?d#e%f", "https://accounts.google.com#a%20b/c?d%23e%25f"),
+    ("https://accounts.google.com", "zoë", "https://accounts.google.com#zo%C3%AB"),
+    ("https://accounts.google.com", "user|x^y`z{}[]<>\"\\",
+     "https://accounts.google.com#user%7Cx%5Ey%60z%7B%7D%5B%5D%3C%3E%22%5C"),
+])
+def test_subject_uri_escapes_like_go(issuer, sub, uri):
+    assert subject_uri(issuer, sub) == (uri,)
+
+
+def test_no_subject_uri_for_an_issuer_without_scheme():
+    assert subject_uri("accounts.google.com", "x") == ()
 
 
 def test_token_without_nonce_uses_its_hash(idp):

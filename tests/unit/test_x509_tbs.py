@@ -63,13 +63,18 @@ URI = st.builds(lambda d, p: f"spiffe://{d}/{p}", DNS, LABEL)
 TIME = st.datetimes(min_value=dt.datetime(1950, 1, 1), max_value=dt.datetime(2200, 1, 1), timezones=st.just(UTC))
 
 
+# names over the CN's 64-octet bound (long DNS names up to 253, e-mail addresses, OIDC subjects), multi-byte too
+LONG_NAME = st.one_of(
+    st.builds(lambda parts: ".".join(parts), st.lists(st.text(string.ascii_lowercase, min_size=20, max_size=63),
+                                                      min_size=2, max_size=4)).map(lambda n: n[:253]),
+    st.text(min_size=33, max_size=120))
 PROVISIONER = st.tuples(st.integers(min_value=-5, max_value=300), st.text(max_size=40), st.text(max_size=60))
 
 
 @settings(max_examples=60, deadline=None)
 @given(ca=st.sampled_from(["p256", "p384", "p521", "rsa"]), leaf=st.sampled_from(["p256", "p521", "rsa", "ed25519"]),
-       cn=st.one_of(st.just(""), DNS, st.text(min_size=1, max_size=70)), names=st.lists(st.one_of(DNS, IP, EMAIL, URI),
-                                                                                       max_size=6),
+       cn=st.one_of(st.just(""), DNS, st.text(min_size=1, max_size=70), LONG_NAME),
+       names=st.lists(st.one_of(DNS, IP, EMAIL, URI), max_size=6),
        start=TIME, hours=st.integers(min_value=0, max_value=24 * 365 * 30), provisioner=PROVISIONER,
        crl=st.one_of(st.none(), st.just("https://ca.example.com/1.0/crl"), URI),
        serial=st.integers(min_value=1, max_value=(1 << 159) - 1))
@@ -91,6 +96,9 @@ def test_template_tbs_is_the_builders(ca: str, leaf: str, cn: str, names: list[s
     assert templated.tbs_certificate_bytes == built.tbs_certificate_bytes
     assert templated.signature_algorithm_oid == built.signature_algorithm_oid
     templated.verify_directly_issued_by(issuer)
+    kept = len(cn.encode()) <= 64  # the CN is carried only within RFC 5280's bound
+    assert templated.subject.get_attributes_for_oid(NameOID.COMMON_NAME) == (
+        [x509.NameAttribute(NameOID.COMMON_NAME, cn)] if cn and kept else [])
 
 
 def test_microseconds_and_timezones_are_dropped_as_the_builder_does() -> None:
@@ -120,12 +128,52 @@ def test_an_ed25519_ca_key_uses_the_builder() -> None:
     assert profile.leaf_template(issuer, Ed25519Signer(), (1, "a", "b"), None) is None
 
 
+LONG_DNS = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 61])  # 253 characters, the longest DNS name
+
+
+@pytest.mark.parametrize("path", ["template-p256", "template-rsa", "builder-p256", "builder-ed25519"])
+@pytest.mark.parametrize(("cn", "kept"), [("x" * 64, True), ("x" * 65, False), (LONG_DNS, False),
+                                          ("ü" * 32, True), ("ü" * 33, False)])
+def test_a_common_name_over_64_is_left_out_and_the_san_is_critical(path: str, cn: str, kept: bool) -> None:
+    """RFC 5280's ub-common-name: over it the subject is empty (never a ValueError, i.e. a 500), the SANs
+    name the certificate and their extension is critical, on the DER template and on cryptography's
+    builder (renewals, CA keys without a template) alike; pkilint finds nothing to say."""
+    issuer, signer = _ca("rsa" if path.endswith("rsa") else "p256")
+    spec = tbs.Leaf(_leaf_key("p256"), cn, SANs.split([cn if "." in cn else "a.example.com"]),
+                    dt.datetime(2030, 1, 1, tzinfo=UTC), dt.datetime(2030, 1, 2, tzinfo=UTC), issuer,
+                    (1, "admin", "kid"), 5)
+    if path.startswith("template"):
+        cert = profile.leaf(signer=signer, **spec._asdict())
+    elif path == "builder-p256":
+        cert = profile._sign(profile.leaf_builder(spec), signer)
+    else:
+        cert = profile.leaf_builder(spec).sign(ed25519.Ed25519PrivateKey.generate(), None)
+    assert cert.subject == (x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]) if kept else x509.Name([]))
+    assert cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).critical is not kept
+    assert pkilint(cert) == ""
+
+
+def pkilint(cert: x509.Certificate) -> str:
+    """pkilint's findings (WARNING and above) on ``cert``; '' when clean."""
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    tool = Path(sys.executable).parent / "lint_pkix_cert"
+    with tempfile.NamedTemporaryFile(suffix=".pem") as f:
+        f.write(cert.public_bytes(Encoding.PEM))
+        f.flush()
+        out = subprocess.run([str(tool), "lint", "-s", "WARNING", f.name], capture_output=True, text=True, check=False)
+    assert out.returncode in (0, 1), out.stderr
+    return out.stdout.strip()
+
+
 @pytest.mark.parametrize(("fields", "message"), [
     (dict(not_before=dt.datetime(2030, 1, 2, tzinfo=UTC), not_after=dt.datetime(2030, 1, 1, tzinfo=UTC)),
      "after the not valid before"),
     (dict(not_before=dt.datetime(1949, 12, 31, tzinfo=UTC), not_after=dt.datetime(2030, 1, 1, tzinfo=UTC)),
      "1950"),
-    (dict(common_name="x" * 65), "length must be"),
     (dict(sans=SANs.split(["bücher.example"])), "A-label"),
 ])
 def test_bad_fields_fail_like_the_builder(fields: dict, message: str) -> None:

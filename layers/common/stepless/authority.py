@@ -132,6 +132,14 @@ def get() -> Authority:
         return auth
 
 
+def expire() -> None:
+    """Make the next :func:`get` read the configuration again (kept if its version did not change)."""
+    global _cached
+    with _lock:
+        if _cached is not None:
+            _cached = (float("-inf"), _cached[1])
+
+
 def reset() -> None:
     """Forget the cached authority and signers (tests, `ca init`)."""
     global _cached

@@ -10,6 +10,10 @@ The endpoint comes from botocore's own ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL
 the local stack needs no special code path. Retries are bounded ("standard" mode, jittered backoff) to stay
 within a function's timeout. moto's ``mock_aws`` hooks every botocore session created after moto is
 imported, so tests call :func:`reset` once the mock is started.
+
+The hot operations (DynamoDB item reads/writes, kms.Sign, GetSecretValue) take a lean path
+(:mod:`stepless.awsclient`): the same client object and methods, botocore's model, SigV4, parsing, errors
+and retries, without its per-call machinery.
 """
 
 from __future__ import annotations
@@ -41,8 +45,10 @@ def _session() -> botocore.session.Session:
 @functools.cache
 def client(service: str) -> Any:
     """The container's shared client for ``service``."""
+    from stepless import awsclient
+
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    return _session().create_client(service, region_name=region, config=_CONFIG)
+    return awsclient.wrap(_session().create_client(service, region_name=region, config=_CONFIG))
 
 
 def reset() -> None:

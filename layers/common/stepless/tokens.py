@@ -73,6 +73,23 @@ def _b64(segment: str) -> bytes:
     return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
+_STRING_MEMBERS = ("alg", "kid", "typ", "cty")  # RFC 7515 §4.1: strings when present (alg always present)
+
+
+def check_header(header: dict[str, Any]) -> None:
+    """401 for a protected header this CA cannot take as it is: ``alg`` missing or ``alg``/``kid``/``typ``/
+    ``cty`` not strings (RFC 7515 §4.1), and JWS extensions we do not implement, so none is silently
+    ignored: any ``crit`` parameter (§4.1.11: unknown critical parameters must be rejected, and we know
+    none) and an unencoded payload (RFC 7797 ``b64`` other than true: the payload would not be what was
+    signed)."""
+    if not all(isinstance(header.get(name, ""), str) for name in _STRING_MEMBERS) or "alg" not in header:
+        raise Unauthorized("malformed token header")
+    if "crit" in header:
+        raise Unauthorized("token has critical header parameters this certificate authority does not support")
+    if header.get("b64", True) is not True:
+        raise Unauthorized("token has an unencoded payload (b64), which is not supported")
+
+
 @functools.lru_cache(maxsize=128)
 def parse(token: str) -> Parsed:
     """Split and decode ``token`` (cached: a request parses its token once); 401 when malformed."""
@@ -87,6 +104,7 @@ def parse(token: str) -> Parsed:
         raise Unauthorized("malformed token") from e
     if not isinstance(header, dict) or not isinstance(claims, dict):
         raise Unauthorized("malformed token")
+    check_header(header)
     return Parsed(header, claims, f"{parts[0]}.{parts[1]}".encode(), signature)
 
 

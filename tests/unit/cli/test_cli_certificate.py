@@ -263,7 +263,7 @@ def _assert_one_line_error(proc: subprocess.CompletedProcess[str], text: str) ->
         ),
         (["--crv", "P-999", "--no-password", "--insecure"], "invalid value 'P-999' for flag '--crv'"),
         (["--kty", "DSA", "--no-password", "--insecure"], "invalid value 'DSA' for flag '--kty'"),
-        ([], "no terminal to ask on; use a password file flag"),
+        ([], "no terminal to ask on; give it with --password-file FILE"),
         (["--password-file", "missing-pw"], "error reading missing-pw"),
         (["--password-file", "pw", "--no-password", "--insecure"], "incompatible"),
         (

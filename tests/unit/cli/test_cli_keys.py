@@ -88,7 +88,7 @@ def test_load_private_key_encrypted(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
     prompts: list[str] = []
 
-    def fake(file_flag: str | None, prompt: str, *, confirm: bool = False) -> str:
+    def fake(file_flag: str | None, prompt: str, *, confirm: bool = False, flag: str | None = None) -> str:
         prompts.append(prompt)
         return "s3cret"
 

@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from stepless import jose, oidc_discovery
+from stepless.admin import target
 from stepless.claims import _DURATIONS, _FLAGS, Claims
 from stepless.durations import parse_duration
 from stepless.errors import ClientError, ConfigError
@@ -53,6 +54,7 @@ DISCOVERY_TIMEOUT = 10.0
 MAX_DISCOVERY_BYTES = 1 << 20
 MAX_ITEM_BYTES = 380_000  # DynamoDB items are at most 400 KB; keep room for the other attributes
 _NAME_MAX = 128
+MAX_CLAIM_DURATION = dt.timedelta(days=3650)  # no lifetime longer than the root and intermediate's own
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,6 +120,9 @@ def check_claims(values: dict[str, Any]) -> dict[str, Any]:
                 raise ClientError(f"claims: {key}: {e}") from e
             if d <= dt.timedelta(0):
                 raise ClientError(f"claims: {key}: the duration must be positive, got {value!r}")
+            if d > MAX_CLAIM_DURATION:
+                raise ClientError(f"claims: {key}: at most 87600h (10 years, the CA certificates' lifetime), "
+                                  f"got {value!r}")
             out[key] = str(value).strip()
         elif isinstance(value, bool):
             out[key] = value
@@ -483,10 +488,13 @@ def change_config(action: str, name: str, mutate: Callable[[dict[str, Any]], tup
         result, summary = mutate(doc)
         record = audit.new_record(action, name, summary, version=version + 1)
         try:
-            return result, commit(doc, version, record), record
+            new_version = commit(doc, version, record)
         except ConfigConflict:
             if attempt == 2:
                 raise ClientError("the authority configuration keeps changing meanwhile; try again") from None
+            continue
+        target.changed(new_version)
+        return result, new_version, record
     raise AssertionError("unreachable")  # pragma: no cover
 
 

@@ -22,7 +22,11 @@ def outputs(stack_name: str) -> dict[str, str]:
         stacks = aws.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
     except Exception as e:  # noqa: BLE001 - no credentials, no stack, no network: one line for the user
         raise ClientError(f"cannot read stack {stack_name}: {aws.error_code(e) or e}") from e
-    return {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+    outs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+    params = {p["ParameterKey"]: p.get("ParameterValue", "") for p in stacks[0].get("Parameters", [])}
+    if params.get("ConfigTtlSeconds"):  # how long the functions keep a configuration (the true delay of a change)
+        outs.setdefault("ConfigTtlSeconds", params["ConfigTtlSeconds"])
+    return outs
 
 
 def local_outputs() -> dict[str, str] | None:

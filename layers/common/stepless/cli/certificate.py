@@ -187,11 +187,12 @@ def create(
     )
     if not csr and ca_file and ca_key:
         issuer = keys.load_certificates(ca_file)[0]
-        issuer_key = keys.load_private_key(ca_key, ca_password_file)
+        issuer_key = keys.load_private_key(ca_key, ca_password_file, flag="--ca-password-file")
         if keys.public_key_pem(issuer_key) != keys.public_key_pem(issuer.public_key()):  # type: ignore[arg-type]
             raise ClientError(f"the key {ca_key} does not match the certificate {ca_file}")
     key = keys.generate_key(kty, crv, size)
-    password = None if no_password else ui.password(password_file, ENCRYPT_PROMPT, confirm=True)
+    password = None if no_password else ui.password(password_file, ENCRYPT_PROMPT, confirm=True,
+                                                     flag="--password-file")
     if password == "":
         raise ClientError("the password to encrypt the private key cannot be empty")
     key_pem = keys.key_to_pem(key, password)

@@ -59,13 +59,17 @@ def _report_schedule(result: dict) -> None:
                    "of the persistent SQLite store.")
 @click.option("--reset", is_flag=True, help="Start over: a new CA (root, provisioners, records all discarded).")
 @click.option("--key-backend", type=click.Choice(["kms", "secrets"]), default="kms", show_default=True,
-              help="With --aws-emulation: where the CA keys live.")
+              help="With --aws-emulation: where the CA keys live, KMS keys or PEM keys in Secrets Manager (both "
+                   "emulated). The SQLite engine keeps them as encrypted files under the home.")
 @click.option("--provisioner", default="admin", show_default=True, help="The JWK provisioner's name.")
 @click.option("--dns", multiple=True, help="Another DNS name or IP for the CA (repeatable).")
 @click.option("--schedule-every", "schedule_every", metavar="DURATION", default=None,
               help="Also run the scheduled managed-certificate renewal every DURATION (e.g. 10s); off by default.")
+@click.option("--log-format", type=click.Choice(["auto", "text", "json"]), default="auto", show_default=True,
+              help="text: one readable line per request; json: the functions' JSON log and EMF metric lines, "
+                   "as in CloudWatch; auto: text in a terminal, else json.")
 def dev_cmd(address, home, password_file, aws_emulation, reset, key_backend, provisioner, dns,
-            schedule_every) -> None:
+            schedule_every, log_format) -> None:
     """Run a local CA behind an HTTPS gateway: on a persistent SQLite store under the home (the default), or
     on moto with the template's resources (--aws-emulation). Ctrl-C stops it."""
     from stepless.errors import ConfigError, StepError
@@ -74,9 +78,12 @@ def dev_cmd(address, home, password_file, aws_emulation, reset, key_backend, pro
     if home is not None:
         os.environ["STEPLESS_HOME"] = str(home)
     period = _period(schedule_every)
+    from stepless.local import requestlog
+
+    observer = requestlog.install(sys.stdout) if requestlog.wanted(log_format, sys.stdout) else None
     stack = DevStack(home=config.home(), address=_address(address), password_file=password_file,
                      key_backend=key_backend, dns_names=list(dns), provisioner=provisioner,
-                     schedule_every=period, on_schedule=_report_schedule,
+                     schedule_every=period, on_schedule=_report_schedule, observer=observer,
                      engine="aws" if aws_emulation else "sqlite", reset=reset)
     try:
         stack.start()
@@ -99,8 +106,8 @@ def dev_cmd(address, home, password_file, aws_emulation, reset, key_backend, pro
     if stack.password_file is not None:
         ui.done("Password file", str(stack.password_file))
     ui.done("Defaults", str(config.defaults_path()))
-    then = "stepless ca provisioner list" + (" --stack stepless-dev" if stack.engine == "aws" else "")
-    ui.done("Admin environment", f"{stack.home / 'config' / 'dev.env'} (set -a; . it; then {then})")
+    ui.done("Administration", "stepless ca provisioner|claims … need no --stack: they find this CA "
+            f"through the defaults ({stack.home / 'config' / 'dev.env'} is for other tools)")
     if period:
         ui.done("Scheduled renewal", f"every {schedule_every}")
     ui.info("Press Ctrl-C to stop.")

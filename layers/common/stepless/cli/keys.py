@@ -120,9 +120,10 @@ def pem_blocks(data: bytes) -> list[tuple[str, bytes]]:
 
 
 def load_private_key(
-    path: str, password_file: str | None = None, *, password: str | None = None
+    path: str, password_file: str | None = None, *, password: str | None = None, flag: str | None = None
 ) -> PrivateKey:
-    """Load a PEM (or DER) private key; asks the password only when the key is encrypted."""
+    """Load a PEM (or DER) private key; asks the password only when the key is encrypted (``flag``: the
+    command's password-file flag, named in the errors)."""
     data = read_input(path)
     blocks = [(t, b) for t, b in pem_blocks(data) if t.endswith("PRIVATE KEY")]
     if not blocks and b"-----BEGIN" in data:
@@ -132,7 +133,7 @@ def load_private_key(
     secret: bytes | None = None
     if encrypted:
         if password is None:
-            password = ui.password(password_file, DECRYPT_PROMPT.format(path))
+            password = ui.password(password_file, DECRYPT_PROMPT.format(path), flag=flag)
         secret = password.encode()
     try:
         if blocks:
@@ -143,7 +144,8 @@ def load_private_key(
         raise ClientError(f"error decrypting {path}: {e}") from e
     except ValueError as e:
         if encrypted:
-            raise ClientError(f"error decrypting {path}: x509: decryption password incorrect") from e
+            source = f" (the password from {flag} {password_file})" if password_file and flag else ""
+            raise ClientError(f"error decrypting {path}: x509: decryption password incorrect{source}") from e
         raise ClientError(f"error decoding {path}: invalid private key") from e
     except Exception as e:  # unsupported algorithms and the like
         raise ClientError(f"error decoding {path}: {e}") from e

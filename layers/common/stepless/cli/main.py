@@ -8,6 +8,9 @@ import click
 
 from stepless.errors import ClientError, ConfigError, StepError
 
+# click ≥ 8.2 raises this for a group called without a command (8.1 printed the help and exited 0 itself)
+_NO_ARGS_IS_HELP: type[click.UsageError] = getattr(click.exceptions, "NoArgsIsHelpError",
+                                                   type("_Never", (click.UsageError,), {}))
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
 
@@ -51,14 +54,10 @@ def _register() -> None:
     """Import the command modules, which attach their commands to the groups above."""
     import importlib
 
-    for name in ("certificate", "crypto", "ca", "admin", "ssh", "dev", "provisioner", "renew", "revoke", "managed"):
-        try:
-            importlib.import_module(f"stepless.cli.{name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"stepless.cli.{name}":
-                raise
-    importlib.import_module("stepless.cli.ssh_bastion")  # `ca ssh-bastion` (a module of its own: issue 11 item 3)
-    importlib.import_module("stepless.cli.acme")  # `ca acme eab add` (issue 15)
+    modules = ("certificate", "crypto", "ca", "admin", "ssh", "dev", "provisioner", "renew", "managed", "ssh_bastion",
+               "acme")
+    for name in modules:
+        importlib.import_module(f"stepless.cli.{name}")  # a missing module fails loudly
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -71,6 +70,9 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("error: aborted", err=True)
         sys.exit(130)
+    except _NO_ARGS_IS_HELP as e:  # a bare group (`stepless`, `stepless ca`): its help, like `--help`
+        click.echo(e.ctx.get_help() if e.ctx else e.format_message())
+        sys.exit(0)
     except click.ClickException as e:
         click.echo(f"error: {e.format_message()}", err=True)
         sys.exit(e.exit_code if e.exit_code else 2)
@@ -79,6 +81,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
     except StepError as e:
         click.echo(f"error: {e.message}", err=True)
+        sys.exit(1)
+    except OSError as e:  # a file, network or TLS failure no command turned into a message: still one line
+        from stepless.cli.client import describe
+
+        click.echo(f"error: {describe(e)}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -19,8 +19,7 @@ from collections.abc import Iterator
 
 import click
 
-from stepless import settings
-from stepless.admin import stack
+from stepless.admin import stack, target
 from stepless.cli import keys, options, ui
 from stepless.cli.main import ca
 from stepless.durations import format_duration, parse_duration
@@ -29,28 +28,23 @@ from stepless.managed import renewal
 from stepless.stores import managed as store
 from stepless.stores.managed import Managed
 
-SECRETS_PREFIX_ENV = "STEPLESS_SECRETS_PREFIX"
-
-stack_option = click.option(
-    "--stack", "stack_name", default=None, metavar="NAME",
-    help="The CloudFormation stack deployed from template.yaml [default: stepless; when not given and "
-         "STEPLESS_MANAGED_TABLE is set, the environment's tables are used].",
-)
+stack_option = options.stack
 
 
 def use_stack(stack_name: str | None) -> str:
-    """Point the library at the stack's tables (the managed table too); the secrets prefix."""
-    if stack_name is None and os.environ.get(store.MANAGED_TABLE) and os.environ.get(settings.AUTHORITY_TABLE):
-        return os.environ.get(SECRETS_PREFIX_ENV) or "stepless"
-    name = stack_name or "stepless"
+    """Point the library at the target CA's tables (the managed table too); the secrets prefix."""
+    where = target.use(stack_name)
     if stack.local_outputs() is not None:
         raise ClientError("managed certificates keep their key in AWS Secrets Manager, which the local CA's SQLite "
                           "engine has not: run `stepless dev --aws-emulation` to try them locally")
-    outs = stack.use(name)
-    if "ManagedTableName" not in outs:
-        raise ClientError(f"stack {name} has no ManagedTableName output; update the stack to this version")
-    os.environ[store.MANAGED_TABLE] = outs["ManagedTableName"]
-    return outs.get("SecretsPrefix") or name
+    if not where.stack:  # the environment's tables
+        if not os.environ.get(store.MANAGED_TABLE):
+            raise ClientError(f"{store.MANAGED_TABLE} is not set: name the stack with --stack")
+        return where.secrets_prefix
+    if "ManagedTableName" not in where.outputs:
+        raise ClientError(f"stack {where.stack} has no ManagedTableName output; update the stack to this version")
+    os.environ[store.MANAGED_TABLE] = where.outputs["ManagedTableName"]
+    return where.secrets_prefix
 
 
 @contextlib.contextmanager
@@ -81,6 +75,7 @@ def _show(item: Managed) -> dict:
         "lastError": item.last_error, "secretArn": item.secret_arn, "version": item.version,
         "renewedAt": _time(item.renewed_at) if item.renewed_at else None,
         "leaseUntil": _time(item.lease_until) if item.lease_until else None,
+        "acmArn": item.acm_arn,
     }
 
 
@@ -99,8 +94,18 @@ def managed() -> None:
 @click.option("--rekey", is_flag=True, help="A new private key at every renewal (default: keep the key).")
 @options.key_flags
 @click.option("-f", "--force", is_flag=True, help="Replace an existing managed certificate NAME.")
-def issue_cmd(subject, name, stack_name, san, not_after, rekey, kty, crv, size, force) -> None:
+@click.option("--acm", "acm_import", is_flag=True,
+              help="Also import it into ACM as a new certificate; every renewal is re-imported into it.")
+@click.option("--acm-arn", metavar="ARN", default=None,
+              help="Re-import it into this ACM certificate (e.g. the API domain's DomainCertificateArn) now and "
+                   "at every renewal.")
+def issue_cmd(subject, name, stack_name, san, not_after, rekey, kty, crv, size, force, acm_import=False,
+              acm_arn=None) -> None:
     """Issue a certificate for SUBJECT kept in the secret <stack>/managed/NAME, renewed automatically."""
+    if acm_import and acm_arn:
+        raise ClientError("--acm imports a new ACM certificate, --acm-arn re-imports into one: choose one")
+    if acm_arn and not (acm_arn.startswith("arn:") and ":acm:" in acm_arn):
+        raise ClientError(f"--acm-arn {acm_arn!r} is not an ACM certificate ARN")
     try:
         duration = parse_duration(not_after)
     except ValueError as e:
@@ -109,12 +114,15 @@ def issue_cmd(subject, name, stack_name, san, not_after, rekey, kty, crv, size, 
     key = keys.generate_key(kty, crv, size)
     with _quiet():
         item = renewal.issue(name=name, subject=subject, sans=list(san) or [subject], duration=duration,
-                             rekey=rekey, prefix=prefix, key=key, replace=force)
+                             rekey=rekey, prefix=prefix, key=key, replace=force, acm_import=acm_import,
+                             acm_arn=acm_arn)
     ui.done("Managed certificate", item.name)
     ui.done("Serial", item.serial)
     ui.done("Not after", _time(item.not_after))
     ui.done("Renews at", _time(item.renew_at))
     ui.done("Secret", item.secret_arn)
+    if item.acm_arn:
+        ui.done("ACM certificate", item.acm_arn)
     click.echo(item.secret_arn)
 
 

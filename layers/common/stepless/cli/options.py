@@ -25,6 +25,11 @@ san = click.option("--san", multiple=True, metavar="NAME",
 kty = click.option("--kty", default="EC", show_default=True, type=click.Choice(["EC", "RSA", "OKP"]),
                    help="The key type to create.")
 crv = click.option("--crv", "--curve", "crv", default=None, help="The elliptic curve (P-256, P-384, P-521, Ed25519).")
+stack = click.option(
+    "--stack", "stack_name", default=None, metavar="NAME",
+    help="The CloudFormation stack deployed from template.yaml [default: $STEPLESS_STACK; else the local CA "
+         "that `stepless dev` runs; else stepless] (stepless.admin.target).",
+)
 size = click.option("--size", default=None, type=int, help="The RSA key size in bits.")
 
 

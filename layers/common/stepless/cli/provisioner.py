@@ -7,16 +7,14 @@ Like ``step ca provisioner``, but the configuration is the stack's authority ite
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import click
 
-from stepless import settings
 from stepless.admin import provisioners as admin
-from stepless.admin import stack
-from stepless.cli import ui
+from stepless.admin import target
+from stepless.cli import config, options, ui
 from stepless.cli.main import ca
 from stepless.errors import ClientError
 
@@ -44,7 +42,8 @@ TOGGLES = {
 }
 
 
-def _claims_flags(fn: Any) -> Any:
+def claims_flags(fn: Any) -> Any:
+    """The claims flags (durations and switches), shared by ``ca provisioner add|update`` and ``ca claims``."""
     for param, (flag, _, text) in reversed(list(DURATION_FLAGS.items())):
         fn = click.option(flag, param, metavar="DURATION", default=None,
                           help=f"The {text} (a Go duration such as 8h; \"\" reverts to the authority's).")(fn)
@@ -53,7 +52,7 @@ def _claims_flags(fn: Any) -> Any:
     return fn
 
 
-def _claims(params: dict[str, Any]) -> dict[str, Any]:
+def claims_from(params: dict[str, Any]) -> dict[str, Any]:
     """The claims the user gave (step JSON keys); unset flags are left out."""
     out: dict[str, Any] = {}
     for param, (_, key, _) in DURATION_FLAGS.items():
@@ -65,18 +64,12 @@ def _claims(params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-stack_option = click.option(
-    "--stack", "stack_name", default=None, metavar="NAME",
-    help="The CloudFormation stack deployed from template.yaml [default: stepless; when not given and "
-         "STEPLESS_AUTHORITY_TABLE is set, that table is used].",
-)
+stack_option = options.stack
 
 
-def _use_stack(stack_name: str | None) -> None:
-    """Point the library at the stack's tables (or keep the environment's when no --stack is given)."""
-    if stack_name is None and (os.environ.get(settings.AUTHORITY_TABLE) or os.environ.get("STEPLESS_STORE")):
-        return  # the environment's tables, or the local CA's SQLite store
-    stack.use(stack_name or os.environ.get("STEPLESS_STACK") or "stepless")
+def _use_stack(stack_name: str | None) -> target.Target:
+    """Point the library at the target CA's tables (``stepless.admin.target``)."""
+    return target.use(stack_name)
 
 
 def _read(path: str, what: str) -> bytes:
@@ -97,9 +90,9 @@ def _emit(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=False))
 
 
-def _propagation_note() -> None:
-    ttl = settings.config_ttl()
-    ui.info(f"The functions pick the change up within {ttl:g}s (STEPLESS_CONFIG_TTL); no redeploy needed.")
+def _propagation_note(where: target.Target | None = None) -> None:
+    """When the CA applies the change, truthfully for the target (the last one used when not given)."""
+    ui.info((where or target.current()).propagation())
 
 
 @ca.group("provisioner")
@@ -109,10 +102,39 @@ def provisioner() -> None:
 
 @provisioner.command("list")
 @stack_option
-def list_cmd(stack_name: str | None) -> None:
-    """Print the provisioners as a JSON array (as GET /provisioners shows them, without secrets)."""
-    _use_stack(stack_name)
-    _emit(admin.list_provisioners())
+@options.connection
+def list_cmd(stack_name: str | None, ca_url: str | None, root: str | None) -> None:
+    """Print the provisioners as a JSON array, as `step ca provisioner list` does.
+
+    With --stack (or STEPLESS_STACK) they are read from the stack's configuration (administrator
+    credentials); otherwise from the CA's public GET /provisioners (--ca-url/--root or the saved defaults).
+    """
+    if target.administrator(stack_name) or not (ca_url or config.defaults().get("ca-url")):
+        _use_stack(stack_name)
+        provisioners = admin.list_provisioners()
+    else:
+        from stepless.cli.ca import connect
+
+        provisioners = connect(ca_url, root)[0].provisioners()
+    click.echo(json.dumps([step_order(p) for p in provisioners], indent=3))  # step's MarshalIndent(…, "", "   ")
+
+
+# the field order of step's provisioner structs (type and name first, claims last) and of its JWKs
+_ENTRY_ORDER = ("type", "name", "key", "encryptedKey", "clientID", "clientSecret", "configurationEndpoint",
+                "admins", "domains", "groups", "listenAddress", "roots", "claims")
+_JWK_ORDER = ("use", "kty", "kid", "crv", "alg", "x", "y", "n", "e")
+
+
+def step_order(entry: dict[str, Any]) -> dict[str, Any]:
+    """An entry with its keys in the order `step ca provisioner list` prints them."""
+
+    def ordered(d: dict[str, Any], order: tuple[str, ...]) -> dict[str, Any]:
+        return {**{k: d[k] for k in order if k in d}, **{k: v for k, v in d.items() if k not in order}}
+
+    out = ordered(entry, _ENTRY_ORDER)
+    if isinstance(out.get("key"), dict):
+        out["key"] = ordered(out["key"], _JWK_ORDER)
+    return out
 
 
 @provisioner.command("add")
@@ -142,13 +164,13 @@ def list_cmd(stack_name: str | None) -> None:
               help="ACME: require External Account Binding (keys from `stepless ca acme eab add`).")
 @click.option("--acme-policy", "acme_policy", metavar="FILE",
               help='ACME: a JSON identifier policy {"allow": {"dns": [...], "ip": [...]}, "deny": {...}}.')
-@_claims_flags
+@claims_flags
 def add_cmd(name, key_file, stack_name, type_, create, public_key, password_file, client_id, client_secret,
             configuration_endpoint, domains, admins, groups, listen_address, x5c_roots, require_eab, acme_policy,
             **claim_params) -> None:
     """Add the provisioner NAME (JWK: --create or a public key; OIDC; X5C; SSHPOP; ACME)."""
     kind = admin.normalize_type(type_)
-    claims = _claims(claim_params)
+    claims = claims_from(claim_params)
     admin.check_name(name)
     admin.check_claims(claims)
     _check_flags(kind, key_file=key_file, create=create, public_key=public_key, password_file=password_file,
@@ -156,12 +178,12 @@ def add_cmd(name, key_file, stack_name, type_, create, public_key, password_file
                  oidc_lists=domains or admins or groups or listen_address, x5c_roots=x5c_roots)
     if acme_policy and kind != "ACME":
         raise ClientError(f"--acme-policy does not apply to {kind} provisioners")
-    _use_stack(stack_name)
+    where = _use_stack(stack_name)
     summary: dict[str, Any] = {}
     if kind == "JWK":
         if create:
             password = ui.password(password_file, "Please enter a password to encrypt the provisioner private key: ",
-                                   confirm=True)
+                                   confirm=True, flag="--password-file")
             entry = admin.jwk_entry(name, password=password, claims=claims)
         else:
             path = public_key or key_file
@@ -185,7 +207,7 @@ def add_cmd(name, key_file, stack_name, type_, create, public_key, password_file
     change = admin.add(entry, summary=summary)
     kid = (change.entry.get("key") or {}).get("kid")
     ui.done("Provisioner", f"{name} ({kind}) added" + (f" [kid: {kid}]" if kid else ""))
-    _propagation_note()
+    _propagation_note(where)
     _emit(change.entry)
 
 
@@ -218,17 +240,17 @@ def _check_flags(kind: str, *, key_file, create, public_key, password_file, clie
 @provisioner.command("update")
 @click.argument("name")
 @stack_option
-@_claims_flags
+@claims_flags
 def update_cmd(name, stack_name, **claim_params) -> None:
     """Change the claims (lifetimes, SSH, renewal) of the provisioner NAME."""
-    claims = _claims(claim_params)
+    claims = claims_from(claim_params)
     admin.check_claims(claims)
     if not claims:
         raise ClientError("nothing to update: give at least one claims flag (see --help)")
-    _use_stack(stack_name)
+    where = _use_stack(stack_name)
     change = admin.update(name, claims)
     ui.done("Provisioner", f"{name} updated")
-    _propagation_note()
+    _propagation_note(where)
     _emit(change.entry)
 
 
@@ -239,7 +261,7 @@ def update_cmd(name, stack_name, **claim_params) -> None:
               help="Only remove NAME if it is of this type.")
 def remove_cmd(name, stack_name, type_) -> None:
     """Remove the provisioner NAME (refused for the last one that can issue certificates)."""
-    _use_stack(stack_name)
+    where = _use_stack(stack_name)
     change = admin.remove(name, type_=type_)
     ui.done("Provisioner", f"{name} ({change.entry.get('type')}) removed")
-    _propagation_note()
+    _propagation_note(where)

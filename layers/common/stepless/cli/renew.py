@@ -12,12 +12,13 @@ from pathlib import Path
 import click
 import jwt
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from stepless import jose
 from stepless.cli import config, keys, options, renewal, tokens, ui
 from stepless.cli.ca import chain_pem
-from stepless.cli.client import CAClient
+from stepless.cli.client import CAClient, TLSRefused
 from stepless.cli.main import ca, certificate
 from stepless.errors import ClientError
 
@@ -51,15 +52,76 @@ def _mtls_client(ca_url: str, root: str, crt: str, key: object) -> CAClient:
 def renew_once(ca_url: str, root: str, crt: str, key_file: str, password_file: str | None, mode: str) -> dict:
     """POST /renew over mTLS (``mode`` mtls/auto) or with a token (token/auto fallback); the SignResponse."""
     chain = keys.load_certificates(crt)
-    key = keys.load_private_key(key_file, password_file)
+    key = keys.load_private_key(key_file, password_file, flag="--password-file")
+    check_issued_under(chain, root, crt)
+    leaf = chain[0]
+    expired = dt.datetime.now(dt.UTC) > leaf.not_valid_after_utc
+    if expired and mode == "mtls":  # the CA refuses an expired certificate in the TLS handshake: say why
+        ending = ("its provisioner allows renewal after expiry: use --token-auth"
+                  if renewable_after_expiry(CAClient(ca_url, root), leaf) else
+                  "its provisioner does not allow renewal after expiry: get a new one (stepless ca certificate)")
+        raise ClientError(f"the certificate in {crt} expired on {leaf.not_valid_after_utc:%Y-%m-%d %H:%M} UTC, "
+                          f"so the CA refuses it for mutual TLS; {ending}")
+    if expired and mode == "auto":  # only a renew token can still work (allowRenewalAfterExpiry)
+        try:
+            return _token_renew(ca_url, root, chain, key)
+        except TLSRefused:
+            raise
+        except ClientError as e:
+            raise ClientError(f"the certificate in {crt} expired on {leaf.not_valid_after_utc:%Y-%m-%d %H:%M} UTC "
+                              f"and the CA refuses to renew it ({e}): get a new one (stepless ca certificate)") from e
     if mode in ("mtls", "auto"):
         try:
             return _mtls_client(ca_url, root, crt, key).post("/renew")
+        except TLSRefused:
+            raise
         except ClientError as e:
             if mode == "mtls" or NO_CLIENT_CERT not in str(e):
                 raise
+    return _token_renew(ca_url, root, chain, key)
+
+
+def _token_renew(ca_url: str, root: str, chain: list[x509.Certificate], key: object) -> dict:
+    """POST /renew with an x5cInsecure renew token signed by the certificate's key."""
     token = renew_token(ca_url, chain, key)
     return CAClient(ca_url, root).post("/renew", headers={"Authorization": f"Bearer {token}"})
+
+
+def check_issued_under(chain: list[x509.Certificate], root: str, crt: str) -> None:
+    """A readable error when the certificate's chain (leaf + intermediate) does not lead to the root the CLI
+    trusts: the CA's root changed since it was issued (the CA would refuse it with an ``unknown CA`` alert)."""
+    if len(chain) < 2:
+        return  # a leaf alone: nothing to check here, the CA decides
+    anchors = keys.load_certificates(root)
+    try:
+        chain[0].verify_directly_issued_by(chain[1])
+    except (ValueError, TypeError, InvalidSignature):
+        return  # not a chain this check understands
+    for anchor in anchors:
+        if chain[1] == anchor:
+            return
+        try:
+            chain[1].verify_directly_issued_by(anchor)
+            return
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+    raise ClientError(f"the certificate in {crt} was not issued under the CA's root ({root}): the CA's root has "
+                      "changed since; bootstrap again (stepless ca bootstrap --ca-url URL --fingerprint FP) and get "
+                      "a new certificate (stepless ca certificate)")
+
+
+def renewable_after_expiry(client: CAClient, leaf: x509.Certificate) -> bool:
+    """Whether the provisioner that issued ``leaf`` (its provisioner extension) lists
+    ``allowRenewalAfterExpiry`` in GET /provisioners: then a renew token still works once it has expired."""
+    from stepless.x509 import extensions
+
+    issued_by = extensions.of(leaf)
+    if issued_by is None:
+        return False
+    for entry in client.provisioners():
+        if entry.get("name") == issued_by[1]:
+            return bool((entry.get("claims") or {}).get("allowRenewalAfterExpiry"))
+    return False
 
 
 @ca.command("renew")
@@ -167,8 +229,13 @@ def revoke_cmd(serial, ca_url, root, cert_file, key_file, token, provisioner, pa
             raise ClientError("flags --cert and --key must be used together")
         if token:
             raise ClientError("flags --cert and --token are incompatible")
-        leaf = keys.load_certificates(cert_file)[0]
+        chain = keys.load_certificates(cert_file)
+        leaf = chain[0]
         serial = str(leaf.serial_number)
+        check_issued_under(chain, root_file, cert_file)
+        if dt.datetime.now(dt.UTC) > leaf.not_valid_after_utc:
+            raise ClientError(f"the certificate in {cert_file} has expired, so the CA refuses it for mutual TLS: "
+                              f"revoke it by serial with a token (stepless ca revoke {serial})")
         key = keys.load_private_key(key_file, None)
         client = _mtls_client(url, root_file, cert_file, key)
         client.post("/revoke", {"serial": serial, **body})

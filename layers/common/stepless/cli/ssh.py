@@ -34,11 +34,11 @@ def _load_ssh_private(path: str, password_file: str | None = None) -> object:
     except OSError as e:
         raise ClientError(f"error reading {path}: {e.strerror}") from e
     if b"OPENSSH PRIVATE KEY" not in data:
-        return keys.load_private_key(path, password_file)
+        return keys.load_private_key(path, password_file, flag="--password-file")
     try:
         return serialization.load_ssh_private_key(data, None)
     except (TypeError, ValueError):
-        password = ui.password(password_file, f"Please enter the password to decrypt {path}: ")
+        password = ui.password(password_file, f"Please enter the password to decrypt {path}: ", flag="--password-file")
         try:
             return serialization.load_ssh_private_key(data, password.encode())
         except ValueError as e:
@@ -63,11 +63,12 @@ def _cert_response(res: dict) -> SSHCertificate:
 @options.not_after
 @click.option("--no-agent", is_flag=True, help="Do not add the certificate and key to the ssh-agent.")
 @click.option("--no-password", is_flag=True, help="Do not ask for a password to encrypt the private key.")
-@click.option("--insecure", is_flag=True)
+@click.option("--insecure", is_flag=True, help="Allow insecure choices such as --no-password.")
 @click.option("--password-file", "key_password_file", metavar="FILE", help="The password to encrypt the key.")
 @options.token
 @options.provisioner
-@click.option("--provisioner-password-file", "password_file", metavar="FILE")
+@click.option("--provisioner-password-file", "password_file", metavar="FILE",
+              help="The path to the FILE containing the password to decrypt the one-time token generating key.")
 @options.key_flags
 @options.force
 @options.x5c
@@ -104,7 +105,7 @@ def certificate_cmd(key_id, key_file, ca_url, root, host, sign, principal, not_b
     password = None
     if private is not None and not no_password:
         password = ui.password(key_password_file, "Please enter the password to encrypt the private key: ",
-                               confirm=True)
+                               confirm=True, flag="--password-file")
     ui.done("CA", client.ca_url)
     res = client.post("/ssh/sign", {
         "publicKey": base64.b64encode(_wire(public)).decode(), "ott": token, "certType": cert_type,
@@ -306,11 +307,12 @@ def renew_cmd(cert_file, key_file, ca_url, root, out, password_file, force) -> N
 @options.connection
 @options.token
 @options.provisioner
-@click.option("--provisioner-password-file", "password_file", metavar="FILE")
+@click.option("--provisioner-password-file", "password_file", metavar="FILE",
+              help="The path to the FILE containing the password to decrypt the one-time token generating key.")
 @click.option("--sshpop-cert", metavar="FILE", help="Authenticate with this SSH certificate (SSHPOP).")
 @click.option("--sshpop-key", metavar="FILE", help="The private key of --sshpop-cert.")
-@click.option("--reason", default="")
-@click.option("--reasonCode", "--reason-code", "reason_code", type=int, default=0)
+@click.option("--reason", default="", help="The reason for the revocation.")
+@click.option("--reasonCode", "--reason-code", "reason_code", type=int, default=0, help="RFC 5280 reason code.")
 def revoke_cmd(serial, ca_url, root, token, provisioner, password_file, sshpop_cert, sshpop_key, reason,
                reason_code) -> None:
     """Revoke the SSH certificate with SERIAL: it can no longer be renewed and it is in the KRL."""

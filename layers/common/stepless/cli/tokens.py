@@ -59,8 +59,9 @@ def choose(provisioners: list[dict[str, Any]], name: str | None, usable: tuple[s
     if not chosen:
         raise ClientError("the CA has no provisioner that can make this token")
     if len(chosen) > 1:
-        names = ", ".join(p["name"] for p in chosen)
-        raise ClientError(f"more than one provisioner ({names}): choose one with --provisioner")
+        return ui.select("What provisioner key do you want to use?", chosen, label,
+                         on_no_terminal="more than one provisioner ({names}): choose one with --provisioner",
+                         name=lambda p: p["name"], announce="Provisioner")
     ui.done("Provisioner", label(chosen[0]))
     return chosen[0]
 
@@ -70,7 +71,8 @@ def jwk_signing_key(p: dict[str, Any], password_file: str | None) -> Any:
     encrypted = p.get("encryptedKey")
     if not encrypted:
         raise ClientError(f"provisioner {p['name']} has no encrypted key; use --token")
-    password = ui.password(password_file, "Please enter the password to decrypt the provisioner key: ")
+    password = ui.password(password_file, "Please enter the password to decrypt the provisioner key: ",
+                           flag="--provisioner-password-file")
     try:
         return jose.key_from_jwk(jose.decrypt_jwk(encrypted, password))
     except ValueError as e:

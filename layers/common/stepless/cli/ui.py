@@ -5,11 +5,15 @@ from __future__ import annotations
 import getpass
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import click
 
 from stepless.errors import ClientError
+
+T = TypeVar("T")
 
 
 def done(label: str, value: str) -> None:
@@ -21,6 +25,21 @@ def info(text: str) -> None:
     click.echo(text, err=True)
 
 
+def select(question: str, items: list[T], label: Callable[[T], str], *, on_no_terminal: str,
+           name: Callable[[T], str], announce: str) -> T:
+    """Ask which of ``items`` to use when a terminal is there (as step does); otherwise a one-line error,
+    ``on_no_terminal`` with ``{names}`` replaced by the items' names. The choice is announced as ``✔ announce: …``."""
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        raise ClientError(on_no_terminal.format(names=", ".join(name(i) for i in items)))
+    info(question)
+    for n, item in enumerate(items, 1):
+        info(f"  {n}) {label(item)}")
+    choice = click.prompt(f"Choose 1-{len(items)}", type=click.IntRange(1, len(items)), err=True)
+    picked = items[choice - 1]
+    done(announce, label(picked))
+    return picked
+
+
 def read_password_file(path: str) -> str:
     """The first line of a password file, without its newline."""
     try:
@@ -30,10 +49,12 @@ def read_password_file(path: str) -> str:
     return data.splitlines()[0] if data else ""
 
 
-def ask_password(prompt: str, *, confirm: bool = False) -> str:
-    """Ask a password on the terminal; refuses to hang when stdin is not a terminal."""
+def ask_password(prompt: str, *, confirm: bool = False, flag: str | None = None) -> str:
+    """Ask a password on the terminal; refuses to hang when stdin is not a terminal, naming the command's
+    password-file ``flag`` that gives it instead."""
     if not sys.stdin.isatty() and not os.environ.get("STEPLESS_ALLOW_STDIN_PASSWORD"):
-        raise ClientError(f"{prompt.rstrip(': ')}: no terminal to ask on; use a password file flag")
+        how = f"give it with {flag} FILE" if flag else "this command reads it only from a terminal"
+        raise ClientError(f"{prompt.rstrip(': ')}: there is no terminal to ask on; {how}")
     while True:
         value = getpass.getpass(prompt)
         if not confirm:
@@ -44,11 +65,11 @@ def ask_password(prompt: str, *, confirm: bool = False) -> str:
         info("passwords do not match, try again")
 
 
-def password(file_flag: str | None, prompt: str, *, confirm: bool = False) -> str:
-    """A password from ``file_flag`` when given, else asked."""
+def password(file_flag: str | None, prompt: str, *, confirm: bool = False, flag: str | None = None) -> str:
+    """A password from the file ``file_flag`` (the value of the command's ``flag``) when given, else asked."""
     if file_flag:
         return read_password_file(file_flag)
-    return ask_password(prompt, confirm=confirm)
+    return ask_password(prompt, confirm=confirm, flag=flag)
 
 
 def confirm_overwrite(path: str | Path, force: bool) -> None:

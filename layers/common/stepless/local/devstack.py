@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from stepless import authority, aws, clock, settings
+from stepless.admin import target
 from stepless.local import gateway, stack, template
 from stepless.stores import backend
 from stepless.x509 import profile
@@ -39,7 +40,7 @@ LOCAL_NAMES = ["localhost", "127.0.0.1", "::1"]
 STACK_NAME = "stepless-dev"
 ENGINES = ("sqlite", "aws")
 # what --reset removes from the home (the client's own files, e.g. config/defaults.json, are rewritten)
-STATE = ("db", "secrets", "certs", "tls", "config/dev.env")
+STATE = ("db", "secrets", "certs", "tls", "state", "config/dev.env")
 
 
 class DevStackError(Exception):
@@ -119,6 +120,7 @@ class DevStack:
     moto_url: str = ""
     schedule_every: float | None = None  # seconds between scheduled renewal runs (None: off)
     on_schedule: Callable[[dict], None] | None = None  # gets each run's result (or {"error": ...})
+    observer: gateway.RequestObserver | None = None  # told of each request (readable log lines)
     _moto: object = None
     _gateway: gateway.Gateway | None = None
     _stop_schedule: threading.Event = field(default_factory=threading.Event)
@@ -133,13 +135,15 @@ class DevStack:
         check_address(self.address)
         if self.reset:
             self._wipe()
-        os.environ["STEPLESS_CONFIG_TTL"] = os.environ.get("STEPLESS_CONFIG_TTL", "5")
+        ttl = os.environ.get("STEPLESS_CONFIG_TTL")  # the caller's, before the template's default (30) lands
         # the gateway asks every client for a certificate on all its names: each is an "mTLS domain"
         os.environ[settings.MTLS_DOMAIN] = ",".join(dict.fromkeys([*LOCAL_NAMES, self.address[0], *self.dns_names]))
         if self.engine == "sqlite":
             self._start_sqlite()
         else:
             self._start_moto()
+        # a safety net only: administrator changes made through the CLI are applied at once (config_stamp)
+        os.environ["STEPLESS_CONFIG_TTL"] = ttl or "5"
         self._serve()
         if self.schedule_every:
             self._scheduler = threading.Thread(target=self._schedule_loop, name="stepless-dev-schedule", daemon=True)
@@ -194,7 +198,8 @@ class DevStack:
             self._init_ca({"KeyDirectory": str(self.home / "secrets")}, "files")
         elif self.password_file is None:
             self.password_file = self.home / "secrets" / "password"
-        self._publish(authority.get().root_pems[0], authority.get().intermediate_pem, env)
+        self._publish(authority.get().root_pems[0], authority.get().intermediate_pem, env,
+                      {"engine": "sqlite", **env})
 
     def _start_moto(self) -> None:
         """moto server (serialized) with the template's resources, and a new CA."""
@@ -216,7 +221,8 @@ class DevStack:
         self._init_ca(resources, self.key_backend)
         self._publish(authority.get().root_pems[0], authority.get().intermediate_pem, {
             "AWS_ENDPOINT_URL": self.moto_url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1", "STEPLESS_STACK": STACK_NAME})
+            "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1", "STEPLESS_STACK": STACK_NAME},
+            {"engine": "moto", "endpoint": self.moto_url, "region": "us-east-1"})
 
     def _password(self) -> str:
         if self.password_file is not None:
@@ -232,8 +238,9 @@ class DevStack:
         init(outputs=outputs, backend=key_backend, name="stepless dev", dns_names=names,
              provisioner=self.provisioner, password=self._password(), ssh=True, force=True)
 
-    def _publish(self, root_pem: str, intermediate_pem: str, env: dict[str, str]) -> None:
-        """What a client needs to bootstrap (URL, fingerprint, root), and the admin environment."""
+    def _publish(self, root_pem: str, intermediate_pem: str, env: dict[str, str], engine: dict[str, str]) -> None:
+        """What a client needs to bootstrap (URL, fingerprint, root); how administrator commands reach this CA
+        (``engine``: the local record's engine part, see :meth:`local_record`); ``env`` for other tools."""
         from cryptography import x509
 
         from stepless.cli import config
@@ -247,10 +254,22 @@ class DevStack:
         (certs / "root_ca.crt").write_text(root_pem)
         (certs / "intermediate_ca.crt").write_text(intermediate_pem)
         config.save_defaults({"ca-url": self.url, "fingerprint": self.fingerprint,
-                              "root": str(certs / "root_ca.crt")})
-        path = self.home / "config" / "dev.env"  # for administrator commands against the local CA
+                              "root": str(certs / "root_ca.crt"), target.LOCAL_KEY: self.local_record(engine)})
+        path = self.home / "config" / "dev.env"  # for other tools; our commands find the CA through the defaults
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+        self.config_stamp.parent.mkdir(parents=True, exist_ok=True)
+        self.config_stamp.write_text("0\n")
+
+    @property
+    def config_stamp(self) -> Path:
+        """Touched by administrator commands after a change; the gateway then reloads the configuration."""
+        return self.home / "state" / "config-changed"
+
+    def local_record(self, engine: dict[str, str]) -> dict[str, str]:
+        """What administrator commands need to reach this CA (``stepless.admin.target``): its engine
+        (``moto``: endpoint and region; ``sqlite``: the store and the key password file) and stack name."""
+        return {**engine, "stack": STACK_NAME, "ca-url": self.url, "config-stamp": str(self.config_stamp)}
 
     def _tls_files(self) -> tuple[Path, Path]:
         """A server certificate for the gateway, issued by the CA's own intermediate."""
@@ -281,7 +300,8 @@ class DevStack:
         path = stack.default_template_path()
         routes = template.routes(template.load_template(path))
         self._gateway = gateway.Gateway(self.address, routes, path.parent, ctx,
-                                        access_log=bool(os.environ.get("STEPLESS_ACCESS_LOG")))
+                                        access_log=bool(os.environ.get("STEPLESS_ACCESS_LOG")),
+                                        config_stamp=self.config_stamp, observer=self.observer)
         self._gateway.start()
 
     def stop(self) -> None:

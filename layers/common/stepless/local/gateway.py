@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import importlib.util
+import json
+import re
 import ssl
 import sys
 import threading
@@ -15,7 +17,7 @@ import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 from cryptography import x509
@@ -25,6 +27,82 @@ from stepless.local.template import Route, find_route
 
 MAX_BODY = 10 * 1024 * 1024  # API Gateway's payload limit
 TEXT_TYPES = ("application/json", "text/", "application/x-pem-file", "application/x-www-form-urlencoded")
+TIMEOUT = 30  # seconds a connection may stall (TLS handshake, headers, body) before it is closed
+MAX_LINE = 4096  # a chunk-size or trailer line
+MAX_TRAILERS = 64
+_DIGITS = re.compile(rb"[0-9]{1,19}")
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
+
+
+class HTTPRefusal(Exception):
+    """A request the gateway answers itself (before any handler), then closes the connection."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def content_length(values: list[str]) -> int:
+    """The body length one ``Content-Length`` header gives: plain decimal digits only (``int()`` would take
+    ``-1``, ``+5``, ``1_0`` or non-ASCII digits), at most one such header (400 otherwise)."""
+    if len(values) > 1:
+        raise HTTPRefusal(400, "more than one Content-Length header")
+    text = values[0].strip().encode("latin-1", "replace") if values else b"0"
+    if not _DIGITS.fullmatch(text):
+        raise HTTPRefusal(400, "malformed Content-Length header")
+    length = int(text)
+    if length > MAX_BODY:
+        raise HTTPRefusal(413, "Request Entity Too Large")
+    return length
+
+
+def _line(rfile: Any) -> bytes:
+    line = rfile.readline(MAX_LINE + 1)
+    if len(line) > MAX_LINE or not line.endswith(b"\r\n"):
+        raise HTTPRefusal(400, "malformed chunked body")
+    return line[:-2]
+
+
+def read_chunked(rfile: Any, limit: int | None = None) -> bytes:
+    """A ``Transfer-Encoding: chunked`` body (RFC 9112 §7.1), decoded: the whole of it, trailers skipped, so
+    nothing of it is ever read as a next request; 400 when malformed or truncated, 413 beyond ``limit``."""
+    limit = MAX_BODY if limit is None else limit
+    body = bytearray()
+    while True:
+        size_text = _line(rfile).split(b";", 1)[0].strip()
+        if not _HEX.fullmatch(size_text):
+            raise HTTPRefusal(400, "malformed chunk size")
+        size = int(size_text, 16)
+        if size == 0:
+            break
+        if len(body) + size > limit:
+            raise HTTPRefusal(413, "Request Entity Too Large")
+        chunk = rfile.read(size)
+        if len(chunk) != size or _line(rfile) != b"":
+            raise HTTPRefusal(400, "malformed chunked body")
+        body += chunk
+    for _ in range(MAX_TRAILERS):
+        if _line(rfile) == b"":
+            return bytes(body)
+    raise HTTPRefusal(400, "too many trailer fields")
+
+
+def read_body(headers: Any, rfile: Any) -> bytes:
+    """The request body as its headers frame it: ``Content-Length``, or ``Transfer-Encoding: chunked``
+    (decoded). Both at once is ambiguous (request smuggling), so is any other transfer coding: 400."""
+    codings = [c.strip().lower() for v in headers.get_all("transfer-encoding") or [] for c in v.split(",")]
+    lengths = headers.get_all("content-length") or []
+    if codings:
+        if codings != ["chunked"]:
+            raise HTTPRefusal(400, "unsupported Transfer-Encoding")
+        if lengths:
+            raise HTTPRefusal(400, "both Content-Length and Transfer-Encoding")
+        return read_chunked(rfile)
+    length = content_length(lengths)
+    body = rfile.read(length) if length else b""
+    if len(body) != length:
+        raise HTTPRefusal(400, "request body shorter than its Content-Length")
+    return body
 
 
 def load_handler(root: Path, route: Route, _cache: dict[str, Any] = {}) -> Any:  # noqa: B006 - a cache
@@ -83,9 +161,18 @@ def build_event(method: str, raw_path: str, query: str, headers: dict[str, str],
 class _Handler(BaseHTTPRequestHandler):
     server: Gateway
     protocol_version = "HTTP/1.1"
+    timeout = TIMEOUT
     # headers and body leave in two writes: with Nagle's algorithm the body of every response on a keep-alive
     # connection would wait for the client's delayed ACK of the headers (~40 ms)
     disable_nagle_algorithm = True
+
+    def handle(self) -> None:
+        try:
+            if isinstance(self.connection, ssl.SSLSocket):  # in this connection's thread, under its timeout
+                self.connection.do_handshake()
+            super().handle()
+        except OSError:  # a stalled or broken client (timeouts and TLS errors included): close its connection quietly
+            self.close_connection = True
 
     def log_message(self, fmt: str, *args: Any) -> None:
         if self.server.access_log:
@@ -94,26 +181,37 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         url = urlsplit(self.path)
         headers = {k.lower(): v for k, v in self.headers.items()}
-        length = int(headers.get("content-length") or 0)
-        if length > MAX_BODY:
-            return self._reply(413, {"content-type": "application/json"}, b'{"message":"Request Entity Too Large"}')
-        body = self.rfile.read(length) if length else b""
+        try:
+            body = read_body(self.headers, self.rfile)
+        except HTTPRefusal as e:  # the body was not (wholly) read: the rest must never be taken as a request
+            self.close_connection = True
+            return self._reply(e.status, {"content-type": "application/json", "connection": "close"},
+                               json.dumps({"message": e.message}).encode())
         found = find_route(self.server.routes, self.command, url.path)
         if found is None:
             return self._reply(404, {"content-type": "application/json"}, b'{"message":"Not Found"}')
         route, params = found
+        self.server.reload_if_changed()
         peer = self.connection.getpeercert(binary_form=True) if isinstance(self.connection, ssl.SSLSocket) else None
         event = build_event(self.command, url.path, url.query, headers, body, route, params, peer,
                             self.client_address[0])
+        start = time.perf_counter()
+        observer = self.server.observer
+        if observer is not None:
+            observer.begin()
         try:
             result = load_handler(self.server.root, route)(event, None)
         except Exception as e:  # a handler must never raise; show it like API Gateway would
             sys.stderr.write(f"gateway: handler {route.function_id} raised {type(e).__name__}\n")
+            if observer is not None:
+                observer.end(self.command, url.path, 500, (time.perf_counter() - start) * 1000)
             return self._reply(500, {"content-type": "application/json"}, b'{"message":"Internal Server Error"}')
         status = int(result.get("statusCode", 200))
         out = result.get("body") or ""
         data = base64.b64decode(out) if result.get("isBase64Encoded") else out.encode()
         self._reply(status, result.get("headers") or {}, data)
+        if observer is not None:
+            observer.end(self.command, url.path, status, (time.perf_counter() - start) * 1000)
 
     def _reply(self, status: int, headers: dict[str, str], data: bytes) -> None:
         self.send_response(status)
@@ -128,16 +226,46 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_TRACE = do_QUERY = _serve  # noqa: N815
 
 
+class RequestObserver(Protocol):
+    """Told when a routed request starts (in its thread) and how it ended (``stepless.local.requestlog``)."""
+
+    def begin(self) -> None: ...
+
+    def end(self, method: str, path: str, status: int, ms: float) -> None: ...
+
+
 class Gateway(ThreadingHTTPServer):
     """HTTPS server over the template's routes."""
 
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int], routes: list[Route], root: Path, context: ssl.SSLContext,
-                 *, access_log: bool = False) -> None:
+                 *, access_log: bool = False, config_stamp: Path | None = None,
+                 observer: RequestObserver | None = None) -> None:
         super().__init__(address, _Handler)
         self.routes, self.root, self.access_log = routes, root, access_log
-        self.socket = context.wrap_socket(self.socket, server_side=True)
+        self.observer = observer
+        self.config_stamp = config_stamp
+        self._stamp = self._stamp_now()
+        # the handshake happens in each connection's thread (_Handler.setup), under its timeout: done in
+        # accept(), one client that never sends a ClientHello would stop the gateway accepting anyone
+        self.socket = context.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
+
+    def _stamp_now(self) -> bytes | None:
+        try:
+            return self.config_stamp.read_bytes() if self.config_stamp else None
+        except OSError:
+            return None
+
+    def reload_if_changed(self) -> None:
+        """An administrator command rewrote the config stamp: the next configuration read goes to the store
+        (reading a few bytes per request instead of the configuration)."""
+        stamp = self._stamp_now()
+        if stamp != self._stamp:
+            self._stamp = stamp
+            from stepless import authority
+
+            authority.expire()
 
     def start(self) -> threading.Thread:
         """Serve in a background thread."""

@@ -21,6 +21,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from stepless.admin.target import LOCAL_CREDENTIALS
 from stepless.local.template import condition, function_environment, functions, load_template, parameter_defaults
 
 __all__ = [
@@ -32,8 +33,6 @@ __all__ = [
     "moto_template",
 ]
 
-# moto accepts any credentials; these keep real ones from ever being sent to the local endpoint.
-LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 _PSEUDO = re.compile(r"AWS::[A-Za-z]+")
 _SUB_VAR = re.compile(r"\$\{([^}!][^}]*)\}")
@@ -45,6 +44,11 @@ _DONE = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE"}
 
 class StackError(RuntimeError):
     """The local stack could not be created, or exists with other parameters."""
+
+
+# Template parameters the local stack always sets: no CloudFront in front of the CRL (the local gateway
+# serves GET /crl itself).
+LOCAL_PARAMETERS = {"HttpCrlDistribution": "false"}
 
 
 def default_template_path() -> Path:
@@ -280,7 +284,7 @@ def deploy_local_stack(
     kms = _client("kms", endpoint_url, region)
     stack = _describe(cf, stack_name)
     if stack is None:
-        parameters = parameter_defaults(template) | {"KeyBackend": key_backend}
+        parameters = parameter_defaults(template) | LOCAL_PARAMETERS | {"KeyBackend": key_backend}
         account = _client("sts", endpoint_url, region).get_caller_identity()["Account"]
         names = parameters | {
             "AWS::StackName": stack_name,
@@ -293,7 +297,8 @@ def deploy_local_stack(
         cf.create_stack(
             StackName=stack_name,
             TemplateBody=json.dumps(moto_template(template, created)),
-            Parameters=[{"ParameterKey": "KeyBackend", "ParameterValue": key_backend}],
+            Parameters=[{"ParameterKey": k, "ParameterValue": v}
+                        for k, v in (LOCAL_PARAMETERS | {"KeyBackend": key_backend}).items()],
             Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"],
         )
         cf.get_waiter("stack_create_complete").wait(StackName=stack_name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
@@ -334,7 +339,7 @@ def function_env(
     ``AWS_ENDPOINT_URL`` and the placeholder credentials moto accepts.
     """
     template = load_template(template_path or default_template_path())
-    parameters = {"KeyBackend": resources["KeyBackend"]} if "KeyBackend" in resources else {}
+    parameters = LOCAL_PARAMETERS | ({"KeyBackend": resources["KeyBackend"]} if "KeyBackend" in resources else {})
     region = resources.get("AWS::Region", "us-east-1")
     extra = {"AWS_REGION": region, "AWS_DEFAULT_REGION": region}
     if endpoint_url:

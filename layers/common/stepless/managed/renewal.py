@@ -50,7 +50,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from stepless import authority, aws, clock, settings
 from stepless.authority import Authority
 from stepless.errors import BadRequest
-from stepless.managed import events, secret
+from stepless.managed import acm, events, secret
 from stepless.observability import logger
 from stepless.services.issuance import record
 from stepless.stores import certificates, revocations
@@ -113,11 +113,13 @@ def _record(cert: x509.Certificate, parent: str | None, now: dt.datetime) -> Cer
 
 
 def issue(*, name: str, subject: str, sans: list[str], duration: dt.timedelta, rekey: bool, prefix: str,
-          key: PrivateKeyTypes | None = None, replace: bool = False) -> Managed:
+          key: PrivateKeyTypes | None = None, replace: bool = False, acm_import: bool = False,
+          acm_arn: str | None = None) -> Managed:
     """Issue a certificate, store it in the secret ``<prefix>/managed/<name>``, register it as managed.
 
     An existing name is refused unless ``replace`` (a new certificate and secret version; refused too
-    while a run holds it).
+    while a run holds it). ``acm_import`` also imports it into ACM as a new certificate, ``acm_arn`` into
+    that existing imported certificate (the API domain's); every renewal is then re-imported there.
     """
     store.check_name(name)
     if duration < MIN_DURATION:
@@ -137,10 +139,15 @@ def issue(*, name: str, subject: str, sans: list[str], duration: dt.timedelta, r
                         crl_url=settings.crl_distribution_point())
     certificates.record_issuance(_record(cert, None, now), None)
     arn = secret.create(prefix, name, secret.payload(cert, auth.intermediate_pem, key))
+    if acm_arn is None and existing is not None and not acm_import:
+        acm_arn = existing.acm_arn  # a replaced managed certificate keeps its ACM target
+    if acm_import or acm_arn:
+        acm_arn = acm.put(cert, auth.intermediate_pem, key, arn=acm_arn, name=name, stack=prefix)
     serial, nb, na = str(cert.serial_number), _epoch(cert.not_valid_before_utc), _epoch(cert.not_valid_after_utc)
     item = Managed(name=name, subject=subject, sans=names, duration=seconds, rekey=rekey, serial=serial,
                    not_before=nb, not_after=na, renew_at=store.renew_at(name, serial, nb, na), secret_arn=arn,
-                   version=1 if existing is None else existing.version + 1, created_at=_epoch(now))
+                   version=1 if existing is None else existing.version + 1, created_at=_epoch(now),
+                   acm_arn=acm_arn)
     store.put_new(item, expected=None if existing is None else existing.version, now=_epoch(now))
     logger.info("managed certificate issued", extra={"managed": name, "serial": serial, "secret": arn})
     return item
@@ -245,7 +252,7 @@ def _renew(item: Managed, claimed: int, p: Pass, now: dt.datetime) -> str:
     auth = p.auth
     old, key = secret.parse(secret.read(item.secret_arn))
     if str(old.serial_number) != item.serial:
-        return _adopt(item, claimed, old, p, now)
+        return _adopt(item, claimed, old, key, p, now)
     new_key = new_key_like(key) if item.rekey else key
     not_before, not_after = window(auth, now, item.duration)
     cert = profile.renewal(old, public_key=new_key.public_key() if item.rekey else None, not_before=not_before,
@@ -256,6 +263,8 @@ def _renew(item: Managed, claimed: int, p: Pass, now: dt.datetime) -> str:
         raise _Revoked() from e
     secret.write(item.secret_arn, secret.payload(cert, auth.intermediate_pem, new_key),
                  secret.token(item.name, claimed))
+    if item.acm_arn:  # a failure here leaves the item due: the next run adopts the secret and imports again
+        acm.put(cert, auth.intermediate_pem, new_key, arn=item.acm_arn)
     done = store.finalize(item, claimed, serial=str(cert.serial_number), not_before=_epoch(cert.not_valid_before_utc),
                           not_after=_epoch(cert.not_valid_after_utc), now=_epoch(now))
     _announce(done, cert, p)
@@ -265,7 +274,8 @@ def _renew(item: Managed, claimed: int, p: Pass, now: dt.datetime) -> str:
     return RENEWED
 
 
-def _adopt(item: Managed, claimed: int, current: x509.Certificate, p: Pass, now: dt.datetime) -> str:
+def _adopt(item: Managed, claimed: int, current: x509.Certificate, key: PrivateKeyTypes, p: Pass,
+           now: dt.datetime) -> str:
     """The secret is ahead of the registry (a run died after writing it, or a ``--force`` re-issue lost a
     race): adopt it when it is a managed certificate of ours renewed from, or newer than, the registered one."""
     serial = str(current.serial_number)
@@ -274,6 +284,8 @@ def _adopt(item: Managed, claimed: int, current: x509.Certificate, p: Pass, now:
     if rec is None or rec.provisioner != PROVISIONER or not (str(rec.parent_serial) == item.serial or newer):
         raise RuntimeError(f"the secret holds serial {serial}, not {item.serial} nor a later managed certificate")
     chain.check_ours(current, p.auth.intermediates)
+    if item.acm_arn:
+        acm.put(current, p.auth.intermediate_pem, key, arn=item.acm_arn)
     done = store.finalize(item, claimed, serial=serial, not_before=_epoch(current.not_valid_before_utc),
                           not_after=_epoch(current.not_valid_after_utc), now=_epoch(now))
     _announce(done, current, p)

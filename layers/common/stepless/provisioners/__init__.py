@@ -36,10 +36,7 @@ def _load_types() -> None:
     register(JWKProvisioner)
     for module, cls in (("sshpop", "SSHPOPProvisioner"), ("oidc", "OIDCProvisioner"), ("x5c", "X5CProvisioner"),
                         ("acme", "ACMEProvisioner")):
-        try:
-            register(getattr(importlib.import_module(f"stepless.provisioners.{module}"), cls))
-        except ModuleNotFoundError:
-            continue
+        register(getattr(importlib.import_module(f"stepless.provisioners.{module}"), cls))
 
 
 def build(data: dict[str, Any], claims: Claims) -> Provisioner:

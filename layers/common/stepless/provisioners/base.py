@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
+
+from cryptography import x509
 
 from stepless.claims import Claims
 from stepless.errors import Forbidden, Unauthorized
@@ -20,6 +23,9 @@ class Context:
 
     hosts: frozenset[str]  # the CA's DNS names (token audiences must name one)
     now: dt.datetime
+    # the service's check of a verified X5C path against the CA's own certificates (revoked leaves of
+    # ours): revocation state is the service's business, it owns the stores
+    check_path: Callable[[Sequence[x509.Certificate]], None] | None = None
 
     def audience(self, path: str) -> Audience:
         return Audience(path=path, hosts=self.hosts)

@@ -22,7 +22,8 @@ Verification (``_verify``):
 * single use: the ``nonce`` (or the SHA-256 of the token when it has none) under the issuer's name.
 
 What a token gets (as step-ca): a non-admin an X.509 certificate whose common name is the token's ``sub``
-and whose SAN is its email; an admin (email, or a group, listed in ``admins``) any SANs. SSH: user
+and whose SANs are its email and the URI ``<iss>#<sub>`` (step-ca 0.19; the CSR's names must pass the per-type
+rule of ``services.sign``); an admin (email, or a group, listed in ``admins``) any SANs. SSH: user
 certificates whose principals come from the email (sanitized local part, raw local part, email); admins
 any principals and host certificates. Revocation: admins only. Provisioner extension type 2 with the
 client ID as credential.
@@ -38,11 +39,13 @@ from __future__ import annotations
 import hashlib
 import re
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 from stepless import oidc_discovery, tokens
 from stepless.errors import ConfigError, Forbidden, Unauthorized
 from stepless.provisioners.base import Context, Provisioner, SignAuthorization, SSHAuthorization, TokenUse
 
+_FRAGMENT_SAFE = "$&+,/:;=?@!()*"  # kept unescaped in a URL fragment by Go (besides letters, digits and -._~)
 MAX_LIFETIME = 24 * 3600  # seconds an ID token may live (exp - iat/nbf)
 _SSH_USER = re.compile(r"^[a-z][-a-z0-9_]*$")
 
@@ -75,6 +78,14 @@ def ssh_principals(email: str) -> list[str]:
         names.append(email.rpartition("@")[0])
     names.append(email)
     return list(dict.fromkeys(n for n in names if n))
+
+
+def subject_uri(issuer: str, sub: str) -> tuple[str, ...]:
+    """step-ca 0.19's URI SAN for an ID token: ``<iss>#<sub>`` when the issuer is a URL with a scheme (the sub
+    escaped as Go's ``url.URL.String`` escapes a fragment), else nothing."""
+    if not urlsplit(issuer).scheme:
+        return ()
+    return (f"{issuer.partition('#')[0]}#{quote(sub, safe=_FRAGMENT_SAFE)}",)
 
 
 def _strings(data: dict[str, Any], key: str, name: str) -> tuple[str, ...]:
@@ -223,7 +234,7 @@ class OIDCProvisioner(Provisioner):
         sub = claims["sub"]
         if self.is_admin(claims):
             return SignAuthorization(self, sub, (email,) if email else (), use, any_sans=True)
-        return SignAuthorization(self, sub, (email,) if email else (), use)
+        return SignAuthorization(self, sub, (*((email,) if email else ()), *subject_uri(claims["iss"], sub)), use)
 
     def authorize_ssh_sign(self, token: str, header: dict, claims: dict, ctx: Context) -> SSHAuthorization:
         if not self.claims.enable_ssh_ca:

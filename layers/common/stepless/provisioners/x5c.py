@@ -24,6 +24,9 @@ A token's protected header carries ``x5c``: [standard base64 DER leaf, intermedi
   or its common name; DNS names case-insensitively), so a device can only get certificates for itself —
   unless the provisioner says ``"allowAnyNames": true`` (step-ca's behaviour: the token's names, whatever
   they are). SSH principals likewise (for user certificates the local parts of the leaf's emails count).
+* When the verified path runs through this CA's own PKI (an X5C provisioner rooted at our root or
+  intermediate), the service refuses a leaf of ours that we revoked (``Context.check_path``: one
+  consistent read, none for foreign chains) — step-ca 0.19 accepts it.
 * The issued certificate never outlives the leaf: its validity is bounded by the leaf's notBefore and
   notAfter (``SignAuthorization.not_before_limit/not_after_limit``; the default duration is capped, an
   explicit notAfter beyond the leaf is refused).
@@ -160,7 +163,10 @@ class X5CProvisioner(Provisioner):
 
     def _verify(self, token: str, header: dict, path: str, ctx: Context) -> tuple[dict, x509.Certificate, TokenUse]:
         chain = chain_from_header(header)
-        leaf = self.verify_chain(chain, ctx.now)[0]
+        verified = self.verify_chain(chain, ctx.now)
+        if ctx.check_path is not None:
+            ctx.check_path(verified)
+        leaf = verified[0]
         alg = tokens.check_algorithm(header, token_algorithms(leaf.public_key()))
         claims = tokens.verify_signature(token, leaf.public_key(), alg)
         tokens.check_common(claims, ctx.audience(path), self.name, self.fragments())

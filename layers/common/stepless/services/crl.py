@@ -10,8 +10,9 @@ so both are also listed without a reason).
 Freshness (what a relying party gets): GET /crl serves a CRL at most ``STEPLESS_CRL_TTL`` seconds old
 (default 60). A revocation invalidates the cache of the container that recorded it at once; other
 containers pick it up within the TTL. With ``STEPLESS_CRL_BUCKET`` the generated CRL is stored in S3 and
-shared (a scheduled ``refresh`` keeps it there even when nobody asks); without a bucket each container
-regenerates on demand. OCSP (services.ocsp) reads the revocations table and is always current.
+shared (a revocation publishes a new one at once, and a scheduled ``refresh`` keeps it there even when nobody
+asks); without a bucket each container regenerates on demand. OCSP (services.ocsp) reads the revocations
+table and is always current.
 """
 
 from __future__ import annotations
@@ -167,6 +168,20 @@ def _issued_by(der: bytes, auth: Authority) -> bool:
         return x509.load_der_x509_crl(der).issuer == auth.intermediate.subject
     except ValueError:
         return False
+
+
+def publish(auth: Authority) -> None:
+    """After a revocation: with a bucket, store a new CRL at once, so the plain-HTTP distribution point
+    (CloudFront in front of the bucket) and every container serve it. Best effort: the revocation is
+    recorded (OCSP already answers "revoked"); if this fails, the next GET /crl or the hourly refresh stores
+    it. Two revocations publishing at once may leave the older CRL in the bucket until the next one does."""
+    if not crl_store.shared():
+        return
+    try:
+        generate(auth)
+    except Exception as e:  # noqa: BLE001 - never fail a recorded revocation over its CRL
+        logger.warning("CRL not published after the revocation; the next refresh will",
+                       extra={"error": type(e).__name__})
 
 
 def refresh(auth: Authority) -> dict[str, Any]:

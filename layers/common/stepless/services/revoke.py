@@ -8,6 +8,11 @@ issues #319 and #909: revoking a compromised certificate used to leave its renew
 revocation is written first, so no new renewal of it can be recorded afterwards (the renewal
 transaction checks it); the descendants are then found by consistent reads along those links, one per
 certificate (see stores.certificates.children).
+
+A self-revocation (over mTLS) proves only possession of the revoked certificate's key, so its lineage
+stops at a rekey: a renewal with a different public key, and everything renewed from it, stays valid.
+Whoever stole a key the owner has since rekeyed away from cannot revoke the owner's new certificate. A
+revocation by a provisioner's token (an administrator) follows the whole lineage, rekeys included.
 """
 
 from __future__ import annotations
@@ -16,12 +21,15 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
 from stepless import clock, tokens
 from stepless.authority import Authority, fingerprint
 from stepless.errors import BadRequest, NotFound, Unauthorized
 from stepless.observability import logger, metrics
-from stepless.provisioners import Context
 from stepless.services import crl
+from stepless.services.context import context
 from stepless.stores import certificates, revocations
 from stepless.stores.certificates import CertificateRecord
 from stepless.stores.revocations import RevocationRecord
@@ -87,7 +95,7 @@ def revoke(body: dict[str, Any], client_cert_pem: str | None, auth: Authority) -
             raise BadRequest("ott must be a string")
         header, claims = tokens.unverified(ott)
         prov = auth.provisioners.select(header, claims)
-        use = prov.authorize_revoke(ott, header, claims, Context(auth.hosts, now), REVOKE_PATH)
+        use = prov.authorize_revoke(ott, header, claims, context(auth, now), REVOKE_PATH)
         sub = claims.get("sub")
         if prov.type == "OIDC":  # sub is the user's id; authorize_revoke allows admins only (as step-ca)
             pass
@@ -121,8 +129,24 @@ def revoke(body: dict[str, Any], client_cert_pem: str | None, auth: Authority) -
 
     out: dict[str, Any] = {"status": "ok"}
     if lineage:
-        out["lineage"] = revoke_lineage(serial, reason, code, ts, revoked_by)
+        same_key = public_key_der(cert) if revoked_by == "mtls" else None
+        out["lineage"] = revoke_lineage(serial, reason, code, ts, revoked_by, same_key=same_key)
+    crl.publish(auth)
     return out
+
+
+def public_key_der(cert: x509.Certificate) -> bytes:
+    """The certificate's SubjectPublicKeyInfo (DER)."""
+    return cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+
+
+def _recorded_key(rec: CertificateRecord | None) -> bytes | None:
+    """The SubjectPublicKeyInfo of a certificate record's PEM (None when it has none)."""
+    pem = rec.pem if rec else ""
+    try:
+        return public_key_der(x509.load_pem_x509_certificate(pem.encode())) if pem else None
+    except ValueError:
+        return None
 
 
 def _record(serial: str, rec: CertificateRecord | None, reason: str, code: int, ts: int, revoked_by: str,
@@ -133,8 +157,10 @@ def _record(serial: str, rec: CertificateRecord | None, reason: str, code: int, 
                             lineage_of=lineage_of)
 
 
-def descendants(serial: str, children: Callable[[str], list[str]]) -> list[str]:
-    """Every serial renewed (transitively) from ``serial``, breadth first, each once."""
+def descendants(serial: str, children: Callable[[str], list[str]],
+                follow: Callable[[str], bool] | None = None) -> list[str]:
+    """Every serial renewed (transitively) from ``serial``, breadth first, each once; with ``follow``, only
+    children it accepts (and nothing below a refused one)."""
     seen = {serial}
     order: list[str] = []
     frontier = [serial]
@@ -144,28 +170,41 @@ def descendants(serial: str, children: Callable[[str], list[str]]) -> list[str]:
             for child in children(parent):
                 if child not in seen:
                     seen.add(child)
+                    if follow is not None and not follow(child):
+                        continue
                     order.append(child)
                     following.append(child)
         frontier = following
     return order
 
 
-def revoke_lineage(serial: str, reason: str, code: int, ts: int, revoked_by: str) -> list[str]:
+def revoke_lineage(serial: str, reason: str, code: int, ts: int, revoked_by: str, *,
+                   same_key: bytes | None = None) -> list[str]:
     """Revoke the renewals of ``serial`` (already revoked ones are skipped); the serials newly revoked.
 
     Walks the lineage again (consistent reads of each record's ``children``) until a walk finds nothing
     new: a descendant renewed between a walk and its own revocation shows up in the next walk, and after
-    its revocation it cannot be renewed any more.
+    its revocation it cannot be renewed any more. With ``same_key`` (a self-revocation: the revoking
+    certificate's SubjectPublicKeyInfo) the walk stops at a rekey: a renewal whose recorded key differs
+    (or whose record cannot be read) is left valid, and so is everything renewed from it.
     """
+    records: dict[str, CertificateRecord | None] = {}
+
+    def record(child: str) -> CertificateRecord | None:
+        if child not in records:
+            records[child] = certificates.get(child)
+        return records[child]
+
+    follow = None if same_key is None else (lambda child: _recorded_key(record(child)) == same_key)
     done: list[str] = []
     handled = {serial}
     for _ in range(10):
-        fresh = [c for c in descendants(serial, certificates.children) if c not in handled]
+        fresh = [c for c in descendants(serial, certificates.children, follow) if c not in handled]
         if not fresh:
             break
         for child in fresh:
             handled.add(child)
-            rec = certificates.get(child)
+            rec = record(child)
             try:
                 revocations.put(_record(child, rec, reason, code, ts, revoked_by, lineage_of=serial))
             except BadRequest:

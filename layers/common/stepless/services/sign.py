@@ -9,10 +9,10 @@ from stepless.authority import Authority
 from stepless.durations import TimeArg
 from stepless.errors import BadRequest, Forbidden, Unauthorized
 from stepless.observability import logger, metrics
-from stepless.provisioners import Context
+from stepless.services.context import context
 from stepless.services.issuance import commit, record, sign_response
 from stepless.x509 import csr as csrs
-from stepless.x509 import profile
+from stepless.x509 import profile, tbs
 from stepless.x509.csr import SANs
 from stepless.x509.validity import Limits, window
 
@@ -50,7 +50,7 @@ def sign(body: dict[str, Any], auth: Authority) -> dict[str, Any]:
     now = clock.now()
     header, unverified = tokens.unverified(ott)
     prov = auth.provisioners.select(header, unverified)
-    authz = prov.authorize_sign(ott, header, unverified, Context(auth.hosts, now))
+    authz = prov.authorize_sign(ott, header, unverified, context(auth, now))
     sans = req.sans if authz.any_sans else _check_names(req, authz.subject, authz.sans)
     claims = prov.claims
     limits = Limits(claims.default_tls, claims.min_tls, claims.max_tls, auth.backdate,
@@ -61,6 +61,9 @@ def sign(body: dict[str, Any], auth: Authority) -> dict[str, Any]:
     problem = sans.problem()  # the token's names (the CSR's were checked when read)
     if problem:
         raise BadRequest(problem)
+    if common_name and not tbs.subject_common_name(common_name) and not sans.names():  # named by SANs only
+        raise BadRequest(f"common name is longer than {tbs.UB_COMMON_NAME} characters, the most a certificate "
+                         "subject may carry, and the request has no subject alternative name to carry it")
 
     cert = profile.leaf(
         public_key=req.public_key,

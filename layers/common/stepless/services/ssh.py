@@ -21,8 +21,9 @@ from stepless.authority import Authority
 from stepless.durations import TimeArg, format_duration
 from stepless.errors import BadRequest, Forbidden, NotImplementedYet, Unauthorized
 from stepless.observability import logger, metrics
-from stepless.provisioners import Context, TokenUse
+from stepless.provisioners import TokenUse
 from stepless.provisioners.sshpop import CAKeys
+from stepless.services.context import context
 from stepless.signers import Signer
 from stepless.ssh import (
     DEFAULT_USER_EXTENSIONS,
@@ -79,9 +80,14 @@ def federated_keys(auth: Authority, cert_type: int) -> list[SSHPublicKey]:
 
 
 def ca_keys(auth: Authority) -> CAKeys:
-    """Every key an SSHPOP certificate may be signed by."""
-    user = [k for k in (ca_public_key(auth, USER),) if k is not None] + federated_keys(auth, USER)
-    host = [k for k in (ca_public_key(auth, HOST),) if k is not None] + federated_keys(auth, HOST)
+    """The keys an SSHPOP certificate may be signed by: our own SSH CA keys only (as step-ca 0.19).
+
+    Federated keys are published for trust (``/ssh/federation``, the config templates) and never
+    authenticate: a partner CA could otherwise sign a certificate reusing one of our serials and renew,
+    rekey or revoke ours. (Our CA keys are never rotated, so there is no previous key to accept.)
+    """
+    user = [k for k in (ca_public_key(auth, USER),) if k is not None]
+    host = [k for k in (ca_public_key(auth, HOST),) if k is not None]
     return CAKeys.of(user, host)
 
 
@@ -278,7 +284,7 @@ def sign(body: dict[str, Any], auth: Authority) -> dict[str, Any]:
     now = clock.now()
     header, unverified = tokens.unverified(ott)
     prov = auth.provisioners.select(header, unverified)
-    authz = prov.authorize_ssh_sign(ott, header, unverified, Context(auth.hosts, now))
+    authz = prov.authorize_ssh_sign(ott, header, unverified, context(auth, now))
     if not prov.claims.enable_ssh_ca:
         raise Unauthorized(f"ssh certificates are disabled for provisioner '{prov.name}'")
 

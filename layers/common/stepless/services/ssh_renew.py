@@ -16,9 +16,9 @@ from stepless.authority import Authority
 from stepless.durations import format_duration
 from stepless.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from stepless.observability import logger, metrics
-from stepless.provisioners import Context
 from stepless.provisioners.sshpop import SSHPOPAuthorization, SSHPOPProvisioner
 from stepless.services import ssh
+from stepless.services.context import context
 from stepless.ssh import FOREVER, HOST, SSHCertificate, build_and_sign
 from stepless.ssh.keys import SSHPublicKey
 from stepless.stores import certificates, crl_store, revocations
@@ -38,7 +38,7 @@ def _sshpop(auth: Authority, ott: object, method: str) -> tuple[SSHPOPProvisione
     if not isinstance(prov, SSHPOPProvisioner):
         raise Unauthorized(f"ssh {method} requires an sshpop token; provisioner {prov.name} cannot {method} "
                            "ssh certificates")
-    ctx = Context(auth.hosts, now)
+    ctx = context(auth, now)
     keys = ssh.ca_keys(auth)
     if method == "renew":
         return prov, prov.authorize_ssh_renew(ott, header, ctx, keys)
@@ -128,7 +128,7 @@ def revoke(body: dict[str, Any], auth: Authority) -> dict[str, Any]:
     now = clock.now()
     header, unverified = tokens.unverified(ott)
     prov = auth.provisioners.select(header, unverified)
-    ctx = Context(auth.hosts, now)
+    ctx = context(auth, now)
     if isinstance(prov, SSHPOPProvisioner):
         authz = prov.authorize_ssh_revoke(ott, header, ctx, ssh.ca_keys(auth))
         use, subject = authz.token, authz.subject

@@ -76,6 +76,7 @@ class Managed:
     created_at: int | None = None
     renewed_at: int | None = None
     due: str | None = DUE
+    acm_arn: str | None = None  # also imported into ACM, re-imported there at every renewal (managed.acm)
 
     @classmethod
     def from_record(cls, values: dict[str, Any]) -> Managed:

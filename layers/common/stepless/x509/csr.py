@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import re
+import warnings
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -26,6 +27,9 @@ _SUPPORTED = (x509.DNSName, x509.IPAddress, x509.RFC822Name, x509.UniformResourc
 _SUPPORTED_TYPES = "only DNS names, IP addresses, email addresses and URIs"
 _TYPE_NAMES = {x509.OtherName: "otherName", x509.RegisteredID: "registeredID", x509.DirectoryName: "directoryName"}
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+# A CSR may carry a CN longer than RFC 5280's 64 (step's Go CLI builds them): reading it is fine (the leaf
+# leaves it out, tbs.subject_common_name); cryptography's warning about it would be a log line per request.
+warnings.filterwarnings("ignore", message="Attribute's length must be", category=UserWarning)
 
 
 def ascii_lower(name: str) -> str:
@@ -35,6 +39,16 @@ def ascii_lower(name: str) -> str:
 
 
 SAN_TYPES = {"dns": "DNS names", "ips": "IP addresses", "emails": "email addresses", "uris": "URIs"}
+
+
+MAX_DNS_NAME = 253  # RFC 1035 (in text form, without the final dot)
+MAX_DNS_LABEL = 63
+MAX_LOCAL_PART = 64  # RFC 5321 §4.5.3.1.1
+
+
+def _dns_in_bounds(name: str) -> bool:
+    name = name.removesuffix(".")
+    return len(name) <= MAX_DNS_NAME and all(len(label) <= MAX_DNS_LABEL for label in name.split("."))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,6 +126,9 @@ class SANs:
                 return f"DNS name {name!r} is not ASCII: use its IDNA form{_a_label(name)}"
             if not _PRINTABLE.fullmatch(name):
                 return f"DNS name {name!r} contains a space or a character that is not printable ASCII"
+            if not _dns_in_bounds(name):  # no host has it, and the certificate would be malformed
+                return (f"DNS name {name[:80]!r} is longer than DNS allows ({MAX_DNS_NAME} characters, "
+                        f"{MAX_DNS_LABEL} per label)")
         for name in self.emails:
             if not name:
                 return "an email address SAN is empty"
@@ -120,6 +137,9 @@ class SANs:
             local, _, domain = name.rpartition("@")
             if not local or not domain:
                 return f"email address {name!r} is not of the form local@domain"
+            if len(local) > MAX_LOCAL_PART or not _dns_in_bounds(domain):
+                return (f"email address {name[:80]!r} is longer than SMTP allows ({MAX_LOCAL_PART} characters "
+                        f"before the @, {MAX_DNS_NAME} after)")
         for name in self.uris:
             if not name:
                 return "a URI SAN is empty"
@@ -213,10 +233,16 @@ def read(pem: object) -> Request:
 
 
 def check_names(names: list[str]) -> None:
-    """400 unless every name going into a certificate (CN, SANs) is free of control characters."""
+    """400 unless every name going into a certificate (CN, SANs) is free of control characters and is
+    text UTF-8 can encode (a JSON token may carry lone surrogates)."""
     for name in names:
         if _CONTROL.search(name):
             raise BadRequest(f"certificate name {name!r} may not contain control characters")
+        if not name.isascii():
+            try:
+                name.encode()
+            except UnicodeEncodeError as e:
+                raise BadRequest(f"certificate name {name!r} is not valid Unicode text") from e
 
 
 def common_name(req: x509.CertificateSigningRequest) -> str:

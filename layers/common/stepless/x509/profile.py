@@ -72,7 +72,8 @@ def leaf(
     crl_url: str | None = None,
     serial: int | None = None,
 ) -> x509.Certificate:
-    """step-ca's default leaf: CN, SANs, KU/EKU by key type, SKI/AKI, provisioner extension.
+    """step-ca's default leaf: CN, SANs, KU/EKU by key type, SKI/AKI, provisioner extension (no CN when
+    it would be longer than RFC 5280 allows: :func:`stepless.x509.tbs.subject_common_name`).
 
     With an EC or RSA CA key the TBS is assembled from DER cached per issuer (:mod:`stepless.x509.tbs`),
     byte-for-byte what :func:`leaf_builder` gives cryptography to sign (the tests compare them).
@@ -104,7 +105,7 @@ def leaf_template(issuer: x509.Certificate, signer: Signer, provisioner: tuple[i
 
 def leaf_builder(spec: tbs.Leaf) -> x509.CertificateBuilder:
     """The leaf of :func:`leaf` as a cryptography builder (CA keys without a DER template, and the reference)."""
-    cn, key = spec.common_name, spec.public_key
+    cn, key = tbs.subject_common_name(spec.common_name), spec.public_key
     builder = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]) if cn else x509.Name([]))

@@ -37,6 +37,14 @@ _ALGORITHMS = {
 _SKI = der.oid(ExtensionOID.SUBJECT_KEY_IDENTIFIER.dotted_string)
 _SAN = der.oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME.dotted_string)
 _EPOCH_MIN = dt.datetime(1950, 1, 1, tzinfo=dt.UTC)
+UB_COMMON_NAME = 64  # RFC 5280 ub-common-name; counted in UTF-8 octets as cryptography does (>= characters)
+
+
+def subject_common_name(cn: str) -> str:
+    """The common name a leaf's subject carries: ``cn``, or none ('') when it exceeds RFC 5280's upper bound
+    (long DNS names, e-mail addresses, OIDC subjects): the subject is then empty and the SAN extension,
+    which names the certificate, is critical (RFC 5280 §4.2.1.6)."""
+    return cn if len(cn.encode("utf-8", "surrogatepass")) <= UB_COMMON_NAME else ""
 
 
 def signature_algorithm(signer: Signer) -> bytes | None:
@@ -86,7 +94,7 @@ class LeafTemplate:
             raise ValueError("The not valid after date must be after the not valid before date.")
         if not 0 < leaf.serial < 1 << 159:
             raise ValueError("The serial number should be positive and at most 159 bits")
-        cn, key = leaf.common_name, leaf.public_key
+        cn, key = subject_common_name(leaf.common_name), leaf.public_key
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]).public_bytes() if cn else EMPTY_NAME
         spki = key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
         names = leaf.sans.general_names()

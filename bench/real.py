@@ -1,0 +1,531 @@
+"""The real path: handlers whose AWS calls go over HTTP (keep-alive) to moto in another process, and
+step-ca 0.19 under the same load.
+
+Sections (``python -m bench real --only stepca,handlers,init``):
+
+* stepca — when ``~/.cache/stepless-peers/bin/step-ca`` exists: step-ca 0.19 (JWK provisioner, its
+  default badger DB) on loopback, a keep-alive HTTPS client sending ``POST /1.0/sign`` (tokens and CSRs
+  made beforehand) at concurrency 1 and 8; its server CPU per certificate read from /proc/PID/stat
+  (utime + stime) before and after. The baseline of the handlers' ratios.
+* handlers — the real handlers (API Gateway event → 201) in this process, their AWS calls over HTTP to
+  ``bench.motoserver`` (another process): sign (Secrets and KMS backends), renew over mTLS, SSH sign and
+  SSHPOP renew (KMS backend); CPU of this process per request, on the lean AWS path (stepless.awsclient)
+  and on the full botocore client (``STEPLESS_AWS_LEAN=0``), rounds alternating; AWS calls per request;
+  and the CPU of one AWS call alone (TransactWriteItems of 2 items, kms.Sign) on each path. Targets
+  (issue 14): ≤ 1.0x step-ca's CPU per certificate (Secrets), ≤ 1.3x (KMS), against its better figure.
+* init — each function's cold start (a fresh process: import app.py by path, then its first request,
+  the configuration read and the client set-up included, AWS over HTTP to moto) against
+  ``python -c "import boto3"``. Target ≤ 1.3x.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import http.client
+import json
+import os
+import shutil
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from bench import motoserver
+from bench.common import (
+    MARK,
+    ROOT,
+    Row,
+    child_env,
+    child_result,
+    environ,
+    expect,
+    free_port,
+    quiet_logger,
+    run_python,
+    run_sections,
+)
+
+SECTIONS = ("stepca", "handlers", "init")
+STEP_CA = Path.home() / ".cache" / "stepless-peers" / "bin" / "step-ca"
+STEP = STEP_CA.with_name("step")
+TARGET = {"secrets": 1.0, "kms": 1.3}
+TARGET_INIT = 1.3
+_STEPCA: dict[int, float] = {}  # concurrency -> step-ca CPU seconds per certificate (this run)
+
+
+# --- step-ca 0.19 ---------------------------------------------------------------------------------------
+
+
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of process ``pid`` (all its threads), from /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.contextmanager
+def _step_ca() -> Iterator[tuple[str, int, Path, Any, str]]:
+    """A running step-ca 0.19: (URL, pid, root cert path, JWK provisioner private key, its kid)."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from stepless import jose
+
+    home = Path(tempfile.mkdtemp(prefix="stepless-bench-stepca-"))
+    port = free_port()
+    env = {**os.environ, "STEPPATH": str(home), "HOME": str(home)}
+    (home / "pw").write_text("bench-password")
+    proc = None
+    try:
+        subprocess.run([str(STEP), "ca", "init", "--name", "bench", "--dns", "127.0.0.1",
+                        "--address", f"127.0.0.1:{port}", "--provisioner", "admin",
+                        "--password-file", str(home / "pw"), "--provisioner-password-file", str(home / "pw")],
+                       env=env, check=True, capture_output=True, timeout=120)
+        key = ec.generate_private_key(ec.SECP256R1())
+        jwk = jose.public_jwk(key)
+        kid = jose.thumbprint(jwk)
+        pub = home / "bench.pub.json"
+        pub.write_text(json.dumps({**jwk, "kid": kid, "use": "sig", "alg": "ES256"}))
+        subprocess.run([str(STEP), "ca", "provisioner", "add", "bench", str(pub),
+                        "--ca-config", str(home / "config" / "ca.json")],
+                       env=env, check=True, capture_output=True, timeout=60)
+        proc = subprocess.Popen([str(STEP_CA), str(home / "config" / "ca.json"), "--password-file", str(home / "pw")],
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        root = home / "certs" / "root_ca.crt"
+        ctx = ssl.create_default_context(cafile=str(root))
+        for _ in range(200):
+            try:
+                conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=2)
+                conn.request("GET", "/health")
+                if conn.getresponse().status == 200:
+                    break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            raise RuntimeError("step-ca did not start")
+        yield f"https://127.0.0.1:{port}", proc.pid, root, key, kid
+    finally:
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _stepca_bodies(url: str, key: Any, kid: str, n: int) -> list[bytes]:
+    """``n`` POST /1.0/sign bodies for step-ca: a JWK token of the ``bench`` provisioner, a distinct CSR."""
+    import jwt
+    from tests.support.ca import make_csr
+
+    now = int(time.time())
+    bodies = []
+    for i in range(n):
+        name = f"host{i}.example.com"
+        ott = jwt.encode({"iss": "bench", "aud": f"{url}/1.0/sign", "sub": name, "sans": [name], "iat": now,
+                          "nbf": now, "exp": now + 600, "jti": uuid.uuid4().hex}, key, algorithm="ES256",
+                         headers={"kid": kid})
+        bodies.append(json.dumps({"csr": make_csr(name)[0], "ott": ott}).encode())
+    return bodies
+
+
+def _load(port: int, root: Path, bodies: list[bytes], concurrency: int) -> None:
+    """Send every body once over ``concurrency`` keep-alive HTTPS connections; each must get 201."""
+    ctx = ssl.create_default_context(cafile=str(root))
+    chunks = [bodies[i::concurrency] for i in range(concurrency)]
+    errors: list[str] = []
+
+    def worker(chunk: list[bytes]) -> None:
+        conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=10)
+        for body in chunk:
+            conn.request("POST", "/1.0/sign", body=body, headers={"Content-Type": "application/json"})
+            res = conn.getresponse()
+            data = res.read()
+            if res.status != 201:
+                errors.append(f"{res.status} {data[:200]!r}")
+                return
+        conn.close()
+
+    threads = [threading.Thread(target=worker, args=(c,)) for c in chunks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise RuntimeError(f"step-ca refused a request: {errors[0]}")
+
+
+def stepca(n: int = 400, rounds: int = 3) -> tuple[list[Row], list[str]]:
+    _STEPCA.clear()
+    if not (STEP_CA.exists() and STEP.exists()):
+        return [Row("real", "step-ca 0.19 server CPU per certificate", "n/a", note=f"{STEP_CA} not built: "
+                    "bash tools/build-step.sh")], []
+    with _step_ca() as (url, pid, root, key, kid):
+        port = int(url.rsplit(":", 1)[1])
+        _load(port, root, _stepca_bodies(url, key, kid, 16), 8)  # warm-up
+        for concurrency in (1, 8):
+            best = float("inf")
+            for _ in range(rounds):
+                bodies = _stepca_bodies(url, key, kid, n)
+                c0 = _cpu_seconds(pid)
+                _load(port, root, bodies, concurrency)
+                best = min(best, (_cpu_seconds(pid) - c0) / n)
+            _STEPCA[concurrency] = best
+    rows = [Row("real", f"baseline: step-ca 0.19 server CPU per certificate, concurrency {c}", "1.00x" if c == 8 else
+                f"{_STEPCA[c] / _STEPCA[8]:.2f}x", "" if c == 8 else "concurrency 8",
+                note=f"{_STEPCA[c] * 1e6:.0f} us CPU/cert (TLS, HTTP, badger DB, ECDSA; best of {rounds} x {n})")
+            for c in (8, 1)]
+    return rows, []
+
+
+# --- stepless handlers, AWS over HTTP -------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _stack(backend: str) -> Iterator[Any]:
+    """An initialized CA whose tables and keys live in a moto server process; stepless caches reset."""
+    from tests.support import ca as support
+
+    from stepless import authority, aws
+
+    with motoserver.running(fast_transactions=True) as (url, _), \
+            environ({**support.env(), "AWS_ENDPOINT_URL": url, "STEPLESS_CONFIG_TTL": None, "AWS_PROFILE": None,
+                     "STEPLESS_AWS_LEAN": None}):
+        aws.reset()
+        authority.reset()
+        try:
+            ca = support.initialize(support.create_resources(), backend=backend)
+            aws.reset()
+            authority.reset()
+            yield ca
+        finally:
+            aws.reset()
+            authority.reset()
+
+
+def _sign_events(ca: Any, n: int) -> list[dict]:
+    from tests.support.ca import event
+
+    from bench.sign import _requests
+
+    return [event("POST", "/1.0/sign", b) for b in _requests(ca, n)]
+
+
+def _renew_events(ca: Any, n: int) -> list[dict]:
+    from tests.support.ca import event
+
+    from stepless.api.sign import app
+
+    pems = [json.loads(expect(app.handler(ev, None), 201)["body"])["crt"] for ev in _sign_events(ca, n)]
+    return [event("POST", "/renew", client_cert_pem=pem) for pem in pems]
+
+
+def _ssh_events(ca: Any, n: int) -> list[dict]:
+    from tests.support.ca import event
+
+    from bench.ssh import _bodies
+
+    return [event("POST", "/1.0/ssh/sign", b) for b in _bodies(ca, n)]
+
+
+def _sshpop_events(ca: Any, n: int) -> list[dict]:
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from tests.integration.test_ssh_renew import sshpop_token
+    from tests.integration.test_ssh_sign import ssh_token
+    from tests.support.ca import event
+
+    from stepless.api.ssh import app
+    from stepless.ssh import encode_public_key
+
+    events = []
+    for i in range(n):
+        key = ec.generate_private_key(ec.SECP256R1())
+        body = {"publicKey": base64.b64encode(encode_public_key(key.public_key())).decode(),
+                "ott": ssh_token(ca, f"host{i}.example.com", certType="host")}
+        crt = json.loads(expect(app.handler(event("POST", "/1.0/ssh/sign", body), None), 201)["body"])["crt"]
+        events.append(event("POST", "/1.0/ssh/renew", {"ott": sshpop_token(crt, key, "/1.0/ssh/renew")}))
+    return events
+
+
+def _app(name: str) -> Any:
+    from stepless.api import renew, sign, ssh
+
+    return {"sign": sign.app, "renew": renew.app, "ssh": ssh.app}[name]
+
+
+class _Counter:
+    """AWS calls per request: lean calls (awsclient.observers) and full-client calls (before-call)."""
+
+    def __init__(self) -> None:
+        from bench.common import AWSCalls
+
+        self.calls = AWSCalls()
+
+    def lean(self, service: str, operation: str) -> None:
+        self.calls.counts[f"{service}.{operation}"] += 1
+
+    @contextlib.contextmanager
+    def attached(self) -> Iterator[None]:
+        from stepless import awsclient
+
+        awsclient.observers.append(self.lean)
+        try:
+            yield
+        finally:
+            awsclient.observers.remove(self.lean)
+
+
+def _measure(events: list[dict], app: Any, status: int, rounds: int, batch: int) -> dict[str, Any]:
+    """CPU per request on each AWS path, rounds alternating (fresh clients per path); calls per request."""
+    from stepless import aws
+
+    cpu: dict[str, list[float]] = {"lean": [], "full": []}
+    counts: dict[str, dict[str, float]] = {}
+    it = iter(events)
+    for r in range(rounds):
+        for path in ("lean", "full"):
+            with environ({"STEPLESS_AWS_LEAN": "1" if path == "lean" else "0"}):
+                aws.reset()
+                expect(app.handler(next(it), None), status)  # clients and endpoints set up: not timed
+                counter = _Counter()
+                counter.calls.attach()
+                items = [next(it) for _ in range(batch)]
+                with counter.attached():
+                    c0 = time.process_time()
+                    for ev in items:
+                        expect(app.handler(ev, None), status)
+                    cpu[path].append((time.process_time() - c0) / batch)
+                if r == 0:
+                    counts[path] = counter.calls.per(batch)
+    aws.reset()
+    return {"cpu": {k: min(v) for k, v in cpu.items()}, "calls": counts}
+
+
+def _per_call(rounds: int, n: int) -> dict[str, dict[str, float]]:
+    """CPU of one call alone on each path: a 2-item TransactWriteItems, a kms.Sign."""
+    from stepless import aws, settings
+
+    out: dict[str, dict[str, float]] = {}
+    table = settings.table(settings.CERTIFICATES_TABLE)
+    key_id = os.environ.get("STEPLESS_BENCH_KMS_KEY", "")
+    for path in ("lean", "full"):
+        with environ({"STEPLESS_AWS_LEAN": "1" if path == "lean" else "0"}):
+            aws.reset()
+            ddb, kms = aws.client("dynamodb"), aws.client("kms")
+
+            def txn(ddb: Any = ddb) -> None:
+                serial = uuid.uuid4().hex
+                ddb.transact_write_items(TransactItems=[
+                    {"Put": {"TableName": table, "Item": {"serial": {"S": f"t{serial}"}},
+                             "ConditionExpression": "attribute_not_exists(serial)"}},
+                    {"Put": {"TableName": table, "Item": {"serial": {"S": serial}, "der": {"B": b"\x30" * 600}},
+                             "ConditionExpression": "attribute_not_exists(serial)"}}])
+
+            def sign(kms: Any = kms) -> None:
+                kms.sign(KeyId=key_id, Message=b"\x30" * 400, MessageType="RAW", SigningAlgorithm="ECDSA_SHA_256")
+
+            figures = {}
+            for name, fn in (("TransactWriteItems", txn), ("kms.Sign", sign)):
+                fn()
+                best = float("inf")
+                for _ in range(rounds):
+                    c0 = time.process_time()
+                    for _ in range(n):
+                        fn()
+                    best = min(best, (time.process_time() - c0) / n)
+                figures[name] = best
+            out[path] = figures
+    aws.reset()
+    return out
+
+
+def handlers(batch: int = 40, rounds: int = 3, calls_n: int = 100, profile: bool = False,
+             ) -> tuple[list[Row], list[str]]:
+    from stepless import authority
+
+    need = rounds * 2 * (batch + 1)
+    results: dict[str, dict[str, Any]] = {}
+    details: list[str] = []
+    with quiet_logger():
+        with _stack("secrets") as ca:
+            results["sign (Secrets)"] = _measure(_sign_events(ca, need), _app("sign"), 201, rounds, batch)
+        with _stack("kms") as ca:
+            results["sign (KMS)"] = _measure(_sign_events(ca, need), _app("sign"), 201, rounds, batch)
+            if profile:
+                events, app = _sign_events(ca, batch * 2 + 1), _app("sign")
+                expect(app.handler(events.pop(), None), 201)  # clients made, endpoints resolved: not profiled
+                details.append(breakdown(lambda: [expect(app.handler(ev, None), 201) for ev in events],
+                                         f"{len(events)} warm issuances, sign handler, KMS backend, lean AWS path"))
+            results["renew mTLS (KMS)"] = _measure(_renew_events(ca, need), _app("renew"), 201, rounds, batch)
+            results["SSH sign (KMS)"] = _measure(_ssh_events(ca, need), _app("ssh"), 201, rounds, batch)
+            results["SSHPOP renew (KMS)"] = _measure(_sshpop_events(ca, need), _app("ssh"), 201, rounds, batch)
+            key_id = authority.get().intermediate_signer.key_id
+            with environ({"STEPLESS_BENCH_KMS_KEY": key_id}):
+                per_call = _per_call(rounds, calls_n)
+
+    base = _STEPCA.get(8)
+    base1 = _STEPCA.get(1)
+    rows = []
+    for name, res in results.items():
+        lean, full = res["cpu"]["lean"], res["cpu"]["full"]
+        calls = res["calls"]["lean"]
+        ncalls = sum(calls.values())
+        target = TARGET["secrets"] if "Secrets" in name else TARGET["kms"]
+        note = (f"{lean * 1e6:.0f} us CPU/request lean, {full * 1e6:.0f} us on the full botocore client "
+                f"({full / lean:.2f}x); {ncalls:g} AWS calls: " + ", ".join(f"{k} {v:g}" for k, v in calls.items()))
+        if base:
+            rows.append(Row("real", f"{name}: handler CPU per request, AWS over HTTP (lean)", f"{lean / base:.2f}x",
+                            "step-ca c=8", f"<= {target:.1f}x", lean / base <= target,
+                            note + (f"; vs step-ca c=1: {lean / base1:.2f}x" if base1 else "")))
+        else:
+            rows.append(Row("real", f"{name}: handler CPU per request, AWS over HTTP (lean)",
+                            f"{lean * 1e6:.0f} us", "", "", None, note + "; no step-ca baseline in this run"))
+    for name in ("TransactWriteItems", "kms.Sign"):
+        lean, full = per_call["lean"][name], per_call["full"][name]
+        rows.append(Row("real", f"  one AWS call alone: {name} (lean vs full botocore client)", f"{lean / full:.2f}x",
+                        "full client", note=f"{lean * 1e6:.0f} us vs {full * 1e6:.0f} us CPU per call "
+                        "(keep-alive HTTP to moto in another process)"))
+    return rows, details + ["real: CPU is this process's (handler + its AWS client); moto runs in another process. "
+                  "step-ca's is its whole server process (TLS, HTTP, DB, signing) per certificate."]
+
+
+# --- where a request's CPU goes ---------------------------------------------------------------------------
+
+# (label, file suffix, function name): cumulative CPU of these entry points; nested ones are subtracted
+# from the entry they sit in, so the lines add up to the whole request.
+_PARTS = (
+    ("handler (API Gateway event -> 201)", "stepless/api/app.py", "handler"),
+    ("AWS calls, lean path (everything below)", "stepless/awsclient.py", "_call"),
+    ("  SigV4 (botocore.auth.SigV4Auth, credentials)", "stepless/awsclient.py", "_sign"),
+    ("  serialization (botocore.serialize, json)", "botocore/serialize.py", "serialize_to_request"),
+    ("  HTTP exchange (socket syscalls, HTTP/1.1 framing)", "stepless/awsclient.py", "send"),
+    ("  response parsing (botocore.parsers)", "botocore/parsers.py", "parse"),
+    ("  retry decision (botocore's standard retry handler)", "stepless/awsclient.py", "_needs_retry"),
+    ("DynamoDB item marshalling (stores)", "stepless/stores/attributes.py", "serialize"),
+    ("log line and metrics (Powertools)", "stepless/observability.py", "_write"),
+)
+
+
+def breakdown(fn: Callable[[], Any], label: str) -> str:
+    """cProfile (CPU clock) of ``fn()``: the share of each part of a request (see :data:`_PARTS`)."""
+    import cProfile
+    import pstats
+
+    prof = cProfile.Profile(time.process_time)
+    prof.enable()
+    fn()
+    prof.disable()
+    stats = pstats.Stats(prof).stats  # type: ignore[attr-defined]
+
+    def cum(suffix: str, func: str) -> float:
+        return sum(v[3] for (file, _, name), v in stats.items() if file.endswith(suffix) and name == func)
+
+    figures = {lab: cum(suffix, func) for lab, suffix, func in _PARTS}
+    whole = figures[_PARTS[0][0]] or 1.0
+    aws_total = figures[_PARTS[1][0]]
+    inside = sum(v for lab, v in figures.items() if lab.startswith("  "))
+    rest = whole - aws_total - figures[_PARTS[-2][0]] - figures[_PARTS[-1][0]]
+    lines = [f"where the CPU goes — {label} (cProfile on the CPU clock; it inflates many small calls, so read the "
+             "shares, not microseconds):"]
+    lines += [f"  {figures[lab] / whole:6.1%}  {lab}" for lab, _, _ in _PARTS[1:]]
+    lines.append(f"  {(aws_total - inside) / whole:6.1%}    call loop, after-call hook, idempotency token")
+    lines.append(f"  {rest / whole:6.1%}  the rest of the handler: token and CSR checks, certificate, record, response")
+    return "\n".join(lines)
+
+
+# --- cold start per function -----------------------------------------------------------------------------
+
+_INIT_CODE = """\
+import time
+t0 = time.perf_counter()
+import importlib.util
+spec = importlib.util.spec_from_file_location("app", {path!r})
+app = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(app)
+t1 = time.perf_counter()
+res = app.handler({event!r}, None)
+t2 = time.perf_counter()
+assert res["statusCode"] == {status}, res
+print({mark!r} + '{{"import": %f, "first": %f}}' % (t1 - t0, t2 - t1))
+"""
+
+
+def _init_events(ca: Any) -> dict[str, tuple[dict, int]]:
+    """One first request per function (its hot route), made beforehand."""
+    from cryptography import x509
+    from tests.support.ca import event
+
+    renew = _renew_events(ca, 2)
+    pem = renew[1]["requestContext"]["authentication"]["clientCert"]["clientCertPem"]
+    serial = str(x509.load_pem_x509_certificate(pem.encode()).serial_number)
+    revoke = {"serial": serial, "ott": ca.token(serial, path="/1.0/revoke", lifetime=600), "reasonCode": 1}
+    return {
+        "sign": (_sign_events(ca, 1)[0], 201),
+        "renew": (renew[0], 201),
+        "ssh": (_ssh_events(ca, 1)[0], 201),
+        "revoke": (event("POST", "/revoke", revoke), 200),
+    }
+
+
+def init(rounds: int = 5) -> tuple[list[Row], list[str]]:
+    from tests.support import ca as support
+
+    tmp = tempfile.mkdtemp(prefix="stepless-bench-init-")
+    try:
+        with _stack("kms") as ca, quiet_logger():
+            env = child_env({**{k: v for k, v in support.env().items()}, "STEPLESS_CONFIG_TTL": "30",
+                             "AWS_ENDPOINT_URL": os.environ["AWS_ENDPOINT_URL"],
+                             "PYTHONPYCACHEPREFIX": os.path.join(tmp, "pyc")})
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
+            walls: dict[str, list[float]] = {"import boto3": []}
+            inner: dict[str, list[dict]] = {}
+            for r in range(rounds + 1):
+                events = _init_events(ca)  # fresh tokens each round
+                _, _ = run_python("import boto3", env)
+                wall, _ = run_python("import boto3", env)
+                if r:
+                    walls["import boto3"].append(wall)
+                for fn, (ev, status) in events.items():
+                    path = ROOT / "functions" / fn / "app.py"
+                    wall, proc = run_python(_INIT_CODE.format(path=str(path), event=ev, status=status, mark=MARK), env)
+                    if r:  # round 0 fills the bytecode cache
+                        walls.setdefault(fn, []).append(wall)
+                        inner.setdefault(fn, []).append(child_result(proc))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    def med(v: list[float]) -> float:
+        return sorted(v)[len(v) // 2]
+
+    base = med(walls["import boto3"])
+    rows = [Row("real", "cold start baseline: python -c 'import boto3'", "1.00x", note=f"median {base * 1e3:.0f} ms")]
+    for fn in ("sign", "renew", "ssh", "revoke"):
+        w = med(walls[fn])
+        imp = med([p["import"] for p in inner[fn]])
+        first = med([p["first"] for p in inner[fn]])
+        rows.append(Row("real", f"INIT of the {fn} function: import app.py + first request (moto server)",
+                        f"{w / base:.2f}x", "import boto3", f"<= {TARGET_INIT}x", w / base <= TARGET_INIT,
+                        f"median {w * 1e3:.0f} ms of {rounds}; in-process import {imp * 1e3:.0f} ms, "
+                        f"first request {first * 1e3:.0f} ms"))
+    return rows, []
+
+
+# --- entry ----------------------------------------------------------------------------------------------
+
+
+def run(only: tuple[str, ...] = SECTIONS, profile: bool = False, full: bool = False, smoke: bool = False,
+        **_: object) -> tuple[list[Row], list[str]]:
+    """The sections in ``only`` (stepca before handlers: its figure is their baseline)."""
+    if smoke:
+        return run_sections("real", {"stepca": lambda: stepca(n=8, rounds=1),
+                                     "handlers": lambda: handlers(batch=2, rounds=1, calls_n=2, profile=profile),
+                                     "init": lambda: init(rounds=1)}, only)
+    rounds = 7 if full else 5
+    return run_sections("real", {"stepca": lambda: stepca(rounds=rounds),
+                                 "handlers": lambda: handlers(rounds=rounds, profile=profile),
+                                 "init": lambda: init(rounds=7 if full else 5)}, only)

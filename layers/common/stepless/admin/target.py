@@ -1,0 +1,176 @@
+"""Which CA an administrator command changes, decided in one place.
+
+1. ``--stack NAME`` or ``$STEPLESS_STACK``: that deployed stack (AWS, with the caller's credentials) — unless
+   NAME is the local CA's own stack, recorded by ``stepless dev`` (and no other endpoint is set), which is
+   then reached as in 3.
+2. Otherwise, when the library's tables are already in the environment (``STEPLESS_AUTHORITY_TABLE``, as in a
+   function or a test), those tables.
+3. Otherwise the local CA that ``stepless dev`` recorded under ``"local"`` in
+   ``$STEPLESS_HOME/config/defaults.json``.
+4. Otherwise the stack ``stepless`` on AWS.
+
+The local CA is reached with its own placeholder credentials, never the caller's: :func:`use` replaces the
+AWS credential variables of this process before any client is made. The record is engine-tagged:
+``{"engine": "moto", "stack", "endpoint", "region"}`` (``--aws-emulation``) or ``{"engine": "sqlite", "stack",
+"STEPLESS_STORE", "STEPLESS_KEY_PASSWORD_FILE"}`` (the default engine: its SQLite store and key files, no AWS).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+from stepless import aws, clienthome, settings
+from stepless.admin import stack
+from stepless.errors import ClientError
+from stepless.stores import backend
+
+STACK_ENV = "STEPLESS_STACK"
+DEFAULT_STACK = "stepless"
+LOCAL_KEY = "local"
+# moto accepts any credentials; these keep the caller's real ones from ever reaching the local endpoint
+LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+_CALLER_CREDENTIALS = ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
+                       "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                       "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """The CA an administrator command talks to."""
+
+    stack: str  # the stack name ("" when the environment's tables are used)
+    outputs: dict[str, str]  # the stack's outputs ({} for the environment's tables)
+    local: dict[str, Any] | None = None  # the local CA's record when the target is `stepless dev`'s
+
+    @property
+    def is_local(self) -> bool:
+        return self.local is not None
+
+    @property
+    def secrets_prefix(self) -> str:
+        """Where this CA's secrets are named (``<prefix>/managed/NAME`` …)."""
+        return self.outputs.get("SecretsPrefix") or os.environ.get("STEPLESS_SECRETS_PREFIX") or self.stack \
+            or DEFAULT_STACK
+
+    def propagation(self) -> str:
+        """When the functions see a configuration change, said truthfully for this target."""
+        if self.is_local:
+            return "The local CA applies the change to its next request."
+        ttl = self.outputs.get("ConfigTtlSeconds")
+        within = f"{ttl} s (the stack's ConfigTtlSeconds)" if ttl else "their configuration TTL (30 s by default)"
+        return f"The functions pick the change up within {within}; no redeploy needed."
+
+
+def local_record() -> dict[str, Any] | None:
+    """What ``stepless dev`` recorded about its local CA, or None."""
+    record = clienthome.defaults().get(LOCAL_KEY)
+    if not isinstance(record, dict) or not record.get("stack"):
+        return None
+    return record
+
+
+def resolve(stack_name: str | None) -> tuple[str, dict[str, Any] | None]:
+    """(stack name, local record or None) by the rules above; "" for the environment's tables."""
+    explicit = stack_name or os.environ.get(STACK_ENV)
+    local = local_record()
+    if explicit:
+        if local and explicit == local["stack"] and os.environ.get("AWS_ENDPOINT_URL") in (None, "",
+                                                                                         local.get("endpoint")):
+            return explicit, local
+        return explicit, None
+    if os.environ.get(settings.AUTHORITY_TABLE) or os.environ.get(backend.STORE):
+        return "", None
+    if local:
+        return local["stack"], local
+    return DEFAULT_STACK, None
+
+
+def administrator(stack_name: str | None) -> bool:
+    """Whether a stack was named (--stack, STEPLESS_STACK) or the tables are in the environment: reads that
+    may also be served by the CA's public API (``ca provisioner list``) then go to the configuration."""
+    return bool(stack_name or os.environ.get(STACK_ENV) or os.environ.get(settings.AUTHORITY_TABLE))
+
+
+def point_at_local(record: dict[str, Any]) -> None:
+    """Send this process's AWS calls to the local CA's endpoint, with its placeholder credentials only."""
+    engine = record.get("engine", "moto")
+    if engine == "sqlite" and record.get(backend.STORE):
+        _point_at_store(record)
+        return
+    if engine != "moto" or not record.get("endpoint"):
+        raise ClientError(f"the local CA in the defaults uses engine {engine!r}, which this command cannot reach")
+    for var in list(os.environ):
+        if var in _CALLER_CREDENTIALS or var.startswith("AWS_ENDPOINT_URL_"):
+            del os.environ[var]
+    region = record.get("region") or "us-east-1"
+    os.environ.update({"AWS_ENDPOINT_URL": record["endpoint"], "AWS_REGION": region, "AWS_DEFAULT_REGION": region,
+                       **LOCAL_CREDENTIALS})
+    aws.reset()
+
+
+def _point_at_store(record: dict[str, Any]) -> None:
+    """The local CA on its SQLite engine: its store and key files, and no AWS call at all."""
+    from stepless.signers.files import PASSWORD_FILE
+
+    for var in list(os.environ):
+        if var in _CALLER_CREDENTIALS or var.startswith("AWS_ENDPOINT_URL"):
+            del os.environ[var]
+    os.environ[backend.STORE] = record[backend.STORE]
+    if record.get(PASSWORD_FILE):
+        os.environ[PASSWORD_FILE] = record[PASSWORD_FILE]
+    backend.reset()
+
+
+_current: Target | None = None
+
+
+def use(stack_name: str | None) -> Target:
+    """Resolve the target and point the library's tables (and AWS clients) at it."""
+    global _current
+    _current = _use(stack_name)
+    return _current
+
+
+def current() -> Target:
+    """The target of the last :func:`use` (this process's)."""
+    if _current is None:
+        raise ClientError("no target CA chosen")  # a programming error; one line all the same
+    return _current
+
+
+def changed(version: int) -> None:
+    """Called after a configuration change: the local CA reloads its configuration at its next request."""
+    stamp = (_current.local or {}).get("config-stamp") if _current is not None else None
+    if stamp:
+        with contextlib.suppress(OSError):  # else the CA still picks the change up within its TTL
+            Path(stamp).write_text(f"{version} {uuid.uuid4()}\n")
+
+
+def _use(stack_name: str | None) -> Target:
+    name, local = resolve(stack_name)
+    if not name:
+        return Target("", {})
+    if local is not None:
+        point_at_local(local)
+    elif not _has_credentials():
+        raise ClientError(f"no AWS credentials to reach stack {name}: configure them (aws configure, AWS_PROFILE), "
+                          "or run `stepless dev` for a local CA")
+    try:
+        outputs = stack.use(name)
+    except ClientError as e:
+        if local is not None and local.get("endpoint") and "Could not connect" in str(e):
+            raise ClientError(f"the local CA ({local['endpoint']}) is not running: start `stepless dev`, "
+                              "or name a deployed stack with --stack") from e
+        raise
+    return Target(name, outputs, local)
+
+
+def _has_credentials() -> bool:
+    try:
+        return aws._session().get_credentials() is not None
+    except Exception:  # noqa: BLE001 - a broken profile: let the call itself report it
+        return True

@@ -1,0 +1,118 @@
+"""stepless.admin.target: which CA an administrator command talks to, and with which credentials."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from stepless import aws
+from stepless.admin import target
+from stepless.errors import ClientError
+
+LOCAL = {"engine": "moto", "stack": "stepless-dev", "endpoint": "http://127.0.0.1:1", "region": "eu-west-1"}
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch, tmp_path):
+    saved = dict(os.environ)  # point_at_local sets variables itself: restore them all afterwards
+    for var in list(os.environ):
+        if var.startswith(("AWS_", "STEPLESS_")):
+            monkeypatch.delenv(var)
+    monkeypatch.setenv("STEPLESS_HOME", str(tmp_path))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setattr("botocore.credentials.InstanceMetadataProvider.load", lambda self: None)
+    monkeypatch.setattr("botocore.credentials.ContainerProvider.load", lambda self: None)
+    aws.reset()
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+    aws.reset()
+
+
+def record_local(tmp_path, record=LOCAL):
+    (tmp_path / "config").mkdir(exist_ok=True)
+    (tmp_path / "config" / "defaults.json").write_text(json.dumps({"ca-url": "https://localhost:8443",
+                                                                   "local": record}))
+
+
+def test_rules_in_order(tmp_path, monkeypatch):
+    assert target.resolve(None) == ("stepless", None)  # nothing known: the default stack on AWS
+    record_local(tmp_path)
+    assert target.resolve(None) == ("stepless-dev", LOCAL)  # after `stepless dev`: its local CA
+    assert target.resolve("stepless-dev") == ("stepless-dev", LOCAL)  # naming it is the same
+    assert target.resolve("prod") == ("prod", None)  # --stack names a deployed stack
+    monkeypatch.setenv("STEPLESS_STACK", "staging")
+    assert target.resolve(None) == ("staging", None)  # STEPLESS_STACK as --stack
+    assert target.resolve("prod") == ("prod", None)  # the flag wins
+    monkeypatch.delenv("STEPLESS_STACK")
+    monkeypatch.setenv("STEPLESS_AUTHORITY_TABLE", "t")
+    assert target.resolve(None) == ("", None)  # tables already in the environment (functions, tests)
+    assert target.administrator(None) and target.administrator("x")
+    monkeypatch.delenv("STEPLESS_AUTHORITY_TABLE")
+    assert not target.administrator(None)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", LOCAL["endpoint"])  # dev.env sourced: still the local CA
+    assert target.resolve("stepless-dev") == ("stepless-dev", LOCAL)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://elsewhere")  # another endpoint: the caller's choice
+    assert target.resolve("stepless-dev") == ("stepless-dev", None)
+
+
+def test_the_local_ca_never_gets_the_callers_credentials(tmp_path, monkeypatch):
+    record_local(tmp_path)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAREALREALREAL")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "real-secret")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "real-session")
+    monkeypatch.setenv("AWS_PROFILE", "production")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "http://somewhere-else")
+    target.point_at_local(LOCAL)
+    creds = aws._session().get_credentials().get_frozen_credentials()
+    assert (creds.access_key, creds.secret_key, creds.token) == ("testing", "testing", None)
+    assert os.environ["AWS_ENDPOINT_URL"] == LOCAL["endpoint"] and "AWS_ENDPOINT_URL_DYNAMODB" not in os.environ
+    assert "AWS_PROFILE" not in os.environ and os.environ["AWS_REGION"] == "eu-west-1"
+    assert aws.client("dynamodb").meta.endpoint_url == LOCAL["endpoint"]
+
+
+def test_errors_say_what_to_do_in_one_line(tmp_path):
+    with pytest.raises(ClientError) as e:
+        target.use(None)
+    text = str(e.value)
+    assert "no AWS credentials" in text and "stepless dev" in text and "\n" not in text
+    record_local(tmp_path)  # a local CA that is not running any more
+    with pytest.raises(ClientError) as e:
+        target.use(None)
+    assert "is not running: start `stepless dev`" in str(e.value) and "\n" not in str(e.value)
+    record_local(tmp_path, {**LOCAL, "engine": "sqlite"})
+    with pytest.raises(ClientError, match="engine 'sqlite'"):
+        target.use(None)
+
+
+def test_propagation_is_said_truthfully():
+    assert "next request" in target.Target("stepless-dev", {}, LOCAL).propagation()
+    assert "30 s by default" in target.Target("prod", {}).propagation()
+    assert "within 120 s (the stack's ConfigTtlSeconds)" in target.Target(
+        "prod", {"ConfigTtlSeconds": "120"}).propagation()
+
+
+def test_a_stacks_config_ttl_is_read_from_its_parameters(monkeypatch):
+    from moto import mock_aws
+
+    from stepless.admin import stack
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    body = {"Parameters": {"ConfigTtlSeconds": {"Type": "Number", "Default": 30}},
+            "Resources": {"T": {"Type": "AWS::SQS::Queue"}},
+            "Outputs": {"AuthorityTableName": {"Value": "auth"}}}
+    with mock_aws():
+        aws.reset()
+        import boto3
+
+        boto3.client("cloudformation").create_stack(
+            StackName="prod", TemplateBody=json.dumps(body),
+            Parameters=[{"ParameterKey": "ConfigTtlSeconds", "ParameterValue": "120"}])
+        outs = stack.outputs("prod")
+    assert outs == {"AuthorityTableName": "auth", "ConfigTtlSeconds": "120"}
+    assert "within 120 s" in target.Target("prod", outs).propagation()

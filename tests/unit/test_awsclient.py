@@ -1,0 +1,366 @@
+"""The lean AWS call path (stepless.awsclient) sends what botocore sends and behaves as botocore behaves.
+
+Both clients talk to a scripted HTTP/1.1 responder on loopback that records the raw bytes of every request
+and answers from a script (canned answers, AWS errors, 5xx, a connection closed without an answer). Time
+and uuids are frozen, so the full botocore client and the lean one must send the same bytes: method, path,
+every header (the SigV4 Authorization included) and the body. Answers, errors (class and parsed response),
+retries (attempts, headers, sleeps, idempotency token kept) must be the same too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import socket
+import threading
+import uuid
+import zlib
+from collections.abc import Callable, Iterator
+from typing import Any
+from unittest import mock
+
+import botocore.endpoint
+import pytest
+from botocore.exceptions import ClientError, ConnectionClosedError
+
+from stepless import aws, awsclient
+from stepless.faults import translate_aws_errors
+
+Answer = tuple[int, dict[str, str], bytes] | None  # None: close the connection without answering
+
+
+def ok(body: dict[str, Any] | None = None) -> Answer:
+    data = json.dumps(body or {}).encode()
+    return 200, {"Content-Type": "application/x-amz-json-1.0", "x-amzn-RequestId": "req-1",
+                 "x-amz-crc32": str(zlib.crc32(data)), "Date": "Fri, 02 Jan 2026 03:04:05 GMT"}, data
+
+
+def error(code: str, status: int = 400, **fields: Any) -> Answer:
+    data = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": f"injected {code}",
+                       **fields}).encode()
+    return status, {"Content-Type": "application/x-amz-json-1.0", "x-amzn-RequestId": "req-err",
+                    "Date": "Fri, 02 Jan 2026 03:04:05 GMT"}, data
+
+
+class Responder:
+    """A keep-alive HTTP/1.1 server on 127.0.0.1 answering from ``script`` (then ``ok()``), recording requests."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.script: list[Answer] = []
+        self.requests: list[tuple[str, str, dict[str, str], bytes]] = []
+        self.connections = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        reader = conn.makefile("rb")
+        with conn, reader:
+            while True:
+                line = reader.readline()
+                if not line:
+                    return
+                method, path, _ = line.decode().split(" ", 2)
+                headers: dict[str, str] = {}
+                while (h := reader.readline()) not in (b"\r\n", b""):
+                    name, _, value = h.decode().partition(":")
+                    headers[name.strip().lower()] = value.strip()
+                body = reader.read(int(headers.get("content-length", 0)))
+                self.requests.append((method, path, headers, body))
+                answer = self.script.pop(0) if self.script else ok()
+                if answer is None:
+                    conn.shutdown(socket.SHUT_RDWR)
+                    return
+                status, reply, data = answer
+                head = f"HTTP/1.1 {status} X\r\n" + "".join(f"{k}: {v}\r\n" for k, v in reply.items())
+                conn.sendall(head.encode() + f"Content-Length: {len(data)}\r\n\r\n".encode() + data)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def responder(monkeypatch) -> Iterator[Responder]:
+    server = Responder()
+    for k, v in {"AWS_ENDPOINT_URL": server.url, "AWS_ACCESS_KEY_ID": "AKIDTEST", "AWS_SECRET_ACCESS_KEY": "secret",
+                 "AWS_SESSION_TOKEN": "session-1", "AWS_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("STEPLESS_AWS_LEAN", raising=False)
+    aws.reset()
+    yield server
+    aws.reset()
+    server.close()
+
+
+@pytest.fixture
+def sleeps(monkeypatch) -> list[float]:
+    recorded: list[float] = []
+    monkeypatch.setattr(botocore.endpoint, "time", mock.Mock(sleep=recorded.append))
+    return recorded
+
+
+@contextlib.contextmanager
+def frozen() -> Iterator[None]:
+    """The same signing time and the same uuids (invocation id, idempotency token) for both clients."""
+    at = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    with mock.patch("botocore.auth.get_current_datetime", return_value=at), \
+            mock.patch("botocore.endpoint.get_current_datetime", return_value=at), \
+            mock.patch("uuid.uuid4", return_value=uuid.UUID(int=7)):
+        yield
+
+
+def both(service: str) -> tuple[Any, Any]:
+    """(the full botocore client, the lean client over it) for ``service``, as stepless makes them."""
+    lean = aws.client(service)
+    assert isinstance(lean, awsclient.LeanClient), type(lean)
+    return lean.full, lean
+
+
+# One call per lean operation, with the parameters the stores and signers send.
+CALLS: list[tuple[str, str, Callable[[], dict[str, Any]]]] = [
+    ("dynamodb", "transact_write_items", lambda: {"TransactItems": [
+        {"Put": {"TableName": "tokens", "Item": {"id": {"S": "jti"}, "expires": {"N": "1700000000"}},
+                 "ConditionExpression": "attribute_not_exists(id)"}},
+        {"Put": {"TableName": "certificates", "Item": {"serial": {"S": "123"}, "der": {"B": b"\x30\x82" * 300}},
+                 "ConditionExpression": "attribute_not_exists(serial)"}}]}),
+    ("dynamodb", "get_item", lambda: {"TableName": "certificates", "Key": {"serial": {"S": "123"}},
+                                      "ConsistentRead": True}),
+    ("dynamodb", "batch_get_item", lambda: {"RequestItems": {"certificates": {"Keys": [{"serial": {"S": "1"}}]},
+                                                             "revocations": {"Keys": [{"serial": {"S": "1"}}]}}}),
+    ("dynamodb", "update_item", lambda: {"TableName": "certificates", "Key": {"serial": {"S": "1"}},
+                                         "UpdateExpression": "ADD children :c",
+                                         "ExpressionAttributeValues": {":c": {"SS": ["2"]}}}),
+    ("dynamodb", "put_item", lambda: {"TableName": "tokens", "Item": {"id": {"S": "x"}},
+                                      "ConditionExpression": "attribute_not_exists(id)"}),
+    ("kms", "sign", lambda: {"KeyId": "key-1", "Message": b"tbs" * 100, "MessageType": "RAW",
+                             "SigningAlgorithm": "ECDSA_SHA_256"}),
+    ("kms", "get_public_key", lambda: {"KeyId": "key-1"}),
+    ("secretsmanager", "get_secret_value", lambda: {"SecretId": "ca-key", "VersionId": "v1"}),
+]
+
+
+def _last(server: Responder) -> tuple[str, str, dict[str, str], bytes]:
+    return server.requests[-1]
+
+
+@pytest.mark.parametrize(("service", "method", "params"), CALLS, ids=[f"{s}.{m}" for s, m, _ in CALLS])
+def test_lean_sends_the_bytes_botocore_sends(responder, service, method, params):
+    full, lean = both(service)
+    with frozen():
+        getattr(full, method)(**params())
+        sent_full = _last(responder)
+        getattr(lean, method)(**params())
+        sent_lean = _last(responder)
+    assert sent_lean[:2] == sent_full[:2]  # method, path
+    assert sent_lean[2] == sent_full[2]  # every header, Authorization (the SigV4 signature) included
+    assert sent_lean[3] == sent_full[3]  # the body
+    assert "authorization" in sent_lean[2] and sent_lean[2]["x-amz-security-token"] == "session-1"
+
+
+@pytest.mark.parametrize(("service", "method", "params"), CALLS, ids=[f"{s}.{m}" for s, m, _ in CALLS])
+def test_lean_answers_what_botocore_answers(responder, service, method, params):
+    answer = ok({"Item": {"serial": {"S": "1"}, "der": {"B": "MIIB"}}, "Signature": "c2ln", "KeyId": "key-1",
+                 "SigningAlgorithm": "ECDSA_SHA_256", "PublicKey": "MFkw", "SecretString": "pem",
+                 "Responses": {"certificates": [{"serial": {"S": "1"}}]}})
+    full, lean = both(service)
+    responder.script = [answer, answer]
+    assert getattr(lean, method)(**params()) == getattr(full, method)(**params())
+
+
+def test_errors_are_botocores(responder, sleeps):
+    """The modeled exception class, its parsed response (CancellationReasons included), and error_code."""
+    full, lean = both("dynamodb")
+    cancelled = error("TransactionCanceledException", CancellationReasons=[
+        {"Code": "ConditionalCheckFailed", "Message": "The conditional request failed"}, {"Code": "None"}])
+    params = CALLS[0][2]
+    raised = []
+    for client in (full, lean):
+        responder.script = [cancelled]
+        with pytest.raises(ClientError) as info:
+            client.transact_write_items(**params())
+        raised.append(info.value)
+    assert type(raised[1]) is type(raised[0]) is full.exceptions.TransactionCanceledException
+    assert raised[1].response == raised[0].response
+    assert raised[1].response["CancellationReasons"][0]["Code"] == "ConditionalCheckFailed"
+    assert str(raised[1]) == str(raised[0])
+    assert aws.error_code(raised[1]) == "TransactionCanceledException"
+    assert sleeps == []  # not retryable
+
+
+@pytest.mark.parametrize(("script", "attempts", "outcome"), [
+    pytest.param([error("ThrottlingException"), ok()], 2, None, id="throttled-then-ok"),
+    pytest.param([error("InternalServerError", 500), error("InternalServerError", 500), ok()], 3, None,
+                 id="5xx-twice-then-ok"),
+    pytest.param([None, ok()], 2, None, id="connection-reset-then-ok"),
+    pytest.param([error("ProvisionedThroughputExceededException")] * 3, 3, "ProvisionedThroughputExceededException",
+                 id="throttled-to-the-end"),
+    pytest.param([error("InternalServerError", 500)] * 3, 3, "InternalServerError", id="5xx-to-the-end"),
+    pytest.param([None] * 3, 3, ConnectionClosedError, id="reset-to-the-end"),
+    pytest.param([error("ValidationException")], 1, "ValidationException", id="not-retryable"),
+])
+def test_retries_are_botocores(responder, sleeps, script, attempts, outcome):
+    """Same attempts, same headers on each (amz-sdk-request attempt=N; max=3, same idempotency token), same
+    number of backoff sleeps, same outcome (and the same 429/503 from translate_aws_errors)."""
+    full, lean = both("dynamodb")
+    params = CALLS[0][2]
+    seen: dict[str, Any] = {}
+    for name, client in (("full", full), ("lean", lean)):
+        responder.requests.clear()
+        responder.script = list(script)
+        sleeps.clear()
+        with frozen():
+            try:
+                out = client.transact_write_items(**params())
+                result: Any = out["ResponseMetadata"]["RetryAttempts"]
+            except ClientError as e:
+                result = (aws.error_code(e), e.response["ResponseMetadata"]["RetryAttempts"], str(e))
+            except ConnectionClosedError as e:
+                result = type(e)
+        seen[name] = {"result": result, "sleeps": len(sleeps),
+                      "requests": [(m, p, h, b) for m, p, h, b in responder.requests]}
+        assert len(responder.requests) == attempts, name
+        if outcome is None:
+            assert result == attempts - 1
+        elif isinstance(outcome, str):
+            assert result[0] == outcome
+        else:
+            assert result is outcome
+    assert seen["lean"]["result"] == seen["full"]["result"]
+    assert seen["lean"]["sleeps"] == seen["full"]["sleeps"] == attempts - 1 if outcome != "ValidationException" \
+        else seen["lean"]["sleeps"] == 0
+    assert seen["lean"]["requests"] == seen["full"]["requests"]
+    tokens = {json.loads(b)["ClientRequestToken"] for _, _, _, b in seen["lean"]["requests"]}
+    assert len(tokens) == 1
+    headers = [h["amz-sdk-request"] for _, _, h, _ in seen["lean"]["requests"]]
+    assert [h.split("; ")[-2:] if "ttl" in h else h.split("; ") for h in headers] == [
+        [f"attempt={n}", "max=3"] for n in range(1, attempts + 1)]
+
+
+def test_throttling_and_5xx_map_to_429_and_503(responder, sleeps):
+    from stepless.errors import ServiceUnavailable, Throttled
+
+    lean = aws.client("dynamodb")
+    responder.script = [error("ThrottlingException")] * 3
+    with pytest.raises(Throttled), translate_aws_errors("DynamoDB"):
+        lean.get_item(TableName="t", Key={"serial": {"S": "1"}})
+    responder.script = [error("InternalServerError", 500)] * 3
+    with pytest.raises(ServiceUnavailable), translate_aws_errors("DynamoDB"):
+        lean.get_item(TableName="t", Key={"serial": {"S": "1"}})
+
+
+def test_unreachable_is_botocores_connection_error(monkeypatch, sleeps):
+    """Nothing listening: EndpointConnectionError after 3 attempts, as botocore; translate_aws_errors → 503."""
+    from botocore.exceptions import EndpointConnectionError
+
+    from stepless.errors import ServiceUnavailable
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "a")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "b")
+    aws.reset()
+    try:
+        lean = aws.client("kms")
+        with pytest.raises(EndpointConnectionError):
+            lean.sign(KeyId="k", Message=b"m", MessageType="RAW", SigningAlgorithm="ECDSA_SHA_256")
+        assert len(sleeps) == 2
+        with pytest.raises(ServiceUnavailable), translate_aws_errors("KMS"):
+            lean.sign(KeyId="k", Message=b"m", MessageType="RAW", SigningAlgorithm="ECDSA_SHA_256")
+    finally:
+        aws.reset()
+
+
+def test_one_keep_alive_connection(responder):
+    lean = aws.client("dynamodb")
+    for _ in range(5):
+        lean.get_item(TableName="t", Key={"serial": {"S": "1"}})
+    assert responder.connections == 1 and len(responder.requests) == 5
+
+
+def test_rotated_environment_credentials_are_used(responder, monkeypatch):
+    """Lambda's session credentials come from the environment: new ones are signed with at the next call."""
+    lean = aws.client("dynamodb")
+    lean.get_item(TableName="t", Key={"serial": {"S": "1"}})
+    assert "Credential=AKIDTEST/" in _last(responder)[2]["authorization"]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDROTATED")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "session-2")
+    lean.get_item(TableName="t", Key={"serial": {"S": "1"}})
+    headers = _last(responder)[2]
+    assert "Credential=AKIDROTATED/" in headers["authorization"] and headers["x-amz-security-token"] == "session-2"
+
+
+def test_other_operations_and_attributes_are_the_full_clients(responder):
+    lean = aws.client("dynamodb")
+    responder.script = [ok({"Items": [], "Count": 0})]
+    assert lean.scan(TableName="t")["Count"] == 0  # not lean: botocore's own method
+    assert lean.meta.service_model.service_name == "dynamodb"
+    assert lean.exceptions.ConditionalCheckFailedException.__name__ == "ConditionalCheckFailedException"
+    assert lean.get_paginator("scan") is not None
+    assert not isinstance(aws.client("s3"), awsclient.LeanClient)
+
+
+def test_lean_path_off_when_asked_or_traced(responder, monkeypatch):
+    monkeypatch.setenv("STEPLESS_AWS_LEAN", "0")
+    aws.reset()
+    assert not isinstance(aws.client("dynamodb"), awsclient.LeanClient)
+    monkeypatch.delenv("STEPLESS_AWS_LEAN")
+    for k, v in {"STEPLESS_TRACER": "true", "AWS_LAMBDA_FUNCTION_NAME": "f", "_X_AMZN_TRACE_ID": "Root=1-2-3"}.items():
+        monkeypatch.setenv(k, v)
+    aws.reset()
+    assert not isinstance(aws.client("kms"), awsclient.LeanClient)  # X-Ray patches botocore's client
+
+
+def test_moto_in_process_answers_through_botocore(monkeypatch):
+    """moto's mock answers at botocore's before-send: with it active, lean calls go through the full client."""
+    from tests.support import ca as support
+
+    with support.moto_environment():
+        client = aws.client("dynamodb")
+        client.create_table(TableName="t", KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+                            AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+                            BillingMode="PAY_PER_REQUEST")
+        client.put_item(TableName="t", Item={"k": {"S": "v"}})
+        assert client.get_item(TableName="t", Key={"k": {"S": "v"}})["Item"] == {"k": {"S": "v"}}
+
+
+@pytest.mark.parametrize("backend", ["secrets", "kms"])
+def test_handlers_on_the_lean_path_against_moto_server(backend):
+    """sign, renew over mTLS, SSH sign and SSHPOP renew through the real handlers, their AWS calls made by
+    the lean client over keep-alive HTTP to moto in another process (bench.motoserver)."""
+    from bench import real
+    from bench.common import expect
+
+    calls: list[str] = []
+    awsclient.observers.append(lambda service, operation: calls.append(f"{service}.{operation}"))
+    try:
+        with real._stack(backend) as ca:
+            cases = [("sign", real._sign_events(ca, 2))]
+            if backend == "kms":
+                cases += [("renew", real._renew_events(ca, 2)), ("ssh", real._ssh_events(ca, 2)),
+                          ("ssh", real._sshpop_events(ca, 2))]
+            for app, events in cases:
+                for ev in events:
+                    calls.clear()
+                    body = json.loads(expect(real._app(app).handler(ev, None), 201)["body"])
+                    assert body.get("crt"), body
+                    assert isinstance(aws.client("dynamodb"), awsclient.LeanClient)
+                    assert "dynamodb.TransactWriteItems" in calls, calls  # the record went over the lean path
+                    if backend == "kms":
+                        assert "kms.Sign" in calls, calls
+    finally:
+        awsclient.observers.clear()
