@@ -192,6 +192,15 @@ def test_bad_requests_get_rfc8555_problems(sqlite_ca, http01):
     assert result["status"] == "invalid" and result["error"]["type"] == PROBLEM + "incorrectResponse"
     csr, _ = csr_der(["w.example.test"])
     _problem(client.post(order["finalize"], {"csr": csr}), "orderNotReady", 403)
+    # an order whose validity the provisioner's claims refuse: finalize fails and the order is invalid
+    status, headers, order = client.post("new-order", {"identifiers": [{"type": "dns", "value": "v.example.test"}],
+                                                       "notAfter": "2099-01-01T00:00:00Z"})
+    assert status == 201
+    _validate(client, order, http01)
+    csr, _ = csr_der(["v.example.test"])
+    _problem(client.post(order["finalize"], {"csr": csr}), "malformed")
+    _, _, order = client.post(headers["location"], None)
+    assert order["status"] == "invalid" and order["error"]["type"] == PROBLEM + "malformed"
     # nothing was issued by any of this
     from stepless.stores import backend
 
@@ -248,6 +257,7 @@ def test_account_update_deactivate_and_key_change(sqlite_ca):
     assert client.post(client.kid, None)[0] == 200
     status, _, account = client.post(client.kid, {"status": "deactivated"})
     assert account["status"] == "deactivated"
+    _problem(Client(_app(), key=new_key).register(), "unauthorized", 401)  # its key cannot come back
     _problem(client.post("new-order", {"identifiers": [{"type": "dns", "value": "a.test"}]}), "unauthorized", 401)
 
 

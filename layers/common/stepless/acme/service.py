@@ -181,6 +181,8 @@ def new_account(ctx: Ctx, body: bytes) -> Reply:
     if existing is not None and existing.doc.get("account"):
         rec = store.get(ACCOUNT, existing.doc["account"])
         if rec is not None and rec.doc.get("provisioner") == ctx.prov.name:
+            if rec.doc["status"] != VALID:  # RFC 8555 §7.3.6: a deactivated account's key is refused
+                raise unauthorized(f"the account of this key is {rec.doc['status']}")
             return Reply(200, _account(rec).to_json(ctx.links), {"location": ctx.links.account(rec.id)})
     if payload.get("onlyReturnExisting") is True:
         raise AcmeError("accountDoesNotExist", "no account exists with this key")
@@ -457,10 +459,14 @@ def finalize(ctx: Ctx, body: bytes, order_id: str) -> Reply:
     store.write(processing)  # one finalize at a time: a second one meets a version conflict
     try:
         serial = _issue(ctx, csr, sans, order)
-    except StepError as e:
-        failed = dataclasses.replace(order, status=INVALID,
-                                     error=(e if isinstance(e, AcmeError) else AcmeError("badCSR", e.detail)).to_json())
-        store.write(processing.next(failed.to_doc()))
+    except Exception as e:  # the order must not stay "processing": it fails with the reason, then the request
+        if isinstance(e, AcmeError):
+            problem = e
+        elif isinstance(e, StepError) and e.status < 500:
+            problem = AcmeError("badCSR", e.detail)
+        else:
+            problem = AcmeError("serverInternal")
+        store.write(processing.next(dataclasses.replace(order, status=INVALID, error=problem.to_json()).to_doc()))
         raise
     done = dataclasses.replace(order, status=VALID, certificate=serial)
     store.write(processing.next(done.to_doc()),
