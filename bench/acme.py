@@ -11,11 +11,12 @@ those are part of the protocol and counted separately.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 from bench.common import AWSCalls, Row, environ, quiet_logger, run_sections
 
-SECTIONS = ("calls", "cpu")
+SECTIONS = ("calls", "cpu", "stepca")
 STEPS = ("newOrder", "authz", "challenge", "order", "finalize", "certificate")
 
 
@@ -130,5 +131,84 @@ def cpu(n: int = 20) -> tuple[list[Row], list[str]]:
                 f"{order_cpu * 1000:.1f} ms vs {sign_cpu * 1000:.1f} ms CPU (moto's own work included in both)")], []
 
 
+def _lego_runs(server: Any, work: Path, n: int) -> float:
+    """Seconds per ``lego run`` (one account, reused; a new order for ``localhost`` each time, http-01 on
+    127.0.0.1:80, which both CAs validate: step-ca 0.19 has no port setting)."""
+    import os
+    import shutil
+    import subprocess
+
+    lego = shutil.which("lego")
+    assert lego is not None
+    env = {**os.environ, "LEGO_CA_CERTIFICATES": str(server.root)}
+    cmd = [lego, "--path", str(work / "lego"), "--accept-tos", "--email", "bench@example.com", "--server",
+           f"{server.url}/acme/acme/directory", "--domains", "localhost", "--http", "--http.port", "127.0.0.1:80",
+           "run"]
+    subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=120)  # the account, and a warm CA
+    t0 = time.perf_counter()
+    for _ in range(n):
+        subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=120)
+    return (time.perf_counter() - t0) / n
+
+
+def _wait_directory(server: Any) -> None:
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    ctx = ssl.create_default_context(cafile=str(server.root))
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{server.url}/acme/acme/directory", context=ctx, timeout=10).read()
+            return
+        except urllib.error.HTTPError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def stepca(n: int = 5) -> tuple[list[Row], list[str]]:
+    """The same lego flow against step-ca 0.19's ACME and stepless dev (same machine, same client)."""
+    import json
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+
+    from bench.common import child_env
+    from bench.devload import step_ca, stepless_dev
+
+    if shutil.which("lego") is None:
+        return [Row("acme", "lego vs step-ca 0.19", "skipped", note="lego is not installed")], []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        for sub in ("peer", "ours"):
+            (work / sub).mkdir()
+        with step_ca(work / "peer") as peer:
+            if peer is None:
+                return [Row("acme", "lego vs step-ca 0.19", "skipped", note="step-ca is not built")], []
+            config = work / "peer" / "steppath" / "config" / "ca.json"
+            data = json.loads(config.read_text())
+            data["authority"]["provisioners"].append({"type": "ACME", "name": "acme"})
+            config.write_text(json.dumps(data))
+            peer.proc.send_signal(signal.SIGHUP)  # step-ca reloads its configuration
+            _wait_directory(peer)
+            peer_s = _lego_runs(peer, work / "peer", n)
+        with stepless_dev(work / "ours") as ours:
+            subprocess.run([sys.executable, "-c", "from stepless.cli.main import main; main()", "ca", "provisioner",
+                            "add", "acme", "--type", "ACME", "--no-require-eab"],
+                           env=child_env({"STEPLESS_HOME": str(work / "ours" / "stepless-home")}), check=True,
+                           capture_output=True, timeout=120, cwd=os.getcwd())
+            _wait_directory(ours)
+            ours_s = _lego_runs(ours, work / "ours", n)
+    return [Row("acme", f"wall time per lego run (register once; order, http-01, finalize, download; {n} runs)",
+                f"{ours_s / peer_s:.2f}x", "step-ca 0.19", "", None,
+                f"stepless dev {ours_s * 1000:.0f} ms, step-ca {peer_s * 1000:.0f} ms per run (lego start-up in "
+                "both)")], []
+
+
 def run(only: tuple[str, ...] = SECTIONS, **_: object) -> tuple[list[Row], list[str]]:
-    return run_sections("acme", {"calls": calls, "cpu": cpu}, only)
+    return run_sections("acme", {"calls": calls, "cpu": cpu, "stepca": stepca}, only)
