@@ -42,10 +42,9 @@ from stepless.durations import TimeArg
 from stepless.errors import BadRequest, StepError
 from stepless.observability import logger, metrics
 from stepless.provisioners.acme import ACMEProvisioner
-from stepless.services import crl
 from stepless.services.issuance import commit, record
 from stepless.stores import acme as store
-from stepless.stores import certificates, revocations
+from stepless.stores import certificates
 from stepless.stores.acme import AcmeRecord
 from stepless.x509 import chain, profile
 from stepless.x509 import csr as csrs
@@ -542,7 +541,9 @@ def revoke_cert(ctx: Ctx, body: bytes) -> Reply:
         if spki != signer:
             raise unauthorized("the JWS is signed by neither the account nor the certificate's key")
         revoked_by = "acme-certificate-key"
+    from stepless.services import crl  # the revoke function's modules: not imported by the sign function
     from stepless.services.revoke import _record  # the revocation record every revocation writes
+    from stepless.stores import revocations
 
     try:
         revocations.put(_record(serial, rec, "", reason, ctx.now, revoked_by))

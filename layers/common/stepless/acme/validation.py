@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import ipaddress
 import os
 import secrets
 import socket
@@ -76,7 +77,8 @@ def tlsalpn01(ident: Identifier, key_auth: str) -> None:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
     ctx.set_alpn_protocols(["acme-tls/1"])
-    sni = ident.value if ident.type == "dns" else None
+    # RFC 8738 §6: an IP identifier's SNI is its reverse-DNS name
+    sni = ident.value if ident.type == "dns" else ipaddress.ip_address(ident.value).reverse_pointer
     try:
         with socket.create_connection((_target(ident), port), timeout=TIMEOUT_S) as raw, \
                 ctx.wrap_socket(raw, server_hostname=sni) as tls:
