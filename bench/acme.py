@@ -173,6 +173,7 @@ def _can_bind_80() -> bool:
 
     try:
         with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as lego's listener (past TIME_WAITs)
             s.bind(("127.0.0.1", 80))
         return True
     except OSError:
