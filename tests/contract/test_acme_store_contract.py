@@ -40,3 +40,16 @@ def test_transaction_is_all_or_nothing(store):  # noqa: F811
     assert acme.get("order", "o1") is None
     acme.write(AcmeRecord("order", "o1", {"x": 1}, expires=5000), AcmeRecord("authz", "z1", {"y": 2}, expires=5000))
     assert acme.get("order", "o1").expires == 5000 and acme.get("authz", "z1").doc == {"y": 2}
+
+
+def test_sqlite_forgets_expired_orders_on_open_as_dynamodb_ttl_does(tmp_path):
+    from stepless.stores import backend
+
+    stores = backend.open_backend(f"sqlite:{tmp_path / 'ca.db'}")
+    stores.acme.write([AcmeRecord("order", "old", {}, expires=1), AcmeRecord("account", "a", {})])
+    stores.close()
+    stores = backend.open_backend(f"sqlite:{tmp_path / 'ca.db'}")
+    try:
+        assert stores.acme.get("order", "old") is None and stores.acme.get("account", "a") is not None
+    finally:
+        stores.close()

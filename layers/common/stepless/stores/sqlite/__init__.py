@@ -46,6 +46,8 @@ CREATE INDEX IF NOT EXISTS managed_due ON managed (due, renew_at, name) WHERE du
 CREATE TABLE IF NOT EXISTS objects (key TEXT PRIMARY KEY, body BLOB NOT NULL, meta TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS acme (pk TEXT PRIMARY KEY, doc TEXT NOT NULL, version INTEGER NOT NULL, expires INTEGER);
 CREATE TABLE IF NOT EXISTS acme_nonces (nonce TEXT PRIMARY KEY, expires INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS acme_nonces_expires ON acme_nonces (expires);
+CREATE INDEX IF NOT EXISTS acme_expires ON acme (expires) WHERE expires IS NOT NULL;
 """
 
 
@@ -100,6 +102,7 @@ class Database:
                     raise ConfigError(f"the database {self.path} was written by a newer stepless "
                                       f"(schema {found[0]})")
                 c.execute("DELETE FROM tokens WHERE expires < ?", (int(time.time()),))  # what DynamoDB's TTL does
+                c.execute("DELETE FROM acme WHERE expires < ?", (int(time.time()),))  # orders, authorizations
 
     def conn(self) -> sqlite3.Connection:
         """This thread's connection (autocommit mode: transactions are explicit)."""
