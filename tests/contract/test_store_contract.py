@@ -349,3 +349,23 @@ def test_crl_objects(store):
     crl_store.put(stored)
     assert crl_store.get() == stored
     crl_store.put_krl(b"SSHKRL\n")
+
+
+# ----------------------------------------------------------------------------------------- secrets
+
+
+def test_managed_secrets_are_versioned(store):
+    from stepless.managed import secret
+
+    arn = secret.create("stack", "api", "v1")
+    assert "stack/managed/api" in arn and secret.read(arn) == "v1"
+    first = secret.versions(arn)
+    v2 = secret.write(arn, "v2", secret.token("api", 2))
+    assert secret.write(arn, "v2", secret.token("api", 2)) == v2  # the same request again: the same version
+    assert secret.read(arn) == "v2"
+    stages = secret.versions(arn)
+    assert stages[v2] == ["AWSCURRENT"] and stages[next(iter(first))] == ["AWSPREVIOUS"] and len(stages) == 2
+    v3 = secret.write(arn, "v3", secret.token("api", 3))
+    stages = secret.versions(arn)
+    assert stages[v3] == ["AWSCURRENT"] and stages[v2] == ["AWSPREVIOUS"]
+    assert secret.create("stack", "api", "v4") == arn and secret.read(arn) == "v4"  # exists: a new version

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from stepless.stores.crl_store import ObjectStore
     from stepless.stores.managed import ManagedStore
     from stepless.stores.revocations import RevocationStore
+    from stepless.stores.secrets import SecretStore
     from stepless.stores.tokens import TokenStore
 
 STORE = "STEPLESS_STORE"
@@ -42,6 +43,7 @@ class Stores:
     audit: AuditStore
     managed: ManagedStore
     objects: ObjectStore
+    secrets: SecretStore
     close: Callable[[], None] = lambda: None
 
 

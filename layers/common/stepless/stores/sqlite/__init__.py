@@ -44,6 +44,9 @@ CREATE TABLE IF NOT EXISTS managed (name TEXT PRIMARY KEY, due TEXT, renew_at IN
                                     record TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS managed_due ON managed (due, renew_at, name) WHERE due IS NOT NULL;
 CREATE TABLE IF NOT EXISTS objects (key TEXT PRIMARY KEY, body BLOB NOT NULL, meta TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS secrets (arn TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS secret_versions (arn TEXT NOT NULL, version_id TEXT NOT NULL, token TEXT NOT NULL,
+                                            value TEXT NOT NULL, stage TEXT, PRIMARY KEY (arn, version_id));
 """
 
 
@@ -157,8 +160,9 @@ def stores(path: str) -> Stores:
     from stepless.stores.sqlite.certificates import SQLiteCertificates, SQLiteRevocations, SQLiteTokens
     from stepless.stores.sqlite.managed import SQLiteManaged
     from stepless.stores.sqlite.objects import SQLiteObjects
+    from stepless.stores.sqlite.secrets import SQLiteSecrets
 
     db = Database(os.path.expanduser(path))
     return Stores("sqlite", tokens=SQLiteTokens(db), certificates=SQLiteCertificates(db),
                   revocations=SQLiteRevocations(db), authority=SQLiteAuthority(db), audit=SQLiteAudit(db),
-                  managed=SQLiteManaged(db), objects=SQLiteObjects(db), close=db.close)
+                  managed=SQLiteManaged(db), objects=SQLiteObjects(db), secrets=SQLiteSecrets(db), close=db.close)
