@@ -13,7 +13,8 @@ TABLE_OUTPUTS = {
     settings.CERTIFICATES_TABLE: "CertificatesTableName",
     settings.REVOCATIONS_TABLE: "RevocationsTableName",
 }
-OPTIONAL_OUTPUTS = {"STEPLESS_MANAGED_TABLE": "ManagedTableName"}
+OPTIONAL_OUTPUTS = {"STEPLESS_MANAGED_TABLE": "ManagedTableName", settings.HOSTS_TABLE: "HostsTableName",
+                    settings.OCSP_TABLE: "OcspTableName"}
 
 
 def outputs(stack_name: str) -> dict[str, str]:
