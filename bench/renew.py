@@ -5,7 +5,8 @@ Sections (``python -m bench renew --only calls,renew,crl,ocsp``):
 * calls — the real handlers against moto (KMS backend), after one warm-up request each: calls per renew
   over mTLS (one BatchGetItem of record + revocation, one TransactWriteItems, ≤ 1 kms.Sign), per revoke by
   a provisioner token (one conditional write, a transaction with the token's use) and per revoke over
-  mTLS (one conditional PutItem); the reads each needs are reported as counted.
+  mTLS (one conditional PutItem), each plus the revoked OCSP response (one kms.Sign, one PutItem: OCSP
+  requests then cost no signature); the reads each needs are reported as counted.
 * renew — in-process, Secrets Manager backend, moto stopped: renew over mTLS (services.renew.renew_mtls),
   the read answered from a dict and the write stubbed; also through the handler, by an x5cInsecure token,
   and with both DynamoDB calls made by botocore (canned answers before send). Baseline: the sign
@@ -16,8 +17,10 @@ Sections (``python -m bench renew --only calls,renew,crl,ocsp``):
   of 100,000 entries (given to its constructor) signed with a local P-256 key in another fresh process.
   What the monkeypatched scan leaves out is estimated apart: the real revocations.scan_all over canned
   1,000-item Scan pages (10,000 items through botocore and from_item), extrapolated to 100,000.
-* ocsp — in-process: services.ocsp.respond for a good and a revoked certificate (read answered from a
-  dict), through the handler, and with the BatchGetItem made by botocore; against the baseline.
+* ocsp — in-process: services.ocsp.respond for a good and a revoked certificate when the response has to be
+  signed (a serial's first request, or half way to nextUpdate: reads answered from dicts, the store's write
+  a no-op), and served pre-produced from the store (the common case: one read, no signature), through the
+  handler, and with the GetItem made by botocore; against the baseline.
 
 The helpers :func:`offline_ca`, :func:`canned_dynamodb`, :func:`bench.sign.baseline_batch` and :func:`hotspots` are
 shared with bench.ssh and bench.provisioners.
@@ -279,15 +282,17 @@ def calls(n: int = 20) -> tuple[list[Row], list[str]]:
         cold, per, _ = results[name]
         reads, writes, kms_sign = _split(per)
         conditional = "TransactWriteItems" if name == "revoke (token)" else "PutItem"
+        ocsp_put = per.get("dynamodb.PutItem", 0) - (conditional == "PutItem")
         rows += [
             Row("renew", f"AWS calls per warm {name} ({n} requests)", f"{sum(per.values()):.2f}", "",
-                "1 conditional write", writes == 1 and per.get(f"dynamodb.{conditional}", 0) == 1 and kms_sign == 0,
+                "1 conditional write + the OCSP response (1 put, 1 kms.Sign)",
+                writes == 2 and per.get(f"dynamodb.{conditional}", 0) >= 1 and ocsp_put == 1 and kms_sign == 1,
                 ", ".join(f"{k} {v:g}" for k, v in per.items())),
             Row("renew", f"  reads per warm {name}", f"{reads:g}", "", "as needed",
                 note="GetItem of the certificate record (404 for a serial we never issued)"),
-            Row("renew", f"  writes per warm {name}", f"{writes:g}", "", "1", writes == 1,
-                "revocation put + token use in one transaction" if conditional == "TransactWriteItems"
-                else "conditional PutItem of the revocation"),
+            Row("renew", f"  writes per warm {name}", f"{writes:g}", "", "2", writes == 2,
+                ("revocation put + token use in one transaction" if conditional == "TransactWriteItems"
+                 else "conditional PutItem of the revocation") + "; PutItem of the revoked OCSP response"),
             Row("renew", f"  (cold first {name}, for reference)", f"{sum(cold.values())}", "",
                 note=", ".join(f"{k} {v}" for k, v in sorted(cold.items()))),
         ]
@@ -589,8 +594,10 @@ def ocsp_bench(n: int = 300, rounds: int = 5) -> tuple[list[Row], list[str]]:
     from stepless import authority, clock
     from stepless.api.revoke import app as revoke_app
     from stepless.services import ocsp as responder
+    from stepless.stores import ocsp_responses
 
-    with offline_ca("secrets") as (ca, _), quiet_logger():
+    # full botocore clients: canned_dynamodb answers at botocore's before-send, which the lean path skips
+    with environ({"STEPLESS_AWS_LEAN": "0"}), offline_ca("secrets") as (ca, _), quiet_logger():
         auth = authority.get()
         issued, records = issue_offline(ca, 2, prefix="ocsp")
         good, bad = (x509.load_pem_x509_certificate(p.encode()) for p, _ in issued)
@@ -605,12 +612,30 @@ def ocsp_bench(n: int = 300, rounds: int = 5) -> tuple[list[Row], list[str]]:
         der_good, der_bad = request(good), request(bad)
         post = event("POST", "/ocsp", headers={"content-type": "application/ocsp-request"})
         post["body"], post["isBase64Encoded"] = base64.b64encode(der_good).decode(), True
-        http_bodies = {"BatchGetItem": _batch_get_body(records[str(good.serial_number)])}
-        for der, status in ((der_good, ocsp.OCSPCertStatus.GOOD), (der_bad, ocsp.OCSPCertStatus.REVOKED)):
-            with _store(records, revoked):
-                resp = ocsp.load_der_ocsp_response(responder.respond(der, auth))
-            if resp.certificate_status != status:
-                raise RuntimeError(f"OCSP: {resp.certificate_status}, expected {status}")
+        stored: dict[str, ocsp_responses.Record] = {}
+        real = ocsp_responses.get, ocsp_responses.create, ocsp_responses.put_revoked
+        nothing_stored = (lambda serial: None, lambda rec: True, lambda rec: None)
+
+        def store(rec: ocsp_responses.Record) -> bool:
+            stored[rec.serial] = rec
+            return True
+
+        try:
+            ocsp_responses.get, ocsp_responses.create, ocsp_responses.put_revoked = stored.get, store, store
+            for der, status in ((der_good, ocsp.OCSPCertStatus.GOOD), (der_bad, ocsp.OCSPCertStatus.REVOKED)):
+                with _store(records, revoked):
+                    resp = ocsp.load_der_ocsp_response(responder.respond(der, auth))
+                if resp.certificate_status != status:
+                    raise RuntimeError(f"OCSP: {resp.certificate_status}, expected {status}")
+            record = stored[str(good.serial_number)]
+            get_body = json.dumps({"Item": {
+                "serial": {"S": record.serial}, "status": {"S": record.status}, "expires": {"N": str(record.expires)},
+                "responses": {"M": {slot: {"M": {"der": {"B": base64.b64encode(r.der).decode()},
+                                                 "this_update": {"N": str(r.this_update)},
+                                                 "next_update": {"N": str(r.next_update)}}}
+                                    for slot, r in record.responses.items()}}}}).encode()
+        finally:
+            ocsp_responses.get, ocsp_responses.create, ocsp_responses.put_revoked = real
 
         def respond(der: bytes) -> Callable[[], int]:
             def batch() -> int:
@@ -619,25 +644,45 @@ def ocsp_bench(n: int = 300, rounds: int = 5) -> tuple[list[Row], list[str]]:
                 return n
             return batch
 
+        def signed(der: bytes) -> Callable[[], int]:
+            def batch() -> int:
+                saved = ocsp_responses.get, ocsp_responses.create, ocsp_responses.put_revoked
+                ocsp_responses.get, ocsp_responses.create, ocsp_responses.put_revoked = nothing_stored
+                try:
+                    return respond(der)()
+                finally:
+                    ocsp_responses.get, ocsp_responses.create, ocsp_responses.put_revoked = saved
+            return batch
+
         def handler() -> int:
             for _ in range(n):
                 expect(revoke_app.handler(post, None), 200)
             return n
 
         def http() -> int:
-            with _unstubbed(), canned_dynamodb(http_bodies):
-                return respond(der_good)()
+            saved = ocsp_responses.get
+            ocsp_responses.get = real[0]
+            try:
+                with canned_dynamodb({"GetItem": get_body}):
+                    return respond(der_good)()
+            finally:
+                ocsp_responses.get = saved
 
         with _store(records, revoked):
-            t = interleave({"baseline": baseline_batch(n), "good": respond(der_good), "revoked": respond(der_bad),
-                            "handler": handler, "http": http}, rounds=rounds)
+            ocsp_responses.get = stored.get
+            try:
+                t = interleave({"baseline": baseline_batch(n), "good": signed(der_good), "revoked": signed(der_bad),
+                                "served": respond(der_good), "handler": handler, "http": http}, rounds=rounds)
+            finally:
+                ocsp_responses.get = real[0]
 
     base = t["baseline"]
     rows = [baseline_row("renew", base, "OCSP run")]
-    for key, label in (("good", "OCSP response in-process, good (services.ocsp.respond, read stubbed)"),
-                       ("revoked", "OCSP response in-process, revoked (read stubbed)"),
-                       ("handler", "OCSP via app.handler, POST /ocsp, good"),
-                       ("http", "OCSP in-process, good, BatchGetItem made (HTTP stubbed)")):
+    for key, label in (("good", "OCSP response signed in-process, good (services.ocsp.respond, reads stubbed)"),
+                       ("revoked", "OCSP response signed in-process, revoked (reads stubbed)"),
+                       ("served", "OCSP response served pre-produced (read stubbed, no signature)"),
+                       ("handler", "OCSP via app.handler, POST /ocsp, good, served pre-produced"),
+                       ("http", "OCSP served pre-produced, GetItem made by full botocore (HTTP stubbed)")):
         rows.append(Row("renew", label, f"{t[key].min / base.min:.2f}x", "baseline", note=rate_note(t[key])))
     return rows, []
 

@@ -20,7 +20,19 @@ import boto3
 import pytest
 
 from stepless import aws
-from stepless.stores import audit, authority, backend, certificates, crl_store, managed, revocations, tokens
+from stepless.stores import (
+    audit,
+    authority,
+    backend,
+    certificates,
+    crl_store,
+    hosts,
+    managed,
+    ocsp_responses,
+    revocations,
+    ssh_revoked,
+    tokens,
+)
 from stepless.stores.certificates import CertificateRecord
 from stepless.stores.errors import (
     AlreadyRevoked,
@@ -60,7 +72,7 @@ def _dynamodb(url: str, mp: pytest.MonkeyPatch) -> backend.Stores:
     import urllib.request
 
     urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST")).read()
-    env = {var: name for var, (name, _) in TABLES.items()} | {
+    env = {var: name for var, (name, *_) in TABLES.items()} | {
         "AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1", "STEPLESS_CRL_BUCKET": BUCKET,
         managed.MANAGED_TABLE: MANAGED_TABLE}
@@ -68,10 +80,11 @@ def _dynamodb(url: str, mp: pytest.MonkeyPatch) -> backend.Stores:
         mp.setenv(k, v)
     aws.reset()
     ddb = boto3.client("dynamodb", endpoint_url=url)
-    for name, key in TABLES.values():
-        ddb.create_table(TableName=name, KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
-                         AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
-                         BillingMode="PAY_PER_REQUEST")
+    for name, *keys in TABLES.values():
+        ddb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
+                         KeySchema=[{"AttributeName": k, "KeyType": t} for k, t in zip(keys, ("HASH", "RANGE"),
+                                                                                       strict=False)],
+                         AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in keys])
     ddb.create_table(**managed.table_spec(MANAGED_TABLE))
     boto3.client("s3", endpoint_url=url).create_bucket(Bucket=BUCKET)
     return backend.open_backend("dynamodb")
@@ -349,3 +362,88 @@ def test_crl_objects(store):
     crl_store.put(stored)
     assert crl_store.get() == stored
     crl_store.put_krl(b"SSHKRL\n")
+
+
+# ----------------------------------------------------------------------------------------- secrets
+
+
+def test_managed_secrets_are_versioned(store):
+    from stepless.managed import secret
+
+    arn = secret.create("stack", "api", "v1")
+    assert "stack/managed/api" in arn and secret.read(arn) == "v1"
+    first = secret.versions(arn)
+    v2 = secret.write(arn, "v2", secret.token("api", 2))
+    assert secret.write(arn, "v2", secret.token("api", 2)) == v2  # the same request again: the same version
+    assert secret.read(arn) == "v2"
+    stages = secret.versions(arn)
+    assert stages[v2] == ["AWSCURRENT"] and stages[next(iter(first))] == ["AWSPREVIOUS"] and len(stages) == 2
+    v3 = secret.write(arn, "v3", secret.token("api", 3))
+    stages = secret.versions(arn)
+    assert stages[v3] == ["AWSCURRENT"] and stages[v2] == ["AWSPREVIOUS"]
+    assert secret.create("stack", "api", "v4") == arn and secret.read(arn) == "v4"  # exists: a new version
+
+
+# ------------------------------------------------------------------ host index, revoked SSH, OCSP responses
+
+
+def test_host_index(store):
+    assert not hosts.exists("web1.internal")
+    hosts.add(["Web1.Internal", "web1", "x" * 2000], "11", NOW + 100, NOW)
+    hosts.add(["web1.internal"], "12", NOW + 200, NOW)
+    assert hosts.exists("WEB1.internal") and hosts.exists("web1") and not hosts.exists("x" * 2000)
+    hosts.remove(["web1.internal"], "11", NOW + 100)
+    hosts.remove(["nobody"], "11", NOW + 100)  # absent: nothing happens
+    for i in range(5):
+        hosts.add([f"h{i}.internal"], str(20 + i), NOW - 1 if i == 3 else NOW + 50, NOW - 10)
+    hosts.add(["h3.internal"], "30", NOW + 60, NOW)  # drops h3's expired entry
+    page, cursor = hosts.page(limit=3)
+    assert [h.principal for h in page] == ["h0.internal", "h1.internal", "h2.internal"] and cursor == "h2.internal"
+    rest, end = hosts.page(limit=3, cursor=cursor)
+    assert [h.principal for h in rest] == ["h3.internal", "h4.internal", "web1"]
+    more, _ = hosts.page(limit=10, cursor=end) if end else ([], None)
+    everything = {h.principal: h for h in page + rest + more}
+    assert everything["h3.internal"].certificates == {"30": NOW + 60}
+    assert set(everything) == {"h0.internal", "h1.internal", "h2.internal", "h3.internal", "h4.internal", "web1",
+                               "web1.internal"}
+    assert everything["web1.internal"].certificates == {"12": NOW + 200} and everything["web1.internal"].live(NOW)
+    with pytest.raises(ValueError):
+        hosts.page(cursor="x" * 2000)
+
+
+def test_revoked_ssh_set(store):
+    assert ssh_revoked.get() == ssh_revoked.Revoked()
+    first = ssh_revoked.add(2**63 + 5, "user", NOW + 100, NOW)
+    assert first.version == 1 and first.updated_at == NOW and first.user == {2**63 + 5: NOW + 100}
+    ssh_revoked.add(7, "host", NOW + 5, NOW)
+    later = ssh_revoked.add(8, "host", NOW + 100, NOW + 10)  # 7 has expired by then: dropped
+    assert later.version == 3 and later.host == {8: NOW + 100} and later.user == {2**63 + 5: NOW + 100}
+    assert ssh_revoked.get() == later
+    with pytest.raises(ValueError):
+        ssh_revoked.add(9, "other", NOW, NOW)
+    outcomes = []
+    threads = [threading.Thread(target=lambda i=i: outcomes.append(ssh_revoked.add(100 + i, "user", NOW + 99, NOW)))
+               for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert ssh_revoked.get().version == 9 and len(ssh_revoked.get().user) == 7  # no revocation lost
+
+
+def test_ocsp_responses(store):
+    good = ocsp_responses.Response(b"\x30\x01good", NOW, NOW + 3600)
+    rec = ocsp_responses.Record("77", ocsp_responses.GOOD, NOW + 86400, responses={"sha1": good})
+    assert ocsp_responses.get("77") is None
+    assert ocsp_responses.create(rec) and not ocsp_responses.create(rec)
+    assert ocsp_responses.get("77") == rec
+    other = ocsp_responses.Response(b"\x30\x02sha256", NOW, NOW + 3600)
+    assert ocsp_responses.add_response("77", ocsp_responses.GOOD, "sha256", other)
+    assert ocsp_responses.get("77").responses == {"sha1": good, "sha256": other}
+    revoked = ocsp_responses.Record("77", ocsp_responses.REVOKED, NOW + 86400, NOW - 5, 1,
+                                    {"sha1": ocsp_responses.Response(b"\x30\x03rev", NOW, NOW + 60)})
+    ocsp_responses.put_revoked(revoked)
+    assert ocsp_responses.get("77") == revoked  # the good responses are gone
+    assert not ocsp_responses.add_response("77", ocsp_responses.GOOD, "sha256", other)  # revoked is terminal
+    assert not ocsp_responses.add_response("78", ocsp_responses.GOOD, "sha1", other)  # no record
+    assert ocsp_responses.get("77") == revoked

@@ -68,7 +68,7 @@ def test_tables_created_as_declared(endpoint: str, stack: dict[str, str]) -> Non
         backups = ddb.describe_continuous_backups(TableName=name)["ContinuousBackupsDescription"]
         assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
         ttl = ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
-        if logical_id in ("TokensTable", "RevocationsTable", "AcmeTable"):
+        if logical_id in ("TokensTable", "RevocationsTable", "OcspTable", "AcmeTable"):
             assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires"}
         else:
             assert ttl["TimeToLiveStatus"] == "DISABLED"
@@ -130,6 +130,8 @@ def test_function_env(endpoint: str, stack: dict[str, str]) -> None:
     assert env["AWS_ENDPOINT_URL"] == endpoint
     assert env["AWS_REGION"] == REGION
     assert all(isinstance(v, str) for e in envs.values() for v in e.values())
+    assert envs["SshFunction"]["STEPLESS_HOSTS_TABLE"] == stack["HostsTable"]
+    assert envs["RevokeFunction"]["STEPLESS_OCSP_TABLE"] == stack["OcspTable"]
 
 
 # ------------------------------------------------------------------------------ template helpers
@@ -189,7 +191,7 @@ def test_routes_and_find_route() -> None:
 
 def test_function_environment_resolves_refs() -> None:
     template = load_template(TEMPLATE_PATH)
-    outputs = {t: f"table-{t}" for t in TABLES} | {"CrlBucket": "crl-bucket"}
+    outputs = {t: f"table-{t}" for t in TABLES} | {"CrlBucket": "crl-bucket", "HostsTable": "table-HostsTable"}
     no_cdn = {"HttpCrlDistribution": "false"}
     env = function_environment(template, "RevokeFunction", outputs, {"ConfigTtlSeconds": "5", **no_cdn})
     assert env["STEPLESS_CRL_BUCKET"] == "crl-bucket"

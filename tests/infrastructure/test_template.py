@@ -66,6 +66,7 @@ TABLES = {
     "TokensTable": "id",
     "CertificatesTable": "serial",
     "RevocationsTable": "serial",
+    "OcspTable": "serial",
     "AcmeTable": "pk",
 }
 KEYS = ("RootKey", "IntermediateKey", "SshUserKey", "SshHostKey")
@@ -304,19 +305,22 @@ TABLE_ACTIONS: dict[str, dict[str, set[str]]] = {
         "TokensTable": {"dynamodb:PutItem"},
         "CertificatesTable": {"dynamodb:GetItem", "dynamodb:BatchGetItem"},
         "RevocationsTable": {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:Scan"},
+        "OcspTable": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},  # pre-produced responses
         "AcmeTable": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},  # ACME revokeCert
     },
     "SshFunction": {
         "AuthorityTable": {"dynamodb:GetItem"},
         "TokensTable": {"dynamodb:PutItem"},
-        "CertificatesTable": {"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan",
-                              "dynamodb:UpdateItem"},
-        "RevocationsTable": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:ConditionCheckItem", "dynamodb:Scan"},
+        "CertificatesTable": {"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"},
+        # UpdateItem of the revoked-SSH-set item only (test_unauthenticated_reads_need_no_scan)
+        "RevocationsTable": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:ConditionCheckItem",
+                             "dynamodb:UpdateItem"},
+        "HostsTable": {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"},  # the host index
     },
 }
 # Authority table items (pk) each function may touch, by action.
 AUTHORITY_ITEMS = {"dynamodb:GetItem": ["authority"], "dynamodb:UpdateItem": ["crl"]}
-TABLE_IDS = {*TABLES, "ManagedTable"}
+TABLE_IDS = {*TABLES, "ManagedTable", "HostsTable"}
 
 
 def _table_grants(template: dict[str, Any], function_id: str) -> dict[str, list[dict[str, Any]]]:
@@ -382,6 +386,39 @@ def test_tables_protected(template: dict[str, Any]) -> None:
 
     ttl = template["Resources"]["RevocationsTable"]["Properties"]["TimeToLiveSpecification"]
     assert ttl == {"AttributeName": revocations.EXPIRES, "Enabled": True}  # pruned (issue 10 item 16)
+    ttl = template["Resources"]["OcspTable"]["Properties"]["TimeToLiveSpecification"]
+    assert ttl == {"AttributeName": "expires", "Enabled": True}
+
+
+def test_host_index_table(template: dict[str, Any]) -> None:
+    """The SSH host index: one partition ("host") sorted by principal, so /ssh/hosts is a Query."""
+    resource = template["Resources"]["HostsTable"]
+    props = resource["Properties"]
+    assert resource["DeletionPolicy"] == "Retain" and props["DeletionProtectionEnabled"] is True
+    assert props["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"},
+                                  {"AttributeName": "principal", "KeyType": "RANGE"}]
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+
+
+def test_unauthenticated_reads_need_no_scan(template: dict[str, Any]) -> None:
+    """Issue 10 item 2: the ssh function (check-host, hosts, KRL) scans nothing; it may update only the
+    revoked-SSH-set item of the revocations table."""
+    statements = _role_statements(template, "SshFunction")
+    assert not [s for s in statements if "dynamodb:Scan" in _as_list(s["Action"])]
+    updates = [s for s in statements if "dynamodb:UpdateItem" in _as_list(s["Action"])
+               and s["Resource"] == {"Fn::GetAtt": ["RevocationsTable", "Arn"]}]
+    assert updates and all(s["Condition"] == {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["krl:ssh"]}}
+                           for s in updates)
+
+
+def test_ocsp_routes_have_their_own_throttle(template: dict[str, Any]) -> None:
+    events = template["Resources"]["RevokeFunction"]["Properties"]["Events"]
+    ocsp = [e for e in events.values() if e["Type"] == "HttpApi" and "/ocsp" in e["Properties"]["Path"]]
+    assert len(ocsp) == 4
+    for e in ocsp:
+        settings = e["Properties"]["RouteSettings"]
+        assert settings["ThrottlingRateLimit"] == {"Ref": "OcspThrottlingRateLimit"}
+        assert settings["ThrottlingBurstLimit"] == {"Ref": "OcspThrottlingBurstLimit"}
 
 
 def test_keys(template: dict[str, Any]) -> None:

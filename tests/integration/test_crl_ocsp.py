@@ -4,6 +4,7 @@ openssl and pkilint."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import os
 import shutil
@@ -13,16 +14,21 @@ from urllib.parse import quote
 
 import boto3
 import pytest
+from bench.common import AWSCalls
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from stepless import clock
+from stepless import authority, aws, clock
 from stepless.services import crl as crl_service
+from stepless.services import ocsp as ocsp_service
 from stepless.stores import revocations
 from stepless.stores.revocations import RevocationRecord
+from stepless.x509 import der as asn1
 from tests.integration.test_renew import foreign_ca, issue, revoke_app
 from tests.support.ca import call, event
 
@@ -253,18 +259,101 @@ def check_signed(resp: ocsp.OCSPResponse, inter: x509.Certificate) -> None:
     inter.public_key().verify(resp.signature, resp.tbs_response_bytes, ec.ECDSA(resp.signature_hash_algorithm))
     ski = inter.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     assert resp.responder_key_hash == ski.digest
-    assert resp.next_update_utc - resp.this_update_utc == dt.timedelta(hours=1)
+    assert resp.next_update_utc - resp.this_update_utc == dt.timedelta(hours=24)
 
 
-def test_ocsp_good_with_nonce(test_ca):
+@contextlib.contextmanager
+def counted():
+    """The AWS calls made in the block (bench.common.AWSCalls: service.Operation -> count), the authority
+    configuration loaded beforehand (a warm container's)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("STEPLESS_CONFIG_TTL", "3600")
+        authority.get()
+        counter = AWSCalls().attach()
+        counter.reset()
+        yield counter.counts
+    aws._session().unregister("before-call.*.*", unique_id=counter._uid)
+    for service in ("dynamodb", "kms", "secretsmanager"):
+        aws.client(service).meta.events.unregister("before-call.*.*", unique_id=counter._uid)
+
+
+def test_ocsp_good_is_signed_once_then_served_from_the_store(test_ca):
+    """Issue 10 item 14: no unauthenticated request costs a signature once the serial's response exists."""
     cert, _, _ = issue(test_ca)
     inter = test_ca.authority.intermediate
-    nonce = os.urandom(16)
-    resp = post_ocsp(ocsp_request(cert, inter, nonce=nonce))
+    with counted() as first:
+        resp = post_ocsp(ocsp_request(cert, inter, nonce=os.urandom(16)))
     check_signed(resp, inter)
     assert resp.certificate_status == ocsp.OCSPCertStatus.GOOD
     assert resp.serial_number == cert.serial_number
-    assert resp.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce == nonce
+    assert first["kms.Sign"] == 1
+    # pre-produced: the nonce is not echoed (RFC 5019 §4), so the same bytes serve every client
+    assert not [e for e in resp.extensions if isinstance(e.value, x509.OCSPNonce)]
+    for _ in range(5):
+        with counted() as calls:
+            again = post_ocsp(ocsp_request(cert, inter, nonce=os.urandom(16)))
+        assert again.public_bytes(Encoding.DER) == resp.public_bytes(Encoding.DER)
+        assert dict(calls) == {"dynamodb.GetItem": 1}  # one read, no signature
+    # half way to nextUpdate the next request signs a fresh one
+    with clock.shift(dt.timedelta(hours=12, seconds=1)), counted() as calls:
+        fresh = post_ocsp(ocsp_request(cert, inter))
+    assert calls["kms.Sign"] == 1 and fresh.this_update_utc > resp.this_update_utc
+
+
+def test_ocsp_cache_headers_reach_next_update(test_ca):
+    cert, _, _ = issue(test_ca)
+    ev = event("POST", "/ocsp", headers={"content-type": "application/ocsp-request"})
+    request = ocsp_request(cert, test_ca.authority.intermediate)
+    ev["body"], ev["isBase64Encoded"] = base64.b64encode(request).decode(), True
+    headers = revoke_app.handler(ev, None)["headers"]
+    assert "no-cache" not in headers["cache-control"] and "no-store" not in headers["cache-control"]
+    max_age = int(headers["cache-control"].split("max-age=")[1].split(",")[0])
+    assert 86400 - 60 <= max_age <= 86400
+    assert headers["expires"].endswith("GMT") and headers["last-modified"].endswith("GMT") and headers["etag"]
+    with clock.shift(dt.timedelta(hours=6)):
+        later = revoke_app.handler(ev, None)["headers"]
+    assert int(later["cache-control"].split("max-age=")[1].split(",")[0]) <= max_age - 6 * 3600 + 60
+    assert later["etag"] == headers["etag"]
+
+
+def test_ocsp_revocation_replaces_the_stored_good_response(test_ca):
+    cert, _, _ = issue(test_ca)
+    inter = test_ca.authority.intermediate
+    assert post_ocsp(ocsp_request(cert, inter)).certificate_status == ocsp.OCSPCertStatus.GOOD
+    revoke(test_ca, cert, 1, "key compromise")
+    with counted() as calls:
+        resp = post_ocsp(ocsp_request(cert, inter))
+    check_signed(resp, inter)
+    assert resp.certificate_status == ocsp.OCSPCertStatus.REVOKED
+    assert dict(calls) == {"dynamodb.GetItem": 1}  # signed at revocation, served from the store
+
+
+def test_a_good_response_signed_before_a_revocation_never_overwrites_it(test_ca):
+    from stepless.stores import ocsp_responses
+    from stepless.stores.ocsp_responses import GOOD, Record, Response
+
+    cert, _, _ = issue(test_ca)
+    serial = str(cert.serial_number)
+    revoke(test_ca, cert, 1)
+    stale = Response(b"good", 1, 2)
+    assert not ocsp_responses.create(Record(serial, GOOD, 0, responses={"sha1:00": stale}))
+    assert not ocsp_responses.add_response(serial, GOOD, "sha1:00", stale)
+    rec = ocsp_responses.get(serial)
+    assert rec is not None and rec.status == "revoked" and "sha1:00" not in rec.responses
+
+
+def test_ocsp_sha256_revoked_is_signed_once_on_demand(test_ca):
+    cert, _, _ = issue(test_ca)
+    revoke(test_ca, cert, 4)
+    inter = test_ca.authority.intermediate
+    with counted() as calls:
+        resp = post_ocsp(ocsp_request(cert, inter, algorithm=hashes.SHA256()))
+    assert resp.certificate_status == ocsp.OCSPCertStatus.REVOKED and calls["kms.Sign"] == 1
+    assert "dynamodb.BatchGetItem" not in calls  # the stored record says revoked: no need to look further
+    with counted() as calls:
+        assert post_ocsp(ocsp_request(cert, inter, algorithm=hashes.SHA256())).public_bytes(Encoding.DER) == \
+            resp.public_bytes(Encoding.DER)
+    assert dict(calls) == {"dynamodb.GetItem": 1}
 
 
 def test_ocsp_revoked_with_time_and_reason(test_ca):
@@ -280,16 +369,50 @@ def test_ocsp_revoked_with_time_and_reason(test_ca):
     assert resp.hash_algorithm.name == "sha256"
 
 
-def test_ocsp_unknown_serial(test_ca):
-    inter = test_ca.authority.intermediate
+def by_hash(test_ca, serial: int) -> bytes:
+    """A request naming our issuer and ``serial`` (any integer: built by hand, as an attacker would)."""
     cert, _, _ = issue(test_ca)
-    req = ocsp.load_der_ocsp_request(ocsp_request(cert, inter))
-    der = (ocsp.OCSPRequestBuilder()
-           .add_certificate_by_hash(req.issuer_name_hash, req.issuer_key_hash, 987654321, hashes.SHA1())
-           .build().public_bytes(Encoding.DER))
-    resp = post_ocsp(der)
-    check_signed(resp, inter)
-    assert resp.certificate_status == ocsp.OCSPCertStatus.UNKNOWN
+    req = ocsp.load_der_ocsp_request(ocsp_request(cert, test_ca.authority.intermediate))
+    alg = asn1.sequence(asn1.oid("1.3.14.3.2.26"), b"\x05\x00")
+    cert_id = asn1.sequence(alg, asn1.octet_string(req.issuer_name_hash), asn1.octet_string(req.issuer_key_hash),
+                           asn1.integer(serial))
+    return asn1.sequence(asn1.sequence(asn1.sequence(asn1.sequence(cert_id))))
+
+
+def test_ocsp_unknown_serial_is_unauthorized_without_a_signature(test_ca):
+    """RFC 5019 §2.2.3: no status for the certificate -> the unsigned "unauthorized" (no KMS call)."""
+    request = by_hash(test_ca, 987654321)
+    for _ in range(3):
+        with counted() as calls:
+            assert post_ocsp(request).response_status == ocsp.OCSPResponseStatus.UNAUTHORIZED
+        assert dict(calls) == {"dynamodb.GetItem": 1, "dynamodb.BatchGetItem": 1}  # two reads, no signature
+
+
+@pytest.mark.parametrize("serial", [-5, -1, 0, -(2**159)])
+def test_ocsp_serial_not_positive_is_malformed(test_ca, serial):
+    """Issue 10 item 4: a negative serial answered 500 (and tripped the ServerErrors alarm)."""
+    request = by_hash(test_ca, serial)
+    with counted() as calls:
+        assert post_ocsp(request).response_status == ocsp.OCSPResponseStatus.MALFORMED_REQUEST
+    assert not calls
+
+
+def test_ocsp_serial_too_large_is_unauthorized(test_ca):
+    request = by_hash(test_ca, 2**200)
+    with counted() as calls:
+        assert post_ocsp(request).response_status == ocsp.OCSPResponseStatus.UNAUTHORIZED
+    assert not calls
+
+
+def test_ocsp_ssh_serial_is_unauthorized(test_ca):
+    from tests.integration.test_ssh_sign import sign
+
+    status, body = sign(test_ca, "db.example.com", token_opts={"certType": "host"})
+    assert status == 201
+    from stepless.ssh import parse_certificate
+
+    serial = parse_certificate(base64.b64decode(body["crt"])).serial
+    assert post_ocsp(by_hash(test_ca, serial)).response_status == ocsp.OCSPResponseStatus.UNAUTHORIZED
 
 
 def test_ocsp_get(test_ca):
@@ -349,3 +472,109 @@ def test_openssl_ocsp_round_trip(test_ca, tmp_path):
             assert "Key Compromise" in out.stdout or "keyCompromise" in out.stdout
         lint = pkilint("lint_ocsp_response", str(resp))
         assert lint.returncode == 0 and not lint.stdout.strip(), lint.stdout + lint.stderr
+
+
+# ---- property tests: no OCSP request gives a 500 (issue 10 item 4) ----
+
+_HASH_OIDS = {"sha1": "1.3.14.3.2.26", "sha256": "2.16.840.1.101.3.4.2.1", "sha384": "2.16.840.1.101.3.4.2.2",
+              "sha512": "2.16.840.1.101.3.4.2.3", "md5": "1.2.840.113549.2.5", "other": "1.2.3.4.5"}
+
+
+def _digest(name: str, data: bytes) -> bytes:
+    import hashlib
+
+    return hashlib.new(name, data).digest() if name in hashlib.algorithms_available else data[:16]
+
+
+@st.composite
+def ocsp_requests(draw, ca) -> bytes:
+    """DER OCSP requests, well-formed or nearly: our issuer or not, any serial (negative, huge, ours), several
+    CertIDs, extensions, a version; sometimes mangled afterwards."""
+    inter, serials = ca
+    requests = []
+    for _ in range(draw(st.integers(0, 3))):
+        alg = draw(st.sampled_from(sorted(_HASH_OIDS)))
+        ours = draw(st.booleans())
+        name_hash = _digest(alg, inter.subject.public_bytes()) if ours else draw(st.binary(max_size=70))
+        key_hash = (_digest(alg, ocsp_service.subject_public_key_bits(inter)) if ours
+                    else draw(st.binary(max_size=70)))
+        serial = draw(st.one_of(st.sampled_from(serials), st.integers(-(2**200), 2**200)))
+        params = draw(st.sampled_from([b"\x05\x00", b"", b"\x04\x00"]))
+        cert_id = asn1.sequence(asn1.sequence(asn1.oid(_HASH_OIDS[alg]), params), asn1.octet_string(name_hash),
+                                asn1.octet_string(key_hash), asn1.integer(serial))
+        requests.append(asn1.sequence(cert_id))
+    parts = []
+    if draw(st.booleans()):
+        parts.append(asn1.explicit(0, asn1.integer(draw(st.integers(-2, 3)))))
+    parts.append(asn1.sequence(*requests))
+    if draw(st.booleans()):
+        nonce = asn1.extension(asn1.oid("1.3.6.1.5.5.7.48.1.2"), asn1.octet_string(draw(st.binary(max_size=40))),
+                               critical=draw(st.booleans()))
+        parts.append(asn1.explicit(2, asn1.sequence(nonce)))
+    request = asn1.sequence(asn1.sequence(*parts))
+    if draw(st.integers(0, 4)) == 0:  # mangled: truncated or a byte changed
+        cut = draw(st.integers(0, len(request)))
+        request = request[:cut] + draw(st.binary(max_size=3)) + request[cut + 1:]
+    return request
+
+
+@pytest.fixture
+def ocsp_ca(test_ca):
+    good, _, _ = issue(test_ca, "good.example.com")
+    bad, _, _ = issue(test_ca, "bad.example.com")
+    revoke(test_ca, bad, 1)
+    return test_ca.authority.intermediate, [good.serial_number, bad.serial_number]
+
+
+def _check_answer(res: dict, inter) -> None:
+    assert res["statusCode"] == 200, res
+    assert res["headers"]["content-type"] == "application/ocsp-response"
+    resp = ocsp.load_der_ocsp_response(base64.b64decode(res["body"]))
+    if resp.response_status == ocsp.OCSPResponseStatus.SUCCESSFUL:
+        assert resp.certificate_status in (ocsp.OCSPCertStatus.GOOD, ocsp.OCSPCertStatus.REVOKED)
+        inter.public_key().verify(resp.signature, resp.tbs_response_bytes, ec.ECDSA(resp.signature_hash_algorithm))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(data=st.data())
+def test_no_ocsp_request_gives_a_500(ocsp_ca, data):
+    request = data.draw(ocsp_requests(ocsp_ca))
+    ev = event("POST", "/ocsp", headers={"content-type": "application/ocsp-request"})
+    ev["body"], ev["isBase64Encoded"] = base64.b64encode(request).decode(), True
+    _check_answer(revoke_app.handler(ev, None), ocsp_ca[0])
+    path = "/1.0/ocsp/" + quote(base64.b64encode(request).decode(), safe="")
+    _check_answer(revoke_app.handler(event("GET", path), None), ocsp_ca[0])
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.binary(max_size=600), path=st.text(max_size=200))
+def test_no_ocsp_bytes_or_path_give_a_500(ocsp_ca, body, path):
+    ev = event("POST", "/ocsp", headers={"content-type": "application/ocsp-request"})
+    ev["body"], ev["isBase64Encoded"] = base64.b64encode(body).decode(), True
+    _check_answer(revoke_app.handler(ev, None), ocsp_ca[0])
+    res = revoke_app.handler(event("GET", "/ocsp/" + quote(path, safe="/")), None)
+    if res["statusCode"] == 200:
+        _check_answer(res, ocsp_ca[0])
+    else:  # no request in the path (e.g. only "/" or a newline): the router's 404, never a 500
+        assert res["statusCode"] in (404, 405), res
+
+
+def test_a_retried_revocation_completes_a_lost_ocsp_write(test_ca):
+    """The revocation was recorded but its OCSP write failed (the function died in between): the stored
+    good response would be served until its refresh. The client's retry ("already revoked") completes it."""
+    from stepless.stores import ocsp_responses
+
+    cert, _, _ = issue(test_ca)
+    inter = test_ca.authority.intermediate
+    assert post_ocsp(ocsp_request(cert, inter)).certificate_status == ocsp.OCSPCertStatus.GOOD
+    good = ocsp_responses.get(str(cert.serial_number))
+    revoke(test_ca, cert, 1)
+    boto3.client("dynamodb").delete_item(TableName="test-ocsp", Key={"serial": {"S": str(cert.serial_number)}})
+    assert ocsp_responses.create(good)  # as if the revoked record had never been written
+    assert post_ocsp(ocsp_request(cert, inter)).certificate_status == ocsp.OCSPCertStatus.GOOD
+    now = int(clock.now().timestamp())
+    token = test_ca.token(str(cert.serial_number), path="/1.0/revoke", iat=now, nbf=now, exp=now + 300)
+    status, body = call(revoke_app, "POST", "/revoke", {"serial": str(cert.serial_number), "ott": token})
+    assert status == 400 and "already revoked" in body["message"]
+    assert post_ocsp(ocsp_request(cert, inter)).certificate_status == ocsp.OCSPCertStatus.REVOKED

@@ -5,10 +5,19 @@ from __future__ import annotations
 import base64
 import datetime as dt
 
-from stepless import clock
+import boto3
+import pytest
+from bench.common import AWSCalls
+
+from stepless import authority, aws, clock
 from stepless.api.ssh import app
+from stepless.services import ssh_info
+from stepless.ssh import parse_certificate
+from stepless.stores import hosts as host_index
+from stepless.stores.dynamo import to_item
+from tests.integration.test_ssh_renew import host_cert, renew, revoke
 from tests.integration.test_ssh_sign import sign
-from tests.support.ca import call
+from tests.support.ca import call, event
 
 
 def _b64(line: str) -> str:
@@ -106,3 +115,157 @@ def test_check_host_bad_input(test_ca):
     assert status == 400 and "unsupported type 'user'" in body["message"]
     status, body = call(app, "POST", "/ssh/check-host", {"type": "host"})
     assert status == 400 and "missing or empty principal" in body["message"]
+
+
+# ---- issue 10 item 2: unauthenticated requests cost O(1) reads, whatever the number of certificates ----
+
+
+def pad_certificates(n: int) -> None:
+    """``n`` recorded certificates (X.509 and SSH user records) that check-host/hosts/krl must not read."""
+    ddb = boto3.client("dynamodb")
+    now = int(clock.now().timestamp())
+    for start in range(0, n, 25):
+        items = []
+        for i in range(start, min(n, start + 25)):
+            rec = ({"serial": str(10**20 + i), "kind": "x509", "subject": f"h{i}.example.com", "not_after": now + 3600}
+                   if i % 2 else
+                   {"serial": f"ssh:{10**15 + i}", "kind": "ssh", "cert_type": "user", "principals": [f"u{i}"],
+                    "not_after": now + 3600})
+            items.append({"PutRequest": {"Item": to_item(rec)}})
+        ddb.batch_write_item(RequestItems={"test-certificates": items})
+
+
+def reads_of(fn) -> dict[str, int]:
+    """The AWS calls ``fn`` makes in a warm container (authority configuration already loaded)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("STEPLESS_CONFIG_TTL", "3600")
+        authority.get()
+        counter = AWSCalls().attach()
+        counter.reset()
+        try:
+            fn()
+        finally:
+            aws._session().unregister("before-call.*.*", unique_id=counter._uid)
+            aws.client("dynamodb").meta.events.unregister("before-call.*.*", unique_id=counter._uid)
+    return dict(counter.counts)
+
+
+def unauthenticated_reads() -> dict[str, dict[str, int]]:
+    return {
+        "check-host": reads_of(lambda: call(app, "POST", "/ssh/check-host",
+                                            {"type": "host", "principal": "db.example.com"})),
+        "hosts": reads_of(lambda: call(app, "GET", "/ssh/hosts")),
+    }
+
+
+def test_check_host_and_hosts_cost_one_read_whatever_the_table_size(test_ca):
+    for name in ("db.example.com", "web.example.com"):
+        assert sign(test_ca, name, token_opts={"certType": "host"})[0] == 201
+    small = unauthenticated_reads()
+    assert small == {"check-host": {"dynamodb.GetItem": 1}, "hosts": {"dynamodb.Query": 1}}
+    pad_certificates(600)
+    assert unauthenticated_reads() == small  # no Scan of the certificates table (it did one per request)
+    assert call(app, "POST", "/ssh/check-host", {"type": "host", "principal": "db.example.com"})[1] == {"exists": True}
+    assert call(app, "POST", "/ssh/check-host", {"type": "host", "principal": "u2"})[1] == {"exists": False}
+
+
+def test_krl_is_read_once_per_ttl_and_cacheable(test_ca):
+    res = app.handler(event("GET", "/ssh/krl"), None)
+    assert res["statusCode"] == 200
+    assert res["headers"]["cache-control"] == "public, max-age=60"  # was no-store
+    assert reads_of(lambda: app.handler(event("GET", "/ssh/krl"), None)) == {}  # this container's copy
+    with clock.shift(dt.timedelta(seconds=0)):
+        ssh_info._krl_cache = None  # another container
+        pad_certificates(100)
+        assert reads_of(lambda: app.handler(event("GET", "/ssh/krl"), None)) == {"dynamodb.GetItem": 1}
+
+
+def test_host_index_follows_renewal_and_revocation(test_ca):
+    crt, key = host_cert(test_ca, "db.example.com")
+    assert call(app, "GET", "/ssh/hosts")[1]["hosts"][0]["hostname"] == "db.example.com"
+    status, body = renew(crt, key)
+    assert status == 201, body
+    renewed = body["crt"]
+    for cert in (crt, renewed):
+        serial = parse_certificate(base64.b64decode(cert)).serial
+        assert revoke(serial, test_ca.token(str(serial), path="/1.0/ssh/revoke"))[0] == 200
+        hosts = [h["hostname"] for h in call(app, "GET", "/ssh/hosts")[1]["hosts"]]
+        assert hosts == ([] if cert == renewed else ["db.example.com"])  # the renewal still counts
+    # ever issued: check-host still says so, as step-ca does for expired hosts
+    assert call(app, "POST", "/ssh/check-host", {"type": "host", "principal": "db.example.com"})[1] == \
+        {"exists": True}
+
+
+def test_hosts_pages(test_ca):
+    for i in range(5):
+        assert sign(test_ca, f"h{i}.example.com", token_opts={"certType": "host"})[0] == 201
+    status, first = call(app, "GET", "/ssh/hosts", query={"limit": "3"})
+    assert status == 200 and len(first["hosts"]) == 3 and first["nextCursor"] == "h2.example.com"
+    status, second = call(app, "GET", "/ssh/hosts", query={"limit": "3", "cursor": first["nextCursor"]})
+    assert [h["hostname"] for h in second["hosts"]] == ["h3.example.com", "h4.example.com"]
+    assert "nextCursor" not in second
+    for bad in ("0", "1001", "x", "-1"):
+        status, body = call(app, "GET", "/ssh/hosts", query={"limit": bad})
+        assert status == 400 and "limit" in body["message"]
+
+
+def test_expired_host_entries_are_dropped_when_the_principal_is_written_again(test_ca):
+    now = int(clock.now().timestamp())
+    host_index.add(["DB.example.com"], "1", now + 600, now)
+    host_index.add(["db.example.com"], "2", now + 7200, now)
+    host_index.add(["db.example.com"], "3", now + 9000, now + 3600)  # an hour later: 1 has expired
+    page, cursor = host_index.page()
+    assert page == [host_index.Host("db.example.com", {"2": now + 7200, "3": now + 9000})] and cursor is None
+    assert page[0].live(now + 8000) and not page[0].live(now + 9000)
+
+
+def test_upgrade_fills_the_host_index_and_the_revoked_set(test_ca, tmp_path):
+    """A stack that ran an earlier stepless has host certificates and SSH revocations but no index."""
+    from stepless.admin.indexes import backfill_ssh
+
+    host_cert(test_ca, "db.example.com")
+    gone, _ = host_cert(test_ca, "old.example.com")
+    serial = parse_certificate(base64.b64decode(gone)).serial
+    assert revoke(serial, test_ca.token(str(serial), path="/1.0/ssh/revoke"))[0] == 200
+    ddb = boto3.client("dynamodb")
+    for item in ddb.scan(TableName="test-hosts")["Items"]:  # as before this version: nothing indexed
+        ddb.delete_item(TableName="test-hosts", Key={"pk": item["pk"], "principal": item["principal"]})
+    ddb.delete_item(TableName="test-revocations", Key={"serial": {"S": "krl:ssh"}})
+    ssh_info._krl_cache = None
+    assert call(app, "GET", "/ssh/hosts")[1] == {"hosts": []}
+
+    filled = backfill_ssh()
+    assert (filled.hosts, filled.revoked, filled.krl_published) == (2, 1, False)
+    assert backfill_ssh().hosts == 2  # again: the same index
+    assert [h["hostname"] for h in call(app, "GET", "/ssh/hosts")[1]["hosts"]] == ["db.example.com"]
+    for name in ("db.example.com", "old.example.com"):
+        assert call(app, "POST", "/ssh/check-host", {"type": "host", "principal": name})[1] == {"exists": True}
+    ssh_info._krl_cache = None
+    status, _ = call(app, "GET", "/ssh/krl")
+    assert status == 200 and ssh_info._revoked(test_ca.authority).host == {serial: parse_certificate(
+        base64.b64decode(gone)).valid_before}
+
+
+def test_principals_beyond_the_index_key_limit(test_ca):
+    """A principal longer than DynamoDB's sort-key limit (1024 bytes) is issued but not indexed, and nobody
+    can make check-host or hosts fail with one (it was a scan before; a GetItem would be refused)."""
+    long_name = "é" * 600  # 600 characters, 1200 bytes
+    assert sign(test_ca, long_name, token_opts={"certType": "host"})[0] == 201
+    assert call(app, "POST", "/ssh/check-host", {"type": "host", "principal": long_name}) == \
+        (200, {"exists": False})
+    status, body = call(app, "GET", "/ssh/hosts", query={"cursor": long_name})
+    assert status == 400 and "cursor" in body["message"]
+    assert call(app, "GET", "/ssh/hosts")[1] == {"hosts": []}
+
+
+def test_a_retried_ssh_revocation_completes_a_lost_krl_write(test_ca):
+    crt, _ = host_cert(test_ca, "db.example.com")
+    serial = parse_certificate(base64.b64decode(crt)).serial
+    assert revoke(serial, test_ca.token(str(serial), path="/1.0/ssh/revoke"))[0] == 200
+    boto3.client("dynamodb").delete_item(TableName="test-revocations", Key={"serial": {"S": "krl:ssh"}})
+    ssh_info._krl_cache = None
+    assert ssh_info._revoked(test_ca.authority).host == {}
+    status, body = revoke(serial, test_ca.token(str(serial), path="/1.0/ssh/revoke"))
+    assert status == 400 and "already revoked" in body["message"]
+    ssh_info._krl_cache = None
+    assert serial in ssh_info._revoked(test_ca.authority).host

@@ -25,6 +25,8 @@ TABLES = {
     "STEPLESS_TOKENS_TABLE": ("test-tokens", "id"),
     "STEPLESS_CERTIFICATES_TABLE": ("test-certificates", "serial"),
     "STEPLESS_REVOCATIONS_TABLE": ("test-revocations", "serial"),
+    "STEPLESS_HOSTS_TABLE": ("test-hosts", "pk", "principal"),
+    "STEPLESS_OCSP_TABLE": ("test-ocsp", "serial"),
     "STEPLESS_ACME_TABLE": ("test-acme", "pk"),
 }
 PASSWORD = "test-password"
@@ -32,13 +34,13 @@ CA_URL = "https://localhost:8443"
 
 
 def create_resources(region: str = "us-east-1") -> dict[str, str]:
-    """Create the four tables and four KMS keys; returns stack-like outputs."""
+    """Create the tables and four KMS keys; returns stack-like outputs."""
     ddb = boto3.client("dynamodb", region_name=region)
-    for table, key in TABLES.values():
+    for table, *keys in TABLES.values():
         ddb.create_table(
             TableName=table,
-            KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": k, "KeyType": t} for k, t in zip(keys, ("HASH", "RANGE"), strict=False)],
+            AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k in keys],
             BillingMode="PAY_PER_REQUEST",
         )
     kms = boto3.client("kms", region_name=region)
@@ -107,7 +109,7 @@ def sqlite_environment(home):  # noqa: ANN001, ANN201 - a generator context mana
 
 def env() -> dict[str, str]:
     """Environment variables the functions need."""
-    return {var: name for var, (name, _) in TABLES.items()} | {
+    return {var: name for var, (name, *_) in TABLES.items()} | {
         "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
         "STEPLESS_CONFIG_TTL": "0",

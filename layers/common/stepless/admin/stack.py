@@ -13,7 +13,8 @@ TABLE_OUTPUTS = {
     settings.CERTIFICATES_TABLE: "CertificatesTableName",
     settings.REVOCATIONS_TABLE: "RevocationsTableName",
 }
-OPTIONAL_OUTPUTS = {"STEPLESS_MANAGED_TABLE": "ManagedTableName", "STEPLESS_ACME_TABLE": "AcmeTableName"}
+OPTIONAL_OUTPUTS = {"STEPLESS_MANAGED_TABLE": "ManagedTableName", settings.HOSTS_TABLE: "HostsTableName",
+                    settings.OCSP_TABLE: "OcspTableName", "STEPLESS_ACME_TABLE": "AcmeTableName"}
 
 
 def outputs(stack_name: str) -> dict[str, str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from stepless import authority
+from stepless import authority, clock
 from stepless.api import acme, schedule
 from stepless.api.app import App
 from stepless.api.http import Request, response
@@ -63,9 +63,12 @@ def get_crl(req: Request) -> dict:
     return response(200, current.der, {"content-type": PKIX_CRL, **headers})
 
 
+def _ocsp_response(result: ocsp.Answer) -> dict:
+    return response(200, result.der, {"content-type": ocsp.CONTENT_TYPE, **ocsp.cache_headers(result, clock.now())})
+
+
 def _ocsp(der: bytes) -> dict:
-    return response(200, ocsp.respond(der, authority.get()),
-                    {"content-type": ocsp.CONTENT_TYPE, "cache-control": "no-cache"})
+    return _ocsp_response(ocsp.answer(der, authority.get()))
 
 
 @app.route("POST", "/ocsp")
@@ -77,7 +80,7 @@ def post_ocsp(req: Request) -> dict:
 def get_ocsp(req: Request) -> dict:
     der = ocsp.decode_get(req.params["request"])
     if der is None:
-        return response(200, ocsp.malformed(), {"content-type": ocsp.CONTENT_TYPE})
+        return _ocsp_response(ocsp.Answer(ocsp.malformed()))
     return _ocsp(der)
 
 

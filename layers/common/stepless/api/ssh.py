@@ -59,12 +59,13 @@ def check_host(req: Request) -> dict:
 
 @app.route("GET", "/ssh/hosts")
 def hosts(req: Request) -> dict:
-    return response(200, ssh_info.hosts())
+    return response(200, ssh_info.list_hosts(req.query))
 
 
 @app.route("GET", "/ssh/krl")
 def krl(req: Request) -> dict:
-    return response(200, ssh_info.krl(authority.get(), req.query.get("type")), {"cache-control": "no-store"})
+    return response(200, ssh_info.krl(authority.get(), req.query.get("type")),
+                    {"cache-control": f"public, max-age={int(ssh_info.KRL_TTL)}"})
 
 
 @app.route("GET", "/ssh/get-hosts")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import click
 
@@ -80,12 +81,22 @@ def rotate_intermediate_cmd(stack_name, distrust_previous) -> None:
 def upgrade_cmd(stack_name) -> None:
     """Bring records written by an earlier stepless up to this version (safe to run again).
 
-    Today: links each recorded renewal from its parent, which `ca revoke --lineage` follows.
+    Today: links each recorded renewal from its parent, which `ca revoke --lineage` follows; fills the SSH
+    host index and the revoked-SSH set (check-host, hosts and the KRL read them instead of scanning).
     """
-    from stepless.stores import certificates
+    from stepless import settings
+    from stepless.admin.indexes import backfill_ssh
+    from stepless.stores import certificates, crl_store
 
-    target.use(stack_name)
+    outputs = target.use(stack_name).outputs
     ui.done("Renewal links", f"{certificates.link_renewals()} renewals linked to their parents")
+    if settings.HOSTS_TABLE not in os.environ:
+        raise ClientError(f"stack {stack_name} has no HostsTableName output: deploy this version's template first")
+    if outputs.get("CrlBucketName"):
+        os.environ[crl_store.BUCKET] = outputs["CrlBucketName"]
+    filled = backfill_ssh()
+    ui.done("SSH host index", f"{filled.hosts} host certificates indexed")
+    ui.done("SSH KRL", f"{filled.revoked} revocations" + (", published to the bucket" if filled.krl_published else ""))
 
 
 @ca.command("claims")

@@ -34,9 +34,8 @@ stack_option = options.stack
 def use_stack(stack_name: str | None) -> str:
     """Point the library at the target CA's tables (the managed table too); the secrets prefix."""
     where = target.use(stack_name)
-    if stack.local_outputs() is not None:
-        raise ClientError("managed certificates keep their key in AWS Secrets Manager, which the local CA's SQLite "
-                          "engine has not: run `stepless dev --aws-emulation` to try them locally")
+    if stack.local_outputs() is not None:  # the local CA's SQLite engine: its registry and secrets are there
+        return where.secrets_prefix
     if not where.stack:  # the environment's tables
         if not os.environ.get(store.MANAGED_TABLE):
             raise ClientError(f"{store.MANAGED_TABLE} is not set: name the stack with --stack")

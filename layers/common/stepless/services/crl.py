@@ -11,8 +11,8 @@ Freshness (what a relying party gets): GET /crl serves a CRL at most ``STEPLESS_
 (default 60). A revocation invalidates the cache of the container that recorded it at once; other
 containers pick it up within the TTL. With ``STEPLESS_CRL_BUCKET`` the generated CRL is stored in S3 and
 shared (a revocation publishes a new one at once, and a scheduled ``refresh`` keeps it there even when nobody
-asks); without a bucket each container regenerates on demand. OCSP (services.ocsp) reads the revocations
-table and is always current.
+asks); without a bucket each container regenerates on demand. OCSP (services.ocsp) is current at once: a
+revocation stores its revoked response.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """POST /revoke: by a provisioner's revoke token (``sub`` = the serial) or over mTLS (the client
-certificate revokes itself). The revocation is recorded in the revocations table, where OCSP sees it at
-once and the CRL within its TTL (services.crl); a renewal of the serial is refused from then on.
+certificate revokes itself). The revocation is recorded in the revocations table, its OCSP response
+signed and stored at once (services.ocsp), and the CRL follows within its TTL (services.crl); a renewal
+of the serial is refused from then on.
 
 ``"lineage": true`` (stepless) also revokes every certificate renewed from this one, transitively
 (each renewal adds itself to its parent's ``children``), skipping those already revoked — step-ca
@@ -28,7 +29,7 @@ from stepless import clock, tokens
 from stepless.authority import Authority, fingerprint
 from stepless.errors import BadRequest, NotFound, Unauthorized
 from stepless.observability import logger, metrics
-from stepless.services import crl
+from stepless.services import crl, ocsp
 from stepless.services.context import context
 from stepless.stores import certificates, revocations
 from stepless.stores.certificates import CertificateRecord
@@ -119,18 +120,23 @@ def revoke(body: dict[str, Any], client_cert_pem: str | None, auth: Authority) -
         raise Unauthorized("the client certificate is not the certificate recorded with this serial number")
 
     item = _record(serial, rec, reason, code, ts, revoked_by)
-    if token_put is not None:
-        revocations.put_with_token(item, token_put)
-    else:
-        revocations.put(item)
+    try:
+        if token_put is not None:
+            revocations.put_with_token(item, token_put)
+        else:
+            revocations.put(item)
+    except BadRequest:  # already revoked: a retry after a failure between this write and the OCSP one?
+        ocsp.ensure_revoked(auth, serial)
+        raise
     crl.invalidate()
+    ocsp.record_revocation(auth, serial, item)
     metrics.revoked("x509", provisioner=revoked_by.partition("provisioner:")[2] or None, serial=serial)
     logger.info("certificate revoked", extra={"serial": serial, "reasonCode": code, "revoked_by": revoked_by})
 
     out: dict[str, Any] = {"status": "ok"}
     if lineage:
         same_key = public_key_der(cert) if revoked_by == "mtls" else None
-        out["lineage"] = revoke_lineage(serial, reason, code, ts, revoked_by, same_key=same_key)
+        out["lineage"] = revoke_lineage(auth, serial, reason, code, ts, revoked_by, same_key=same_key)
     crl.publish(auth)
     return out
 
@@ -178,7 +184,7 @@ def descendants(serial: str, children: Callable[[str], list[str]],
     return order
 
 
-def revoke_lineage(serial: str, reason: str, code: int, ts: int, revoked_by: str, *,
+def revoke_lineage(auth: Authority, serial: str, reason: str, code: int, ts: int, revoked_by: str, *,
                    same_key: bytes | None = None) -> list[str]:
     """Revoke the renewals of ``serial`` (already revoked ones are skipped); the serials newly revoked.
 
@@ -205,10 +211,13 @@ def revoke_lineage(serial: str, reason: str, code: int, ts: int, revoked_by: str
         for child in fresh:
             handled.add(child)
             rec = record(child)
+            item = _record(child, rec, reason, code, ts, revoked_by, lineage_of=serial)
             try:
-                revocations.put(_record(child, rec, reason, code, ts, revoked_by, lineage_of=serial))
+                revocations.put(item)
             except BadRequest:
+                ocsp.ensure_revoked(auth, child)
                 continue  # revoked before
+            ocsp.record_revocation(auth, child, item)
             done.append(child)
     if done:
         crl.invalidate()

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import base64
+import threading
+import time
 from typing import Any
 
 from stepless import clock
 from stepless.authority import Authority
 from stepless.errors import BadRequest, NotFound
 from stepless.services import ssh
-from stepless.ssh import HOST, USER, build_krl, encode_public_key
+from stepless.ssh import FOREVER, HOST, USER, build_krl, encode_public_key
 from stepless.ssh import templates as tpl
 from stepless.ssh.keys import SSHPublicKey
-from stepless.stores import certificates, revocations
+from stepless.stores import crl_store, hosts, ssh_revoked
+from stepless.stores.certificates import CertificateRecord
 
 
 def _b64(key: SSHPublicKey) -> str:
@@ -73,56 +76,111 @@ def config(body: dict[str, Any], path_type: str | None, auth: Authority) -> dict
 
 
 def check_host(body: dict[str, Any]) -> dict[str, Any]:
-    """POST /ssh/check-host: whether a host certificate was ever issued for the principal."""
+    """POST /ssh/check-host: whether a host certificate was ever issued for the principal (one read of the
+    host index, as step-ca's sshHostsTable)."""
     if body.get("type") != "host":
         raise BadRequest(f"unsupported type '{body.get('type') or ''}'")
     principal = body.get("principal")
     if not isinstance(principal, str) or not principal:
         raise BadRequest("missing or empty principal")
-    wanted = principal.lower()
-    exists = any(wanted in (p.lower() for p in rec.principals)
-                 for rec in certificates.scan_ssh_hosts())
-    return {"exists": exists}
+    return {"exists": hosts.exists(principal)}
 
 
-def hosts() -> dict[str, Any]:
-    """GET /ssh/hosts: the principals of unexpired host certificates."""
+def list_hosts(query: dict[str, str]) -> dict[str, Any]:
+    """GET /ssh/hosts: the principals with an unexpired, unrevoked host certificate, one page of the host
+    index (one Query). ``limit`` (at most 1000, the default) and ``cursor`` page through a larger index;
+    ``nextCursor`` (stepless) names the next page when there is one."""
+    limit = query.get("limit") or str(hosts.MAX_PAGE)
+    if not limit.isdigit() or not 1 <= int(limit) <= hosts.MAX_PAGE:
+        raise BadRequest(f"limit must be a number from 1 to {hosts.MAX_PAGE}")
+    cursor = query.get("cursor") or None
+    if cursor is not None and not hosts.indexable(cursor):
+        raise BadRequest("invalid cursor")
+    page, following = hosts.page(int(limit), cursor)
     now = int(clock.now().timestamp())
-    names: set[str] = set()
-    for rec in certificates.scan_ssh_hosts():
-        if rec.not_after > now:
-            names.update(p.lower() for p in rec.principals)
-    return {"hosts": [{"hid": "", "host_tags": None, "hostname": n} for n in sorted(names)]}
+    out: dict[str, Any] = {"hosts": [{"hid": "", "host_tags": None, "hostname": h.principal}
+                                     for h in page if h.live(now)]}
+    if following is not None:
+        out["nextCursor"] = following
+    return out
+
+
+# --- the KRL ------------------------------------------------------------------------------------------
+
+KRL_TTL = 60.0  # seconds a container serves the revoked set it read; GET /ssh/krl's max-age
+
+_krl_lock = threading.Lock()
+_krl_cache: tuple[float, str, ssh_revoked.Revoked] | None = None  # (when read, which CA, the set)
+
+
+def _ca_id(auth: Authority) -> str:
+    """Which SSH CA a cached revoked set belongs to (a new CA, e.g. a re-init, starts afresh)."""
+    return f"{auth.ssh.get('userPublicKey')}|{auth.ssh.get('hostPublicKey')}"
+
+
+def _revoked(auth: Authority) -> ssh_revoked.Revoked:
+    """The revoked SSH certificates: this container's copy while younger than KRL_TTL, else one read."""
+    global _krl_cache
+    ca = _ca_id(auth)
+
+    def cached() -> ssh_revoked.Revoked | None:
+        entry = _krl_cache
+        if entry is not None and entry[1] == ca and time.monotonic() - entry[0] < KRL_TTL:
+            return entry[2]
+        return None
+
+    state = cached()
+    if state is not None:
+        return state
+    with _krl_lock:
+        state = cached()
+        if state is None:
+            state = ssh_revoked.get()
+            _krl_cache = (time.monotonic(), ca, state)
+        return state
 
 
 def krl(auth: Authority, typ: str | None) -> bytes:
-    """GET /ssh/krl[?type=user|host]: one unsigned OpenSSH KRL with a certificates section per CA key.
-
-    ``version`` is the time of the latest SSH revocation (it grows with every change).
-    """
+    """GET /ssh/krl[?type=user|host]: the KRL built from the stored revoked set (no scan)."""
     if typ not in (None, "", "user", "host"):
         raise BadRequest(f"invalid type '{typ}': use user or host")
+    return build(auth, _revoked(auth), typ or None)
+
+
+def build(auth: Authority, revoked: ssh_revoked.Revoked, typ: str | None = None) -> bytes:
+    """One unsigned OpenSSH KRL with a certificates section per CA key (of ``typ`` only, when given).
+
+    ``version`` and the generation time are the revoked set's, so every container builds the same bytes.
+    """
     wanted = [USER, HOST] if not typ else [USER if typ == "user" else HOST]
-    serials: dict[int, list[int]] = {USER: [], HOST: []}
-    version = 0
-    for rec in revocations.scan_all():
-        if rec.kind != "ssh" or not rec.serial.startswith("ssh:"):
-            continue
-        cert_type = HOST if rec.cert_type == "host" else USER
-        serials[cert_type].append(int(rec.serial.removeprefix("ssh:")))
-        version = max(version, rec.revoked_at)
-    now = int(clock.now().timestamp())
+    serials = {USER: sorted(revoked.user), HOST: sorted(revoked.host)}
     comment = f"{auth.doc.get('name') or 'stepless'} SSH KRL"
-    header = build_krl(_any_key(auth), [], version=version, generated_at=now, comment=comment)
+    header = build_krl(_any_key(auth), [], version=revoked.version, generated_at=revoked.updated_at,
+                       comment=comment)
     parts = [header]
     for cert_type in wanted:
         key = ssh.ca_public_key(auth, cert_type)
         if key is None or not serials[cert_type]:
             continue
-        blob = build_krl(key, serials[cert_type], version=version, generated_at=now, comment=comment)
+        blob = build_krl(key, serials[cert_type], version=revoked.version, generated_at=revoked.updated_at,
+                         comment=comment)
         assert blob.startswith(header)  # the header depends on version, time and comment only
         parts.append(blob[len(header):])
     return b"".join(parts)
+
+
+def record_revocation(auth: Authority, cert: CertificateRecord, now: int) -> None:
+    """A recorded SSH certificate (its certificates-table item) was just revoked: add it to the revoked set,
+    publish the new KRL (S3, when a bucket is configured) and drop a host certificate from the host index."""
+    global _krl_cache
+    serial = int(cert.serial.removeprefix("ssh:"))
+    cert_type = "host" if cert.cert_type == "host" else "user"
+    not_after = cert.not_after or FOREVER
+    state = ssh_revoked.add(serial, cert_type, not_after, now)
+    _krl_cache = (time.monotonic(), _ca_id(auth), state)
+    crl_store.put_krl(build(auth, state))
+    if cert_type == "host":
+        hosts.remove(cert.principals, str(serial), not_after)
 
 
 def _any_key(auth: Authority) -> SSHPublicKey:

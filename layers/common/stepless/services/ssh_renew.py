@@ -17,11 +17,11 @@ from stepless.durations import format_duration
 from stepless.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from stepless.observability import logger, metrics
 from stepless.provisioners.sshpop import SSHPOPAuthorization, SSHPOPProvisioner
-from stepless.services import ssh
+from stepless.services import ssh, ssh_info
 from stepless.services.context import context
 from stepless.ssh import FOREVER, HOST, SSHCertificate, build_and_sign
 from stepless.ssh.keys import SSHPublicKey
-from stepless.stores import certificates, crl_store, revocations
+from stepless.stores import certificates, revocations
 from stepless.stores.revocations import RevocationRecord
 from stepless.stores.tokens import UsedToken
 
@@ -78,6 +78,7 @@ def _reissue(auth: Authority, prov: SSHPOPProvisioner, authz: SSHPOPAuthorizatio
     item = ssh.record(cert, provisioner=prov.name, provisioner_type=prov.type, issued_at=ts,
                       parent_serial=parent)
     certificates.record_renewal(item, UsedToken.of(authz.token, endpoint, ts), parent)
+    ssh.index_host(cert, ts)
     metrics.renewed("ssh", prov.type, provisioner=prov.name, serial=item.serial)
     logger.info("ssh certificate renewed" if endpoint == "ssh/renew" else "ssh certificate rekeyed",
                 extra={"serial": str(cert.serial), "parent_serial": str(old.serial), "key_id": cert.key_id})
@@ -111,7 +112,7 @@ def _serial(value: object) -> str:
 
 
 def revoke(body: dict[str, Any], auth: Authority) -> dict[str, Any]:
-    """POST /ssh/revoke: record the revocation (it blocks renew and rekey, and lands in the KRL)."""
+    """POST /ssh/revoke: record the revocation (it blocks renew and rekey), update the KRL and the host index."""
     serial = _serial(body.get("serial"))
     code = body.get("reasonCode", 0)
     if isinstance(code, bool) or not isinstance(code, int) or not 0 <= code <= MAX_REASON_CODE:
@@ -157,13 +158,11 @@ def revoke(body: dict[str, Any], auth: Authority) -> dict[str, Any]:
     )
     try:
         revocations.put_with_token(item, UsedToken.of(use, "ssh/revoke", int(now.timestamp())))
-    except BadRequest as e:
+    except BadRequest as e:  # a retry after a failure between this write and the KRL's: complete the latter
+        ssh_info.record_revocation(auth, rec, int(now.timestamp()))
         raise BadRequest(f"ssh certificate with serial number {serial} is already revoked") from e
     metrics.revoked("ssh", provisioner=prov.name, serial=key)
-    if crl_store.shared():  # keep the published KRL current (GET /ssh/krl is always built fresh)
-        from stepless.services import ssh_info
-
-        crl_store.put_krl(ssh_info.krl(auth, None))
+    ssh_info.record_revocation(auth, rec, int(now.timestamp()))
     logger.info("ssh certificate revoked", extra={"serial": serial, "provisioner": prov.name,
                                                   "reason_code": code})
     return {"status": "ok"}

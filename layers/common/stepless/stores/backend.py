@@ -5,7 +5,8 @@
 - ``sqlite:/path/ca.db``: one SQLite file (WAL) — the local CA of ``stepless dev``.
 
 Every concern module (:mod:`tokens`, :mod:`certificates`, :mod:`revocations`, :mod:`authority`,
-:mod:`audit`, :mod:`managed`, :mod:`crl_store`, :mod:`acme`) declares its interface and calls ``current().<concern>``.
+:mod:`audit`, :mod:`managed`, :mod:`secrets`, :mod:`crl_store`, :mod:`hosts`, :mod:`ssh_revoked`,
+:mod:`ocsp_responses`, :mod:`acme`) declares its interface and calls ``current().<concern>``.
 """
 
 from __future__ import annotations
@@ -24,8 +25,12 @@ if TYPE_CHECKING:
     from stepless.stores.authority import AuthorityStore
     from stepless.stores.certificates import CertificateStore
     from stepless.stores.crl_store import ObjectStore
+    from stepless.stores.hosts import HostStore
     from stepless.stores.managed import ManagedStore
+    from stepless.stores.ocsp_responses import OCSPStore
     from stepless.stores.revocations import RevocationStore
+    from stepless.stores.secrets import SecretStore
+    from stepless.stores.ssh_revoked import RevokedStore
     from stepless.stores.tokens import TokenStore
 
 STORE = "STEPLESS_STORE"
@@ -43,6 +48,10 @@ class Stores:
     audit: AuditStore
     managed: ManagedStore
     objects: ObjectStore
+    secrets: SecretStore
+    hosts: HostStore
+    ssh_revoked: RevokedStore
+    ocsp: OCSPStore
     acme: AcmeStore
     close: Callable[[], None] = lambda: None
 

@@ -44,6 +44,16 @@ CREATE TABLE IF NOT EXISTS managed (name TEXT PRIMARY KEY, due TEXT, renew_at IN
                                     record TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS managed_due ON managed (due, renew_at, name) WHERE due IS NOT NULL;
 CREATE TABLE IF NOT EXISTS objects (key TEXT PRIMARY KEY, body BLOB NOT NULL, meta TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS hosts (principal TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS host_certificates (principal TEXT NOT NULL, serial TEXT NOT NULL, not_after INTEGER NOT NULL,
+                                              PRIMARY KEY (principal, serial)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ssh_revoked (cert_type TEXT NOT NULL, serial TEXT NOT NULL, not_after INTEGER NOT NULL,
+                                        PRIMARY KEY (cert_type, serial)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ocsp_responses (serial TEXT PRIMARY KEY, status TEXT NOT NULL, expires INTEGER NOT NULL,
+                                           revoked_at INTEGER, reason_code INTEGER, responses TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS secrets (arn TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS secret_versions (arn TEXT NOT NULL, version_id TEXT NOT NULL, token TEXT NOT NULL,
+                                            value TEXT NOT NULL, stage TEXT, PRIMARY KEY (arn, version_id));
 CREATE TABLE IF NOT EXISTS acme (pk TEXT PRIMARY KEY, doc TEXT NOT NULL, version INTEGER NOT NULL, expires INTEGER);
 CREATE TABLE IF NOT EXISTS acme_nonces (nonce TEXT PRIMARY KEY, expires INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS acme_nonces_expires ON acme_nonces (expires);
@@ -161,10 +171,14 @@ def stores(path: str) -> Stores:
     from stepless.stores.sqlite.acme import SQLiteAcme
     from stepless.stores.sqlite.authority import SQLiteAudit, SQLiteAuthority
     from stepless.stores.sqlite.certificates import SQLiteCertificates, SQLiteRevocations, SQLiteTokens
+    from stepless.stores.sqlite.indexes import SQLiteHosts, SQLiteOCSPResponses, SQLiteSSHRevoked
     from stepless.stores.sqlite.managed import SQLiteManaged
     from stepless.stores.sqlite.objects import SQLiteObjects
+    from stepless.stores.sqlite.secrets import SQLiteSecrets
 
     db = Database(os.path.expanduser(path))
     return Stores("sqlite", tokens=SQLiteTokens(db), certificates=SQLiteCertificates(db),
                   revocations=SQLiteRevocations(db), authority=SQLiteAuthority(db), audit=SQLiteAudit(db),
-                  managed=SQLiteManaged(db), objects=SQLiteObjects(db), acme=SQLiteAcme(db), close=db.close)
+                  managed=SQLiteManaged(db), objects=SQLiteObjects(db), secrets=SQLiteSecrets(db),
+                  hosts=SQLiteHosts(db), ssh_revoked=SQLiteSSHRevoked(db), ocsp=SQLiteOCSPResponses(db),
+                  acme=SQLiteAcme(db), close=db.close)

@@ -1,0 +1,88 @@
+"""The SSH host index: one record per host principal (lower-cased), kept by host certificate issuance,
+renewal, rekey and revocation, so ``POST /ssh/check-host`` is one read and ``GET /ssh/hosts`` one bounded
+page, whatever the number of certificates recorded.
+
+A record holds the principal's live host certificates as (serial, notAfter) pairs: issuance adds one,
+revocation removes one, expired ones are dropped when the record is next written. The record itself stays
+once written (``check-host`` answers whether a host certificate was ever issued for the principal, as
+step-ca does); ``GET /ssh/hosts`` lists the principals with an unexpired one (:meth:`Host.live`).
+
+The rules every backend keeps (the contract):
+- :func:`add` and :func:`remove` are atomic per principal (concurrent writers never lose an entry) and
+  need no read by the caller; :func:`add` returns nothing, :func:`remove` of an absent entry is a no-op.
+- A principal longer than :data:`MAX_PRINCIPAL_BYTES` (UTF-8, lower-cased) is not indexed: :func:`add` and
+  :func:`remove` skip it, :func:`exists` says False without a read.
+- :func:`exists` is one point read; :func:`page` returns at most ``limit`` records in principal order
+  starting after ``cursor``, and the cursor of the next page (None at the end).
+
+DynamoDB: table ``STEPLESS_HOSTS_TABLE``, key (``pk`` = ``"host"``, ``principal``); ``certs`` is a string
+set of ``"<serial>:<notAfter>"``. One partition holds every host, so a page is one Query.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from typing import Protocol
+
+from stepless.stores import backend
+
+MAX_PAGE = 1000
+MAX_PRINCIPAL_BYTES = 1024  # DynamoDB's limit for a sort key: longer principals are not indexed
+
+
+@dataclasses.dataclass(frozen=True)
+class Host:
+    """A host principal and its live host certificates (serial → notAfter, Unix seconds)."""
+
+    principal: str
+    certificates: dict[str, int]
+
+    def live(self, now: int) -> bool:
+        """Whether one of its certificates is unexpired at ``now``."""
+        return any(not_after > now for not_after in self.certificates.values())
+
+
+def indexable(principal: str) -> bool:
+    """Whether ``principal`` fits the index (at most MAX_PRINCIPAL_BYTES of UTF-8 once lower-cased)."""
+    return 0 < len(principal.lower().encode("utf-8", "surrogatepass")) <= MAX_PRINCIPAL_BYTES
+
+
+def names(principals: Iterable[str]) -> list[str]:
+    """The indexable principals, lower-cased, each once."""
+    return [p for p in dict.fromkeys(p.lower() for p in principals) if indexable(p)]
+
+
+class HostStore(Protocol):
+    """Principals come lower-cased and indexable (the functions below check); the page size within bounds."""
+
+    def add(self, principals: Iterable[str], serial: str, not_after: int, now: int) -> None: ...
+
+    def remove(self, principals: Iterable[str], serial: str, not_after: int) -> None: ...
+
+    def exists(self, principal: str) -> bool: ...
+
+    def page(self, limit: int, cursor: str | None) -> tuple[list[Host], str | None]: ...
+
+
+def add(principals: Iterable[str], serial: str, not_after: int, now: int) -> None:
+    """Record host certificate ``serial`` (valid until ``not_after``) under each principal; entries that
+    expired before ``now`` are dropped from the records written."""
+    backend.current().hosts.add(names(principals), serial, not_after, now)
+
+
+def remove(principals: Iterable[str], serial: str, not_after: int) -> None:
+    """Forget host certificate ``serial`` (revoked) under each principal."""
+    backend.current().hosts.remove(names(principals), serial, not_after)
+
+
+def exists(principal: str) -> bool:
+    """Whether a host certificate was ever recorded for ``principal`` (one point read)."""
+    return indexable(principal) and backend.current().hosts.exists(principal.lower())
+
+
+def page(limit: int = MAX_PAGE, cursor: str | None = None) -> tuple[list[Host], str | None]:
+    """Up to ``limit`` hosts in principal order after ``cursor``, and the next cursor or None."""
+    if cursor and not indexable(cursor):
+        raise ValueError("cursor is not a host principal")
+    return backend.current().hosts.page(max(1, min(limit, MAX_PAGE)), cursor)
