@@ -275,3 +275,20 @@ def test_nonce_endpoints_and_unknown_provisioner(sqlite_ca):
     status, _, listing = client.raw("GET", "https://ca.test:8443/provisioners")
     assert {"type": "ACME", "name": "acme", "requireEAB": False} in listing["provisioners"]
     assert json.dumps(listing)
+
+
+def test_one_key_holds_an_account_per_provisioner(sqlite_ca):
+    admin.add(admin.acme_entry("acme", require_eab=False))
+    admin.add(admin.acme_entry("other", require_eab=False))
+    one = Client(_app())
+    assert one.register()[0] == 201
+    two = Client(_app(), provisioner="other", key=one.key)
+    assert two.register()[0] == 201 and two.kid != one.kid
+    for client, kid in ((Client(_app(), key=one.key), one.kid),
+                        (Client(_app(), provisioner="other", key=one.key), two.kid)):
+        status, headers, _ = client.register(onlyReturnExisting=True)
+        assert (status, headers["location"]) == (200, kid)
+    # an account URL of one provisioner is no account of another
+    stranger = Client(_app(), provisioner="other", key=one.key)
+    stranger.kid = one.kid
+    _problem(stranger.post("new-order", {"identifiers": [{"type": "dns", "value": "a.test"}]}), "accountDoesNotExist")

@@ -172,11 +172,16 @@ def _contacts(value: Any) -> tuple[str, ...]:
 
 # --- accounts ---------------------------------------------------------------------------------------------
 
+def _key_id(ctx: Ctx, thumbprint: str) -> str:
+    """The key index's id: one account per key and provisioner (a key may hold accounts on several)."""
+    return f"{ctx.prov.name}:{thumbprint}"
+
+
 def new_account(ctx: Ctx, body: bytes) -> Reply:
     req = authenticate(ctx, body, jwk=True, kid=False)
     payload = _payload(req)
     thumb = jose.thumbprint(req.jwk)
-    existing = store.get(KEY, thumb)
+    existing = store.get(KEY, _key_id(ctx, thumb))
     if existing is not None and existing.doc.get("account"):
         rec = store.get(ACCOUNT, existing.doc["account"])
         if rec is not None and rec.doc.get("provisioner") == ctx.prov.name:
@@ -199,7 +204,7 @@ def new_account(ctx: Ctx, body: bytes) -> Reply:
                    created_at=ctx.now)
     writes.append(AcmeRecord(ACCOUNT, acct.id, _account_doc(acct, ctx.prov.name)))
     key_doc = {"account": acct.id}
-    writes.append(existing.next(key_doc) if existing is not None else AcmeRecord(KEY, thumb, key_doc))
+    writes.append(existing.next(key_doc) if existing is not None else AcmeRecord(KEY, _key_id(ctx, thumb), key_doc))
     if eab_key_id is not None:
         writes.append(eab.next({**eab.doc, "account": acct.id, "bound_at": ctx.now}))
     store.write(*writes)
@@ -265,14 +270,14 @@ def key_change(ctx: Ctx, body: bytes) -> Reply:
         raise unauthorized("oldKey is not the account's key")
     new_jwk = jose.public_part(h["jwk"])
     thumb = jose.thumbprint(new_jwk)
-    taken = store.get(KEY, thumb)
+    taken = store.get(KEY, _key_id(ctx, thumb))
     if taken is not None and taken.doc.get("account"):
         raise AcmeError("malformed", "the new key belongs to an account already", status=409,
                         headers={"location": ctx.links.account(taken.doc["account"])})
     acct = dataclasses.replace(_account(req.account), key=new_jwk, thumbprint=thumb)
-    old = store.get(KEY, req.account.doc["thumbprint"])
+    old = store.get(KEY, _key_id(ctx, req.account.doc["thumbprint"]))
     writes = [req.account.next(_account_doc(acct, ctx.prov.name)),
-              taken.next({"account": acct.id}) if taken else AcmeRecord(KEY, thumb, {"account": acct.id})]
+              taken.next({"account": acct.id}) if taken else AcmeRecord(KEY, _key_id(ctx, thumb), {"account": acct.id})]
     if old is not None:
         writes.append(old.next({"account": None}))
     store.write(*writes)
