@@ -118,6 +118,19 @@ def test_certbot_dns01_manual_hook(acme_ca, admin_env, dns, tmp_path):
     assert json.loads(records.read_text())["_acme-challenge.wild.acme.test"]
 
 
+def test_certbot_external_account_binding(acme_ca, admin_env, ports, tmp_path):
+    server = f"{acme_ca.url}/acme/acme-eab/directory"
+    common = ["certonly", "--server", server, "--standalone", "--http-01-port", str(ports["http"]),
+              "--http-01-address", "127.0.0.1", "--agree-tos", "-m", "ops@example.com", "-d", "eab.acme.test"]
+    key = json.loads(acme_ca.stepless("ca", "acme", "eab", "add", "acme-eab", "certbot", cwd=acme_ca.home,
+                                      env=admin_env).stdout)
+    wrong = _certbot(acme_ca, tmp_path / "wrong", *common, "--eab-kid", key["keyID"], "--eab-hmac-key",
+                     "A" * 43, check=False)
+    assert wrong.returncode != 0 and "externalAccountBinding signature is invalid" in wrong.stderr
+    _certbot(acme_ca, tmp_path, *common, "--eab-kid", key["keyID"], "--eab-hmac-key", key["hmacKey"])
+    assert _names(_leaf(tmp_path / "etc" / "live" / "eab.acme.test" / "cert.pem")) == ["eab.acme.test"]
+
+
 def _lego(ca, tmp: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     lego = shutil.which("lego")
     if lego is None:
