@@ -1,6 +1,7 @@
 """ACME routes (RFC 8555) on the sign function, at step-ca's URLs ``/acme/<provisioner>/…`` (and ``/1.0/…``).
 
-Thin: each route builds the request's :class:`~stepless.acme.service.Ctx` and calls one use case. Every
+Thin: each route builds the request's :class:`~stepless.acme.service.Ctx` and calls one use case
+(:mod:`~stepless.acme.accounts`, :mod:`~stepless.acme.orders`, :mod:`~stepless.acme.issuance`). Every
 response — errors included — carries a fresh ``Replay-Nonce`` and ``Link: <directory>;rel="index"``;
 errors are RFC 8555 problem documents (:mod:`stepless.acme.errors`).
 """
@@ -14,7 +15,7 @@ from typing import Any
 from urllib.parse import quote
 
 from stepless import authority, clock
-from stepless.acme import service
+from stepless.acme import accounts, issuance, orders, service
 from stepless.acme.errors import AcmeError, from_step_error, malformed
 from stepless.acme.messages import Links
 from stepless.api.app import App
@@ -81,16 +82,16 @@ def problem(req: Request, e: StepError) -> dict[str, Any]:
 # (method, path below /acme/{provisioner}, use case, path parameters); revoke-cert is the revoke function's
 # (only it writes revocations), everything else the sign function's
 POSTS: tuple[tuple[str, Callable[..., service.Reply], tuple[str, ...]], ...] = (
-    ("/new-account", service.new_account, ()),
-    ("/account/{account}", service.account, ("account",)),
-    ("/account/{account}/orders", service.orders, ("account",)),
-    ("/key-change", service.key_change, ()),
-    ("/new-order", service.new_order, ()),
-    ("/order/{order}", service.get_order, ("order",)),
-    ("/order/{order}/finalize", service.finalize, ("order",)),
-    ("/authz/{authz}", service.get_authz, ("authz",)),
-    ("/challenge/{authz}/{challenge}", service.challenge, ("authz", "challenge")),
-    ("/certificate/{order}", service.certificate, ("order",)),
+    ("/new-account", accounts.new_account, ()),
+    ("/account/{account}", accounts.account, ("account",)),
+    ("/account/{account}/orders", accounts.orders, ("account",)),
+    ("/key-change", accounts.key_change, ()),
+    ("/new-order", orders.new_order, ()),
+    ("/order/{order}", orders.get_order, ("order",)),
+    ("/order/{order}/finalize", issuance.finalize, ("order",)),
+    ("/authz/{authz}", orders.get_authz, ("authz",)),
+    ("/challenge/{authz}/{challenge}", orders.challenge, ("authz", "challenge")),
+    ("/certificate/{order}", issuance.certificate, ("order",)),
 )
 BASE = "/acme/{provisioner}"
 
@@ -124,4 +125,4 @@ def register(app: App) -> None:
 def register_revoke(app: App) -> None:
     """The revoke function's ACME route: revokeCert (RFC 8555 §7.6)."""
     app.error_renderer(PATH, problem)
-    _post(app, "/revoke-cert", service.revoke_cert, ())
+    _post(app, "/revoke-cert", issuance.revoke_cert, ())
