@@ -158,3 +158,26 @@ def test_path_and_bootstrap_keep_the_local_ca(dev_ca, admin):
     after = json.loads((dev_ca.home / "config" / "defaults.json").read_text())
     assert after == before  # bootstrapping stepless dev's own CA keeps its local record
     assert json.loads(admin("ca", "claims").stdout)["effective"]["maxTLSCertDuration"] == "24h0m0s"
+
+
+def test_managed_certificate_in_acm_on_the_local_ca(dev_ca, admin):
+    """`--acm` imports into the local stack's ACM (moto); `managed renew` re-imports into the same ARN."""
+    import boto3
+
+    admin("ca", "managed", "issue", "lb.internal", "lb", "--acm", "--not-after", "2h")
+    first = json.loads(admin("ca", "managed", "show", "lb").stdout)
+    local = json.loads((dev_ca.home / "config" / "defaults.json").read_text())["local"]
+    acm = boto3.client("acm", endpoint_url=local["endpoint"], region_name=local["region"],
+                       aws_access_key_id="testing", aws_secret_access_key="testing")
+
+    def serial_in_acm() -> str:
+        pem = acm.get_certificate(CertificateArn=first["acmArn"])["Certificate"]
+        return str(x509.load_pem_x509_certificate(pem.encode()).serial_number)
+
+    try:
+        assert first["acmArn"].startswith("arn:aws:acm:") and serial_in_acm() == first["serial"]
+        renewed = admin("ca", "managed", "renew", "lb").stdout.strip()
+        assert renewed != first["serial"] and serial_in_acm() == renewed
+        assert json.loads(admin("ca", "managed", "show", "lb").stdout)["acmArn"] == first["acmArn"]
+    finally:
+        admin("ca", "managed", "remove", "lb", "--delete-secret")

@@ -352,7 +352,7 @@ def test_only_the_revoke_function_writes_the_authority_table_and_only_the_crl_co
             if set(_as_list(statement["Action"])) - {"dynamodb:GetItem"}:
                 assert function_id == "RevokeFunction"
                 assert statement["Condition"]["ForAllValues:StringEquals"]["dynamodb:LeadingKeys"] == ["crl"]
-    from stepless.stores import crl_store
+    from stepless.stores.dynamodb import objects as crl_store
 
     assert crl_store.NUMBER_KEY == {"pk": {"S": "crl"}}  # the item the condition names
 
@@ -615,7 +615,7 @@ def test_schedule_event_fixture() -> None:
 def test_plain_http_crl_distribution_point(template: dict[str, Any]) -> None:
     """Issue 10 item 13: CloudFront with origin access control in front of the bucket's crl/ objects, its
     http:// URL in issued certificates unless CrlDistributionPoint names another."""
-    from stepless.stores import crl_store
+    from stepless.stores.dynamodb import objects as crl_store
 
     res = template["Resources"]
     dist = res["CrlDistribution"]

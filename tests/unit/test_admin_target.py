@@ -83,8 +83,11 @@ def test_errors_say_what_to_do_in_one_line(tmp_path):
     with pytest.raises(ClientError) as e:
         target.use(None)
     assert "is not running: start `stepless dev`" in str(e.value) and "\n" not in str(e.value)
-    record_local(tmp_path, {**LOCAL, "engine": "sqlite"})
-    with pytest.raises(ClientError, match="engine 'sqlite'"):
+    record_local(tmp_path, {**LOCAL, "engine": "postgres"})
+    with pytest.raises(ClientError, match="engine 'postgres'"):
+        target.use(None)
+    record_local(tmp_path, {**LOCAL, "engine": "sqlite"})  # a record without its store
+    with pytest.raises(ClientError, match="no store: restart `stepless dev`"):
         target.use(None)
 
 

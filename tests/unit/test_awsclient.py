@@ -13,6 +13,7 @@ import contextlib
 import datetime as dt
 import json
 import socket
+import ssl
 import threading
 import uuid
 import zlib
@@ -46,11 +47,12 @@ def error(code: str, status: int = 400, **fields: Any) -> Answer:
 class Responder:
     """A keep-alive HTTP/1.1 server on 127.0.0.1 answering from ``script`` (then ``ok()``), recording requests."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(16)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.tls = tls
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.sock.getsockname()[1]}"
         self.script: list[Answer] = []
         self.requests: list[tuple[str, str, dict[str, str], bytes]] = []
         self.connections = 0
@@ -66,6 +68,12 @@ class Responder:
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
+        if self.tls is not None:
+            try:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+            except (ssl.SSLError, OSError):
+                conn.close()
+                return
         reader = conn.makefile("rb")
         with conn, reader:
             while True:
@@ -364,3 +372,103 @@ def test_handlers_on_the_lean_path_against_moto_server(backend):
                         assert "kms.Sign" in calls, calls
     finally:
         awsclient.observers.clear()
+
+
+def test_regional_and_service_endpoints_are_botocores(monkeypatch):
+    """No endpoint override: the regional endpoint botocore resolves, signed for that region; an
+    AWS_ENDPOINT_URL_<SERVICE> override is honoured as botocore honours it (no request is sent here)."""
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "a")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "b")
+    aws.reset()
+    try:
+        for service, operation, url in (("dynamodb", "GetItem", "https://dynamodb.eu-west-1.amazonaws.com/"),
+                                        ("kms", "Sign", "https://kms.eu-west-1.amazonaws.com/")):
+            lean = aws.client(service)
+            op = lean._operation(operation, {"TableName": "t", "KeyId": "k"})
+            assert op.url == url and lean.full.meta.endpoint_url + "/" == url
+            assert (op.signing_region, op.signing_name) == ("eu-west-1", service)
+        monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:8000")
+        aws.reset()
+        lean = aws.client("dynamodb")
+        assert lean._operation("GetItem", {"TableName": "t"}).url == "http://127.0.0.1:8000/"
+    finally:
+        aws.reset()
+
+
+@pytest.fixture
+def tls_responder(monkeypatch, tmp_path) -> Iterator[Responder]:
+    """The responder over TLS with a certificate for 127.0.0.1, trusted through AWS_CA_BUNDLE."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now - dt.timedelta(minutes=1))
+            .not_valid_after(now + dt.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                         serialization.PrivateFormat.PKCS8,
+                                                         serialization.NoEncryption()))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    server = Responder(tls=ctx)
+    for k, v in {"AWS_ENDPOINT_URL": server.url, "AWS_ACCESS_KEY_ID": "AKIDTEST", "AWS_SECRET_ACCESS_KEY": "secret",
+                 "AWS_REGION": "us-east-1", "AWS_CA_BUNDLE": str(tmp_path / "cert.pem")}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    aws.reset()
+    yield server
+    aws.reset()
+    server.close()
+
+
+def test_https_with_the_ca_bundle_botocore_uses(tls_responder):
+    """Over TLS (as AWS), verified against botocore's CA bundle (AWS_CA_BUNDLE here): the same bytes as
+    botocore, one kept-alive connection."""
+    full, lean = both("dynamodb")
+    with frozen():
+        full.get_item(TableName="t", Key={"serial": {"S": "1"}})
+        sent_full = _last(tls_responder)
+        for _ in range(3):
+            lean.get_item(TableName="t", Key={"serial": {"S": "1"}})
+    assert _last(tls_responder) == sent_full
+    assert tls_responder.connections == 2  # one for botocore's pool, one for the lean path's
+
+
+def test_https_refuses_an_untrusted_certificate(tls_responder, monkeypatch, sleeps):
+    from botocore.exceptions import SSLError
+
+    monkeypatch.delenv("AWS_CA_BUNDLE")
+    aws.reset()
+    with pytest.raises(SSLError):
+        aws.client("dynamodb").get_item(TableName="t", Key={"serial": {"S": "1"}})
+
+
+def test_the_sessions_data_loader_answers_as_botocores():
+    """stepless's session decodes botocore's data without OrderedDicts and checks a service name without
+    listing every service: the same services, models and errors as botocore's own loader."""
+    import botocore.session
+    from botocore.exceptions import UnknownServiceError
+
+    ours, theirs = aws._session(), botocore.session.get_session()
+    assert ours.get_available_services() == theirs.get_available_services()
+    for service in ("dynamodb", "kms", "secretsmanager", "s3", "sts", "events", "cloudformation"):
+        for type_name in ("service-2", "endpoint-rule-set-1", "paginators-1"):
+            assert (ours.get_component("data_loader").load_service_model(service, type_name)
+                    == theirs.get_component("data_loader").load_service_model(service, type_name))
+    assert ours.get_data("endpoints") == theirs.get_data("endpoints")
+    with pytest.raises(UnknownServiceError) as info:
+        ours.create_client("no-such-service", region_name="us-east-1")
+    assert "dynamodb" in str(info.value)  # botocore's message, listing the known services

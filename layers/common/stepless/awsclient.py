@@ -37,6 +37,7 @@ import ssl
 import sys
 import threading
 import uuid
+import weakref
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -69,6 +70,7 @@ LEAN: dict[str, frozenset[str]] = {
 # calls on the full client are seen by botocore's ``before-call`` event as before).
 observers: list[Callable[[str, str], None]] = []
 
+_made: weakref.WeakSet[LeanClient] = weakref.WeakSet()
 MAX_IDLE = 10  # idle keep-alive connections kept per endpoint (botocore's max_pool_connections)
 
 
@@ -94,7 +96,15 @@ def wrap(full: Any) -> Any:
     session = full._endpoint.http_session
     if getattr(getattr(session, "_proxy_config", None), "_proxies", None):
         return full
-    return LeanClient(full)
+    lean = LeanClient(full)
+    _made.add(lean)
+    return lean
+
+
+def close_idle() -> None:
+    """Close every lean client's idle connections (``stepless.aws.reset``: clients forgotten)."""
+    for lean in list(_made):
+        lean.transport.close()
 
 
 class LeanClient:
@@ -194,12 +204,12 @@ class LeanClient:
             signed.append(("amz-sdk-request", "; ".join(f"{k}={retries[k]}" for k in ("ttl", "attempt", "max")
                                                         if k in retries)))
             signed.append(("Content-Length", str(len(body))))
-            status, reply_headers, body = self.transport.send(request_dict["method"], op.url, op.path, signed,
-                                                              request_dict["body"])
+            status, reply_headers, reply = self.transport.send(request_dict["method"], op.url, op.path, signed,
+                                                               body)
         except Exception as e:  # noqa: BLE001 - as botocore's endpoint: the retry handler judges it
             return None, e
-        http = _Response(op.url, status, reply_headers, body)
-        response_dict = {"headers": http.headers, "status_code": status, "body": body,
+        http = _Response(op.url, status, reply_headers, reply)
+        response_dict = {"headers": http.headers, "status_code": status, "body": reply,
                          "context": {"operation_name": op.model.name}}
         parsed = op.parser.parse(response_dict, op.model.output_shape)
         if status >= 300:

@@ -9,10 +9,15 @@
    ``$STEPLESS_HOME/config/defaults.json``.
 4. Otherwise the stack ``stepless`` on AWS.
 
-The local CA is reached with its own placeholder credentials, never the caller's: :func:`use` replaces the
-AWS credential variables of this process before any client is made. The record is engine-tagged:
-``{"engine": "moto", "stack", "endpoint", "region"}`` (``--aws-emulation``) or ``{"engine": "sqlite", "stack",
-"STEPLESS_STORE", "STEPLESS_KEY_PASSWORD_FILE"}`` (the default engine: its SQLite store and key files, no AWS).
+The local CA is reached with its own placeholder credentials, never the caller's: the moto engine replaces the
+AWS credential variables of this process before any client is made. The record is engine-tagged
+(``{"engine": "moto", "stack", "endpoint", "region", "config-stamp"}`` for ``--aws-emulation``, or
+``{"engine": "sqlite", "stack", "STEPLESS_STORE", "STEPLESS_KEY_PASSWORD_FILE", "config-stamp"}`` for the default
+engine, whose store and key files are opened directly with no AWS call at all; written by
+``DevStack.local_record``);
+:data:`LOCAL_ENGINES` maps an engine to how the library is pointed at it, so another local engine plugs in
+there. After a configuration change (:func:`changed`, called by ``change_config``) the local CA's config stamp
+is rewritten and its gateway reloads the configuration at the next request.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import contextlib
 import dataclasses
 import os
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +43,7 @@ LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "t
 _CALLER_CREDENTIALS = ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
                        "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
                        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")
+
 
 @dataclasses.dataclass(frozen=True)
 class Target:
@@ -97,12 +104,8 @@ def administrator(stack_name: str | None) -> bool:
 
 def point_at_local(record: dict[str, Any]) -> None:
     """Send this process's AWS calls to the local CA's endpoint, with its placeholder credentials only."""
-    engine = record.get("engine", "moto")
-    if engine == "sqlite" and record.get(backend.STORE):
-        _point_at_store(record)
-        return
-    if engine != "moto" or not record.get("endpoint"):
-        raise ClientError(f"the local CA in the defaults uses engine {engine!r}, which this command cannot reach")
+    if not record.get("endpoint"):
+        raise ClientError("the local CA's record in the defaults has no endpoint: restart `stepless dev`")
     for var in list(os.environ):
         if var in _CALLER_CREDENTIALS or var.startswith("AWS_ENDPOINT_URL_"):
             del os.environ[var]
@@ -112,10 +115,24 @@ def point_at_local(record: dict[str, Any]) -> None:
     aws.reset()
 
 
-def _point_at_store(record: dict[str, Any]) -> None:
-    """The local CA on its SQLite engine: its store and key files, and no AWS call at all."""
+def _use_moto(record: dict[str, Any]) -> dict[str, str]:
+    """The moto engine: the template's stack deployed to `stepless dev`'s moto server; its outputs."""
+    point_at_local(record)
+    try:
+        return stack.use(record["stack"])
+    except ClientError as e:
+        if "Could not connect" in str(e):
+            raise ClientError(f"the local CA ({record['endpoint']}) is not running: start `stepless dev`, "
+                              "or name a deployed stack with --stack") from e
+        raise
+
+
+def _use_store(record: dict[str, Any]) -> dict[str, str]:
+    """The SQLite engine: the local CA's store and key files (the caller's AWS variables dropped: no AWS call)."""
     from stepless.signers.files import PASSWORD_FILE
 
+    if not record.get(backend.STORE):
+        raise ClientError("the local CA's record in the defaults has no store: restart `stepless dev`")
     for var in list(os.environ):
         if var in _CALLER_CREDENTIALS or var.startswith("AWS_ENDPOINT_URL"):
             del os.environ[var]
@@ -123,6 +140,11 @@ def _point_at_store(record: dict[str, Any]) -> None:
     if record.get(PASSWORD_FILE):
         os.environ[PASSWORD_FILE] = record[PASSWORD_FILE]
     backend.reset()
+    return stack.use(record["stack"])  # the store's "outputs": where its key files are
+
+
+# engine (the local record's "engine") → how to point the library at that local CA; returns stack-like outputs
+LOCAL_ENGINES: dict[str, Callable[[dict[str, Any]], dict[str, str]]] = {"moto": _use_moto, "sqlite": _use_store}
 
 
 _current: Target | None = None
@@ -155,18 +177,14 @@ def _use(stack_name: str | None) -> Target:
     if not name:
         return Target("", {})
     if local is not None:
-        point_at_local(local)
-    elif not _has_credentials():
+        engine = local.get("engine", "moto")
+        if engine not in LOCAL_ENGINES:
+            raise ClientError(f"the local CA in the defaults uses engine {engine!r}, which this command cannot reach")
+        return Target(name, LOCAL_ENGINES[engine](local), local)
+    if not _has_credentials():
         raise ClientError(f"no AWS credentials to reach stack {name}: configure them (aws configure, AWS_PROFILE), "
                           "or run `stepless dev` for a local CA")
-    try:
-        outputs = stack.use(name)
-    except ClientError as e:
-        if local is not None and local.get("endpoint") and "Could not connect" in str(e):
-            raise ClientError(f"the local CA ({local['endpoint']}) is not running: start `stepless dev`, "
-                              "or name a deployed stack with --stack") from e
-        raise
-    return Target(name, outputs, local)
+    return Target(name, stack.use(name))
 
 
 def _has_credentials() -> bool:

@@ -1,7 +1,9 @@
 """``stepless ca provisioner list|add|update|remove``: provisioner administration (AWS credentials).
 
 Like ``step ca provisioner``, but the configuration is the stack's authority item in DynamoDB rather than a
-``ca.json``: no restart is needed, warm functions see a change within ``STEPLESS_CONFIG_TTL`` seconds.
+``ca.json``: no restart is needed, warm functions see a change within ``STEPLESS_CONFIG_TTL`` seconds (the
+local CA at its next request). Which CA: ``stepless.admin.target``; ``list`` without a stack asks the CA's
+public ``GET /provisioners``, as step does.
 """
 
 from __future__ import annotations
@@ -97,7 +99,7 @@ def _propagation_note(where: target.Target | None = None) -> None:
 
 @ca.group("provisioner")
 def provisioner() -> None:
-    """Create, update, list and remove provisioners (administrator, AWS credentials)."""
+    """Create, update, list and remove provisioners (administrator: a deployed stack, or the local CA)."""
 
 
 @provisioner.command("list")
