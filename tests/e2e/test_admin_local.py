@@ -160,9 +160,15 @@ def test_path_and_bootstrap_keep_the_local_ca(dev_ca, admin):
     assert json.loads(admin("ca", "claims").stdout)["effective"]["maxTLSCertDuration"] == "24h0m0s"
 
 
-def test_managed_certificate_in_acm_on_the_local_ca(dev_ca, admin):
-    """`--acm` imports into the local stack's ACM (moto); `managed renew` re-imports into the same ARN."""
+def test_managed_certificate_in_acm_on_the_local_ca(dev_ca_aws, tmp_path):
+    """`--acm` imports into the local stack's ACM (moto: `stepless dev --aws-emulation`); `managed renew`
+    re-imports into the same ARN."""
     import boto3
+
+    dev_ca = dev_ca_aws
+
+    def admin(*args: str):
+        return dev_ca.stepless(*args, cwd=tmp_path, env=clean_env(dev_ca))
 
     admin("ca", "managed", "issue", "lb.internal", "lb", "--acm", "--not-after", "2h")
     first = json.loads(admin("ca", "managed", "show", "lb").stdout)
