@@ -42,6 +42,14 @@ def acme_ca(tmp_path_factory, ports, dns):
 
 
 @pytest.fixture(scope="module")
+def acme_ca_aws(tmp_path_factory, ports):
+    """`stepless dev --aws-emulation`: the template's AcmeTable and grants on moto (the DynamoDB store)."""
+    home = tmp_path_factory.mktemp("stepless-acme-aws-home")
+    yield from start_dev(home, "--aws-emulation", STEPLESS_CONFIG_TTL="0",
+                         STEPLESS_ACME_HTTP01_PORT=str(ports["http"]), STEPLESS_ACME_VALIDATION_HOST="127.0.0.1")
+
+
+@pytest.fixture(scope="module")
 def admin_env(acme_ca):
     env = {**acme_ca.env(), **local_environment(acme_ca.home)}
     for args in (["acme", "--type", "ACME", "--no-require-eab"], ["acme-eab", "--type", "ACME"]):
@@ -153,6 +161,14 @@ def test_lego_http01_and_tlsalpn01(acme_ca, admin_env, ports, tmp_path):
           f"127.0.0.1:{ports['tls']}", "run")
     cert = _leaf(tmp_path / "lego" / "certificates" / "lego-tls.acme.test.crt")
     assert _names(cert) == ["lego-tls.acme.test"]
+
+
+def test_lego_http01_on_the_aws_emulated_stack(acme_ca_aws, ports, tmp_path):
+    acme_ca_aws.stepless("ca", "provisioner", "add", "acme", "--type", "ACME", "--no-require-eab",
+                         cwd=acme_ca_aws.home)
+    _lego(acme_ca_aws, tmp_path, "--server", f"{acme_ca_aws.url}/acme/acme/directory", "--domains",
+          "aws.acme.test", "--http", "--http.port", f"127.0.0.1:{ports['http']}", "run")
+    assert _names(_leaf(tmp_path / "lego" / "certificates" / "aws.acme.test.crt")) == ["aws.acme.test"]
 
 
 def test_lego_external_account_binding(acme_ca, admin_env, ports, tmp_path):
