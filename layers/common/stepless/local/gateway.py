@@ -220,7 +220,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header(k, v)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
-        if self.command != "HEAD":  # a HEAD response has no body (RFC 9110 §9.3.2), as API Gateway sends it
+        if self.command != "HEAD":  # RFC 9110 §9.3.2: the length a GET would have, never the bytes
             self.wfile.write(data)
 
     # every method goes through the routes: an undeclared one is API Gateway's 404, not http.server's 501

@@ -5,7 +5,9 @@ of the serial is refused from then on.
 
 ``"lineage": true`` (stepless) also revokes every certificate renewed from this one, transitively
 (each renewal adds itself to its parent's ``children``), skipping those already revoked — step-ca
-issues #319 and #909: revoking a compromised certificate used to leave its renewals alive. The root
+issues #319 and #909: revoking a compromised certificate used to leave its renewals alive. Asked with a
+token of a certificate revoked before (alone, or by a lineage revocation cut short), it is not "already
+revoked": the walk completes the lineage (200, the renewals revoked now). The root
 revocation is written first, so no new renewal of it can be recorded afterwards (the renewal
 transaction checks it); the descendants are then found by consistent reads along those links, one per
 certificate (see stores.certificates.children).
@@ -32,6 +34,7 @@ from stepless.observability import logger, metrics
 from stepless.services import crl, ocsp
 from stepless.services.context import context
 from stepless.stores import certificates, revocations
+from stepless.stores import tokens as used_tokens
 from stepless.stores.certificates import CertificateRecord
 from stepless.stores.revocations import RevocationRecord
 from stepless.stores.tokens import UsedToken
@@ -127,11 +130,17 @@ def revoke(body: dict[str, Any], client_cert_pem: str | None, auth: Authority) -
             revocations.put(item)
     except BadRequest:  # already revoked: a retry after a failure between this write and the OCSP one?
         ocsp.ensure_revoked(auth, serial)
-        raise
-    crl.invalidate()
-    ocsp.record_revocation(auth, serial, item)
-    metrics.revoked("x509", provisioner=revoked_by.partition("provisioner:")[2] or None, serial=serial)
-    logger.info("certificate revoked", extra={"serial": serial, "reasonCode": code, "revoked_by": revoked_by})
+        if not lineage or token_put is None:  # a revoked certificate authenticates nothing, not even a walk
+            raise
+        # lineage asked by a token of a certificate revoked before (alone, or by a lineage revocation cut
+        # short): the renewals are what the request is about, so the walk completes them (idempotent); the
+        # token is spent, so each walk costs a new one
+        used_tokens.use(token_put)
+    else:
+        crl.invalidate()
+        ocsp.record_revocation(auth, serial, item)
+        metrics.revoked("x509", provisioner=revoked_by.partition("provisioner:")[2] or None, serial=serial)
+        logger.info("certificate revoked", extra={"serial": serial, "reasonCode": code, "revoked_by": revoked_by})
 
     out: dict[str, Any] = {"status": "ok"}
     if lineage:
