@@ -95,9 +95,18 @@ def test_order_flow_issues_and_records(ca, http01, key):
     assert listed == {"orders": [order_url]}
     # revoke by the account
     der = leaf.public_bytes(Encoding.DER)
+    from cryptography.x509 import ocsp
+
+    from stepless import authority
+    from tests.integration.test_crl_ocsp import ocsp_request, post_ocsp
+
+    query = ocsp_request(leaf, authority.get().intermediate)
+    assert post_ocsp(query).certificate_status == ocsp.OCSPCertStatus.GOOD  # a pre-produced "good" stored
     status, _, body = client.post("revoke-cert", {"certificate": jose.b64e(der), "reason": 4})
     assert status == 200, body
     assert revocations.get(str(leaf.serial_number)).reason_code == 4
+    answer = post_ocsp(query)  # OCSP says so at once, as for POST /revoke
+    assert answer.certificate_status == ocsp.OCSPCertStatus.REVOKED and answer.revocation_reason is not None
     status, _, body = client.post("revoke-cert", {"certificate": jose.b64e(der)})
     assert body["type"] == PROBLEM + "alreadyRevoked"
 

@@ -179,17 +179,21 @@ def revoke_cert(ctx: Ctx, body: bytes) -> Reply:
         if spki != signer:
             raise unauthorized("the JWS is signed by neither the account nor the certificate's key")
         revoked_by = "acme-certificate-key"
-    from stepless.services import crl  # the revoke function's modules: not imported by the sign function
-    from stepless.services.revoke import _record  # the revocation record every revocation writes
+    # as POST /revoke records a revocation (the revoke function's modules: not imported by the sign function)
+    from stepless.services import crl, ocsp
+    from stepless.services.revoke import _record
     from stepless.stores import revocations
+    from stepless.stores.errors import AlreadyRevoked
 
+    item = _record(serial, rec, "", reason, ctx.now, revoked_by)
     try:
-        revocations.put(_record(serial, rec, "", reason, ctx.now, revoked_by))
-    except StepError as e:
-        if "already revoked" in e.detail:
-            raise AcmeError("alreadyRevoked") from e
-        raise
+        revocations.put(item)
+    except AlreadyRevoked as e:  # a retry after a failure between this write and the OCSP one completes it
+        ocsp.ensure_revoked(ctx.auth, serial)
+        raise AcmeError("alreadyRevoked") from e
     crl.invalidate()
+    ocsp.record_revocation(ctx.auth, serial, item)
     metrics.revoked("x509", provisioner=ctx.prov.name, serial=serial)
     logger.info("certificate revoked", extra={"serial": serial, "reasonCode": reason, "revoked_by": revoked_by})
+    crl.publish(ctx.auth)
     return Reply(200, "")
