@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from stepless import authority, clock
+from stepless.api import acme
 from stepless.api.app import App
 from stepless.api.http import Request, response
 from stepless.observability import logger
@@ -63,3 +64,6 @@ def get_ocsp(req: Request) -> dict:
         return _ocsp_response(ocsp.Answer(ocsp.malformed()))
     return _ocsp(der)
 
+
+
+acme.register_revoke(app)

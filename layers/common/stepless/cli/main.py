@@ -55,7 +55,7 @@ def _register() -> None:
     import importlib
 
     modules = ("certificate", "crypto", "ca", "admin", "ssh", "dev", "provisioner", "renew", "revoke", "managed",
-               "ssh_bastion")
+               "ssh_bastion", "acme")
     for name in modules:
         importlib.import_module(f"stepless.cli.{name}")  # a missing module fails loudly
 

@@ -35,15 +35,8 @@ class Context:
 class TokenUse:
     """The single-use record a verified token leaves: key and expiry (for the TTL)."""
 
-    RETENTION: ClassVar[int] = 120  # seconds the record outlives the token (clock skew between CA and client)
-
     id: str
-    expires: int
-
-    @property
-    def retain_until(self) -> int:
-        """When the single-use record may go: the token can no longer be presented (the table's TTL)."""
-        return self.expires + self.RETENTION
+    expires: int  # the record of its use is kept a little longer: stores.tokens.UsedToken.of
 
 
 @dataclasses.dataclass(frozen=True)

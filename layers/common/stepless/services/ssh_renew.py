@@ -22,7 +22,7 @@ from stepless.services.authorize import SSH_REKEY, SSH_RENEW, authorize
 from stepless.ssh import FOREVER, HOST, SSHCertificate, build_and_sign
 from stepless.ssh.keys import SSHPublicKey
 from stepless.stores import certificates, revocations
-from stepless.stores import tokens as used_tokens
+from stepless.stores.tokens import UsedToken
 
 
 def _sshpop(auth: Authority, ott: object, endpoint: str) -> tuple[SSHPOPProvisioner, SSHPOPAuthorization]:
@@ -66,10 +66,9 @@ def _reissue(auth: Authority, prov: SSHPOPProvisioner, authz: SSHPOPAuthorizatio
     ts = int(now.timestamp())
     item = ssh_issuance.record(cert, provisioner=prov.name, provisioner_type=prov.type, issued_at=ts,
                       parent_serial=parent)
-    put = used_tokens.token_put(authz.token.id, authz.token.retain_until, endpoint, ts)
-    certificates.record_renewal(item, put, parent)
+    certificates.record_renewal(item, UsedToken.of(authz.token, endpoint, ts), parent)
     ssh_issuance.index_host(cert, ts)
-    metrics.renewed("ssh", prov.type, provisioner=prov.name, serial=item["serial"])
+    metrics.renewed("ssh", prov.type, provisioner=prov.name, serial=item.serial)
     logger.info("ssh certificate renewed" if endpoint == "ssh/renew" else "ssh certificate rekeyed",
                 extra={"serial": str(cert.serial), "parent_serial": str(old.serial), "key_id": cert.key_id})
     return ssh_issuance.response(cert)

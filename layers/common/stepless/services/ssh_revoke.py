@@ -13,7 +13,8 @@ from stepless.services import ssh_info, ssh_issuance
 from stepless.services.authorize import SSH_REVOKE, authorize
 from stepless.ssh import FOREVER
 from stepless.stores import certificates, revocations
-from stepless.stores import tokens as used_tokens
+from stepless.stores.revocations import RevocationRecord
+from stepless.stores.tokens import UsedToken
 
 MAX_REASON_CODE = 10  # RFC 5280 aACompromise
 
@@ -54,22 +55,21 @@ def revoke(body: dict[str, Any], auth: Authority) -> dict[str, Any]:
     rec = certificates.get(key)
     if rec is None:
         raise NotFound(f"ssh certificate with serial number {serial} was not found", reason="certificate_not_found")
-    item = {
-        "serial": key,
-        "kind": "ssh",
-        "cert_type": rec.get("cert_type"),
-        "key_id": rec.get("key_id"),
-        "reason_code": code,
-        "reason": reason,
-        "revoked_at": int(now.timestamp()),
-        "not_after": rec.get("not_after"),
-        "provisioner": prov.name,
-        "provisioner_type": prov.type,
-        "token_id": use.id,
-    }
-    put = used_tokens.token_put(use.id, use.retain_until, SSH_REVOKE, int(now.timestamp()))
+    item = RevocationRecord(
+        serial=key,
+        kind="ssh",
+        cert_type=rec.cert_type,
+        key_id=rec.key_id,
+        reason_code=code,
+        reason=reason,
+        revoked_at=int(now.timestamp()),
+        not_after=rec.not_after,
+        provisioner=prov.name,
+        provisioner_type=prov.type,
+        token_id=use.id,
+    )
     try:
-        revocations.put_with_token(item, put)
+        revocations.put_with_token(item, UsedToken.of(use, SSH_REVOKE, int(now.timestamp())))
     except BadRequest as e:  # a retry after a failure between this write and the KRL's: complete the latter
         ssh_info.ensure_revoked(auth, rec, int(now.timestamp()))
         raise BadRequest(f"ssh certificate with serial number {serial} is already revoked",

@@ -21,6 +21,10 @@ def load_signer(ref: str) -> Signer:
         from stepless.signers.secrets import SecretsManagerSigner
 
         return SecretsManagerSigner(ident)
+    if scheme == "file":
+        from stepless.signers.files import FileSigner
+
+        return FileSigner(ident)
     raise ConfigError(f"unknown key reference scheme {scheme!r}")
 
 
