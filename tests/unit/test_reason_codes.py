@@ -28,14 +28,14 @@ from stepless.provisioners.oidc import OIDCProvisioner
 from stepless.provisioners.x5c import X5CProvisioner
 from stepless.services import ssh_issuance
 from stepless.ssh import wire
-from stepless.stores import certificates
+from stepless.stores import errors as store_errors
 from stepless.x509 import chain
 
 LIBRARY = pathlib.Path(errors.__file__).parent
 BEFORE = {(status, text): code for status, text, code in
           json.loads((pathlib.Path(__file__).parent / "reason_codes_before.json").read_text())}
 CLASSES: dict[str, type[StepError]] = {
-    name: cls for module in (errors, wire, certificates) for name, cls in vars(module).items()
+    name: cls for module in (errors, wire, store_errors) for name, cls in vars(module).items()
     if isinstance(cls, type) and issubclass(cls, StepError)}
 
 
@@ -136,7 +136,17 @@ def test_codes_passed_in_by_callers() -> None:
     assert reason_code(_raised(chain.load_pem, "nope")) == "client_certificate_mismatch"
     assert reason_code(x5c_insecure._fail("missing x5cInsecure header", "invalid_x5c_token")) == "invalid_x5c_token"
     assert reason_code(x5c_insecure._fail("token has no jti claim")) == "invalid_token"
-    assert reason_code(certificates.ParentRevoked("certificate has been revoked")) == "certificate_revoked"
+    # the stores' typed errors (their messages are set in their constructors)
+    for error, message in ((store_errors.TokenUsed(), "token already used"),
+                           (store_errors.ParentRevoked(), "certificate has been revoked"),
+                           (store_errors.ParentUnknown(), "certificate not found"),
+                           (store_errors.RenewalCap(), "certificate has been renewed {} times: renew its latest "
+                            "renewal instead"),
+                           (store_errors.SerialCollision(), "serial collision, retry"),
+                           (store_errors.AlreadyRevoked("5"), "certificate with serial number {} is already revoked"),
+                           (store_errors.ManagedExists("x"), "managed certificate '{}' exists or is being renewed; "
+                            "retry")):
+        assert reason_code(error) == BEFORE.get((error.status, message), type(error).reason), error
 
 
 @pytest.mark.parametrize("cls", [Provisioner, JWKProvisioner, OIDCProvisioner, X5CProvisioner])

@@ -17,12 +17,16 @@ MAX_RENEWALS_PER_CERTIFICATE = 1000
 class TokenUsed(Unauthorized):
     """401: the one-time token was used before (nothing was written)."""
 
+    reason = "token_already_used"
+
     def __init__(self) -> None:
         super().__init__(TOKEN_USED)
 
 
 class ParentRevoked(Unauthorized):
     """401: the certificate being renewed was revoked (the renewal transaction's check failed)."""
+
+    reason = "certificate_revoked"
 
     def __init__(self) -> None:
         super().__init__("certificate has been revoked")
@@ -52,6 +56,8 @@ class SerialCollision(ServiceUnavailable):
 
 class AlreadyRevoked(BadRequest):
     """400: the serial has a revocation record already."""
+
+    reason = "already_revoked"
 
     def __init__(self, serial: str) -> None:
         super().__init__(f"certificate with serial number {serial} is already revoked")
