@@ -113,7 +113,6 @@ class LeanClient:
     def __init__(self, full: Any) -> None:
         self._full = full
         self.meta = full.meta
-        self.exceptions = full.exceptions
         self._service = full.meta.service_model.service_name
         self._names = {py: api for py, api in full.meta.method_to_api_mapping.items() if api in LEAN[self._service]}
         self._ops: dict[str, _Operation] = {}
@@ -143,6 +142,12 @@ class LeanClient:
     def full(self) -> Any:
         """The botocore client underneath."""
         return self._full
+
+    @functools.cached_property
+    def exceptions(self) -> Any:
+        """The full client's exception classes, made on first use (an error answer, an ``except``): building
+        them for every modeled error costs a cold start ~5 ms per client."""
+        return self._full.exceptions
 
     def close(self) -> None:
         self.transport.close()
