@@ -17,6 +17,26 @@ from stepless.services.ssh_bastion import configured
 _NAME = re.compile(r"[A-Za-z0-9_.:-]{1,253}")  # a host name or an IP literal: one argument to ssh
 _USER = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 MAX_TEXT = 1024
+# step's proxycommand runs ``ssh [flags...] bastion`` on every client (flags split on white space): options that
+# make that ssh run a command, load a library or read a config on the client are refused
+_CLIENT_SIDE_KEYWORDS = ("proxycommand", "localcommand", "permitlocalcommand", "knownhostscommand",
+                         "pkcs11provider", "securitykeyprovider", "proxyusefdpass", "include")
+_CLIENT_SIDE_LETTERS = set("EFIS")  # -E log file, -F config file, -I PKCS#11 library, -S control socket
+_ARGUMENT_LETTERS = set("BbcDEeFIiJLlmOoPpQRSWw")  # ssh's options that take an argument (the rest of the word)
+
+
+def _client_side_option(flags: str) -> str | None:
+    """The first of ``flags`` that would act on the client's machine (see above), or None."""
+    for word in flags.split():
+        if any(k in word.lower() for k in _CLIENT_SIDE_KEYWORDS):
+            return word
+        if word.startswith("-") and not word.startswith("--"):
+            for letter in word[1:]:
+                if letter in _CLIENT_SIDE_LETTERS:
+                    return word
+                if letter in _ARGUMENT_LETTERS:
+                    break
+    return None
 NO_SSH = "the CA has no SSH keys (run `stepless ca init --ssh`)"
 
 
@@ -26,7 +46,8 @@ def check_setting(hostname: str, user: str | None = None, port: str | int | None
 
     The hostname and user become single ``ssh`` arguments, so neither may start with ``-`` (an option) or
     hold spaces; the port is 1-65535; the command and flags are free text on one line (step splits the flags
-    on white space).
+    on white space), the flags without an option that acts on the client's machine (``ProxyCommand``,
+    ``LocalCommand``, ``-F``, ``-I``…).
     """
     if not hostname or not _NAME.fullmatch(hostname) or hostname.startswith("-"):
         raise ClientError(f"invalid bastion hostname {hostname!r}: use a host name or an IP address")
@@ -37,7 +58,7 @@ def check_setting(hostname: str, user: str | None = None, port: str | int | None
         out["user"] = user
     if port not in (None, ""):
         text = str(port)
-        if not text.isdigit() or not 1 <= int(text) <= 65535:
+        if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 65535:
             raise ClientError(f"invalid bastion port {text!r}: use a number from 1 to 65535")
         out["port"] = str(int(text))
     for key, value in (("cmd", cmd), ("flags", flags)):
@@ -45,6 +66,10 @@ def check_setting(hostname: str, user: str | None = None, port: str | int | None
             what = "command" if key == "cmd" else "flags"
             if len(value) > MAX_TEXT or any(c in value for c in "\r\n\0"):
                 raise ClientError(f"invalid bastion {what}: one line of at most {MAX_TEXT} characters")
+            bad = _client_side_option(value) if key == "flags" else None
+            if bad:
+                raise ClientError(f"invalid bastion flags: {bad!r} would run a command or read a file on every "
+                                  "client's machine (step's proxycommand passes the flags to its ssh)")
             out[key] = value.strip()
     return out
 

@@ -316,7 +316,7 @@ def renew_cmd(cert_file, key_file, ca_url, root, out, password_file, force) -> N
 def revoke_cmd(serial, ca_url, root, token, provisioner, password_file, sshpop_cert, sshpop_key, reason,
                reason_code) -> None:
     """Revoke the SSH certificate with SERIAL: it can no longer be renewed and it is in the KRL."""
-    if not serial.isdigit():
+    if not (serial.isascii() and serial.isdigit()):
         raise ClientError(f"invalid serial number {serial!r}: use the decimal serial")
     client, root_file = connect(ca_url, root)
     if not token and sshpop_cert:

@@ -217,7 +217,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self.send_header(k, v)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
-        self.wfile.write(data)
+        if self.command != "HEAD":  # RFC 9110 §9.3.2: the length a GET would have, never the bytes
+            self.wfile.write(data)
 
     # every method goes through the routes: an undeclared one is API Gateway's 404, not http.server's 501
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_TRACE = do_QUERY = _serve  # noqa: N815

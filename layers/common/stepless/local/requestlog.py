@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -23,6 +24,7 @@ _NAMED = ("subject", "key_id")
 _SERIAL = "serial"
 _REASON = "reason"
 _MAX_REASON = 160
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # shown escaped: a request must not drive the terminal
 
 
 class RequestLog(logging.Handler):
@@ -61,7 +63,7 @@ class RequestLog(logging.Handler):
 
     def _write(self, line: str) -> None:
         with self._write_lock:
-            self.stream.write(line + "\n")
+            self.stream.write(_CONTROL.sub(lambda m: repr(m.group())[1:-1], line) + "\n")
             self.stream.flush()
 
 

@@ -5,7 +5,9 @@ of the serial is refused from then on.
 
 ``"lineage": true`` (stepless) also revokes every certificate renewed from this one, transitively
 (each renewal adds itself to its parent's ``children``), skipping those already revoked — step-ca
-issues #319 and #909: revoking a compromised certificate used to leave its renewals alive. The root
+issues #319 and #909: revoking a compromised certificate used to leave its renewals alive. Asked with a
+token of a certificate revoked before (alone, or by a lineage revocation cut short), it is not "already
+revoked": the walk completes the lineage (200, the renewals revoked now). The root
 revocation is written first, so no new renewal of it can be recorded afterwards (the renewal
 transaction checks it); the descendants are then found by consistent reads along those links, one per
 certificate (see stores.certificates.children).
@@ -88,7 +90,7 @@ def revoke(body: dict[str, Any], client_cert_pem: str | None, auth: Authority) -
     now = clock.now()
     ts = int(now.timestamp())
 
-    token_put = None
+    token_put = spend = None
     if ott not in (None, ""):
         if not isinstance(ott, str):
             raise BadRequest("ott must be a string")
@@ -101,6 +103,7 @@ def revoke(body: dict[str, Any], client_cert_pem: str | None, auth: Authority) -
         elif not isinstance(sub, str) or not _DIGITS.fullmatch(sub) or str(int(sub)) != serial:
             raise Unauthorized("token subject does not match the serial number to revoke")
         token_put = used_tokens.token_put(use.id, use.expires + 120, "revoke", ts)
+        spend = (use.id, use.expires + 120, "revoke", ts)
         revoked_by = f"provisioner:{prov.name}"
     elif client_cert_pem:
         cert = chain.load_pem(client_cert_pem)
@@ -125,11 +128,17 @@ def revoke(body: dict[str, Any], client_cert_pem: str | None, auth: Authority) -
             revocations.put(item)
     except BadRequest:  # already revoked: a retry after a failure between this write and the OCSP one?
         ocsp.ensure_revoked(auth, serial)
-        raise
-    crl.invalidate()
-    ocsp.record_revocation(auth, serial, item)
-    metrics.revoked("x509", provisioner=revoked_by.partition("provisioner:")[2] or None, serial=serial)
-    logger.info("certificate revoked", extra={"serial": serial, "reasonCode": code, "revoked_by": revoked_by})
+        if not lineage or spend is None:  # a revoked certificate authenticates nothing, not even a walk
+            raise
+        # lineage asked by a token of a certificate revoked before (alone, or by a lineage revocation cut
+        # short): the renewals are what the request is about, so the walk completes them (idempotent); the
+        # token is spent, so each walk costs a new one
+        used_tokens.use(*spend)
+    else:
+        crl.invalidate()
+        ocsp.record_revocation(auth, serial, item)
+        metrics.revoked("x509", provisioner=revoked_by.partition("provisioner:")[2] or None, serial=serial)
+        logger.info("certificate revoked", extra={"serial": serial, "reasonCode": code, "revoked_by": revoked_by})
 
     out: dict[str, Any] = {"status": "ok"}
     if lineage:

@@ -90,7 +90,7 @@ def list_hosts(query: dict[str, str]) -> dict[str, Any]:
     index (one Query). ``limit`` (at most 1000, the default) and ``cursor`` page through a larger index;
     ``nextCursor`` (stepless) names the next page when there is one."""
     limit = query.get("limit") or str(hosts.MAX_PAGE)
-    if not limit.isdigit() or not 1 <= int(limit) <= hosts.MAX_PAGE:
+    if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= hosts.MAX_PAGE:
         raise BadRequest(f"limit must be a number from 1 to {hosts.MAX_PAGE}")
     cursor = query.get("cursor") or None
     if cursor is not None and not hosts.indexable(cursor):
@@ -175,11 +175,23 @@ def record_revocation(auth: Authority, cert: dict[str, Any], now: int) -> None:
     serial = int(str(cert["serial"]).removeprefix("ssh:"))
     cert_type = "host" if cert.get("cert_type") == "host" else "user"
     not_after = int(cert.get("not_after") or FOREVER)
+    if cert_type == "host":  # first: once the revoked set has the serial, a retry completes nothing more
+        hosts.remove(cert.get("principals") or [], str(serial), not_after)
     state = ssh_revoked.add(serial, cert_type, not_after, now)
     _krl_cache = (time.monotonic(), _ca_id(auth), state)
     crl_store.put_krl(build(auth, state))
-    if cert_type == "host":
-        hosts.remove(cert.get("principals") or [], str(serial), not_after)
+
+
+def ensure_revoked(auth: Authority, cert: dict[str, Any], now: int) -> None:
+    """A revocation of a recorded SSH certificate was found already written: complete its KRL and host-index
+    writes only when the revoked set lacks it (a retry after a failure between them). One read otherwise, so
+    revoking a revoked certificate again (its holder can mint SSHPOP tokens at will) writes nothing."""
+    serial = int(str(cert["serial"]).removeprefix("ssh:"))
+    cert_type = "host" if cert.get("cert_type") == "host" else "user"
+    not_after = int(cert.get("not_after") or FOREVER)
+    if not_after <= now or serial in getattr(ssh_revoked.get(), cert_type):
+        return
+    record_revocation(auth, cert, now)
 
 
 def _any_key(auth: Authority) -> SSHPublicKey:

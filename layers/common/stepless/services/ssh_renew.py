@@ -106,7 +106,7 @@ def _serial(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         raise BadRequest("missing serial")
     text = value.strip()
-    if not text.isdigit() or int(text) > FOREVER:
+    if not (text.isascii() and text.isdigit()) or int(text) > FOREVER:
         raise BadRequest(f"invalid ssh certificate serial number {value!r}: a decimal 64-bit number is required")
     return str(int(text))
 
@@ -160,7 +160,7 @@ def revoke(body: dict[str, Any], auth: Authority) -> dict[str, Any]:
     try:
         revocations.put_with_token(item, put)
     except BadRequest as e:  # a retry after a failure between this write and the KRL's: complete the latter
-        ssh_info.record_revocation(auth, rec, int(now.timestamp()))
+        ssh_info.ensure_revoked(auth, rec, int(now.timestamp()))
         raise BadRequest(f"ssh certificate with serial number {serial} is already revoked") from e
     metrics.revoked("ssh", provisioner=prov.name, serial=key)
     ssh_info.record_revocation(auth, rec, int(now.timestamp()))

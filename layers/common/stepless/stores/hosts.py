@@ -54,8 +54,12 @@ def _key(principal: str) -> dict[str, Any]:
 
 
 def indexable(principal: str) -> bool:
-    """Whether ``principal`` fits the index (at most MAX_PRINCIPAL_BYTES of UTF-8 once lower-cased)."""
-    return 0 < len(principal.lower().encode("utf-8", "surrogatepass")) <= MAX_PRINCIPAL_BYTES
+    """Whether ``principal`` fits the index (at most MAX_PRINCIPAL_BYTES of UTF-8 once lower-cased; text with
+    a lone surrogate, which JSON admits and no key can hold, does not)."""
+    try:
+        return 0 < len(principal.lower().encode("utf-8")) <= MAX_PRINCIPAL_BYTES
+    except UnicodeEncodeError:
+        return False
 
 
 def _names(principals: Iterable[str]) -> list[str]:
