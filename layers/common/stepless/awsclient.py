@@ -8,8 +8,10 @@ it is good at and does not repeat needlessly:
 
 * the service model and serialization (``botocore.serialize``, idempotency tokens filled as botocore does,
   e.g. TransactWriteItems' ``ClientRequestToken``, the same token on every retry of the call);
-* SigV4 (``botocore.auth.SigV4Auth``) with the client's credentials, refreshed as botocore refreshes them;
-  environment credentials (Lambda's) are read from the environment at each call, so rotated ones are used;
+* SigV4 as ``botocore.auth.SigV4Auth`` signs (its canonical request, string to sign and headers, computed
+  directly for these POST requests, byte-identical, see :func:`_sigv4`) with the client's credentials,
+  refreshed as botocore refreshes them; environment credentials (Lambda's) are read from the environment at
+  each call, so rotated ones are used;
 * response and error parsing (``botocore.parsers``, modeled error fields), errors raised as the full client
   raises them (``client.exceptions.<Code>``, a ``ClientError``), so ``faults.translate_aws_errors`` and
   every ``except ClientError`` are unchanged;
