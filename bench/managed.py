@@ -73,7 +73,7 @@ def _ca() -> Iterator[Any]:
     from tests.support import ca as support
 
     from stepless import authority, aws
-    from stepless.managed import store
+    from stepless.stores import managed as store
 
     env = {**support.env(), "STEPLESS_CONFIG_TTL": "3600", "AWS_ENDPOINT_URL": None, "AWS_PROFILE": None,
            store.MANAGED_TABLE: TABLE}
@@ -140,7 +140,8 @@ def calls(n: int = 200) -> tuple[list[Row], list[str]]:
 
 def scale(n: int | None = None, budget: float | None = None) -> tuple[list[Row], list[str]]:
     from stepless import clock
-    from stepless.managed import renewal, store
+    from stepless.managed import renewal
+    from stepless.stores import managed as store
 
     n = n or int(os.environ.get("BENCH_MANAGED_N") or 10_000)
     budget = budget or float(os.environ.get("BENCH_MANAGED_BUDGET") or 60)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import cProfile
+import dataclasses
 import datetime as dt
 import io
 import json
@@ -166,7 +167,7 @@ def issue_offline(ca: Any, n: int, prefix: str = "host") -> tuple[list[tuple[str
 
     records: dict[str, dict] = {}
     real = certificates.record_issuance
-    certificates.record_issuance = lambda record, token: records.__setitem__(record["serial"], record)
+    certificates.record_issuance = lambda record, token: records.__setitem__(record.serial, record)
     try:
         issued = []
         for i in range(n):
@@ -211,12 +212,13 @@ def _unstubbed() -> Iterator[None]:
         certificates.get_with_revocation, certificates.record_renewal = stubs
 
 
-def _batch_get_body(record: dict[str, Any] | None, revocation: dict[str, Any] | None = None) -> bytes:
+def _batch_get_body(record: Any | None, revocation: Any | None = None) -> bytes:
     from stepless import settings
     from stepless.stores.dynamo import to_item
 
-    responses: dict[str, list] = {settings.table(settings.CERTIFICATES_TABLE): [to_item(record)] if record else []}
-    responses[settings.table(settings.REVOCATIONS_TABLE)] = [to_item(revocation)] if revocation else []
+    certs = [to_item(record.to_dict())] if record else []
+    responses: dict[str, list] = {settings.table(settings.CERTIFICATES_TABLE): certs}
+    responses[settings.table(settings.REVOCATIONS_TABLE)] = [to_item(revocation.to_dict())] if revocation else []
     return json.dumps({"Responses": responses, "UnprocessedKeys": {}}).encode()
 
 
@@ -321,7 +323,7 @@ def throughput(n: int = 200, rounds: int = 5, profile: bool = False) -> tuple[li
         events = [event("POST", "/renew", client_cert_pem=p) for p in pems]
         bearer = [event("POST", "/1.0/renew", headers={"Authorization": f"Bearer {renew_token(c, k, lifetime=3600)}"})
                   for c, (_, k) in zip(certs, issued, strict=True)]
-        canned = {k: v for k, v in records[str(certs[0].serial_number)].items() if k != "fingerprint"}
+        canned = dataclasses.replace(records[str(certs[0].serial_number)], fingerprint=None)
         http_bodies = {"BatchGetItem": _batch_get_body(canned), "TransactWriteItems": b"{}"}
         now = clock.now()
         old = certs[0]
@@ -400,13 +402,15 @@ def throughput(n: int = 200, rounds: int = 5, profile: bool = False) -> tuple[li
 # --- 3. CRL of 100,000 revoked serials ------------------------------------------------------------------
 
 
-def _revocations(n: int, now: dt.datetime) -> list[dict[str, Any]]:
-    """``n`` revocation records as revocations.scan_all returns them (stores.dynamo.from_item types)."""
+def _revocations(n: int, now: dt.datetime) -> list[Any]:
+    """``n`` revocation records as revocations.scan_all returns them."""
+    from stepless.stores.revocations import RevocationRecord
+
     ts, not_after = int(now.timestamp()), int(now.timestamp()) + 86400
     serial0 = 1 << 120
-    return [{"serial": str(serial0 + 7919 * i), "kind": "x509", "reason": "", "reason_code": i % 7,
-             "revoked_at": ts - i, "revoked_by": "provisioner:admin", "not_after": not_after,
-             "subject": f"host{i}.example.com", "provisioner": "admin"} for i in range(n)]
+    return [RevocationRecord(serial=str(serial0 + 7919 * i), kind="x509", reason="", reason_code=i % 7,
+                             revoked_at=ts - i, revoked_by="provisioner:admin", not_after=not_after,
+                             subject=f"host{i}.example.com", provisioner="admin") for i in range(n)]
 
 
 def rss_mb() -> float:
@@ -466,7 +470,7 @@ def _scan(scan_all: Callable[[], list], now: dt.datetime, pages: int = 10, per_p
     (botocore parses them, stores.dynamo.from_item converts): what the monkeypatched scan leaves out."""
     from stepless.stores.dynamo import to_item
 
-    items = [to_item(r) for r in _revocations(per_page, now)]
+    items = [to_item(r.to_dict()) for r in _revocations(per_page, now)]
     last = json.dumps({"Items": items, "Count": per_page, "ScannedCount": per_page}).encode()
     more = json.dumps({"Items": items, "Count": per_page, "ScannedCount": per_page,
                        "LastEvaluatedKey": {"serial": items[-1]["serial"]}}).encode()

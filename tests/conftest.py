@@ -29,6 +29,13 @@ def test_ca(aws_env) -> support.TestCA:
 
 
 @pytest.fixture
+def sqlite_ca(tmp_path) -> support.TestCA:
+    """An initialized CA on the local engine: SQLite store, encrypted key files under ``tmp_path``."""
+    with support.sqlite_environment(tmp_path) as outputs:
+        yield support.initialize(outputs, backend="files")
+
+
+@pytest.fixture
 def secrets_ca(aws_env) -> support.TestCA:
     """An initialized CA with the Secrets Manager key backend."""
     return support.initialize(aws_env, backend="secrets")

@@ -1,4 +1,4 @@
-"""End-to-end fixtures: a real `stepless dev` process (moto server + HTTPS gateway) on a free port."""
+"""End-to-end fixtures: a real `stepless dev` process (its default SQLite engine + HTTPS gateway) on a free port."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,15 +41,15 @@ class DevCA:
         return res
 
 
-@pytest.fixture(scope="session")
-def dev_ca(tmp_path_factory: pytest.TempPathFactory):
-    """One `stepless dev` for the whole session."""
-    home = tmp_path_factory.mktemp("stepless-home")
+def start_dev(home: Path, *flags: str, **extra_env: str) -> Iterator[DevCA]:
+    """A `stepless dev` process on ``home`` (with ``flags``, and ``extra_env`` in its environment) until the
+    generator is closed."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and not k.startswith("STEPLESS_")}
     env["STEPLESS_HOME"] = str(home)
+    env.update(extra_env)
     log = open(home / "dev.log", "w")  # noqa: SIM115 - kept open for the process's life
-    proc = subprocess.Popen([*CLI, "dev", "--address", f"127.0.0.1:{port}"], env=env, stdout=log,
+    proc = subprocess.Popen([*CLI, "dev", "--address", f"127.0.0.1:{port}", *flags], env=env, stdout=log,
                             stderr=subprocess.STDOUT)
     defaults = home / "config" / "defaults.json"
     deadline = time.monotonic() + 90
@@ -71,6 +72,18 @@ def dev_ca(tmp_path_factory: pytest.TempPathFactory):
     except subprocess.TimeoutExpired:
         proc.kill()
     log.close()
+
+
+@pytest.fixture(scope="session")
+def dev_ca(tmp_path_factory: pytest.TempPathFactory):
+    """One `stepless dev` (its default SQLite engine) for the whole session."""
+    yield from start_dev(tmp_path_factory.mktemp("stepless-home"))
+
+
+@pytest.fixture(scope="session")
+def dev_ca_aws(tmp_path_factory: pytest.TempPathFactory):
+    """One `stepless dev --aws-emulation` (moto: the template's resources, ACM included) for the session."""
+    yield from start_dev(tmp_path_factory.mktemp("stepless-home-aws"), "--aws-emulation")
 
 
 @pytest.fixture(scope="session")

@@ -82,7 +82,7 @@ def test_admin_commands_after_stepless_dev_with_no_environment(dev_ca, admin, tm
     # managed certificates: issue (ca certificate --managed), list, show, renew, remove
     res = admin("ca", "certificate", "api.internal", "--managed", "api-local", "--not-after", "2h")
     arn = res.stdout.strip()
-    assert arn.startswith("arn:aws:secretsmanager:") and "stepless-dev/managed/api-local" in arn
+    assert ":secret:stepless-dev/managed/api-local" in arn  # the local CA keeps it in its own store
     assert "api-local" in admin("ca", "managed", "list").stdout
     shown = json.loads(admin("ca", "managed", "show", "api-local").stdout)
     assert shown["subject"] == "api.internal" and shown["status"] == "active"
@@ -160,9 +160,15 @@ def test_path_and_bootstrap_keep_the_local_ca(dev_ca, admin):
     assert json.loads(admin("ca", "claims").stdout)["effective"]["maxTLSCertDuration"] == "24h0m0s"
 
 
-def test_managed_certificate_in_acm_on_the_local_ca(dev_ca, admin):
-    """`--acm` imports into the local stack's ACM (moto); `managed renew` re-imports into the same ARN."""
+def test_managed_certificate_in_acm_on_the_local_ca(dev_ca_aws, tmp_path):
+    """`--acm` imports into the local stack's ACM (moto: `stepless dev --aws-emulation`); `managed renew`
+    re-imports into the same ARN."""
     import boto3
+
+    dev_ca = dev_ca_aws
+
+    def admin(*args: str):
+        return dev_ca.stepless(*args, cwd=tmp_path, env=clean_env(dev_ca))
 
     admin("ca", "managed", "issue", "lb.internal", "lb", "--acm", "--not-after", "2h")
     first = json.loads(admin("ca", "managed", "show", "lb").stdout)

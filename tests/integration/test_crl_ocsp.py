@@ -27,6 +27,7 @@ from stepless import authority, aws, clock
 from stepless.services import crl as crl_service
 from stepless.services import ocsp as ocsp_service
 from stepless.stores import revocations
+from stepless.stores.revocations import RevocationRecord
 from stepless.x509 import der as asn1
 from tests.integration.test_renew import foreign_ca, issue, revoke_app
 from tests.support.ca import call, event
@@ -113,7 +114,7 @@ def test_crl_lists_revoked_serials_with_reasons(test_ca):
     assert reason_of(entry(crl, b)) is None  # unspecified: extension left out (RFC 5280 5.3.1)
     assert entry(crl, c) is None
     rec = revocations.get(str(a.serial_number))
-    assert entry(crl, a).revocation_date_utc == dt.datetime.fromtimestamp(rec["revoked_at"], dt.UTC)
+    assert entry(crl, a).revocation_date_utc == dt.datetime.fromtimestamp(rec.revoked_at, dt.UTC)
 
 
 def test_crl_is_refreshed_when_a_revocation_lands_and_numbers_increase(test_ca):
@@ -133,8 +134,8 @@ def test_crl_cache_expires_after_ttl(test_ca, monkeypatch):
     monkeypatch.setenv("STEPLESS_CRL_TTL", "60")
     first = load_crl()
     # a revocation recorded by another container (not through this one's handler)
-    revocations.put({"serial": "424242", "kind": "x509", "reason_code": 1, "revoked_at": 1,
-                     "not_after": int(clock.now().timestamp()) + 3600})
+    revocations.put(RevocationRecord(serial="424242", kind="x509", reason_code=1, revoked_at=1,
+                                     not_after=int(clock.now().timestamp()) + 3600))
     assert len(load_crl()) == len(first)
     with clock.shift(dt.timedelta(seconds=61)):
         assert load_crl().get_revoked_certificate_by_serial_number(424242) is not None
@@ -209,7 +210,7 @@ def test_large_crl_with_secrets_backend(secrets_ca, tmp_path):
 
 
 def test_ssh_revocations_are_not_in_the_crl(test_ca):
-    revocations.put({"serial": "ssh:12345", "kind": "ssh", "reason_code": 1, "revoked_at": 1})
+    revocations.put(RevocationRecord(serial="ssh:12345", kind="ssh", reason_code=1, revoked_at=1))
     assert len(load_crl()) == 0
 
 
@@ -364,7 +365,7 @@ def test_ocsp_revoked_with_time_and_reason(test_ca):
     assert resp.certificate_status == ocsp.OCSPCertStatus.REVOKED
     assert resp.revocation_reason == x509.ReasonFlags.key_compromise
     rec = revocations.get(str(cert.serial_number))
-    assert resp.revocation_time_utc == dt.datetime.fromtimestamp(rec["revoked_at"], dt.UTC)
+    assert resp.revocation_time_utc == dt.datetime.fromtimestamp(rec.revoked_at, dt.UTC)
     assert resp.hash_algorithm.name == "sha256"
 
 

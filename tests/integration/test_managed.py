@@ -14,8 +14,10 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from stepless import clock
 from stepless.api import renew as renew_api
-from stepless.managed import events, renewal, secret, store
+from stepless.managed import events, renewal, secret
 from stepless.stores import certificates, revocations
+from stepless.stores import managed as store
+from stepless.stores.revocations import RevocationRecord
 
 TABLE = "test-managed"
 PREFIX = "stepless-test"
@@ -98,7 +100,7 @@ def test_issue_writes_secret_registry_and_record(managed):
     assert data["notAfter"] == cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ")
     assert spki(key) == cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
     rec = certificates.get(item.serial)
-    assert rec["provisioner"] == "managed" and rec.get("parent_serial") is None
+    assert rec.provisioner == "managed" and rec.parent_serial is None
     assert cert.subject.rfc4514_string() == "CN=api.internal.example.com"
     got = store.get("api")
     assert got == item and got.status == "active" and got.due == "due" and got.duration == 72 * 3600
@@ -137,7 +139,7 @@ def test_due_certificate_is_renewed_and_secret_rotates(managed):
     assert (new_cert.not_valid_after_utc - new_cert.not_valid_before_utc) == \
         (old_cert.not_valid_after_utc - old_cert.not_valid_before_utc)
     assert spki(new_key) == spki(old_key)
-    assert certificates.get(str(new_cert.serial_number))["parent_serial"] == item.serial
+    assert certificates.get(str(new_cert.serial_number)).parent_serial == item.serial
     after = store.get("api")
     assert after.serial == data["serial"] == str(new_cert.serial_number)
     assert after.renew_at > item.renew_at and after.version == item.version + 2 and after.lease_until is None
@@ -326,7 +328,7 @@ def test_failing_near_expiry_fires_expiring_soon(managed, monkeypatch):
 
 def test_revoked_is_skipped_and_leaves_the_index(managed):
     item = issue()
-    revocations.put({"serial": item.serial, "reason_code": 1, "revoked_at": int(clock.now().timestamp())})
+    revocations.put(RevocationRecord(serial=item.serial, reason_code=1, revoked_at=int(clock.now().timestamp())))
     with clock.shift(dt.timedelta(hours=49)):
         out = run()
         assert out["revoked"] == 1 and out["renewed"] == 0
@@ -340,7 +342,7 @@ def test_revoked_is_skipped_and_leaves_the_index(managed):
 def test_revocation_racing_the_renewal_wins(managed, monkeypatch):
     item = issue()
     monkeypatch.setattr(renewal, "revoked_serials", lambda serials: set())  # revoked after the check
-    revocations.put({"serial": item.serial, "reason_code": 1, "revoked_at": int(clock.now().timestamp())})
+    revocations.put(RevocationRecord(serial=item.serial, reason_code=1, revoked_at=int(clock.now().timestamp())))
     with clock.shift(dt.timedelta(hours=49)):
         out = run()
     assert out["revoked"] == 1 and store.get("api").status == "revoked" and len(stages(item)) == 1

@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from stepless import clock
 from stepless.cli import main as cli_main
-from stepless.managed import secret, store
+from stepless.managed import secret
+from stepless.stores import managed as store
 
 TABLE = "test-managed-cli"
 

@@ -10,7 +10,8 @@ import pytest
 
 from stepless import aws, clock
 from stepless.local.devstack import DevStack, free_port
-from stepless.managed import renewal, secret, store
+from stepless.managed import renewal, secret
+from stepless.stores import managed as store
 
 
 @pytest.fixture
@@ -20,7 +21,7 @@ def dev(tmp_path, monkeypatch):
             monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("STEPLESS_HOME", str(tmp_path))
     results = []
-    stack = DevStack(home=tmp_path, address=("127.0.0.1", free_port()), schedule_every=3600,
+    stack = DevStack(home=tmp_path, address=("127.0.0.1", free_port()), schedule_every=3600, engine="aws",
                      on_schedule=results.append)
     saved = dict(os.environ)  # DevStack sets the functions' variables in os.environ; later tests must not see them
     stack.start()

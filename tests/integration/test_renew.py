@@ -158,9 +158,9 @@ def test_renewal_records_parent_serial(test_ca):
     assert status == 201
     new = x509.load_pem_x509_certificate(body["crt"].encode())
     rec = certificates.get(str(new.serial_number))
-    assert rec["parent_serial"] == str(old.serial_number)
-    assert rec["provisioner"] == "admin" and rec["provisioner_type"] == "JWK"
-    assert rec["subject"] == "svc.example.com"
+    assert rec.parent_serial == str(old.serial_number)
+    assert rec.provisioner == "admin" and rec.provisioner_type == "JWK"
+    assert rec.subject == "svc.example.com"
 
 
 def test_renewal_can_itself_be_renewed(test_ca):
@@ -259,7 +259,7 @@ def test_renew_by_token(test_ca):
     new = x509.load_pem_x509_certificate(body["crt"].encode())
     assert new.subject == old.subject and sans_of(new) == sans_of(old)
     assert new.not_valid_after_utc - new.not_valid_before_utc == dt.timedelta(minutes=61)
-    assert certificates.get(str(new.serial_number))["parent_serial"] == str(old.serial_number)
+    assert certificates.get(str(new.serial_number)).parent_serial == str(old.serial_number)
 
 
 def test_token_with_provisioner_name_as_issuer(test_ca):
@@ -337,7 +337,7 @@ def test_rekey_over_mtls(test_ca):
     ski = new.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     assert ski == x509.SubjectKeyIdentifier.from_public_key(new_key.public_key())
     assert new.not_valid_after_utc - new.not_valid_before_utc == dt.timedelta(hours=3, minutes=1)
-    assert certificates.get(str(new.serial_number))["parent_serial"] == str(old.serial_number)
+    assert certificates.get(str(new.serial_number)).parent_serial == str(old.serial_number)
 
 
 def test_rekey_needs_mtls_and_a_valid_csr(test_ca):

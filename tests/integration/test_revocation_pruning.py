@@ -35,7 +35,7 @@ def test_a_revocation_expires_after_its_certificate(test_ca):
 
 
 def test_a_revocation_of_an_unknown_end_is_kept(test_ca):
-    revocations.put({"serial": "123456789", "kind": "x509", "reason_code": 0, "revoked_at": 1})
+    revocations.put(revocations.RevocationRecord(serial="123456789", kind="x509", reason_code=0, revoked_at=1))
     assert revocations.EXPIRES not in stored("123456789")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -33,10 +34,10 @@ def test_revoke_by_token(test_ca):
     status, body = revoke_by_token(test_ca, serial, reasonCode=1, reason="key compromise", passive=True)
     assert (status, body) == (200, {"status": "ok"})
     rec = revocations.get(serial)
-    assert rec["reason_code"] == 1 and rec["reason"] == "key compromise"
-    assert rec["revoked_by"] == "provisioner:admin" and rec["kind"] == "x509"
-    assert rec["not_after"] == int(cert.not_valid_after_utc.timestamp())
-    assert abs(rec["revoked_at"] - int(clock.now().timestamp())) < 5
+    assert rec.reason_code == 1 and rec.reason == "key compromise"
+    assert rec.revoked_by == "provisioner:admin" and rec.kind == "x509"
+    assert rec.not_after == int(cert.not_valid_after_utc.timestamp())
+    assert abs(rec.revoked_at - int(clock.now().timestamp())) < 5
 
 
 def test_revoke_over_mtls(test_ca):
@@ -45,7 +46,7 @@ def test_revoke_over_mtls(test_ca):
     status, body = call(revoke_app, "POST", "/revoke", {"serial": serial, "reasonCode": 4}, client_cert_pem=pem)
     assert (status, body) == (200, {"status": "ok"})
     rec = revocations.get(serial)
-    assert rec["revoked_by"] == "mtls" and rec["reason_code"] == 4
+    assert rec.revoked_by == "mtls" and rec.reason_code == 4
 
 
 def test_mtls_serial_must_be_the_client_certificates(test_ca):
@@ -158,9 +159,9 @@ def test_lineage_revocation_of_three_renewals(test_ca):
     assert sorted(body["lineage"]) == sorted([serials[1], serials[3], sibling])
     for s in [serials[0], serials[1], serials[3], sibling]:
         rec = revocations.get(s)
-        assert rec is not None and rec["reason_code"] == 1
-    assert revocations.get(serials[1])["lineage_of"] == serials[0]
-    assert revocations.get(serials[2])["reason_code"] == 4  # untouched
+        assert rec is not None and rec.reason_code == 1
+    assert revocations.get(serials[1]).lineage_of == serials[0]
+    assert revocations.get(serials[2]).reason_code == 4  # untouched
     assert revocations.get(str(unrelated.serial_number)) is None
     for pem in pems:
         assert renew_mtls(pem)[0] == 401
@@ -252,7 +253,7 @@ def test_one_certificate_renews_a_bounded_number_of_times(test_ca, monkeypatch):
     """Renewing the same old certificate again and again stops at the cap (its record would grow)."""
     from stepless.stores import certificates
 
-    monkeypatch.setattr(certificates, "MAX_RENEWALS_PER_CERTIFICATE", 2)
+    monkeypatch.setattr("stepless.stores.errors.MAX_RENEWALS_PER_CERTIFICATE", 2)
     cert, _, pem = issue(test_ca, "again.example.com")
     assert renew_mtls(pem)[0] == 201 and renew_mtls(pem)[0] == 201
     status, body = renew_mtls(pem)
@@ -266,13 +267,13 @@ def test_renewal_link_refusals_say_which(test_ca, monkeypatch):
     from stepless.errors import Forbidden, Unauthorized
     from stepless.stores import certificates
 
-    monkeypatch.setattr(certificates, "MAX_RENEWALS_PER_CERTIFICATE", 1)
+    monkeypatch.setattr("stepless.stores.errors.MAX_RENEWALS_PER_CERTIFICATE", 1)
     cert, _, _ = issue(test_ca, "parent.example.com")
     parent = str(cert.serial_number)
     rec = certificates.get(parent)
 
-    def child(n: int) -> dict:
-        return {**rec, "serial": f"{parent}{n}", "parent_serial": parent}
+    def child(n: int) -> certificates.CertificateRecord:
+        return dataclasses.replace(rec, serial=f"{parent}{n}", parent_serial=parent)
 
     with pytest.raises(Unauthorized, match="certificate not found"):
         certificates.record_renewal(child(0), None, "12345")

@@ -135,7 +135,7 @@ def test_mtls_revoke_needs_the_recorded_certificate(test_ca):
 
     cert, _, pem = issue(test_ca, "victim.example.com")
     serial = str(cert.serial_number)
-    assert certificates.get(serial)["fingerprint"] == cert.fingerprint(hashes.SHA256()).hex()
+    assert certificates.get(serial).fingerprint == cert.fingerprint(hashes.SHA256()).hex()
     # the same serial, subject and key, signed again by our issuer: other bytes
     signer = authority.get().intermediate_signer
 

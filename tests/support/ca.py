@@ -18,6 +18,7 @@ from cryptography.x509.oid import NameOID
 
 from stepless import authority, aws, jose
 from stepless.admin.init import InitResult, init
+from stepless.stores import backend
 
 TABLES = {
     "STEPLESS_AUTHORITY_TABLE": ("test-authority", "pk"),
@@ -26,6 +27,7 @@ TABLES = {
     "STEPLESS_REVOCATIONS_TABLE": ("test-revocations", "serial"),
     "STEPLESS_HOSTS_TABLE": ("test-hosts", "pk", "principal"),
     "STEPLESS_OCSP_TABLE": ("test-ocsp", "serial"),
+    "STEPLESS_ACME_TABLE": ("test-acme", "pk"),
 }
 PASSWORD = "test-password"
 CA_URL = "https://localhost:8443"
@@ -61,14 +63,48 @@ def moto_environment():  # noqa: ANN201 - a generator context manager
             mp.setenv(k, v)
         mp.delenv("AWS_ENDPOINT_URL", raising=False)
         mp.delenv("AWS_PROFILE", raising=False)
+        mp.delenv(backend.STORE, raising=False)
         with mock_aws():
             aws.reset()
             authority.reset()
+            backend.reset()
             try:
                 yield
             finally:
                 aws.reset()
                 authority.reset()
+                backend.reset()
+
+
+@contextlib.contextmanager
+def sqlite_environment(home):  # noqa: ANN001, ANN201 - a generator context manager
+    """The local CA's engine: the SQLite store and encrypted key files under ``home``, no AWS; yields the
+    outputs for ``initialize(..., backend="files")``."""
+    import pytest
+
+    from stepless.local.devstack import local_environment
+    from stepless.signers.files import PASSWORD_FILE
+
+    with pytest.MonkeyPatch.context() as mp:
+        for var in list(__import__("os").environ):
+            if var.startswith(("AWS_", "STEPLESS_")):
+                mp.delenv(var)
+        values = local_environment(home)
+        for k, v in values.items():
+            mp.setenv(k, v)
+        mp.setenv("STEPLESS_CONFIG_TTL", "0")
+        secrets_dir = home / "secrets"
+        secrets_dir.mkdir(parents=True, exist_ok=True)
+        (secrets_dir / "key-password").write_text("test-key-password\n")
+        assert values[PASSWORD_FILE] == str(secrets_dir / "key-password")
+        aws.reset()
+        authority.reset()
+        backend.reset()
+        try:
+            yield {"KeyDirectory": str(secrets_dir)}
+        finally:
+            backend.reset()
+            authority.reset()
 
 
 def env() -> dict[str, str]:

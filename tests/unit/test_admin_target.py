@@ -83,8 +83,11 @@ def test_errors_say_what_to_do_in_one_line(tmp_path):
     with pytest.raises(ClientError) as e:
         target.use(None)
     assert "is not running: start `stepless dev`" in str(e.value) and "\n" not in str(e.value)
-    record_local(tmp_path, {**LOCAL, "engine": "sqlite"})
-    with pytest.raises(ClientError, match="engine 'sqlite'"):
+    record_local(tmp_path, {**LOCAL, "engine": "postgres"})
+    with pytest.raises(ClientError, match="engine 'postgres'"):
+        target.use(None)
+    record_local(tmp_path, {**LOCAL, "engine": "sqlite"})  # a record without its store
+    with pytest.raises(ClientError, match="no store: restart `stepless dev`"):
         target.use(None)
 
 
@@ -116,3 +119,27 @@ def test_a_stacks_config_ttl_is_read_from_its_parameters(monkeypatch):
         outs = stack.outputs("prod")
     assert outs == {"AuthorityTableName": "auth", "ConfigTtlSeconds": "120"}
     assert "within 120 s" in target.Target("prod", outs).propagation()
+
+
+def test_the_local_ca_on_its_sqlite_engine_is_its_store(tmp_path, monkeypatch):
+    """`stepless dev`'s default engine: the command opens the CA's SQLite store and key files, and sends nothing
+    to AWS (the caller's credentials and endpoints are dropped)."""
+    from stepless.stores import backend
+
+    store = f"sqlite:{tmp_path / 'db' / 'ca.db'}"
+    password = str(tmp_path / "secrets" / "key-password")
+    record_local(tmp_path, {"engine": "sqlite", "stack": "stepless-dev", "STEPLESS_STORE": store,
+                            "STEPLESS_KEY_PASSWORD_FILE": password, "config-stamp": str(tmp_path / "stamp")})
+    monkeypatch.setenv("AWS_PROFILE", "prod")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "https://dynamodb.example")
+    try:
+        for name in (None, "stepless-dev"):
+            where = target.use(name)
+            assert where.is_local and where.stack == "stepless-dev"
+            assert where.outputs == {"KeyDirectory": str(tmp_path / "secrets")}
+            assert os.environ["STEPLESS_STORE"] == store and os.environ["STEPLESS_KEY_PASSWORD_FILE"] == password
+            assert "AWS_PROFILE" not in os.environ and "AWS_ENDPOINT_URL_DYNAMODB" not in os.environ
+            assert backend.current().name == "sqlite"
+        assert target.resolve(None) == ("", None)  # now in the environment: its store, as dev.env would set it
+    finally:
+        backend.reset()

@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp as x509_ocsp
 
 from stepless.services import crl, ocsp
+from stepless.stores.revocations import RevocationRecord
 from tests.unit.test_x509_chain import NOW, leaf, memory_ca
 
 auth = memory_ca("CRL")
@@ -29,10 +30,10 @@ def test_reason_flags():
 
 def test_entries_skip_expired_and_ssh():
     records = [
-        {"serial": "10", "kind": "x509", "reason_code": 1, "revoked_at": ts(NOW) - 60, "not_after": ts(NOW) + 60},
-        {"serial": "11", "kind": "x509", "reason_code": 0, "revoked_at": ts(NOW) - 60, "not_after": ts(NOW) - 1},
-        {"serial": "ssh:12", "kind": "ssh", "reason_code": 1, "revoked_at": ts(NOW)},
-        {"serial": "13", "reason_code": 0, "revoked_at": ts(NOW) + 3600},  # no not_after: kept; date capped
+        RevocationRecord(serial="10", kind="x509", reason_code=1, revoked_at=ts(NOW) - 60, not_after=ts(NOW) + 60),
+        RevocationRecord(serial="11", kind="x509", reason_code=0, revoked_at=ts(NOW) - 60, not_after=ts(NOW) - 1),
+        RevocationRecord(serial="ssh:12", kind="ssh", reason_code=1, revoked_at=ts(NOW)),
+        RevocationRecord(serial="13", reason_code=0, revoked_at=ts(NOW) + 3600),  # no not_after: kept; date capped
     ]
     out = {e.serial_number: e for e in crl.entries(records, NOW)}
     assert set(out) == {10, 13}
@@ -42,7 +43,7 @@ def test_entries_skip_expired_and_ssh():
 
 
 def test_build_crl():
-    records = [{"serial": str(i), "kind": "x509", "reason_code": i % 11, "revoked_at": ts(NOW) - 10}
+    records = [RevocationRecord(serial=str(i), kind="x509", reason_code=i % 11, revoked_at=ts(NOW) - 10)
                for i in range(1, 40)]
     c = crl.build(auth, records, NOW, 7)  # type: ignore[arg-type]
     assert c.is_signature_valid(auth.intermediate.public_key())

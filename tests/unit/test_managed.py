@@ -12,7 +12,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from stepless.api import schedule
 from stepless.errors import BadRequest
-from stepless.managed import events, renewal, store
+from stepless.managed import events, renewal
+from stepless.stores import managed as store
 
 NB = 1_800_000_000
 LIFE = 72 * 3600

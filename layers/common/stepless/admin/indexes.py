@@ -24,23 +24,22 @@ def backfill_ssh() -> Backfill:
     """Index every recorded host certificate (revoked ones removed again) and add every SSH revocation to the
     revoked set; publish the KRL when the stack has a bucket. One scan of each table (administrator only)."""
     now = int(clock.now().timestamp())
-    revoked = {str(r["serial"]): r for r in revocations.scan_all()
-               if r.get("kind") == "ssh" and str(r.get("serial", "")).startswith("ssh:")}
+    revoked = {r.serial: r for r in revocations.scan_all() if r.kind == "ssh" and r.serial.startswith("ssh:")}
     indexed = 0
     for rec in certificates.scan_ssh_hosts():
-        serial, principals = str(rec["serial"]).removeprefix("ssh:"), rec.get("principals") or []
-        not_after = int(rec.get("not_after") or FOREVER)
+        serial, principals = rec.serial.removeprefix("ssh:"), rec.principals
+        not_after = rec.not_after or FOREVER
         hosts.add(principals, serial, not_after, now)
-        if str(rec["serial"]) in revoked:
+        if rec.serial in revoked:
             hosts.remove(principals, serial, not_after)
         indexed += 1
     state = ssh_revoked.get()
     for key, rec in revoked.items():
-        cert_type = "host" if rec.get("cert_type") == "host" else "user"
-        state = ssh_revoked.add(int(key.removeprefix("ssh:")), cert_type, int(rec.get("not_after") or FOREVER), now)
+        cert_type = "host" if rec.cert_type == "host" else "user"
+        state = ssh_revoked.add(int(key.removeprefix("ssh:")), cert_type, rec.not_after or FOREVER, now)
     published = False
     auth = authority.get()
-    if crl_store.bucket() and (auth.ssh.get("userPublicKey") or auth.ssh.get("hostPublicKey")):
+    if crl_store.shared() and (auth.ssh.get("userPublicKey") or auth.ssh.get("hostPublicKey")):
         crl_store.put_krl(ssh_info.build(auth, state))
         published = True
     return Backfill(indexed, len(revoked), published)

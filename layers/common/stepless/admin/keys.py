@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -35,6 +38,11 @@ def _put_secret(name: str, pem: str, force: bool) -> str:
     return f"{out['ARN']}#{out['VersionId']}"
 
 
+def _key_path(outputs: dict[str, str], role: str) -> Path:
+    """The local CA's key file of ``role`` (step-ca's names: ``root_ca_key``, ``ssh_user_ca_key`` …)."""
+    return Path(outputs["KeyDirectory"]) / f"{role.replace('-', '_')}_ca_key"
+
+
 def _prefix(outputs: dict[str, str]) -> str:
     return outputs.get("SecretsPrefix") or "stepless"
 
@@ -48,11 +56,25 @@ def existing(role: str, backend: str, outputs: dict[str, str]) -> Signer:
         return load_signer(f"kms:{key_id}")
     if backend == "secrets":
         return load_signer(f"secretsmanager:{secret_name(_prefix(outputs), role)}")
+    if backend == "files":
+        return load_signer(f"file:{_key_path(outputs, role)}")
     raise ConfigError(f"unknown key backend {backend!r} (kms or secrets)")
 
 
 def provide(role: str, backend: str, outputs: dict[str, str], *, force: bool) -> Signer:
-    """The signer for ``role``: the stack's KMS key, or a new P-256 key stored as a secret."""
+    """The signer for ``role``: the stack's KMS key, or a new P-256 key stored as a secret, or (``files``,
+    the local CA) as an encrypted PEM file in ``outputs["KeyDirectory"]``."""
+    if backend == "files":
+        from stepless.signers import files
+
+        path = _key_path(outputs, role)
+        if path.exists() and not force:
+            raise ConfigError(f"{path} already exists (use --force to replace the CA)")
+        if path.exists():  # a new file, so a new reference (processes cache signers by reference)
+            path = path.with_name(f"{path.name}.{time.time_ns()}")
+        files.write_key(path, ec.generate_private_key(ec.SECP256R1()),
+                        files.read_password(files.password_file(path)))
+        return load_signer(f"file:{path}")
     if backend == "secrets":
         key = ec.generate_private_key(ec.SECP256R1())
         pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,

@@ -13,6 +13,7 @@ Entries use step-ca's JSON shapes:
   "groups"?,"listenAddress"?,"claims"?}``
 - X5C: ``{"type":"X5C","name","roots":<base64 of the concatenated PEM roots>,"claims"?}``
 - SSHPOP: ``{"type":"SSHPOP","name","claims":{"enableSSHCA":true}}``
+- ACME: ``{"type":"ACME","name","requireEAB":bool,"forceCN"?,"challenges"?,"policy"?,"claims"?}``
 
 Every error is a :class:`stepless.errors.ClientError` with a one-line message (never a secret).
 """
@@ -31,23 +32,21 @@ import urllib.request
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from botocore.exceptions import ClientError as AWSClientError
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from stepless import aws, jose, oidc_discovery, settings
+from stepless import jose, oidc_discovery
 from stepless.admin import target
 from stepless.claims import _DURATIONS, _FLAGS, Claims
 from stepless.durations import parse_duration
 from stepless.errors import ClientError, ConfigError
-from stepless.faults import translate_aws_errors
 from stepless.stores import audit
 from stepless.stores import authority as store
-from stepless.stores.dynamo import condition_failed
+from stepless.stores.errors import ConfigConflict
 from stepless.x509 import chain
 
-TYPES = ("JWK", "OIDC", "X5C", "SSHPOP")
+TYPES = ("JWK", "OIDC", "X5C", "SSHPOP", "ACME")
 DURATION_KEYS = tuple(key for key, _ in _DURATIONS.values())
 FLAG_KEYS = tuple(key for key, _ in _FLAGS.values())
 CLAIM_KEYS = DURATION_KEYS + FLAG_KEYS
@@ -363,6 +362,18 @@ def sshpop_entry(name: str, *, claims: dict[str, Any] | None = None) -> dict[str
     return _with_claims({"type": "SSHPOP", "name": name}, {"enableSSHCA": True, **(claims or {})})
 
 
+def acme_entry(name: str, *, require_eab: bool = True, policy: dict[str, Any] | None = None,
+               challenges: list[str] | None = None, claims: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An ACME provisioner (RFC 8555); External Account Binding required unless ``require_eab`` is False."""
+    check_name(name)
+    entry: dict[str, Any] = {"type": "ACME", "name": name, "requireEAB": require_eab}
+    if policy:
+        entry["policy"] = policy
+    if challenges:
+        entry["challenges"] = challenges
+    return _with_claims(entry, claims)
+
+
 # ---------------------------------------------------------------------------------------------- changes
 
 
@@ -430,10 +441,6 @@ def remove(name: str, *, type_: str | None = None) -> Change:
 T = TypeVar("T")
 
 
-class Conflict(Exception):
-    """The configuration changed between our read and our write."""
-
-
 def _load() -> tuple[dict[str, Any], int]:
     try:
         return store.load()
@@ -467,26 +474,9 @@ def _validate_entry(entry: dict[str, Any], doc: dict[str, Any]) -> None:
 
 def commit(doc: dict[str, Any], version: int, record: dict[str, Any]) -> int:
     """Write the configuration (if still at ``version``) and the audit record, atomically."""
-    data = json.dumps(doc, sort_keys=True)
-    if len(data.encode()) > MAX_ITEM_BYTES:
+    if len(json.dumps(doc, sort_keys=True).encode()) > MAX_ITEM_BYTES:
         raise ClientError("the configuration would exceed DynamoDB's 400 KB item limit")
-    new_version = version + 1
-    config_put = {
-        "TableName": settings.table(settings.AUTHORITY_TABLE),
-        "Item": {**store.KEY, "data": {"S": data}, "version": {"N": str(new_version)}},
-        "ConditionExpression": "version = :v",
-        "ExpressionAttributeValues": {":v": {"N": str(version)}},
-    }
-    with translate_aws_errors("DynamoDB"):
-        try:
-            aws.client("dynamodb").transact_write_items(
-                TransactItems=[{"Put": config_put}, {"Put": audit.put(record)}]
-            )
-        except AWSClientError as e:
-            if condition_failed(e, 0):
-                raise Conflict from e
-            raise
-    return new_version
+    return store.commit(doc, version, record)
 
 
 def change_config(action: str, name: str, mutate: Callable[[dict[str, Any]], tuple[T, dict[str, Any]]],
@@ -499,7 +489,7 @@ def change_config(action: str, name: str, mutate: Callable[[dict[str, Any]], tup
         record = audit.new_record(action, name, summary, version=version + 1)
         try:
             new_version = commit(doc, version, record)
-        except Conflict:
+        except ConfigConflict:
             if attempt == 2:
                 raise ClientError("the authority configuration keeps changing meanwhile; try again") from None
             continue

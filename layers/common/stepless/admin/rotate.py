@@ -63,13 +63,14 @@ def rotate_intermediate(*, outputs: dict[str, str], distrust_previous: bool = Fa
     def mutate(doc: dict[str, Any]) -> tuple[tuple[x509.Certificate, x509.Certificate, bool], dict[str, Any]]:
         current = authority.Authority(doc, 0)
         backend = doc.get("keyBackend") or "kms"
-        if distrust_previous and backend != "secrets":
+        new_key = backend == "secrets"  # a new key per rotation (kms: the stack's key; files: the local CA's)
+        if distrust_previous and not new_key:
             raise ClientError("--distrust-previous needs a new intermediate key, and the kms backend keeps the "
                               "template's key: change the key first (docs/deployment.md §9)")
         now = clock.now()
         root_signer = _root_signer(backend, outputs, current.roots[0])
-        if backend == "secrets":
-            inter_signer = keys.provide("intermediate", "secrets", outputs, force=True)
+        if new_key:
+            inter_signer = keys.provide("intermediate", backend, outputs, force=True)
         else:
             inter_signer = load_signer(doc["intermediateKey"])
         new = ca.intermediate(inter_signer, current.roots[0], root_signer, doc.get("name") or "stepless", now)
@@ -78,9 +79,9 @@ def rotate_intermediate(*, outputs: dict[str, str], distrust_previous: bool = Fa
         doc["intermediate"] = new.public_bytes(Encoding.PEM).decode()
         doc["intermediateKey"] = inter_signer.ref
         summary = {"serial": str(new.serial_number), "replaced": str(current.intermediate.serial_number),
-                   "newKey": backend == "secrets", "notAfter": new.not_valid_after_utc.isoformat(),
+                   "newKey": new_key, "notAfter": new.not_valid_after_utc.isoformat(),
                    "distrustPrevious": distrust_previous}
-        return (new, current.intermediate, backend == "secrets"), summary
+        return (new, current.intermediate, new_key), summary
 
     (new, replaced, new_key), version, _ = change_config("intermediate.rotate", "", mutate)
     authority.reset()

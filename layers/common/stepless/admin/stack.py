@@ -14,7 +14,7 @@ TABLE_OUTPUTS = {
     settings.REVOCATIONS_TABLE: "RevocationsTableName",
 }
 OPTIONAL_OUTPUTS = {"STEPLESS_MANAGED_TABLE": "ManagedTableName", settings.HOSTS_TABLE: "HostsTableName",
-                    settings.OCSP_TABLE: "OcspTableName"}
+                    settings.OCSP_TABLE: "OcspTableName", "STEPLESS_ACME_TABLE": "AcmeTableName"}
 
 
 def outputs(stack_name: str) -> dict[str, str]:
@@ -30,8 +30,27 @@ def outputs(stack_name: str) -> dict[str, str]:
     return outs
 
 
+def local_outputs() -> dict[str, str] | None:
+    """The local CA's "outputs" when this process targets its SQLite store (``STEPLESS_STORE=sqlite:…``, as
+    ``stepless dev`` writes in dev.env): where its encrypted key files are. None otherwise."""
+    from stepless.signers.files import PASSWORD_FILE
+    from stepless.stores.backend import STORE
+
+    if not os.environ.get(STORE, "").startswith("sqlite:"):
+        return None
+    password = os.environ.get(PASSWORD_FILE)
+    if not password:
+        raise ClientError(f"{STORE} names a local CA but {PASSWORD_FILE} is not set (source its dev.env)")
+    return {"KeyDirectory": os.path.dirname(password)}
+
+
 def use(stack_name: str) -> dict[str, str]:
-    """Read the outputs and set the table environment variables the library uses."""
+    """Read the outputs and set the table environment variables the library uses (the local CA's SQLite
+    store, when the environment names one, instead of any stack)."""
+    local = local_outputs()
+    if local is not None:
+        authority.reset()
+        return local
     outs = outputs(stack_name)
     for var, key in TABLE_OUTPUTS.items():
         if key not in outs:

@@ -11,7 +11,10 @@
 
 The local CA is reached with its own placeholder credentials, never the caller's: the moto engine replaces the
 AWS credential variables of this process before any client is made. The record is engine-tagged
-(``{"engine": "moto", "stack", "endpoint", "region", "config-stamp"}``, written by ``DevStack.local_record``);
+(``{"engine": "moto", "stack", "endpoint", "region", "config-stamp"}`` for ``--aws-emulation``, or
+``{"engine": "sqlite", "stack", "STEPLESS_STORE", "STEPLESS_KEY_PASSWORD_FILE", "config-stamp"}`` for the default
+engine, whose store and key files are opened directly with no AWS call at all; written by
+``DevStack.local_record``);
 :data:`LOCAL_ENGINES` maps an engine to how the library is pointed at it, so another local engine plugs in
 there. After a configuration change (:func:`changed`, called by ``change_config``) the local CA's config stamp
 is rewritten and its gateway reloads the configuration at the next request.
@@ -30,6 +33,7 @@ from typing import Any
 from stepless import aws, clienthome, settings
 from stepless.admin import stack
 from stepless.errors import ClientError
+from stepless.stores import backend
 
 STACK_ENV = "STEPLESS_STACK"
 DEFAULT_STACK = "stepless"
@@ -85,7 +89,7 @@ def resolve(stack_name: str | None) -> tuple[str, dict[str, Any] | None]:
                                                                                          local.get("endpoint")):
             return explicit, local
         return explicit, None
-    if os.environ.get(settings.AUTHORITY_TABLE):
+    if os.environ.get(settings.AUTHORITY_TABLE) or os.environ.get(backend.STORE):
         return "", None
     if local:
         return local["stack"], local
@@ -123,8 +127,24 @@ def _use_moto(record: dict[str, Any]) -> dict[str, str]:
         raise
 
 
+def _use_store(record: dict[str, Any]) -> dict[str, str]:
+    """The SQLite engine: the local CA's store and key files (the caller's AWS variables dropped: no AWS call)."""
+    from stepless.signers.files import PASSWORD_FILE
+
+    if not record.get(backend.STORE):
+        raise ClientError("the local CA's record in the defaults has no store: restart `stepless dev`")
+    for var in list(os.environ):
+        if var in _CALLER_CREDENTIALS or var.startswith("AWS_ENDPOINT_URL"):
+            del os.environ[var]
+    os.environ[backend.STORE] = record[backend.STORE]
+    if record.get(PASSWORD_FILE):
+        os.environ[PASSWORD_FILE] = record[PASSWORD_FILE]
+    backend.reset()
+    return stack.use(record["stack"])  # the store's "outputs": where its key files are
+
+
 # engine (the local record's "engine") → how to point the library at that local CA; returns stack-like outputs
-LOCAL_ENGINES: dict[str, Callable[[dict[str, Any]], dict[str, str]]] = {"moto": _use_moto}
+LOCAL_ENGINES: dict[str, Callable[[dict[str, Any]], dict[str, str]]] = {"moto": _use_moto, "sqlite": _use_store}
 
 
 _current: Target | None = None

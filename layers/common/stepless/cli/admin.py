@@ -85,15 +85,19 @@ def upgrade_cmd(stack_name) -> None:
     host index and the revoked-SSH set (check-host, hosts and the KRL read them instead of scanning).
     """
     from stepless import settings
+    from stepless.admin import stack
     from stepless.admin.indexes import backfill_ssh
-    from stepless.stores import certificates, crl_store
+    from stepless.stores import certificates
+    from stepless.stores.dynamodb.objects import BUCKET
 
     outputs = target.use(stack_name).outputs
     ui.done("Renewal links", f"{certificates.link_renewals()} renewals linked to their parents")
-    if settings.HOSTS_TABLE not in os.environ:
-        raise ClientError(f"stack {stack_name} has no HostsTableName output: deploy this version's template first")
-    if outputs.get("CrlBucketName"):
-        os.environ[crl_store.BUCKET] = outputs["CrlBucketName"]
+    if stack.local_outputs() is None:  # AWS tables (the local CA's SQLite store has every index)
+        if settings.HOSTS_TABLE not in os.environ:
+            raise ClientError(f"stack {stack_name} has no HostsTableName output: deploy this version's template "
+                              "first")
+        if outputs.get("CrlBucketName"):
+            os.environ[BUCKET] = outputs["CrlBucketName"]
     filled = backfill_ssh()
     ui.done("SSH host index", f"{filled.hosts} host certificates indexed")
     ui.done("SSH KRL", f"{filled.revoked} revocations" + (", published to the bucket" if filled.krl_published else ""))

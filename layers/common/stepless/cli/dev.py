@@ -54,8 +54,13 @@ def _report_schedule(result: dict) -> None:
               help="State directory (default $STEPLESS_HOME or ~/.stepless).")
 @click.option("--password-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The dev provisioner's password (default: generated and saved under the home).")
+@click.option("--aws-emulation", "aws_emulation", is_flag=True,
+              help="Run the CA on moto (the template's tables and KMS keys, created anew on each start) instead "
+                   "of the persistent SQLite store.")
+@click.option("--reset", is_flag=True, help="Start over: a new CA (root, provisioners, records all discarded).")
 @click.option("--key-backend", type=click.Choice(["kms", "secrets"]), default="kms", show_default=True,
-              help="Where the local CA keeps its keys: KMS keys or PEM keys in Secrets Manager (both emulated).")
+              help="With --aws-emulation: where the CA keys live, KMS keys or PEM keys in Secrets Manager (both "
+                   "emulated). The SQLite engine keeps them as encrypted files under the home.")
 @click.option("--provisioner", default="admin", show_default=True, help="The JWK provisioner's name.")
 @click.option("--dns", multiple=True, help="Another DNS name or IP for the CA (repeatable).")
 @click.option("--schedule-every", "schedule_every", metavar="DURATION", default=None,
@@ -63,9 +68,12 @@ def _report_schedule(result: dict) -> None:
 @click.option("--log-format", type=click.Choice(["auto", "text", "json"]), default="auto", show_default=True,
               help="text: one readable line per request; json: the functions' JSON log and EMF metric lines, "
                    "as in CloudWatch; auto: text in a terminal, else json.")
-def dev_cmd(address, home, password_file, key_backend, provisioner, dns, schedule_every, log_format) -> None:
-    """Run a local CA: moto for AWS, the template's resources, and an HTTPS gateway. Ctrl-C stops it."""
-    from stepless.local.devstack import DevStack
+def dev_cmd(address, home, password_file, aws_emulation, reset, key_backend, provisioner, dns,
+            schedule_every, log_format) -> None:
+    """Run a local CA behind an HTTPS gateway: on a persistent SQLite store under the home (the default), or
+    on moto with the template's resources (--aws-emulation). Ctrl-C stops it."""
+    from stepless.errors import ConfigError, StepError
+    from stepless.local.devstack import DevStack, DevStackError
 
     if home is not None:
         os.environ["STEPLESS_HOME"] = str(home)
@@ -75,24 +83,31 @@ def dev_cmd(address, home, password_file, key_backend, provisioner, dns, schedul
     observer = requestlog.install(sys.stdout) if requestlog.wanted(log_format, sys.stdout) else None
     stack = DevStack(home=config.home(), address=_address(address), password_file=password_file,
                      key_backend=key_backend, dns_names=list(dns), provisioner=provisioner,
-                     schedule_every=period, on_schedule=_report_schedule, observer=observer)
+                     schedule_every=period, on_schedule=_report_schedule, observer=observer,
+                     engine="aws" if aws_emulation else "sqlite", reset=reset)
     try:
         stack.start()
-    except OSError as e:
+    except DevStackError as e:
         stack.stop()
-        raise ClientError(f"cannot start the local stack: {e}") from e
-    generated = password_file is None
+        raise ClientError(str(e)) from e
+    except (OSError, ConfigError, StepError) as e:
+        stack.stop()
+        raise ClientError(f"cannot start the local CA: {getattr(e, 'detail', None) or e}") from e
+    generated = password_file is None and stack.password_file is not None and stack.password_file.exists()
     ui.info(f"stepless dev: CA ready at {stack.url}")
     ui.done("CA URL", stack.url)
     ui.done("Root fingerprint", stack.fingerprint)
     ui.done("Root certificate", str(stack.home / "certs" / "root_ca.crt"))
+    ui.done("Store", f"SQLite {stack.home / 'db' / 'ca.db'}" if stack.engine == "sqlite"
+            else f"AWS emulation (moto at {stack.moto_url}; discarded on exit)")
     ui.done("Provisioner", f"{provisioner} (JWK)")
     if generated:
         ui.info(f"Provisioner password (saved in {stack.password_file}): {stack.password_file.read_text().strip()}")
-    ui.done("Password file", str(stack.password_file))
+    if stack.password_file is not None:
+        ui.done("Password file", str(stack.password_file))
     ui.done("Defaults", str(config.defaults_path()))
-    ui.done("Administration", "stepless ca provisioner|claims|managed … need no --stack: they find this CA "
-            f"through the defaults ({stack.home / 'config' / 'dev.env'} is for other AWS tools)")
+    ui.done("Administration", "stepless ca provisioner|claims … need no --stack: they find this CA "
+            f"through the defaults ({stack.home / 'config' / 'dev.env'} is for other tools)")
     if period:
         ui.done("Scheduled renewal", f"every {schedule_every}")
     ui.info("Press Ctrl-C to stop.")
@@ -137,7 +152,7 @@ def invoke_cmd(function_id, event_file, home) -> None:
         raise ClientError(f"{event_file} is not JSON: {e}") from e
     if home is not None:
         os.environ["STEPLESS_HOME"] = str(home)
-    dev = DevStack(home=config.home(), address=("127.0.0.1", free_port()))
+    dev = DevStack(home=config.home(), address=("127.0.0.1", free_port()), engine="aws")
     dev.start()
     try:
         route = next((r for r in routes if r.function_id == function_id), None)

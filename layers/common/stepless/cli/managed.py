@@ -19,13 +19,14 @@ from collections.abc import Iterator
 
 import click
 
-from stepless.admin import target
+from stepless.admin import stack, target
 from stepless.cli import keys, options, ui
 from stepless.cli.main import ca
 from stepless.durations import format_duration, parse_duration
 from stepless.errors import ClientError
-from stepless.managed import renewal, store
-from stepless.managed.store import Managed
+from stepless.managed import renewal
+from stepless.stores import managed as store
+from stepless.stores.managed import Managed
 
 stack_option = options.stack
 
@@ -33,6 +34,8 @@ stack_option = options.stack
 def use_stack(stack_name: str | None) -> str:
     """Point the library at the target CA's tables (the managed table too); the secrets prefix."""
     where = target.use(stack_name)
+    if stack.local_outputs() is not None:  # the local CA's SQLite engine: its registry and secrets are there
+        return where.secrets_prefix
     if not where.stack:  # the environment's tables
         if not os.environ.get(store.MANAGED_TABLE):
             raise ClientError(f"{store.MANAGED_TABLE} is not set: name the stack with --stack")

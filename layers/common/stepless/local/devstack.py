@@ -1,10 +1,25 @@
-"""``stepless dev``: moto server + the template's resources + an initialized CA + the HTTPS gateway."""
+"""``stepless dev``: an initialized CA behind the HTTPS gateway, on one of two engines.
+
+- ``sqlite`` (the default): the SQLite store (:mod:`stepless.stores.sqlite`) in ``$STEPLESS_HOME/db/ca.db``
+  and the CA keys as encrypted PEM files in ``$STEPLESS_HOME/secrets`` (password in
+  ``secrets/key-password``). It survives restarts: the CA is created on the first start only; later
+  starts open the same root, provisioners, records, revocations and used tokens (the root key is not
+  opened again). ``reset`` starts over.
+- ``aws`` (``--aws-emulation``): moto server (serialized, see :mod:`stepless.local.moto`) with the
+  template's resources, and a CA initialized anew on each start.
+
+The home is locked by the running CA (``$STEPLESS_HOME/.lock``, an fcntl lock): a second start on the
+same home says so and changes nothing; the address is checked before anything is written.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import os
 import secrets
+import shutil
 import socket
 import threading
 import uuid
@@ -18,10 +33,18 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from stepless import authority, aws, clock, settings
 from stepless.admin import target
 from stepless.local import gateway, stack, template
+from stepless.stores import backend
 from stepless.x509 import profile
 
 LOCAL_NAMES = ["localhost", "127.0.0.1", "::1"]
 STACK_NAME = "stepless-dev"
+ENGINES = ("sqlite", "aws")
+# what --reset removes from the home (the client's own files, e.g. config/defaults.json, are rewritten)
+STATE = ("db", "secrets", "certs", "tls", "state", "config/dev.env")
+
+
+class DevStackError(Exception):
+    """The local CA cannot start (home in use, address taken, …): one line for the user."""
 
 
 def quiet_moto() -> None:
@@ -40,6 +63,46 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+def check_address(address: tuple[str, int]) -> None:
+    """DevStackError unless the gateway could listen on ``address`` (checked before anything is written)."""
+    host, port = address
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the gateway does
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            raise DevStackError(f"cannot listen on {host}:{port}: {e.strerror}") from e
+
+
+def lock_home(home: Path) -> int:
+    """Lock ``home`` for this process (the descriptor holds the lock until closed or the process ends)."""
+    home.mkdir(parents=True, exist_ok=True)
+    fd = os.open(home / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        os.close(fd)
+        owner = (home / ".lock").read_text().strip() or "another process"
+        raise DevStackError(f"{home} is in use by a running stepless dev ({owner}); stop it first, "
+                            "or use another --home") from e
+    os.ftruncate(fd, 0)
+    os.write(fd, f"pid {os.getpid()}".encode())
+    return fd
+
+
+def database_path(home: Path) -> Path:
+    """The local CA's SQLite file under ``home``."""
+    return home / "db" / "ca.db"
+
+
+def local_environment(home: Path) -> dict[str, str]:
+    """What a process needs to reach the local CA's store and keys (the serving process, admin commands)."""
+    from stepless.signers.files import PASSWORD_FILE
+
+    return {backend.STORE: f"sqlite:{database_path(home)}", PASSWORD_FILE: str(home / "secrets" / "key-password")}
+
+
 @dataclass
 class DevStack:
     """Everything ``stepless dev`` starts; :meth:`stop` ends it all."""
@@ -47,7 +110,9 @@ class DevStack:
     home: Path
     address: tuple[str, int] = ("127.0.0.1", 8443)
     password_file: Path | None = None
-    key_backend: str = "kms"
+    key_backend: str = "kms"  # aws engine only; the sqlite engine keeps encrypted key files
+    engine: str = "sqlite"
+    reset: bool = False  # start over: remove the home's CA state first (after taking the lock)
     dns_names: list[str] = field(default_factory=list)
     provisioner: str = "admin"
     url: str = ""
@@ -60,29 +125,25 @@ class DevStack:
     _gateway: gateway.Gateway | None = None
     _stop_schedule: threading.Event = field(default_factory=threading.Event)
     _scheduler: threading.Thread | None = None
+    _lock: int | None = None
 
     def start(self) -> None:
-        """Bring the stack up (blocking until the gateway listens)."""
-        from moto.server import ThreadedMotoServer
-
-        quiet_moto()
-        self.home.mkdir(parents=True, exist_ok=True)
-        port = free_port()
-        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-        self._moto.start()  # type: ignore[attr-defined]
-        self.moto_url = f"http://127.0.0.1:{port}"
-        resources = stack.deploy_local_stack(self.moto_url, stack_name=STACK_NAME, key_backend=self.key_backend)
+        """Bring the stack up (blocking until the gateway listens); DevStackError when it cannot."""
+        if self.engine not in ENGINES:
+            raise DevStackError(f"unknown engine {self.engine!r} (sqlite or aws)")
+        self._lock = lock_home(self.home)
+        check_address(self.address)
+        if self.reset:
+            self._wipe()
         ttl = os.environ.get("STEPLESS_CONFIG_TTL")  # the caller's, before the template's default (30) lands
-        envs = stack.function_env(resources, endpoint_url=self.moto_url)
-        for env in envs.values():  # in-process: every function shares this process's environment
-            os.environ.update(env)
-        # a safety net only: administrator changes made through the CLI are applied at once (config_stamp)
-        os.environ["STEPLESS_CONFIG_TTL"] = ttl or "5"
         # the gateway asks every client for a certificate on all its names: each is an "mTLS domain"
         os.environ[settings.MTLS_DOMAIN] = ",".join(dict.fromkeys([*LOCAL_NAMES, self.address[0], *self.dns_names]))
-        aws.reset()
-        authority.reset()
-        self._init_ca(resources)
+        if self.engine == "sqlite":
+            self._start_sqlite()
+        else:
+            self._start_moto()
+        # a safety net only: administrator changes made through the CLI are applied at once (config_stamp)
+        os.environ["STEPLESS_CONFIG_TTL"] = ttl or "5"
         self._serve()
         if self.schedule_every:
             self._scheduler = threading.Thread(target=self._schedule_loop, name="stepless-dev-schedule", daemon=True)
@@ -115,40 +176,88 @@ class DevStack:
             if self.on_schedule is not None:
                 self.on_schedule(result)
 
+    def _wipe(self) -> None:
+        """Remove the CA's state from the home (``--reset``)."""
+        for name in STATE:
+            path = self.home / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+
+    def _start_sqlite(self) -> None:
+        """The SQLite store and encrypted key files; the CA is created only when the store has none."""
+        from stepless.stores import authority as store
+
+        env = local_environment(self.home)
+        os.environ.update(env)
+        backend.reset()
+        authority.reset()
+        if not store.exists():
+            _secret_file(Path(env["STEPLESS_KEY_PASSWORD_FILE"]), overwrite=False)
+            self._init_ca({"KeyDirectory": str(self.home / "secrets")}, "files")
+        elif self.password_file is None:
+            self.password_file = self.home / "secrets" / "password"
+        self._publish(authority.get().root_pems[0], authority.get().intermediate_pem, env,
+                      {"engine": "sqlite", **env})
+
+    def _start_moto(self) -> None:
+        """moto server (serialized) with the template's resources, and a new CA."""
+        from stepless.local.moto import SerializedMotoServer
+
+        quiet_moto()
+        port = free_port()
+        self._moto = SerializedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self._moto.start()  # type: ignore[attr-defined]
+        self.moto_url = f"http://127.0.0.1:{port}"
+        resources = stack.deploy_local_stack(self.moto_url, stack_name=STACK_NAME, key_backend=self.key_backend)
+        envs = stack.function_env(resources, endpoint_url=self.moto_url)
+        os.environ.pop(backend.STORE, None)
+        for env in envs.values():  # in-process: every function shares this process's environment
+            os.environ.update(env)
+        aws.reset()
+        backend.reset()
+        authority.reset()
+        self._init_ca(resources, self.key_backend)
+        self._publish(authority.get().root_pems[0], authority.get().intermediate_pem, {
+            "AWS_ENDPOINT_URL": self.moto_url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1", "STEPLESS_STACK": STACK_NAME},
+            {"engine": "moto", "endpoint": self.moto_url, "region": "us-east-1"})
+
     def _password(self) -> str:
         if self.password_file is not None:
             return self.password_file.read_text().splitlines()[0]
         path = self.home / "secrets" / "password"
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        value = secrets.token_urlsafe(18)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(value + "\n")
         self.password_file = path
-        return value
+        return _secret_file(path, overwrite=True)
 
-    def _init_ca(self, resources: dict[str, str]) -> None:
+    def _init_ca(self, outputs: dict[str, str], key_backend: str) -> None:
         from stepless.admin.init import init
 
+        names = list(dict.fromkeys([*LOCAL_NAMES, self.address[0], *self.dns_names]))
+        init(outputs=outputs, backend=key_backend, name="stepless dev", dns_names=names,
+             provisioner=self.provisioner, password=self._password(), ssh=True, force=True)
+
+    def _publish(self, root_pem: str, intermediate_pem: str, env: dict[str, str], engine: dict[str, str]) -> None:
+        """What a client needs to bootstrap (URL, fingerprint, root); how administrator commands reach this CA
+        (``engine``: the local record's engine part, see :meth:`local_record`); ``env`` for other tools."""
+        from cryptography import x509
+
+        from stepless.cli import config
+
         host, port = self.address
-        names = list(dict.fromkeys([*LOCAL_NAMES, host, *self.dns_names]))
-        result = init(outputs=resources, backend=self.key_backend, name="stepless dev", dns_names=names,
-                      provisioner=self.provisioner, password=self._password(), ssh=True, force=True)
-        self.fingerprint = result.fingerprint
+        self.fingerprint = authority.fingerprint(x509.load_pem_x509_certificate(root_pem.encode()))
         shown = f"[{host}]" if ":" in host else host
         self.url = f"https://{'localhost' if host in ('127.0.0.1', '0.0.0.0') else shown}:{port}"
         certs = self.home / "certs"
         certs.mkdir(parents=True, exist_ok=True)
-        (certs / "root_ca.crt").write_text(result.root_pem)
-        (certs / "intermediate_ca.crt").write_text(result.intermediate_pem)
-        from stepless.cli import config
-
+        (certs / "root_ca.crt").write_text(root_pem)
+        (certs / "intermediate_ca.crt").write_text(intermediate_pem)
         config.save_defaults({"ca-url": self.url, "fingerprint": self.fingerprint,
-                              "root": str(certs / "root_ca.crt"), target.LOCAL_KEY: self.local_record()})
-        env = self.home / "config" / "dev.env"  # for other AWS tools (aws …); our commands use the defaults
-        env.write_text("".join(f"{k}={v}\n" for k, v in {
-            "AWS_ENDPOINT_URL": self.moto_url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1", "STEPLESS_STACK": STACK_NAME}.items()))
+                              "root": str(certs / "root_ca.crt"), target.LOCAL_KEY: self.local_record(engine)})
+        path = self.home / "config" / "dev.env"  # for other tools; our commands find the CA through the defaults
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(f"{k}={v}\n" for k, v in env.items()))
         self.config_stamp.parent.mkdir(parents=True, exist_ok=True)
         self.config_stamp.write_text("0\n")
 
@@ -157,10 +266,10 @@ class DevStack:
         """Touched by administrator commands after a change; the gateway then reloads the configuration."""
         return self.home / "state" / "config-changed"
 
-    def local_record(self) -> dict[str, str]:
-        """What administrator commands need to reach this CA (``stepless.admin.target``)."""
-        return {"engine": "moto", "stack": STACK_NAME, "endpoint": self.moto_url, "region": "us-east-1",
-                "ca-url": self.url, "config-stamp": str(self.config_stamp)}
+    def local_record(self, engine: dict[str, str]) -> dict[str, str]:
+        """What administrator commands need to reach this CA (``stepless.admin.target``): its engine
+        (``moto``: endpoint and region; ``sqlite``: the store and the key password file) and stack name."""
+        return {**engine, "stack": STACK_NAME, "ca-url": self.url, "config-stamp": str(self.config_stamp)}
 
     def _tls_files(self) -> tuple[Path, Path]:
         """A server certificate for the gateway, issued by the CA's own intermediate."""
@@ -205,6 +314,25 @@ class DevStack:
             self._gateway.server_close()
         if self._moto is not None:
             self._moto.stop()  # type: ignore[attr-defined]
+            self._moto = None
+        if self.engine == "sqlite":
+            backend.reset()  # closes this process's database connections
+        if self._lock is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._lock)
+            self._lock = None
+
+
+def _secret_file(path: Path, *, overwrite: bool) -> str:
+    """The value in ``path`` (a new random one written with mode 0600 when missing or ``overwrite``)."""
+    if path.exists() and not overwrite:
+        return path.read_text().splitlines()[0]
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    value = secrets.token_urlsafe(24)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value + "\n")
+    return value
 
 
 class _LocalContext:

@@ -15,7 +15,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from stepless import aws
+from stepless.errors import BadRequest
 from stepless.faults import translate_aws_errors
+from stepless.stores import backend
 
 MANAGED_TAG = "stepless:managed"
 STACK_TAG = "stepless:stack"
@@ -32,6 +34,8 @@ def put(cert: x509.Certificate, intermediate_pem: str, key: PrivateKeyTypes, *, 
                                         serialization.NoEncryption()),
         "CertificateChain": intermediate_pem.encode(),
     }
+    if backend.current().name == "sqlite":
+        raise BadRequest("ACM needs AWS: the local CA's SQLite engine cannot import into it")
     tags = [{"Key": MANAGED_TAG, "Value": name}, {"Key": STACK_TAG, "Value": stack}] if name else []
     with translate_aws_errors("ACM"):
         acm = aws.client("acm")

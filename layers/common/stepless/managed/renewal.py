@@ -50,12 +50,13 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from stepless import authority, aws, clock, settings
 from stepless.authority import Authority
 from stepless.errors import BadRequest
-from stepless.managed import acm, events, secret, store
-from stepless.managed.store import LostRace, Managed
+from stepless.managed import acm, events, secret
 from stepless.observability import logger
 from stepless.services.issuance import record
-from stepless.stores import certificates
-from stepless.stores.dynamo import from_item
+from stepless.stores import certificates, revocations
+from stepless.stores import managed as store
+from stepless.stores.certificates import CertificateRecord
+from stepless.stores.managed import LostRace, Managed
 from stepless.x509 import chain, profile
 from stepless.x509.csr import SANs
 
@@ -103,7 +104,7 @@ def _epoch(t: dt.datetime) -> int:
     return int(t.timestamp())
 
 
-def _record(cert: x509.Certificate, parent: str | None, now: dt.datetime) -> dict[str, Any]:
+def _record(cert: x509.Certificate, parent: str | None, now: dt.datetime) -> CertificateRecord:
     return record(cert, provisioner=PROVISIONER, provisioner_type=PROVISIONER, parent_serial=parent,
                   issued_at=_epoch(now))
 
@@ -280,8 +281,7 @@ def _adopt(item: Managed, claimed: int, current: x509.Certificate, key: PrivateK
     serial = str(current.serial_number)
     rec = certificates.get(serial)
     newer = current.not_valid_before_utc.timestamp() >= item.not_before
-    if rec is None or rec.get("provisioner") != PROVISIONER or not (
-            str(rec.get("parent_serial")) == item.serial or newer):
+    if rec is None or rec.provisioner != PROVISIONER or not (str(rec.parent_serial) == item.serial or newer):
         raise RuntimeError(f"the secret holds serial {serial}, not {item.serial} nor a later managed certificate")
     chain.check_ours(current, p.auth.intermediates)
     if item.acm_arn:
@@ -304,23 +304,8 @@ def _announce(item: Managed, cert: x509.Certificate, p: Pass) -> None:
 
 
 def revoked_serials(serials: list[str]) -> set[str]:
-    """Which of ``serials`` are revoked: BatchGetItem (consistent) on the revocations table, 100 a call."""
-    found: set[str] = set()
-    table = settings.table(settings.REVOCATIONS_TABLE)
-    client = aws.client("dynamodb")
-    unique = list(dict.fromkeys(serials))
-    for i in range(0, len(unique), 100):
-        request: dict[str, Any] = {table: {"Keys": [{"serial": {"S": s}} for s in unique[i:i + 100]],
-                                           "ConsistentRead": True, "ProjectionExpression": "serial"}}
-        for _ in range(8):
-            out = client.batch_get_item(RequestItems=request)
-            found.update(str(from_item(it)["serial"]) for it in (out.get("Responses") or {}).get(table, []))
-            request = out.get("UnprocessedKeys") or {}
-            if not request:
-                break
-        else:
-            raise RuntimeError("the revocations table did not answer (unprocessed keys)")
-    return found
+    """Which of ``serials`` are revoked (consistent reads, batched by the store)."""
+    return revocations.revoked_among(serials)
 
 
 def check_ca(auth: Authority, now: dt.datetime, recorder: events.Recorder) -> list[str]:

@@ -1,4 +1,4 @@
-"""The Secrets Manager secret of a managed certificate: ``<prefix>/managed/<name>``.
+"""The secret of a managed certificate: ``<prefix>/managed/<name>`` (Secrets Manager; see stores.secrets).
 
 Its value is JSON::
 
@@ -17,16 +17,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
-from stepless import aws
-from stepless.aws import error_code
-from stepless.errors import BadRequest
-from stepless.faults import translate_aws_errors
+from stepless.stores import secrets
 
 _TOKENS = uuid.UUID("6f1f3c1e-4b5e-4d4e-9a57-7e5c2a3b9d10")  # namespace of the idempotency tokens
 
@@ -67,42 +63,26 @@ def token(name: str, version: int) -> str:
 
 def create(prefix: str, name: str, value: str, *, description: str = "") -> str:
     """Create the secret (or, when it survived a ``managed remove``, put a new version); its ARN."""
-    sm = aws.client("secretsmanager")
-    secret_name = name_of(prefix, name)
-    with translate_aws_errors("Secrets Manager"):
-        try:
-            return sm.create_secret(Name=secret_name, SecretString=value,
-                                    Description=description or f"stepless managed certificate {name}",
-                                    Tags=[{"Key": "stepless:managed", "Value": name}])["ARN"]
-        except Exception as e:
-            if error_code(e) != "ResourceExistsException":
-                if error_code(e) == "InvalidRequestException":
-                    raise BadRequest(f"secret {secret_name}: {e} (restore it or choose another name)") from e
-                raise
-        return sm.put_secret_value(SecretId=secret_name, SecretString=value)["ARN"]
+    return secrets.current().create(name_of(prefix, name), value,
+                                    description=description or f"stepless managed certificate {name}",
+                                    tags={"stepless:managed": name})
 
 
 def read(arn: str) -> str:
     """The AWSCURRENT value."""
-    with translate_aws_errors("Secrets Manager"):
-        return aws.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"]
+    return secrets.current().read(arn)
 
 
 def write(arn: str, value: str, request_token: str) -> str:
     """Put ``value`` as the new AWSCURRENT version (the old one becomes AWSPREVIOUS); its VersionId."""
-    with translate_aws_errors("Secrets Manager"):
-        out = aws.client("secretsmanager").put_secret_value(SecretId=arn, SecretString=value,
-                                                            ClientRequestToken=request_token)
-    return str(out["VersionId"])
+    return secrets.current().write(arn, value, request_token)
 
 
 def delete(arn: str) -> None:
     """Schedule the secret's deletion (Secrets Manager's default 30-day recovery window)."""
-    with translate_aws_errors("Secrets Manager"):
-        aws.client("secretsmanager").delete_secret(SecretId=arn)
+    secrets.current().delete(arn)
 
 
 def versions(arn: str) -> dict[str, list[str]]:
     """VersionId → stages (inspection, tests)."""
-    out: dict[str, Any] = aws.client("secretsmanager").list_secret_version_ids(SecretId=arn)
-    return {v["VersionId"]: list(v.get("VersionStages") or []) for v in out.get("Versions", [])}
+    return secrets.current().versions(arn)

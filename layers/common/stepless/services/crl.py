@@ -34,6 +34,7 @@ from stepless.observability import logger
 from stepless.signers import as_private_key
 from stepless.stores import crl_store, revocations
 from stepless.stores.crl_store import StoredCRL
+from stepless.stores.revocations import RevocationRecord
 from stepless.x509.profile import authority_key_identifier
 
 TTL = "STEPLESS_CRL_TTL"
@@ -64,35 +65,34 @@ def ttl() -> float:
         return 60.0
 
 
-def _at(epoch: object, default: dt.datetime) -> dt.datetime:
+def _at(epoch: int, default: dt.datetime) -> dt.datetime:
     try:
-        return dt.datetime.fromtimestamp(int(epoch), dt.UTC)  # type: ignore[arg-type]
-    except (TypeError, ValueError, OverflowError):
+        return dt.datetime.fromtimestamp(epoch, dt.UTC)
+    except (ValueError, OverflowError, OSError):
         return default
 
 
-def entries(records: Iterable[dict[str, Any]], now: dt.datetime) -> list[x509.RevokedCertificate]:
+def entries(records: Iterable[RevocationRecord], now: dt.datetime) -> list[x509.RevokedCertificate]:
     """CRL entries for the X.509 revocations still worth listing (certificate not expired)."""
     now_ts = int(now.timestamp())
     out = []
     for rec in records:
-        serial = str(rec.get("serial", ""))
-        if not serial.isdigit() or rec.get("kind", "x509") != "x509":
+        serial = rec.serial
+        if not serial.isdigit() or rec.kind != "x509":
             continue  # SSH revocations live in the same table as "ssh:<serial>"
-        not_after = rec.get("not_after")
-        if isinstance(not_after, int) and not_after < now_ts:
+        if rec.not_after is not None and rec.not_after < now_ts:
             continue
         builder = (x509.RevokedCertificateBuilder()
                    .serial_number(int(serial))
-                   .revocation_date(min(_at(rec.get("revoked_at"), now), now)))
-        flag = reason_flag(rec.get("reason_code"))
+                   .revocation_date(min(_at(rec.revoked_at, now), now)))
+        flag = reason_flag(rec.reason_code)
         if flag is not None:
             builder = builder.add_extension(x509.CRLReason(flag), critical=False)
         out.append(builder.build())
     return out
 
 
-def build(auth: Authority, records: Iterable[dict[str, Any]], now: dt.datetime, number: int,
+def build(auth: Authority, records: Iterable[RevocationRecord], now: dt.datetime, number: int,
           validity: dt.timedelta = VALIDITY) -> x509.CertificateRevocationList:
     """Build and sign the CRL (one signature by the intermediate's signer)."""
     inter = auth.intermediate
@@ -175,7 +175,7 @@ def publish(auth: Authority) -> None:
     (CloudFront in front of the bucket) and every container serve it. Best effort: the revocation is
     recorded (OCSP already answers "revoked"); if this fails, the next GET /crl or the hourly refresh stores
     it. Two revocations publishing at once may leave the older CRL in the bucket until the next one does."""
-    if not crl_store.bucket():
+    if not crl_store.shared():
         return
     try:
         generate(auth)

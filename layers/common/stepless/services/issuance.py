@@ -11,7 +11,9 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from stepless.authority import Authority
 from stepless.provisioners import TokenUse
-from stepless.stores import certificates, tokens
+from stepless.stores import certificates
+from stepless.stores.certificates import CertificateRecord
+from stepless.stores.tokens import UsedToken
 from stepless.x509.csr import SANs
 
 
@@ -26,31 +28,30 @@ def _pem_from_der(der: bytes) -> str:
 
 
 def record(cert: x509.Certificate, *, provisioner: str, provisioner_type: str, parent_serial: str | None = None,
-           issued_at: int, sans: SANs | None = None) -> dict[str, Any]:
-    """The certificates-table item for an X.509 certificate (``sans`` when the caller already has them)."""
+           issued_at: int, sans: SANs | None = None) -> CertificateRecord:
+    """The record of an X.509 certificate (``sans`` when the caller already has them)."""
     cn = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
     der = cert.public_bytes(Encoding.DER)
-    return {
-        "serial": str(cert.serial_number),
-        "kind": "x509",
-        "subject": str(cn[0].value) if cn else "",
-        "sans": (sans or SANs.of(cert)).names(),
-        "not_before": int(cert.not_valid_before_utc.timestamp()),
-        "not_after": int(cert.not_valid_after_utc.timestamp()),
-        "provisioner": provisioner,
-        "provisioner_type": provisioner_type,
-        "fingerprint": hashlib.sha256(der).hexdigest(),
-        "pem": _pem_from_der(der),
-        "parent_serial": parent_serial,
-        "issued_at": issued_at,
-    }
+    return CertificateRecord(
+        serial=str(cert.serial_number),
+        kind="x509",
+        subject=str(cn[0].value) if cn else "",
+        sans=tuple((sans or SANs.of(cert)).names()),
+        not_before=int(cert.not_valid_before_utc.timestamp()),
+        not_after=int(cert.not_valid_after_utc.timestamp()),
+        provisioner=provisioner,
+        provisioner_type=provisioner_type,
+        fingerprint=hashlib.sha256(der).hexdigest(),
+        pem=_pem_from_der(der),
+        parent_serial=parent_serial,
+        issued_at=issued_at,
+    )
 
 
-def commit(cert: x509.Certificate, item: dict[str, Any], token: TokenUse | None, endpoint: str,
+def commit(cert: x509.Certificate, item: CertificateRecord, token: TokenUse | None, endpoint: str,
            now: int) -> None:
     """Record the certificate (and consume the token) before anything is returned."""
-    put = tokens.token_put(token.id, token.expires + 120, endpoint, now) if token else None
-    certificates.record_issuance(item, put)
+    certificates.record_issuance(item, UsedToken.of(token, endpoint, now) if token else None)
 
 
 def sign_response(cert: x509.Certificate | str, auth: Authority) -> dict[str, Any]:

@@ -42,6 +42,7 @@ from stepless.services.crl import reason_flag
 from stepless.signers import as_private_key
 from stepless.stores import certificates, ocsp_responses, revocations
 from stepless.stores.ocsp_responses import GOOD, REVOKED, Record, Response
+from stepless.stores.revocations import RevocationRecord
 from stepless.x509 import der
 
 VALIDITY = dt.timedelta(hours=24)
@@ -167,10 +168,10 @@ def _produce(cert_id: _CertID, record: Record | None, auth: Authority, now: dt.d
     serial = str(cert_id.serial)
     if record is None or record.status == GOOD:
         cert, revoked = certificates.get_with_revocation(serial)
-        if cert is None or cert.get("kind", "x509") != "x509":
+        if cert is None or cert.kind != "x509":
             logger.info("OCSP request for a serial we did not issue", extra={"serial": serial})
             return Answer(unauthorized())
-        expires = _int(cert.get("not_after"), 0) + KEEP
+        expires = cert.not_after + KEEP
         if revoked is not None:
             record = _revoked_record(serial, revoked, expires, now)
             response = _sign(cert_id, record, auth, now)
@@ -186,17 +187,9 @@ def _produce(cert_id: _CertID, record: Record | None, auth: Authority, now: dt.d
     return _served(response) if ocsp_responses.add_response(serial, REVOKED, cert_id.slot, response) else None
 
 
-def _int(value: object, default: int) -> int:
-    try:
-        return int(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return default
-
-
-def _revoked_record(serial: str, revocation: dict, expires: int, now: dt.datetime) -> Record:
-    at = min(_int(revocation.get("revoked_at"), int(now.timestamp())), int(now.timestamp()))
-    code = revocation.get("reason_code")
-    return Record(serial, REVOKED, expires, at, code if isinstance(code, int) else None)
+def _revoked_record(serial: str, revocation: RevocationRecord, expires: int, now: dt.datetime) -> Record:
+    at = min(revocation.revoked_at, int(now.timestamp()))
+    return Record(serial, REVOKED, expires, at, revocation.reason_code)
 
 
 def _sign(cert_id: _CertID, revoked: Record | None, auth: Authority, now: dt.datetime) -> Response:
@@ -224,11 +217,11 @@ def _sign(cert_id: _CertID, revoked: Record | None, auth: Authority, now: dt.dat
     return Response(signed.public_bytes(Encoding.DER), ts, ts + int(VALIDITY.total_seconds()))
 
 
-def record_revocation(auth: Authority, serial: str, revocation: dict) -> None:
+def record_revocation(auth: Authority, serial: str, revocation: RevocationRecord) -> None:
     """Store the ``revoked`` status of ``serial`` with its SHA-1 response signed now (a revocation just
     landed; ``revocation`` is its record, with ``revoked_at``, ``reason_code`` and ``not_after``)."""
     now = clock.now()
-    record = _revoked_record(serial, revocation, _int(revocation.get("not_after"), 0) + KEEP, now)
+    record = _revoked_record(serial, revocation, (revocation.not_after or 0) + KEEP, now)
     name_hash, key_hash = _issuer_hashes(auth.intermediate.public_bytes(Encoding.DER), PRESIGNED)
     cert_id = _CertID(PRESIGNED, name_hash, key_hash, int(serial))
     ocsp_responses.put_revoked(dataclasses.replace(record, responses={cert_id.slot: _sign(cert_id, record, auth, now)}))

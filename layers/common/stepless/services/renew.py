@@ -25,7 +25,9 @@ from stepless.errors import BadRequest, Unauthorized
 from stepless.observability import logger, metrics
 from stepless.provisioners import Provisioner, TokenUse, x5c_insecure
 from stepless.services.issuance import record, sign_response
-from stepless.stores import certificates, revocations, tokens
+from stepless.stores import certificates, revocations
+from stepless.stores.certificates import CertificateRecord
+from stepless.stores.tokens import UsedToken
 from stepless.x509 import chain, extensions, profile
 from stepless.x509 import csr as csrs
 
@@ -38,12 +40,12 @@ class Renewable:
     provisioner: Provisioner
 
 
-def _provisioner(cert: x509.Certificate, rec: dict[str, Any], auth: Authority) -> Provisioner:
+def _provisioner(cert: x509.Certificate, rec: CertificateRecord, auth: Authority) -> Provisioner:
     try:
         ext = extensions.of(cert)
     except ValueError:
         ext = None
-    name = ext[1] if ext else str(rec.get("provisioner") or "")
+    name = ext[1] if ext else rec.provisioner
     prov = auth.provisioners.get(name) if name else None
     if prov is None:
         raise Unauthorized("provisioner not found")
@@ -62,7 +64,7 @@ def _renewable(cert: x509.Certificate, auth: Authority, now: dt.datetime, *, mtl
         raise Unauthorized("certificate is not authorized for client authentication (no ClientAuth usage)")
     serial = str(cert.serial_number)
     rec, revoked = certificates.get_with_revocation(serial)
-    if rec is None or rec.get("fingerprint") not in (None, fingerprint(cert)):
+    if rec is None or rec.fingerprint not in (None, fingerprint(cert)):
         raise Unauthorized("certificate is unknown to this certificate authority")
     if revoked is not None:
         raise Unauthorized("certificate has been revoked")
@@ -90,9 +92,8 @@ def _issue(ok: Renewable, auth: Authority, now: dt.datetime, *, public_key: obje
     parent = str(old.serial_number)
     item = record(cert, provisioner=ok.provisioner.name, provisioner_type=ok.provisioner.type,
                   parent_serial=parent, issued_at=ts)
-    put = tokens.token_put(token.id, token.expires + 120, endpoint, ts) if token else None
-    certificates.record_renewal(item, put, parent)
-    metrics.renewed("x509", ok.provisioner.type, provisioner=ok.provisioner.name, serial=item["serial"])
+    certificates.record_renewal(item, UsedToken.of(token, endpoint, ts) if token else None, parent)
+    metrics.renewed("x509", ok.provisioner.type, provisioner=ok.provisioner.name, serial=item.serial)
     logger.info("certificate renewed" if endpoint == "renew" else "certificate rekeyed",
                 extra={"serial": str(cert.serial_number), "parent_serial": parent,
                        "provisioner": ok.provisioner.name})

@@ -35,6 +35,9 @@ from stepless.services import crl, ocsp
 from stepless.services.context import context
 from stepless.stores import certificates, revocations
 from stepless.stores import tokens as used_tokens
+from stepless.stores.certificates import CertificateRecord
+from stepless.stores.revocations import RevocationRecord
+from stepless.stores.tokens import UsedToken
 from stepless.x509 import chain
 
 REVOKE_PATH = "/1.0/revoke"
@@ -90,7 +93,7 @@ def revoke(body: dict[str, Any], client_cert_pem: str | None, auth: Authority) -
     now = clock.now()
     ts = int(now.timestamp())
 
-    token_put = spend = None
+    token_put = None
     if ott not in (None, ""):
         if not isinstance(ott, str):
             raise BadRequest("ott must be a string")
@@ -102,8 +105,7 @@ def revoke(body: dict[str, Any], client_cert_pem: str | None, auth: Authority) -
             pass
         elif not isinstance(sub, str) or not _DIGITS.fullmatch(sub) or str(int(sub)) != serial:
             raise Unauthorized("token subject does not match the serial number to revoke")
-        token_put = used_tokens.token_put(use.id, use.expires + 120, "revoke", ts)
-        spend = (use.id, use.expires + 120, "revoke", ts)
+        token_put = UsedToken.of(use, "revoke", ts)
         revoked_by = f"provisioner:{prov.name}"
     elif client_cert_pem:
         cert = chain.load_pem(client_cert_pem)
@@ -115,9 +117,9 @@ def revoke(body: dict[str, Any], client_cert_pem: str | None, auth: Authority) -
         raise BadRequest("missing ott or client certificate")
 
     rec = certificates.get(serial)
-    if rec is None or rec.get("kind", "x509") != "x509":
+    if rec is None or rec.kind != "x509":
         raise NotFound(f"certificate with serial number {serial} was not found")
-    if revoked_by == "mtls" and rec.get("fingerprint") not in (None, fingerprint(cert)):
+    if revoked_by == "mtls" and rec.fingerprint not in (None, fingerprint(cert)):
         raise Unauthorized("the client certificate is not the certificate recorded with this serial number")
 
     item = _record(serial, rec, reason, code, ts, revoked_by)
@@ -128,12 +130,12 @@ def revoke(body: dict[str, Any], client_cert_pem: str | None, auth: Authority) -
             revocations.put(item)
     except BadRequest:  # already revoked: a retry after a failure between this write and the OCSP one?
         ocsp.ensure_revoked(auth, serial)
-        if not lineage or spend is None:  # a revoked certificate authenticates nothing, not even a walk
+        if not lineage or token_put is None:  # a revoked certificate authenticates nothing, not even a walk
             raise
         # lineage asked by a token of a certificate revoked before (alone, or by a lineage revocation cut
         # short): the renewals are what the request is about, so the walk completes them (idempotent); the
         # token is spent, so each walk costs a new one
-        used_tokens.use(*spend)
+        used_tokens.use(token_put)
     else:
         crl.invalidate()
         ocsp.record_revocation(auth, serial, item)
@@ -153,29 +155,21 @@ def public_key_der(cert: x509.Certificate) -> bytes:
     return cert.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
 
 
-def _recorded_key(rec: dict[str, Any]) -> bytes | None:
+def _recorded_key(rec: CertificateRecord | None) -> bytes | None:
     """The SubjectPublicKeyInfo of a certificate record's PEM (None when it has none)."""
-    pem = rec.get("pem")
+    pem = rec.pem if rec else ""
     try:
-        return public_key_der(x509.load_pem_x509_certificate(pem.encode())) if isinstance(pem, str) else None
+        return public_key_der(x509.load_pem_x509_certificate(pem.encode())) if pem else None
     except ValueError:
         return None
 
 
-def _record(serial: str, rec: dict[str, Any], reason: str, code: int, ts: int, revoked_by: str,
-            lineage_of: str | None = None) -> dict[str, Any]:
-    return {
-        "serial": serial,
-        "kind": "x509",
-        "reason": reason,
-        "reason_code": code,
-        "revoked_at": ts,
-        "revoked_by": revoked_by,
-        "not_after": rec.get("not_after"),
-        "subject": rec.get("subject"),
-        "provisioner": rec.get("provisioner"),
-        "lineage_of": lineage_of,
-    }
+def _record(serial: str, rec: CertificateRecord | None, reason: str, code: int, ts: int, revoked_by: str,
+            lineage_of: str | None = None) -> RevocationRecord:
+    return RevocationRecord(serial=serial, kind="x509", reason=reason, reason_code=code, revoked_at=ts,
+                            revoked_by=revoked_by, not_after=rec.not_after if rec else None,
+                            subject=rec.subject if rec else None, provisioner=rec.provisioner if rec else None,
+                            lineage_of=lineage_of)
 
 
 def descendants(serial: str, children: Callable[[str], list[str]],
@@ -209,11 +203,11 @@ def revoke_lineage(auth: Authority, serial: str, reason: str, code: int, ts: int
     certificate's SubjectPublicKeyInfo) the walk stops at a rekey: a renewal whose recorded key differs
     (or whose record cannot be read) is left valid, and so is everything renewed from it.
     """
-    records: dict[str, dict[str, Any]] = {}
+    records: dict[str, CertificateRecord | None] = {}
 
-    def record(child: str) -> dict[str, Any]:
+    def record(child: str) -> CertificateRecord | None:
         if child not in records:
-            records[child] = certificates.get(child) or {}
+            records[child] = certificates.get(child)
         return records[child]
 
     follow = None if same_key is None else (lambda child: _recorded_key(record(child)) == same_key)

@@ -79,10 +79,10 @@ def sign(body: dict[str, Any], auth: Authority) -> dict[str, Any]:
     ts = int(now.timestamp())
     item = record(cert, provisioner=prov.name, provisioner_type=prov.type, issued_at=ts, sans=sans)
     commit(cert, item, authz.token, "sign", ts)
-    metrics.issued("x509", prov.type, provisioner=prov.name, serial=item["serial"])
+    metrics.issued("x509", prov.type, provisioner=prov.name, serial=item.serial)
     logger.info("certificate issued", extra={"serial": str(cert.serial_number), "provisioner": prov.name,
                                               "subject": authz.subject})
-    return sign_response(item["pem"], auth)
+    return sign_response(item.pem, auth)
 
 
 __all__ = ["sign", "Unauthorized"]

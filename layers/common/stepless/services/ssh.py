@@ -37,7 +37,8 @@ from stepless.ssh import (
 )
 from stepless.ssh.keys import SSHPublicKey, decode_public_key, split_line
 from stepless.stores import certificates, hosts
-from stepless.stores import tokens as used_tokens
+from stepless.stores.certificates import CertificateRecord
+from stepless.stores.tokens import UsedToken
 
 MAX_PRINCIPALS = 256
 MAX_NAME = 1024  # key IDs and principals, characters
@@ -139,32 +140,31 @@ def public_key_from(value: object, field: str = "publicKey") -> SSHPublicKey:
 
 
 def record(cert: SSHCertificate, *, provisioner: str, provisioner_type: str, issued_at: int,
-           parent_serial: str | None = None) -> dict[str, Any]:
-    """The certificates-table item of an SSH certificate."""
-    return {
-        "serial": key_of(cert.serial),
-        "kind": "ssh",
-        "cert_type": TYPE_NAMES[cert.cert_type],
-        "key_id": cert.key_id,
-        "principals": list(cert.principals),
-        "not_before": cert.valid_after,
-        "not_after": cert.valid_before,
-        "provisioner": provisioner,
-        "provisioner_type": provisioner_type,
-        "key_fingerprint": cert.key_fingerprint,
-        "ca_fingerprint": cert.ca_fingerprint,
-        "issued_at": issued_at,
-        "parent_serial": parent_serial,
-        "cert": to_b64(cert),
-    }
+           parent_serial: str | None = None) -> CertificateRecord:
+    """The record of an SSH certificate."""
+    return CertificateRecord(
+        serial=key_of(cert.serial),
+        kind="ssh",
+        cert_type=TYPE_NAMES[cert.cert_type],
+        key_id=cert.key_id,
+        principals=tuple(cert.principals),
+        not_before=cert.valid_after,
+        not_after=cert.valid_before,
+        provisioner=provisioner,
+        provisioner_type=provisioner_type,
+        key_fingerprint=cert.key_fingerprint,
+        ca_fingerprint=cert.ca_fingerprint,
+        issued_at=issued_at,
+        parent_serial=parent_serial,
+        cert=to_b64(cert),
+    )
 
 
-def commit(cert: SSHCertificate, item: dict[str, Any], token: TokenUse, endpoint: str, now: int) -> None:
+def commit(cert: SSHCertificate, item: CertificateRecord, token: TokenUse, endpoint: str, now: int) -> None:
     """Record the certificate and consume the token in one transaction, before anything is returned."""
-    put = used_tokens.token_put(token.id, token.expires + 120, endpoint, now)
-    certificates.record_issuance(item, put)
+    certificates.record_issuance(item, UsedToken.of(token, endpoint, now))
     index_host(cert, now)
-    metrics.issued("ssh", item["provisioner_type"], provisioner=item["provisioner"], serial=item["serial"])
+    metrics.issued("ssh", item.provisioner_type, provisioner=item.provisioner, serial=item.serial)
     logger.info("ssh certificate issued", extra={
         "serial": str(cert.serial), "cert_type": TYPE_NAMES[cert.cert_type], "key_id": cert.key_id,
         "principals": list(cert.principals), "endpoint": endpoint,

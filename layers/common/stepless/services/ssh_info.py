@@ -15,6 +15,7 @@ from stepless.ssh import FOREVER, HOST, USER, build_krl, encode_public_key
 from stepless.ssh import templates as tpl
 from stepless.ssh.keys import SSHPublicKey
 from stepless.stores import crl_store, hosts, ssh_revoked
+from stepless.stores.certificates import CertificateRecord
 
 
 def _b64(key: SSHPublicKey) -> str:
@@ -168,27 +169,27 @@ def build(auth: Authority, revoked: ssh_revoked.Revoked, typ: str | None = None)
     return b"".join(parts)
 
 
-def record_revocation(auth: Authority, cert: dict[str, Any], now: int) -> None:
-    """A recorded SSH certificate (its certificates-table item) was just revoked: add it to the revoked set,
+def record_revocation(auth: Authority, cert: CertificateRecord, now: int) -> None:
+    """A recorded SSH certificate (its certificate record) was just revoked: add it to the revoked set,
     publish the new KRL (S3, when a bucket is configured) and drop a host certificate from the host index."""
     global _krl_cache
-    serial = int(str(cert["serial"]).removeprefix("ssh:"))
-    cert_type = "host" if cert.get("cert_type") == "host" else "user"
-    not_after = int(cert.get("not_after") or FOREVER)
+    serial = int(cert.serial.removeprefix("ssh:"))
+    cert_type = "host" if cert.cert_type == "host" else "user"
+    not_after = cert.not_after or FOREVER
     if cert_type == "host":  # first: once the revoked set has the serial, a retry completes nothing more
-        hosts.remove(cert.get("principals") or [], str(serial), not_after)
+        hosts.remove(cert.principals, str(serial), not_after)
     state = ssh_revoked.add(serial, cert_type, not_after, now)
     _krl_cache = (time.monotonic(), _ca_id(auth), state)
     crl_store.put_krl(build(auth, state))
 
 
-def ensure_revoked(auth: Authority, cert: dict[str, Any], now: int) -> None:
+def ensure_revoked(auth: Authority, cert: CertificateRecord, now: int) -> None:
     """A revocation of a recorded SSH certificate was found already written: complete its KRL and host-index
     writes only when the revoked set lacks it (a retry after a failure between them). One read otherwise, so
     revoking a revoked certificate again (its holder can mint SSHPOP tokens at will) writes nothing."""
-    serial = int(str(cert["serial"]).removeprefix("ssh:"))
-    cert_type = "host" if cert.get("cert_type") == "host" else "user"
-    not_after = int(cert.get("not_after") or FOREVER)
+    serial = int(cert.serial.removeprefix("ssh:"))
+    cert_type = "host" if cert.cert_type == "host" else "user"
+    not_after = cert.not_after or FOREVER
     if not_after <= now or serial in getattr(ssh_revoked.get(), cert_type):
         return
     record_revocation(auth, cert, now)

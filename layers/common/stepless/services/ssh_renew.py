@@ -22,7 +22,8 @@ from stepless.services.context import context
 from stepless.ssh import FOREVER, HOST, SSHCertificate, build_and_sign
 from stepless.ssh.keys import SSHPublicKey
 from stepless.stores import certificates, revocations
-from stepless.stores import tokens as used_tokens
+from stepless.stores.revocations import RevocationRecord
+from stepless.stores.tokens import UsedToken
 
 MAX_REASON_CODE = 10  # RFC 5280 aACompromise
 
@@ -76,10 +77,9 @@ def _reissue(auth: Authority, prov: SSHPOPProvisioner, authz: SSHPOPAuthorizatio
     ts = int(now.timestamp())
     item = ssh.record(cert, provisioner=prov.name, provisioner_type=prov.type, issued_at=ts,
                       parent_serial=parent)
-    put = used_tokens.token_put(authz.token.id, authz.token.expires + 120, endpoint, ts)
-    certificates.record_renewal(item, put, parent)
+    certificates.record_renewal(item, UsedToken.of(authz.token, endpoint, ts), parent)
     ssh.index_host(cert, ts)
-    metrics.renewed("ssh", prov.type, provisioner=prov.name, serial=item["serial"])
+    metrics.renewed("ssh", prov.type, provisioner=prov.name, serial=item.serial)
     logger.info("ssh certificate renewed" if endpoint == "ssh/renew" else "ssh certificate rekeyed",
                 extra={"serial": str(cert.serial), "parent_serial": str(old.serial), "key_id": cert.key_id})
     return ssh.response(cert)
@@ -143,22 +143,21 @@ def revoke(body: dict[str, Any], auth: Authority) -> dict[str, Any]:
     rec = certificates.get(key)
     if rec is None:
         raise NotFound(f"ssh certificate with serial number {serial} was not found")
-    item = {
-        "serial": key,
-        "kind": "ssh",
-        "cert_type": rec.get("cert_type"),
-        "key_id": rec.get("key_id"),
-        "reason_code": code,
-        "reason": reason,
-        "revoked_at": int(now.timestamp()),
-        "not_after": rec.get("not_after"),
-        "provisioner": prov.name,
-        "provisioner_type": prov.type,
-        "token_id": use.id,
-    }
-    put = used_tokens.token_put(use.id, use.expires + 120, "ssh/revoke", int(now.timestamp()))
+    item = RevocationRecord(
+        serial=key,
+        kind="ssh",
+        cert_type=rec.cert_type,
+        key_id=rec.key_id,
+        reason_code=code,
+        reason=reason,
+        revoked_at=int(now.timestamp()),
+        not_after=rec.not_after,
+        provisioner=prov.name,
+        provisioner_type=prov.type,
+        token_id=use.id,
+    )
     try:
-        revocations.put_with_token(item, put)
+        revocations.put_with_token(item, UsedToken.of(use, "ssh/revoke", int(now.timestamp())))
     except BadRequest as e:  # a retry after a failure between this write and the KRL's: complete the latter
         ssh_info.ensure_revoked(auth, rec, int(now.timestamp()))
         raise BadRequest(f"ssh certificate with serial number {serial} is already revoked") from e

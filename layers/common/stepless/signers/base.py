@@ -1,7 +1,8 @@
 """The Signer protocol, a cryptography private-key adapter, and the key-reference loader.
 
 A key reference is a string stored in the authority configuration:
-``kms:<key id or ARN>`` or ``secretsmanager:<secret id or ARN>``.
+``kms:<key id or ARN>``, ``secretsmanager:<secret id or ARN>`` or ``file:<path>`` (an encrypted PEM key,
+the local CA's).
 """
 
 from __future__ import annotations
@@ -128,4 +129,8 @@ def load_signer(ref: str) -> Signer:
         from stepless.signers.secrets import SecretsManagerSigner
 
         return SecretsManagerSigner(ident)
+    if scheme == "file":
+        from stepless.signers.files import FileSigner
+
+        return FileSigner(ident)
     raise ConfigError(f"unknown key reference scheme {scheme!r}")

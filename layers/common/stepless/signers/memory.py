@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 from cryptography.hazmat.primitives import hashes
@@ -34,3 +35,26 @@ class MemorySigner:
 
     def sign(self, data: bytes) -> bytes:
         return self._sign(data)
+
+
+class LoadedSigner:
+    """A signer over a key loaded on first use (:meth:`_load`: Secrets Manager, an encrypted file), then kept
+    in memory for the container's life."""
+
+    ref: str
+
+    def _load(self) -> MemorySigner:
+        raise NotImplementedError
+
+    @functools.cached_property
+    def _inner(self) -> MemorySigner:
+        return self._load()
+
+    def public_key(self) -> PublicKeyTypes:
+        return self._inner.public_key()
+
+    def hash_algorithm(self) -> hashes.HashAlgorithm:
+        return self._inner.hash_algorithm()
+
+    def sign(self, data: bytes) -> bytes:
+        return self._inner.sign(data)

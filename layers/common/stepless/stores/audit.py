@@ -1,4 +1,4 @@
-"""The administration audit log: one item per change, in the AuthorityTable.
+"""The administration audit log: one record per change (DynamoDB: items of the AuthorityTable).
 
 Item ``pk="audit#<ISO 8601 UTC time>#<uuid>"`` (sorts by time), attributes ``who`` (the caller's ARN
 from STS, or ``"unknown"``), ``when`` (ISO 8601), ``action`` (``provisioner.add`` …), ``provisioner``
@@ -14,12 +14,10 @@ import datetime as dt
 import hashlib
 import json
 import uuid
-from typing import Any
+from typing import Any, Protocol
 
-from stepless import aws, settings
-from stepless.faults import translate_aws_errors
-from stepless.stores import dynamo
-from stepless.stores.dynamo import to_item
+from stepless import aws
+from stepless.stores import backend
 
 PREFIX = "audit#"
 REDACTED = "<redacted>"
@@ -31,9 +29,14 @@ _caller: str | None = None
 
 
 def caller() -> str:
-    """The ARN of the AWS identity making the change (cached); ``"unknown"`` when STS cannot say."""
+    """The ARN of the AWS identity making the change (cached); ``"unknown"`` when STS cannot say. On the
+    local SQLite store (no AWS), ``local:<user name>``."""
     global _caller
     if _caller is None:
+        if backend.current().name == "sqlite":
+            import getpass
+
+            return f"local:{getpass.getuser()}"
         try:
             arn = aws.client("sts").get_caller_identity()["Arn"]
         except Exception:  # noqa: BLE001 - the audit record must still be written
@@ -93,39 +96,24 @@ def new_record(action: str, provisioner: str, change: dict[str, Any], *, version
     }
 
 
-def put(record: dict[str, Any]) -> dict[str, Any]:
-    """The (never overwriting) put of a record, alone or in a transaction."""
-    return {
-        "TableName": settings.table(settings.AUTHORITY_TABLE),
-        "Item": to_item(record),
-        "ConditionExpression": "attribute_not_exists(pk)",
-    }
+class AuditStore(Protocol):
+    def put(self, record: dict[str, Any]) -> None:
+        """Add a record (never overwriting one)."""
+
+    def records(self, provisioner: str | None) -> list[dict[str, Any]]:
+        """Every record (of ``provisioner`` when given), ``change`` still JSON."""
 
 
 def write(action: str, provisioner: str, change: dict[str, Any], *, version: int | None = None) -> dict[str, Any]:
     """Write one record by itself; returns it."""
     record = new_record(action, provisioner, change, version=version)
-    with translate_aws_errors("DynamoDB"):
-        aws.client("dynamodb").put_item(**put(record))
+    backend.current().audit.put(record)
     return record
 
 
 def records(provisioner: str | None = None) -> list[dict[str, Any]]:
-    """Every audit record (of ``provisioner`` when given), oldest first; ``change`` decoded.
-
-    A filtered scan of the authority table: fine for an administrator's occasional look.
-    """
-    kwargs: dict[str, Any] = {
-        "TableName": settings.table(settings.AUTHORITY_TABLE),
-        "FilterExpression": "begins_with(pk, :p)",
-        "ExpressionAttributeValues": {":p": {"S": PREFIX}},
-        "ConsistentRead": True,
-    }
-    if provisioner is not None:
-        kwargs["FilterExpression"] += " AND #n = :n"
-        kwargs["ExpressionAttributeNames"] = {"#n": "provisioner"}
-        kwargs["ExpressionAttributeValues"][":n"] = {"S": provisioner}
-    out = dynamo.scan(**kwargs)
+    """Every audit record (of ``provisioner`` when given), oldest first; ``change`` decoded."""
+    out = backend.current().audit.records(provisioner)
     for rec in out:
         with contextlib.suppress(ValueError):
             rec["change"] = json.loads(rec.get("change") or "{}")

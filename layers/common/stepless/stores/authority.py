@@ -1,69 +1,57 @@
-"""The authority configuration document (step-ca's ca.json equivalent), one DynamoDB item.
+"""The authority configuration document (step-ca's ca.json equivalent) and its version.
 
-Item ``pk="authority"``: ``data`` (JSON), ``version`` (int, optimistic locking for administrators).
+One document (JSON) with an integer ``version`` for optimistic locking: a write names the version it
+read and fails with :class:`~stepless.stores.errors.ConfigConflict` when another write came first.
+Administrator changes are written with their audit record atomically (:func:`commit`).
 """
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from typing import Any, Protocol
 
-from botocore.exceptions import ClientError
+from stepless.errors import NotInitialized
+from stepless.stores import backend
+from stepless.stores.errors import ConfigConflict, ConfigExists
 
-from stepless import aws, settings
-from stepless.errors import ConfigError, NotInitialized
-from stepless.faults import translate_aws_errors
-from stepless.stores.dynamo import condition_failed
 
-KEY = {"pk": {"S": "authority"}}
+class AuthorityStore(Protocol):
+    def load(self) -> tuple[dict[str, Any], int] | None:
+        """The document and its version (consistent), or None when the CA is not initialized."""
+
+    def save(self, doc: dict[str, Any], *, expected_version: int | None,
+             audit: dict[str, Any] | None = None) -> int:
+        """Store ``doc`` as version ``expected_version + 1`` (1 when None: create), with the audit record
+        when given, atomically; ConfigConflict when the stored version differs (ConfigExists on create)."""
 
 
 def load() -> tuple[dict[str, Any], int]:
     """The configuration document and its version; NotInitialized when the CA is not initialized."""
-    with translate_aws_errors("DynamoDB"):
-        out = aws.client("dynamodb").get_item(
-            TableName=settings.table(settings.AUTHORITY_TABLE), Key=KEY, ConsistentRead=True
-        )
-    item = out.get("Item")
-    if not item:
+    found = backend.current().authority.load()
+    if found is None:
         raise NotInitialized("the certificate authority is not initialized (run `stepless ca init`)")
-    return json.loads(item["data"]["S"]), int(item["version"]["N"])
+    return found
 
 
 def exists() -> bool:
     """Whether a configuration is stored."""
-    try:
-        load()
-    except ConfigError:
-        return False
-    return True
+    return backend.current().authority.load() is not None
 
 
 def save(doc: dict[str, Any], *, expected_version: int | None) -> int:
     """Store ``doc``; ``expected_version`` None creates (fails if present), else must match."""
-    new_version = 1 if expected_version is None else expected_version + 1
-    kwargs: dict[str, Any] = {
-        "TableName": settings.table(settings.AUTHORITY_TABLE),
-        "Item": {**KEY, "data": {"S": json.dumps(doc, sort_keys=True)}, "version": {"N": str(new_version)}},
-    }
-    if expected_version is None:
-        kwargs["ConditionExpression"] = "attribute_not_exists(pk)"
-    else:
-        kwargs["ConditionExpression"] = "version = :v"
-        kwargs["ExpressionAttributeValues"] = {":v": {"N": str(expected_version)}}
     try:
-        aws.client("dynamodb").put_item(**kwargs)
-    except ClientError as e:
-        if condition_failed(e):
-            raise ConfigError("the authority configuration changed meanwhile; retry") from e
-        raise
-    return new_version
+        return backend.current().authority.save(doc, expected_version=expected_version)
+    except ConfigExists as e:
+        raise ConfigConflict from e
+
+
+def commit(doc: dict[str, Any], version: int, audit: dict[str, Any]) -> int:
+    """Write ``doc`` if the stored version is still ``version``, with its audit record, atomically; the
+    new version. ConfigConflict when another change came first (nothing written)."""
+    return backend.current().authority.save(doc, expected_version=version, audit=audit)
 
 
 def overwrite(doc: dict[str, Any]) -> int:
     """Store ``doc`` whatever is there (``ca init --force``)."""
-    try:
-        _, version = load()
-    except ConfigError:
-        return save(doc, expected_version=None)
-    return save(doc, expected_version=version)
+    found = backend.current().authority.load()
+    return save(doc, expected_version=None if found is None else found[1])

@@ -1,183 +1,149 @@
-"""Issued certificates (X.509 and SSH), written before a certificate is returned.
+"""Issued certificates (X.509 and SSH) and their lineage, recorded before a certificate is returned.
 
-Key ``serial``: the decimal serial for X.509, ``ssh:<decimal>`` for SSH certificates.
+Key ``serial``: the decimal serial for X.509, ``ssh:<decimal>`` for SSH certificates. A renewal is
+recorded with its parent's serial, and added to the parent's ``children`` (the lineage that
+``revoke --lineage`` walks), in the same transaction that consumes the token and checks the parent is
+not revoked.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from collections.abc import Iterable
+from typing import Any, Protocol
 
-from botocore.exceptions import ClientError
-
-from stepless import aws, settings
-from stepless.errors import Forbidden, ServiceUnavailable, Unauthorized
-from stepless.faults import translate_aws_errors
-from stepless.stores import dynamo, tokens
-from stepless.stores.dynamo import condition_failed, from_item, to_item
-
-# One certificate renewed over and over (not its renewals) would grow its record towards DynamoDB's 400 KB
-# item limit, and every renewal's write with it; a client renews the newest certificate anyway.
-MAX_RENEWALS_PER_CERTIFICATE = 1000
+from stepless.stores import backend
+from stepless.stores.errors import MAX_RENEWALS_PER_CERTIFICATE, ParentRevoked  # noqa: F401 - re-exported
+from stepless.stores.revocations import RevocationRecord
+from stepless.stores.tokens import UsedToken
 
 
-class ParentRevoked(Unauthorized):
-    """401: the certificate being renewed was revoked (the renewal transaction's check failed)."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class CertificateRecord:
+    """One issued certificate (X.509 fields or SSH fields set, by ``kind``)."""
+
+    serial: str
+    kind: str  # "x509" | "ssh"
+    not_before: int
+    not_after: int
+    provisioner: str
+    provisioner_type: str
+    issued_at: int
+    parent_serial: str | None = None
+    # X.509
+    subject: str = ""
+    sans: tuple[str, ...] = ()
+    fingerprint: str | None = None  # SHA-256 of the DER, hex
+    pem: str = ""
+    # SSH
+    cert_type: str | None = None  # "user" | "host"
+    key_id: str | None = None
+    principals: tuple[str, ...] = ()
+    key_fingerprint: str | None = None
+    ca_fingerprint: str | None = None
+    cert: str = ""  # base64 of the wire format
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values (lists for the tuples), every field."""
+        out = {f: getattr(self, f) for f in _FIELDS}
+        out["sans"], out["principals"] = list(self.sans), list(self.principals)
+        return out
+
+    def present(self) -> dict[str, Any]:
+        """The fields that are set (not None, "" or empty), tuples as they are: what a stored item holds."""
+        return {f: v for f in _FIELDS if (v := getattr(self, f)) is not None and v != "" and v != ()}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> CertificateRecord:
+        """From stored values (unknown attributes ignored; a record without ``kind`` is X.509)."""
+        data = {k: v for k, v in values.items() if k in _FIELDS}
+        data.setdefault("kind", "x509")
+        for name in ("not_before", "not_after", "issued_at"):
+            data[name] = int(data.get(name) or 0)
+        for name in ("sans", "principals"):
+            data[name] = tuple(str(v) for v in data.get(name) or ())
+        for name in ("serial", "provisioner", "provisioner_type"):
+            data[name] = str(data.get(name) or "")
+        if data.get("parent_serial") is not None:
+            data["parent_serial"] = str(data["parent_serial"])
+        return cls(**data)
 
 
-def cert_put(record: dict[str, Any]) -> dict[str, Any]:
-    """A put of a new certificate record (never overwrites a serial)."""
-    return {
-        "TableName": settings.table(settings.CERTIFICATES_TABLE),
-        "Item": to_item(record),
-        "ConditionExpression": "attribute_not_exists(serial)",
-    }
+_FIELDS = tuple(f.name for f in dataclasses.fields(CertificateRecord))
 
 
-def record_issuance(record: dict[str, Any], token: dict[str, Any] | None) -> None:
-    """Write the certificate record, and mark the token used, in one round trip (a transaction).
+class CertificateStore(Protocol):
+    def record_issuance(self, record: CertificateRecord, token: UsedToken | None) -> None:
+        """Record the certificate and the token's use atomically; TokenUsed / SerialCollision."""
+
+    def record_renewal(self, record: CertificateRecord, token: UsedToken | None, parent_serial: str, *,
+                       capped: bool) -> None:
+        """As record_issuance, only while the parent is recorded and not revoked, linking it as a child;
+        TokenUsed / ParentRevoked / ParentUnknown / RenewalCap / SerialCollision."""
+
+    def get(self, serial: str) -> CertificateRecord | None: ...
+
+    def get_with_revocation(self, serial: str) -> tuple[CertificateRecord | None, RevocationRecord | None]:
+        """The record and the (consistently read) revocation of ``serial``, in one round trip."""
+
+    def children(self, serial: str) -> list[str]:
+        """The serials renewed directly from ``serial``, sorted."""
+
+    def link_renewals(self) -> int:
+        """Link every recorded renewal to its parent (idempotent); the number linked."""
+
+    def ssh_hosts(self) -> Iterable[CertificateRecord]:
+        """Every recorded SSH host certificate (serial, principals and not_after at least)."""
+
+
+def _store() -> CertificateStore:
+    return backend.current().certificates
+
+
+def record_issuance(record: CertificateRecord, token: UsedToken | None) -> None:
+    """Write the certificate record, and mark the token used, atomically (one round trip on DynamoDB).
 
     A used token raises 401 "token already used" and nothing is written; any other failure raises
     503, so no certificate leaves the CA unrecorded.
     """
-    client = aws.client("dynamodb")
-    with translate_aws_errors("DynamoDB"):
-        try:
-            if token is None:
-                client.put_item(**cert_put(record))
-                return
-            client.transact_write_items(TransactItems=[{"Put": token}, {"Put": cert_put(record)}])
-        except ClientError as e:
-            if token is not None and condition_failed(e, 0):
-                raise Unauthorized(tokens.USED) from e
-            if condition_failed(e):
-                raise ServiceUnavailable("serial collision, retry", headers={"Retry-After": "0"}) from e
-            raise
+    backend.current().certificates.record_issuance(record, token)
 
 
-def get(serial: str) -> dict[str, Any] | None:
-    """The record of ``serial`` (a key as above), or None."""
-    with translate_aws_errors("DynamoDB"):
-        out = aws.client("dynamodb").get_item(
-            TableName=settings.table(settings.CERTIFICATES_TABLE), Key={"serial": {"S": serial}}
-        )
-    item = out.get("Item")
-    return from_item(item) if item else None
-
-
-def get_with_revocation(serial: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """(certificate record, revocation record) of ``serial`` in one round trip (BatchGetItem).
-
-    The revocation is read consistently; unprocessed keys (throttling) are retried a few times.
-    """
-    certs, revs = settings.table(settings.CERTIFICATES_TABLE), settings.table(settings.REVOCATIONS_TABLE)
-    key = {"serial": {"S": serial}}
-    request: dict[str, Any] = {certs: {"Keys": [key]}, revs: {"Keys": [key], "ConsistentRead": True}}
-    found: dict[str, dict[str, Any]] = {}
-    with translate_aws_errors("DynamoDB"):
-        for _ in range(5):
-            out = aws.client("dynamodb").batch_get_item(RequestItems=request)
-            for table, items in (out.get("Responses") or {}).items():
-                for item in items:
-                    found[table] = from_item(item)
-            request = out.get("UnprocessedKeys") or {}
-            if not request:
-                break
-        else:
-            raise ServiceUnavailable("DynamoDB did not answer, retry", headers={"Retry-After": "1"})
-    return found.get(certs), found.get(revs)
-
-
-def record_renewal(record: dict[str, Any], token: dict[str, Any] | None, parent_serial: str, *,
+def record_renewal(record: CertificateRecord, token: UsedToken | None, parent_serial: str, *,
                    capped: bool = True) -> None:
-    """Like :func:`record_issuance`, and atomically only while ``parent_serial`` is not revoked.
+    """Like :func:`record_issuance`, and atomically only while ``parent_serial`` is recorded and not revoked.
 
-    A ConditionCheck on the revocations table rides in the same transaction, so once a revocation of
-    the parent has been written no renewal of it can be recorded (revoke racing renew). The same
-    transaction adds the new serial to the parent's ``children`` set (the lineage, read by
-    :func:`children`), at most :data:`MAX_RENEWALS_PER_CERTIFICATE` of them when ``capped`` (the
-    scheduled renewal of managed certificates is not: it retries from the same parent after failures).
-    Raises 401 "token already used" / "certificate has been revoked" / "certificate not found" (an
-    unrecorded parent), 403 when the parent was renewed too often, 503 on a serial collision.
+    Once a revocation of the parent has been written no renewal of it can be recorded (revoke racing
+    renew). The same transaction adds the new serial to the parent's children, at most
+    :data:`MAX_RENEWALS_PER_CERTIFICATE` of them when ``capped`` (the scheduled renewal of managed
+    certificates is not: it retries from the same parent after failures). Raises 401 "token already
+    used" / "certificate has been revoked" / "certificate not found" (an unrecorded parent), 403 when the
+    parent was renewed too often, 503 on a serial collision.
     """
-    items: list[dict[str, Any]] = []
-    if token is not None:
-        items.append({"Put": token})
-    check_index = len(items)
-    items.append({"ConditionCheck": {
-        "TableName": settings.table(settings.REVOCATIONS_TABLE),
-        "Key": {"serial": {"S": parent_serial}},
-        "ConditionExpression": "attribute_not_exists(serial)",
-    }})
-    link_index = len(items)
-    items.append({"Update": _link(parent_serial, str(record["serial"]), capped=capped)})
-    items.append({"Put": cert_put(record)})
-    with translate_aws_errors("DynamoDB"):
-        try:
-            aws.client("dynamodb").transact_write_items(TransactItems=items)
-        except ClientError as e:
-            if token is not None and condition_failed(e, 0):
-                raise Unauthorized(tokens.USED) from e
-            if condition_failed(e, check_index):
-                raise ParentRevoked("certificate has been revoked") from e
-            if condition_failed(e, link_index):
-                if get(parent_serial) is None:
-                    raise Unauthorized("certificate not found") from e
-                raise Forbidden(f"certificate has been renewed {MAX_RENEWALS_PER_CERTIFICATE} times: renew its "
-                                "latest renewal instead") from e
-            if condition_failed(e):
-                raise ServiceUnavailable("serial collision, retry", headers={"Retry-After": "0"}) from e
-            raise
+    backend.current().certificates.record_renewal(record, token, parent_serial, capped=capped)
 
 
-def _link(parent: str, child: str, *, capped: bool) -> dict[str, Any]:
-    """The update adding ``child`` to the recorded ``parent``'s ``children`` (below the cap when ``capped``)."""
-    cap = " AND (attribute_not_exists(children) OR size(children) < :max)" if capped else ""
-    values: dict[str, Any] = {":child": {"SS": [child]}}
-    if capped:
-        values[":max"] = {"N": str(MAX_RENEWALS_PER_CERTIFICATE)}
-    return {"TableName": settings.table(settings.CERTIFICATES_TABLE), "Key": {"serial": {"S": parent}},
-            "UpdateExpression": "ADD children :child", "ConditionExpression": "attribute_exists(serial)" + cap,
-            "ExpressionAttributeValues": values}
+def get(serial: str) -> CertificateRecord | None:
+    """The record of ``serial`` (a key as above), or None."""
+    return _store().get(serial)
+
+
+def get_with_revocation(serial: str) -> tuple[CertificateRecord | None, RevocationRecord | None]:
+    """(certificate record, revocation record) of ``serial`` in one round trip."""
+    return _store().get_with_revocation(serial)
 
 
 def children(serial: str) -> list[str]:
-    """The serials renewed directly from ``serial`` (a consistent read of its ``children`` set)."""
-    with translate_aws_errors("DynamoDB"):
-        out = aws.client("dynamodb").get_item(
-            TableName=settings.table(settings.CERTIFICATES_TABLE), Key={"serial": {"S": serial}},
-            ProjectionExpression="children", ConsistentRead=True,
-        )
-    return sorted((out.get("Item") or {}).get("children", {}).get("SS", []))
+    """The serials renewed directly from ``serial`` (a consistent read)."""
+    return _store().children(serial)
 
 
 def link_renewals() -> int:
-    """Add every recorded renewal to its parent's ``children`` (records written before renewals linked
-    themselves); idempotent (a string set), so an interrupted run is simply run again. One scan, page by
-    page; returns the number of renewals linked (links that existed already included)."""
-    client = aws.client("dynamodb")
-    links = 0
-    pages = dynamo.scan_pages(TableName=settings.table(settings.CERTIFICATES_TABLE),
-                              ProjectionExpression="serial, parent_serial",
-                              FilterExpression="attribute_exists(parent_serial)")
-    for rec in (r for page in pages for r in page):
-        with translate_aws_errors("DynamoDB"):
-            try:
-                client.update_item(**_link(str(rec["parent_serial"]), str(rec["serial"]), capped=False))
-                links += 1
-            except ClientError as e:
-                if not condition_failed(e):  # a parent we never recorded: nothing to link from
-                    raise
-    return links
+    """Add every recorded renewal to its parent's children (records written before renewals linked
+    themselves); idempotent; returns the number of renewals linked (links that existed included)."""
+    return _store().link_renewals()
 
 
-def scan_ssh_hosts() -> list[dict[str, Any]]:
-    """Serial, principals and expiry of every recorded SSH host certificate (a filtered scan)."""
-    kwargs: dict[str, Any] = {
-        "TableName": settings.table(settings.CERTIFICATES_TABLE),
-        "FilterExpression": "#k = :kind AND #t = :host",
-        "ProjectionExpression": "#s, #p, #n",
-        "ExpressionAttributeNames": {"#k": "kind", "#t": "cert_type", "#s": "serial", "#p": "principals",
-                                     "#n": "not_after"},
-        "ExpressionAttributeValues": {":kind": {"S": "ssh"}, ":host": {"S": "host"}},
-    }
-    return dynamo.scan(**kwargs)
+def scan_ssh_hosts() -> list[CertificateRecord]:
+    """Every recorded SSH host certificate."""
+    return list(_store().ssh_hosts())

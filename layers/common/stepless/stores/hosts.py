@@ -23,12 +23,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
-from typing import Any
+from typing import Protocol
 
-from stepless import aws, settings
-from stepless.faults import translate_aws_errors
+from stepless.stores import backend
 
-PARTITION = "host"
 MAX_PAGE = 1000
 MAX_PRINCIPAL_BYTES = 1024  # DynamoDB's limit for a sort key: longer principals are not indexed
 
@@ -45,14 +43,6 @@ class Host:
         return any(not_after > now for not_after in self.certificates.values())
 
 
-def _table() -> str:
-    return settings.table(settings.HOSTS_TABLE)
-
-
-def _key(principal: str) -> dict[str, Any]:
-    return {"pk": {"S": PARTITION}, "principal": {"S": principal.lower()}}
-
-
 def indexable(principal: str) -> bool:
     """Whether ``principal`` fits the index (at most MAX_PRINCIPAL_BYTES of UTF-8 once lower-cased; text with
     a lone surrogate, which JSON admits and no key can hold, does not)."""
@@ -62,72 +52,41 @@ def indexable(principal: str) -> bool:
         return False
 
 
-def _names(principals: Iterable[str]) -> list[str]:
+def names(principals: Iterable[str]) -> list[str]:
+    """The indexable principals, lower-cased, each once."""
     return [p for p in dict.fromkeys(p.lower() for p in principals) if indexable(p)]
 
 
-def _entry(serial: str, not_after: int) -> str:
-    return f"{serial}:{not_after}"
+class HostStore(Protocol):
+    """Principals come lower-cased and indexable (the functions below check); the page size within bounds."""
 
+    def add(self, principals: Iterable[str], serial: str, not_after: int, now: int) -> None: ...
 
-def _certificates(entries: Iterable[str]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for entry in entries:
-        serial, _, not_after = entry.rpartition(":")
-        if not_after.isdigit():
-            out[serial] = int(not_after)
-    return out
+    def remove(self, principals: Iterable[str], serial: str, not_after: int) -> None: ...
+
+    def exists(self, principal: str) -> bool: ...
+
+    def page(self, limit: int, cursor: str | None) -> tuple[list[Host], str | None]: ...
 
 
 def add(principals: Iterable[str], serial: str, not_after: int, now: int) -> None:
     """Record host certificate ``serial`` (valid until ``not_after``) under each principal; entries that
     expired before ``now`` are dropped from the records written."""
-    client = aws.client("dynamodb")
-    for principal in _names(principals):
-        with translate_aws_errors("DynamoDB"):
-            out = client.update_item(
-                TableName=_table(), Key=_key(principal), UpdateExpression="ADD certs :e",
-                ExpressionAttributeValues={":e": {"SS": [_entry(serial, not_after)]}}, ReturnValues="UPDATED_NEW",
-            )
-        entries = (out.get("Attributes") or {}).get("certs", {}).get("SS", [])
-        expired = [e for e in entries if any(t <= now for t in _certificates([e]).values())]
-        if expired:
-            _delete(principal, expired)
+    backend.current().hosts.add(names(principals), serial, not_after, now)
 
 
 def remove(principals: Iterable[str], serial: str, not_after: int) -> None:
     """Forget host certificate ``serial`` (revoked) under each principal."""
-    for principal in _names(principals):
-        _delete(principal, [_entry(serial, not_after)])
-
-
-def _delete(principal: str, entries: list[str]) -> None:
-    with translate_aws_errors("DynamoDB"):
-        aws.client("dynamodb").update_item(TableName=_table(), Key=_key(principal), UpdateExpression="DELETE certs :e",
-                                           ExpressionAttributeValues={":e": {"SS": entries}})
+    backend.current().hosts.remove(names(principals), serial, not_after)
 
 
 def exists(principal: str) -> bool:
-    """Whether a host certificate was ever recorded for ``principal`` (one GetItem)."""
-    if not indexable(principal):
-        return False
-    with translate_aws_errors("DynamoDB"):
-        out = aws.client("dynamodb").get_item(TableName=_table(), Key=_key(principal), ProjectionExpression="pk")
-    return "Item" in out
+    """Whether a host certificate was ever recorded for ``principal`` (one point read)."""
+    return indexable(principal) and backend.current().hosts.exists(principal.lower())
 
 
 def page(limit: int = MAX_PAGE, cursor: str | None = None) -> tuple[list[Host], str | None]:
-    """Up to ``limit`` hosts in principal order after ``cursor`` (one Query), and the next cursor or None."""
-    kwargs: dict[str, Any] = {
-        "TableName": _table(), "KeyConditionExpression": "pk = :pk",
-        "ExpressionAttributeValues": {":pk": {"S": PARTITION}}, "Limit": max(1, min(limit, MAX_PAGE)),
-    }
-    if cursor:
-        if not indexable(cursor):
-            raise ValueError("cursor is not a host principal")
-        kwargs["ExclusiveStartKey"] = _key(cursor)
-    with translate_aws_errors("DynamoDB"):
-        out = aws.client("dynamodb").query(**kwargs)
-    hosts = [Host(i["principal"]["S"], _certificates(i.get("certs", {}).get("SS", []))) for i in out.get("Items", [])]
-    last = out.get("LastEvaluatedKey")
-    return hosts, (last["principal"]["S"] if last else None)
+    """Up to ``limit`` hosts in principal order after ``cursor``, and the next cursor or None."""
+    if cursor and not indexable(cursor):
+        raise ValueError("cursor is not a host principal")
+    return backend.current().hosts.page(max(1, min(limit, MAX_PAGE)), cursor)

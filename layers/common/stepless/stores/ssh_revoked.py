@@ -16,12 +16,10 @@ attributes ``version``, ``updated_at`` and string sets ``user`` / ``host`` of ``
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Protocol
 
-from stepless import aws, settings
-from stepless.faults import translate_aws_errors
+from stepless.stores import backend
 
-KEY = {"serial": {"S": "krl:ssh"}}
 TYPES = ("user", "host")
 
 
@@ -35,18 +33,10 @@ class Revoked:
     host: dict[int, int] = dataclasses.field(default_factory=dict)
 
 
-def _entries(item: dict[str, Any], name: str) -> dict[int, int]:
-    out: dict[int, int] = {}
-    for entry in item.get(name, {}).get("SS", []):
-        serial, _, not_after = entry.partition(":")
-        if serial.isdigit() and not_after.isdigit():
-            out[int(serial)] = int(not_after)
-    return out
+class RevokedStore(Protocol):
+    def add(self, serial: int, cert_type: str, not_after: int, now: int) -> Revoked: ...
 
-
-def _revoked(item: dict[str, Any]) -> Revoked:
-    num = lambda name: int(item[name]["N"]) if name in item else 0  # noqa: E731
-    return Revoked(num("version"), num("updated_at"), _entries(item, "user"), _entries(item, "host"))
+    def get(self) -> Revoked: ...
 
 
 def add(serial: int, cert_type: str, not_after: int, now: int) -> Revoked:
@@ -54,31 +44,9 @@ def add(serial: int, cert_type: str, not_after: int, now: int) -> Revoked:
     without entries that expired before ``now``."""
     if cert_type not in TYPES:
         raise ValueError(f"unknown SSH certificate type {cert_type!r}")
-    client = aws.client("dynamodb")
-    with translate_aws_errors("DynamoDB"):
-        out = client.update_item(
-            TableName=settings.table(settings.REVOCATIONS_TABLE), Key=KEY,
-            UpdateExpression="ADD #t :e, version :one SET updated_at = :now",
-            ExpressionAttributeNames={"#t": cert_type},
-            ExpressionAttributeValues={":e": {"SS": [f"{serial}:{not_after}"]}, ":one": {"N": "1"},
-                                       ":now": {"N": str(now)}},
-            ReturnValues="ALL_NEW",
-        )
-    state = _revoked(out.get("Attributes") or {})
-    for name in TYPES:
-        expired = [f"{s}:{t}" for s, t in getattr(state, name).items() if t <= now]
-        if expired:
-            with translate_aws_errors("DynamoDB"):
-                client.update_item(TableName=settings.table(settings.REVOCATIONS_TABLE), Key=KEY,
-                                   UpdateExpression="DELETE #t :e", ExpressionAttributeNames={"#t": name},
-                                   ExpressionAttributeValues={":e": {"SS": expired}})
-            state = dataclasses.replace(state, **{name: {s: t for s, t in getattr(state, name).items() if t > now}})
-    return state
+    return backend.current().ssh_revoked.add(serial, cert_type, not_after, now)
 
 
 def get() -> Revoked:
-    """The record (one consistent GetItem)."""
-    with translate_aws_errors("DynamoDB"):
-        out = aws.client("dynamodb").get_item(TableName=settings.table(settings.REVOCATIONS_TABLE), Key=KEY,
-                                              ConsistentRead=True)
-    return _revoked(out.get("Item") or {})
+    """The record (one consistent read)."""
+    return backend.current().ssh_revoked.get()

@@ -1,34 +1,42 @@
-"""Used one-time tokens: a conditional put on ``<iss>#<jti>`` with a TTL (the ``expires`` attribute)."""
+"""Used one-time tokens: the single-use rule (a token id is recorded once; a second use is refused).
+
+Records are :class:`UsedToken`; a backend keeps each until ``expires`` (DynamoDB: its TTL attribute)
+and refuses a second record of the same id with :class:`~stepless.stores.errors.TokenUsed`. Alone
+(:func:`use`) or inside the recording transactions of :mod:`certificates` and :mod:`revocations`.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from typing import Protocol
 
-from botocore.exceptions import ClientError
+from stepless.stores import backend
+from stepless.stores.errors import TOKEN_USED as USED  # noqa: F401 - the message, for callers and tests
 
-from stepless import aws, settings
-from stepless.errors import Unauthorized
-from stepless.faults import translate_aws_errors
-from stepless.stores.dynamo import condition_failed, to_item
-
-USED = "token already used"
+# A used token is kept this long after its own expiry (clock skew between the CA and the token's issuer).
+RETENTION_SECONDS = 120
 
 
-def token_put(token_id: str, expires: int, endpoint: str, used_at: int) -> dict[str, Any]:
-    """The conditional put (for a transaction or alone) that marks a token used."""
-    return {
-        "TableName": settings.table(settings.TOKENS_TABLE),
-        "Item": to_item({"id": token_id, "expires": expires, "endpoint": endpoint, "used_at": used_at}),
-        "ConditionExpression": "attribute_not_exists(id)",
-    }
+@dataclasses.dataclass(frozen=True, slots=True)
+class UsedToken:
+    """A token's single use: key ``<iss>#<jti>``, kept until ``expires`` (epoch s)."""
+
+    id: str
+    expires: int
+    endpoint: str
+    used_at: int
+
+    @classmethod
+    def of(cls, use: object, endpoint: str, now: int) -> UsedToken:
+        """The record of a verified token's use (a ``TokenUse``: ``id``, ``expires``), with the retention."""
+        return cls(use.id, use.expires + RETENTION_SECONDS, endpoint, now)  # type: ignore[attr-defined]
 
 
-def use(token_id: str, expires: int, endpoint: str, used_at: int) -> None:
+class TokenStore(Protocol):
+    def use(self, token: UsedToken) -> None:
+        """Record the use; raises TokenUsed when the id is recorded already."""
+
+
+def use(token: UsedToken) -> None:
     """Mark a token used; a second use raises 401 "token already used"."""
-    with translate_aws_errors("DynamoDB"):
-        try:
-            aws.client("dynamodb").put_item(**token_put(token_id, expires, endpoint, used_at))
-        except ClientError as e:
-            if condition_failed(e):
-                raise Unauthorized(USED) from e
-            raise
+    backend.current().tokens.use(token)

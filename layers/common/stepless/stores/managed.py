@@ -1,4 +1,4 @@
-"""The managed-certificate registry: DynamoDB table ``ManagedTable`` (env ``STEPLESS_MANAGED_TABLE``).
+"""The managed-certificate registry (DynamoDB: table ``ManagedTable``, env ``STEPLESS_MANAGED_TABLE``).
 
 One item per managed certificate, key ``name``::
 
@@ -21,15 +21,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import re
-from typing import Any
+from typing import Any, Protocol
 
-from botocore.exceptions import ClientError
-
-from stepless import aws, settings
 from stepless.errors import BadRequest, NotFound
-from stepless.faults import translate_aws_errors
-from stepless.stores import dynamo
-from stepless.stores.dynamo import condition_failed, from_item, to_item
+from stepless.stores import backend
+from stepless.stores.errors import LostRace, ManagedExists  # noqa: F401 - re-exported
 
 MANAGED_TABLE = "STEPLESS_MANAGED_TABLE"
 INDEX = "RenewAt"
@@ -37,14 +33,6 @@ DUE = "due"
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 ACTIVE, RENEWING, REVOKED = "active", "renewing", "revoked"
-
-
-class LostRace(Exception):
-    """The item changed since it was read (another run claimed or renewed it): do nothing."""
-
-
-def table() -> str:
-    return settings.table(MANAGED_TABLE)
 
 
 def check_name(name: str) -> str:
@@ -128,14 +116,35 @@ def table_spec(name: str) -> dict[str, Any]:
     }
 
 
+class ManagedStore(Protocol):
+    def get(self, name: str) -> Managed | None: ...
+
+    def list_all(self) -> list[Managed]: ...
+
+    def due_page(self, now: int, limit: int, start: dict[str, Any] | None
+                 ) -> tuple[list[Managed], dict[str, Any] | None]:
+        """Due items (``due`` set, ``renew_at <= now``), oldest first, and an opaque key to continue from."""
+
+    def put_new(self, item: Managed, *, expected: int | None, now: int) -> None:
+        """A new name, or (``expected``) replace the item still at that version and not leased; ManagedExists."""
+
+    def delete(self, name: str) -> None: ...
+
+    def update(self, name: str, version: int, changes: dict[str, Any], *, increments: dict[str, int] | None = None,
+               remove: tuple[str, ...] = (), unleased_at: int | None = None) -> None:
+        """Set ``changes`` (and add ``increments``, from 0), remove ``remove``, bump ``version``; only if the
+        item is still at ``version`` (and, with ``unleased_at``, holds no lease beyond it): LostRace."""
+
+
+def _store() -> ManagedStore:
+    return backend.current().managed
+
+
 # ------------------------------------------------------------------------------------------------ reads
 
 
 def get(name: str) -> Managed | None:
-    with translate_aws_errors("DynamoDB"):
-        out = aws.client("dynamodb").get_item(TableName=table(), Key={"name": {"S": name}}, ConsistentRead=True)
-    item = out.get("Item")
-    return Managed.from_record(from_item(item)) if item else None
+    return _store().get(name)
 
 
 def require(name: str) -> Managed:
@@ -147,25 +156,13 @@ def require(name: str) -> Managed:
 
 def list_all() -> list[Managed]:
     """Every registry item, by name (an administrator's listing: a scan is fine here, never in the run)."""
-    return sorted((Managed.from_record(r) for r in dynamo.scan(TableName=table())), key=lambda m: m.name)
+    return _store().list_all()
 
 
 def due_page(now: int, *, limit: int = 100,
              start: dict[str, Any] | None = None) -> tuple[list[Managed], dict[str, Any] | None]:
     """One page of due items (``renew_at <= now``, oldest first) and the key to continue from."""
-    kwargs: dict[str, Any] = {
-        "TableName": table(),
-        "IndexName": INDEX,
-        "KeyConditionExpression": "#d = :due AND renew_at <= :now",
-        "ExpressionAttributeNames": {"#d": "due"},
-        "ExpressionAttributeValues": {":due": {"S": DUE}, ":now": {"N": str(now)}},
-        "Limit": limit,
-    }
-    if start:
-        kwargs["ExclusiveStartKey"] = start
-    with translate_aws_errors("DynamoDB"):
-        out = aws.client("dynamodb").query(**kwargs)
-    return [Managed.from_record(from_item(i)) for i in out.get("Items", [])], out.get("LastEvaluatedKey")
+    return _store().due_page(now, limit, start)
 
 
 # ----------------------------------------------------------------------------------------------- writes
@@ -174,47 +171,11 @@ def due_page(now: int, *, limit: int = 100,
 def put_new(item: Managed, *, expected: int | None = None, now: int = 0) -> None:
     """Register ``item``: a new name, or (``expected``) replace the item still at that version and not
     held by a run. Otherwise a 400."""
-    kwargs: dict[str, Any] = {"TableName": table(), "Item": to_item(item.to_json())}
-    if expected is None:
-        kwargs["ConditionExpression"] = "attribute_not_exists(#n)"
-        kwargs["ExpressionAttributeNames"] = {"#n": "name"}
-    else:
-        kwargs["ConditionExpression"] = "version = :v AND (attribute_not_exists(lease_until) OR lease_until < :now)"
-        kwargs["ExpressionAttributeValues"] = to_item({":v": expected, ":now": now})
-    with translate_aws_errors("DynamoDB"):
-        try:
-            aws.client("dynamodb").put_item(**kwargs)
-        except ClientError as e:
-            if condition_failed(e):
-                raise BadRequest(f"managed certificate {item.name!r} exists or is being renewed; retry") from e
-            raise
+    _store().put_new(item, expected=expected, now=now)
 
 
 def delete(name: str) -> None:
-    with translate_aws_errors("DynamoDB"):
-        aws.client("dynamodb").delete_item(TableName=table(), Key={"name": {"S": name}})
-
-
-def _update(name: str, version: int, expression: str, values: dict[str, Any], *,
-            names: dict[str, str] | None = None, extra_condition: str = "") -> None:
-    """A conditional update on ``version`` (LostRace when it changed or the item is gone)."""
-    condition = "version = :v" + (f" AND ({extra_condition})" if extra_condition else "")
-    kwargs: dict[str, Any] = {
-        "TableName": table(),
-        "Key": {"name": {"S": name}},
-        "UpdateExpression": expression,
-        "ConditionExpression": condition,
-        "ExpressionAttributeValues": to_item({":v": version, ":next": version + 1, **values}),
-    }
-    if names:
-        kwargs["ExpressionAttributeNames"] = names
-    with translate_aws_errors("DynamoDB"):
-        try:
-            aws.client("dynamodb").update_item(**kwargs)
-        except ClientError as e:
-            if condition_failed(e):
-                raise LostRace(name) from e
-            raise
+    _store().delete(name)
 
 
 def claim(item: Managed, now: int, lease_seconds: int) -> int:
@@ -224,23 +185,17 @@ def claim(item: Managed, now: int, lease_seconds: int) -> int:
     overlapping runs exactly one gets it. A run that dies holding a lease leaves the item due; the
     next run after the lease expires takes it over.
     """
-    _update(item.name, item.version,
-            "SET #s = :renewing, lease_until = :lease, version = :next",
-            {":renewing": RENEWING, ":lease": now + lease_seconds, ":now": now},
-            names={"#s": "status"},
-            extra_condition="attribute_not_exists(lease_until) OR lease_until < :now")
+    _store().update(item.name, item.version, {"status": RENEWING, "lease_until": now + lease_seconds},
+                    unleased_at=now)
     return item.version + 1
 
 
 def finalize(item: Managed, claimed: int, *, serial: str, not_before: int, not_after: int, now: int) -> Managed:
     """Record the renewal (new serial and validity, next renewal time), release the lease."""
     when = renew_at(item.name, serial, not_before, not_after)
-    _update(item.name, claimed,
-            "SET serial = :serial, not_before = :nb, not_after = :na, renew_at = :ra, #s = :active, "
-            "failures = :zero, renewed_at = :now, version = :next REMOVE lease_until, last_error",
-            {":serial": serial, ":nb": not_before, ":na": not_after, ":ra": when, ":active": ACTIVE,
-             ":zero": 0, ":now": now},
-            names={"#s": "status"})
+    _store().update(item.name, claimed, {"serial": serial, "not_before": not_before, "not_after": not_after,
+                                         "renew_at": when, "status": ACTIVE, "failures": 0, "renewed_at": now},
+                    remove=("lease_until", "last_error"))
     return dataclasses.replace(item, serial=serial, not_before=not_before, not_after=not_after, renew_at=when,
                                status=ACTIVE, failures=0, renewed_at=now, version=claimed + 1,
                                lease_until=None, last_error=None)
@@ -250,16 +205,13 @@ def fail(item: Managed, claimed: int, error: str, now: int) -> None:
     """Record a failed attempt and release the lease. The item stays due (retried by the next run), but
     ``renew_at`` moves up to ``now``: to the back of the due queue, so certificates that keep failing
     never starve the others when a run cannot reach every due item before its deadline."""
-    _update(item.name, claimed,
-            "SET failures = if_not_exists(failures, :zero) + :one, last_error = :err, #s = :active, "
-            "renew_at = :ra, version = :next REMOVE lease_until",
-            {":zero": 0, ":one": 1, ":err": error[:500], ":active": ACTIVE, ":ra": max(item.renew_at, now)},
-            names={"#s": "status"})
+    _store().update(item.name, claimed, {"last_error": error[:500], "status": ACTIVE,
+                                         "renew_at": max(item.renew_at, now)},
+                    increments={"failures": 1}, remove=("lease_until",))
 
 
 def mark_revoked(item: Managed, version: int) -> None:
     """Stop renewing a revoked certificate: status "revoked", out of the due index."""
-    _update(item.name, version,
-            "SET #s = :revoked, last_error = :err, version = :next REMOVE #d, lease_until",
-            {":revoked": REVOKED, ":err": f"certificate {item.serial} has been revoked"},
-            names={"#s": "status", "#d": "due"})
+    _store().update(item.name, version, {"status": REVOKED,
+                                         "last_error": f"certificate {item.serial} has been revoked"},
+                    remove=("due", "lease_until"))

@@ -1,0 +1,73 @@
+"""Revocations on DynamoDB: ``RevocationsTable`` (key ``serial``); conditional puts, alone or in a
+transaction with the revoke token's use."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from stepless import aws, settings
+from stepless.faults import translate_aws_errors
+from stepless.stores import dynamo
+from stepless.stores.dynamo import condition_failed, from_item, to_item
+from stepless.stores.dynamodb.tokens import token_put
+from stepless.stores.errors import AlreadyRevoked, TokenUsed
+from stepless.stores.revocations import RevocationRecord, with_expiry
+from stepless.stores.tokens import UsedToken
+
+
+class DynamoRevocations:
+    def get(self, serial: str) -> RevocationRecord | None:
+        with translate_aws_errors("DynamoDB"):
+            out = aws.client("dynamodb").get_item(
+                TableName=settings.table(settings.REVOCATIONS_TABLE),
+                Key={"serial": {"S": serial}},
+                ConsistentRead=True,
+            )
+        item = out.get("Item")
+        return RevocationRecord.from_dict(from_item(item)) if item else None
+
+    def put(self, record: RevocationRecord, token: UsedToken | None = None) -> None:
+        put = {
+            "TableName": settings.table(settings.REVOCATIONS_TABLE),
+            "Item": to_item(with_expiry(record)),
+            "ConditionExpression": "attribute_not_exists(serial)",
+        }
+        client = aws.client("dynamodb")
+        with translate_aws_errors("DynamoDB"):
+            try:
+                if token is None:
+                    client.put_item(**put)
+                else:
+                    client.transact_write_items(TransactItems=[{"Put": token_put(token)}, {"Put": put}])
+            except ClientError as e:
+                if token is not None and condition_failed(e, 0):
+                    raise TokenUsed from e
+                if condition_failed(e):
+                    raise AlreadyRevoked(record.serial) from e
+                raise
+
+    def scan(self) -> Iterator[RevocationRecord]:
+        table = settings.table(settings.REVOCATIONS_TABLE)
+        return (RevocationRecord.from_dict(r) for r in dynamo.scan(TableName=table))
+
+    def revoked_among(self, serials: list[str]) -> set[str]:
+        """BatchGetItem (consistent), 100 keys a call, unprocessed keys retried."""
+        found: set[str] = set()
+        table = settings.table(settings.REVOCATIONS_TABLE)
+        client = aws.client("dynamodb")
+        unique = list(dict.fromkeys(serials))
+        for i in range(0, len(unique), 100):
+            request: dict[str, Any] = {table: {"Keys": [{"serial": {"S": s}} for s in unique[i:i + 100]],
+                                               "ConsistentRead": True, "ProjectionExpression": "serial"}}
+            for _ in range(8):
+                out = client.batch_get_item(RequestItems=request)
+                found.update(str(from_item(it)["serial"]) for it in (out.get("Responses") or {}).get(table, []))
+                request = out.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+            else:
+                raise RuntimeError("the revocations table did not answer (unprocessed keys)")
+        return found

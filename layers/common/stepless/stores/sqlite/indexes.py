@@ -1,0 +1,123 @@
+"""The SSH host index, the revoked-SSH set (the KRL's source) and the pre-produced OCSP responses in SQLite,
+with the contracts their modules state (stores.hosts, stores.ssh_revoked, stores.ocsp_responses)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+from collections.abc import Iterable
+
+from stepless.stores.hosts import Host
+from stepless.stores.ocsp_responses import Record, Response
+from stepless.stores.sqlite import Database
+from stepless.stores.ssh_revoked import TYPES, Revoked
+
+
+class SQLiteHosts:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def add(self, principals: Iterable[str], serial: str, not_after: int, now: int) -> None:
+        with self.db.write() as conn:
+            for principal in principals:
+                conn.execute("INSERT OR IGNORE INTO hosts (principal) VALUES (?)", (principal,))
+                conn.execute("INSERT OR REPLACE INTO host_certificates (principal, serial, not_after) VALUES (?, ?, ?)",
+                             (principal, serial, not_after))
+                conn.execute("DELETE FROM host_certificates WHERE principal = ? AND not_after <= ?", (principal, now))
+
+    def remove(self, principals: Iterable[str], serial: str, not_after: int) -> None:
+        with self.db.write() as conn:
+            for principal in principals:
+                conn.execute("DELETE FROM host_certificates WHERE principal = ? AND serial = ?", (principal, serial))
+
+    def exists(self, principal: str) -> bool:
+        with self.db.read() as conn:
+            return conn.execute("SELECT 1 FROM hosts WHERE principal = ?", (principal,)).fetchone() is not None
+
+    def page(self, limit: int, cursor: str | None) -> tuple[list[Host], str | None]:
+        with self.db.read() as conn:
+            names = [r[0] for r in conn.execute("SELECT principal FROM hosts WHERE principal > ? ORDER BY principal "
+                                                "LIMIT ?", (cursor or "", limit))]
+            certs: dict[str, dict[str, int]] = {n: {} for n in names}
+            if names:
+                marks = ",".join("?" * len(names))
+                for principal, serial, not_after in conn.execute(
+                        f"SELECT principal, serial, not_after FROM host_certificates WHERE principal IN ({marks})",
+                        names):
+                    certs[principal][serial] = not_after
+        hosts = [Host(n, certs[n]) for n in names]
+        return hosts, (names[-1] if len(names) == limit else None)
+
+
+class SQLiteSSHRevoked:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @staticmethod
+    def _state(conn: sqlite3.Connection) -> Revoked:
+        meta = dict(conn.execute("SELECT key, value FROM meta WHERE key IN ('krl_version', 'krl_updated_at')"))
+        lists: dict[str, dict[int, int]] = {t: {} for t in TYPES}
+        for cert_type, serial, not_after in conn.execute("SELECT cert_type, serial, not_after FROM ssh_revoked"):
+            lists[cert_type][int(serial)] = not_after
+        return Revoked(meta.get("krl_version", 0), meta.get("krl_updated_at", 0), lists["user"], lists["host"])
+
+    def add(self, serial: int, cert_type: str, not_after: int, now: int) -> Revoked:
+        with self.db.write() as conn:
+            conn.execute("INSERT OR REPLACE INTO ssh_revoked (cert_type, serial, not_after) VALUES (?, ?, ?)",
+                         (cert_type, str(serial), not_after))
+            conn.execute("DELETE FROM ssh_revoked WHERE not_after <= ?", (now,))
+            conn.execute("INSERT INTO meta (key, value) VALUES ('krl_version', 1) ON CONFLICT (key) "
+                         "DO UPDATE SET value = value + 1")
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('krl_updated_at', ?)", (now,))
+            return self._state(conn)
+
+    def get(self) -> Revoked:
+        with self.db.read() as conn:
+            return self._state(conn)
+
+
+def _responses_json(responses: dict[str, Response]) -> str:
+    return json.dumps({a: {"der": base64.b64encode(r.der).decode(), "this_update": r.this_update,
+                           "next_update": r.next_update} for a, r in responses.items()})
+
+
+class SQLiteOCSPResponses:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def get(self, serial: str) -> Record | None:
+        with self.db.read() as conn:
+            row = conn.execute("SELECT status, expires, revoked_at, reason_code, responses FROM ocsp_responses "
+                               "WHERE serial = ?", (serial,)).fetchone()
+        if row is None:
+            return None
+        responses = {a: Response(base64.b64decode(v["der"]), v["this_update"], v["next_update"])
+                     for a, v in json.loads(row[4]).items()}
+        return Record(serial, row[0], row[1], row[2], row[3], responses)
+
+    def _values(self, rec: Record) -> tuple:
+        return (rec.serial, rec.status, rec.expires, rec.revoked_at, rec.reason_code, _responses_json(rec.responses))
+
+    def create(self, rec: Record) -> bool:
+        with self.db.write() as conn:
+            try:
+                conn.execute("INSERT INTO ocsp_responses VALUES (?, ?, ?, ?, ?, ?)", self._values(rec))
+            except sqlite3.IntegrityError:
+                return False
+        return True
+
+    def put_revoked(self, rec: Record) -> None:
+        with self.db.write() as conn:
+            conn.execute("INSERT OR REPLACE INTO ocsp_responses VALUES (?, ?, ?, ?, ?, ?)", self._values(rec))
+
+    def add_response(self, serial: str, status: str, algorithm: str, response: Response) -> bool:
+        with self.db.write() as conn:
+            row = conn.execute("SELECT status, responses FROM ocsp_responses WHERE serial = ?", (serial,)).fetchone()
+            if row is None or row[0] != status:
+                return False
+            responses = json.loads(row[1])
+            responses[algorithm] = {"der": base64.b64encode(response.der).decode(),
+                                    "this_update": response.this_update, "next_update": response.next_update}
+            conn.execute("UPDATE ocsp_responses SET responses = ? WHERE serial = ?", (json.dumps(responses), serial))
+        return True
