@@ -40,7 +40,7 @@ EXPECTED_ROUTES: dict[str, set[tuple[str, str]]] = {
         *{("POST", "/acme/{provisioner}/" + p) for p in (
             "new-account", "account/{account}", "account/{account}/orders", "key-change", "new-order",
             "order/{order}", "order/{order}/finalize", "authz/{authz}", "challenge/{authz}/{challenge}",
-            "certificate/{order}")},
+            "certificate/{certificate}", "certificate/{certificate}/{alternate}")},
     },
     "RenewFunction": {("POST", "/renew"), ("POST", "/rekey")},
     "RevokeFunction": {("POST", "/revoke"), ("GET", "/crl"), ("POST", "/ocsp"), ("GET", "/ocsp/{request+}"),

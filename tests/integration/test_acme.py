@@ -7,6 +7,7 @@ import json
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -56,7 +57,7 @@ def _validate(client: Client, order: dict, server: ChallengeServer) -> None:
         status, headers, result = client.post(ch["url"], {})
         assert status == 200, result
         assert result["status"] == "valid"
-        assert headers["link"] == f'<{authz_url}>;rel="up"'
+        assert headers["link"] == f'<{authz_url}>;rel="up", <{client.url("directory")}>;rel="index"'
 
 
 def _order(client: Client, names: list[str]) -> tuple[str, dict]:
@@ -86,7 +87,10 @@ def test_order_flow_issues_and_records(ca, http01, key):
     assert status == 200 and order["status"] == "valid", order
     status, headers, pem = client.post(order["certificate"], None)
     assert status == 200 and headers["content-type"] == "application/pem-certificate-chain"
-    leaf = x509.load_pem_x509_certificates(pem.encode())[0]
+    leaf, inter = x509.load_pem_x509_certificates(pem.encode())
+    assert order["certificate"] == client.url(f"certificate/{leaf.serial_number}")  # names the certificate
+    assert headers["link"] == f'<{client.url("directory")}>;rel="index"'  # one chain: no alternate
+    leaf.verify_directly_issued_by(inter)
     sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert sorted(sans.get_values_for_type(x509.DNSName)) == ["example.test", "www.example.test"]
     rec = certificates.get(str(leaf.serial_number))
@@ -130,6 +134,48 @@ def test_revoke_by_certificate_key_and_existing_account(ca, http01):
     status, _, body = Client(_app(), prefix="/1.0").post("revoke-cert", {"certificate": jose.b64e(der)},
                                                          key=cert_key, use_jwk=True)
     assert status == 200, body
+
+
+@pytest.mark.parametrize("key_backend", ["kms", "secrets"])
+def test_certificate_alternate_chain_through_the_replaced_intermediate(request, aws_env, http01, key_backend):
+    """RFC 8555 §7.4.2: after ``ca rotate-intermediate`` under the same key, the leaf verifies under both the new
+    and the replaced (still valid) intermediate: the download links the other chain; under a new key, none."""
+    from stepless import authority
+    from stepless.admin.rotate import rotate_intermediate
+
+    _ca(request, "test_ca" if key_backend == "kms" else "secrets_ca")
+    old = authority.get().intermediate
+    rotate_intermediate(outputs=aws_env)
+    new, root = authority.get().intermediate, authority.get().roots[0]
+    client = Client(_app())
+    client.register()
+    _, order = _order(client, ["alt.example.test"])
+    _validate(client, order, http01)
+    _, _, order = client.post(order["finalize"], {"csr": csr_der(["alt.example.test"])[0]})
+    status, headers, pem = client.post(order["certificate"], None)
+    assert status == 200
+    leaf, inter = x509.load_pem_x509_certificates(pem.encode())
+    assert inter == new
+    index = f'<{client.url("directory")}>;rel="index"'
+    if key_backend == "secrets":  # a new key: the old intermediate does not verify the leaf
+        assert headers["link"] == index
+        status, _, body = client.post(order["certificate"] + "/" + "00" * 32, None)
+        assert status == 404 and body["type"] == PROBLEM + "malformed"
+        return
+    alt_url = order["certificate"] + "/" + old.fingerprint(hashes.SHA256()).hex()
+    assert headers["link"] == f'<{alt_url}>;rel="alternate", {index}'
+    status, headers, pem = client.post(alt_url, None)
+    assert status == 200 and headers["content-type"] == "application/pem-certificate-chain"
+    alt_leaf, alt_inter = x509.load_pem_x509_certificates(pem.encode())
+    assert alt_leaf == leaf and alt_inter == old != new
+    alt_leaf.verify_directly_issued_by(alt_inter)
+    alt_inter.verify_directly_issued_by(root)
+    assert headers["link"] == f'<{order["certificate"]}>;rel="alternate", {index}'  # and back
+    stranger = Client(_app())
+    stranger.register()
+    for url in (order["certificate"], alt_url):
+        status, _, body = stranger.post(url, None)
+        assert status == 401 and body["type"] == PROBLEM + "unauthorized"
 
 
 def _problem(res: tuple[int, dict, object], kind: str, status: int = 400) -> dict:

@@ -10,6 +10,8 @@ import datetime as dt
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from stepless import clock, jose, settings
@@ -32,6 +34,7 @@ from stepless.acme.service import (
     load,
     payload_of,
 )
+from stepless.authority import Authority
 from stepless.durations import TimeArg
 from stepless.errors import BadRequest, StepError
 from stepless.observability import logger, metrics
@@ -135,15 +138,47 @@ def _issue(ctx: Ctx, req: csrs.Request, sans: SANs, order: Order) -> str:
     return item.serial
 
 
-def certificate(ctx: Ctx, body: bytes, order_id: str) -> Reply:
-    """The PEM chain (leaf, intermediate) of a valid order."""
+def chains(leaf: x509.Certificate, auth: Authority) -> dict[str, x509.Certificate]:
+    """The intermediates that chain a leaf (RFC 8555 §7.4.2), by SHA-256 fingerprint: the current one first.
+
+    The CA has one root and one signing intermediate, so the only other chain a client can be given is through
+    an intermediate that ``ca rotate-intermediate`` replaced, is still valid (``Authority.intermediates``) and
+    verifies the leaf: one under the same key (the kms and files backends keep the key across a rotation) —
+    for clients that still pin the previous intermediate, until it expires. A rotation to a new key (the
+    secrets backend) or ``--distrust-previous`` leaves no alternate.
+    """
+    out = {}
+    for inter in auth.intermediates:
+        try:
+            leaf.verify_directly_issued_by(inter)
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+        out[inter.fingerprint(hashes.SHA256()).hex()] = inter
+    return out
+
+
+def certificate(ctx: Ctx, body: bytes, cert_id: str, alternate: str | None = None) -> Reply:
+    """The PEM chain (leaf, intermediate) of a certificate the account ordered, named by its serial (as step-ca's
+    ``/acme/<provisioner>/certificate/<id>``); ``alternate``: the chain through that (replaced) intermediate.
+    ``Link: rel="alternate"`` names each other chain of the leaf (see :func:`chains`)."""
     req = authenticate(ctx, body)
     assert req.account is not None
-    order = Order.from_doc(load(ORDER, order_id, req.account.id).doc)
-    cert_rec = certificates.get(order.certificate) if order.status == VALID and order.certificate else None
+    load(CERT, cert_id, req.account.id)
+    cert_rec = certificates.get(cert_id)
     if cert_rec is None:
-        raise AcmeError("malformed", "the order has no certificate", status=404)
-    return Reply(200, cert_rec.pem + ctx.auth.intermediate_pem, {"content-type": "application/pem-certificate-chain"})
+        raise AcmeError("malformed", "the certificate does not exist", status=404)
+    by_fp = chains(x509.load_pem_x509_certificate(cert_rec.pem.encode()), ctx.auth)
+    default = next(iter(by_fp), None)
+    chosen = alternate or default
+    if alternate is not None and (alternate == default or alternate not in by_fp):
+        raise AcmeError("malformed", "the certificate has no such alternate chain", status=404)
+    inter_pem = by_fp[chosen].public_bytes(Encoding.PEM).decode() if chosen else ctx.auth.intermediate_pem
+    headers = {"content-type": "application/pem-certificate-chain"}
+    links = [f'<{ctx.links.certificate(cert_id, *([fp] if fp != default else []))}>;rel="alternate"'
+             for fp in by_fp if fp != chosen]
+    if links:
+        headers["link"] = ", ".join(links)
+    return Reply(200, cert_rec.pem + inter_pem, headers)
 
 
 REASONS = {0, 1, 2, 3, 4, 5, 6, 8, 9, 10}
