@@ -421,6 +421,21 @@ def test_ocsp_routes_have_their_own_throttle(template: dict[str, Any]) -> None:
         assert settings["ThrottlingBurstLimit"] == {"Ref": "OcspThrottlingBurstLimit"}
 
 
+def test_acme_routes_have_their_own_throttle(template: dict[str, Any]) -> None:
+    """Every ACME response but the directory stores a nonce (a DynamoDB write), unauthenticated ones too: each
+    ACME route has the ACME throttle, not the shared default."""
+    acme = [e for f in ("SignFunction", "RevokeFunction")
+            for e in template["Resources"][f]["Properties"]["Events"].values()
+            if e["Type"] == "HttpApi" and "/acme/" in e["Properties"]["Path"]]
+    assert {e["Properties"]["Path"].removeprefix("/1.0") for e in acme} >= {
+        "/acme/{provisioner}/new-nonce", "/acme/{provisioner}/directory", "/acme/{provisioner}/new-account",
+        "/acme/{provisioner}/revoke-cert"}
+    for e in acme:
+        settings = e["Properties"]["RouteSettings"]
+        assert settings["ThrottlingRateLimit"] == {"Ref": "AcmeThrottlingRateLimit"}
+        assert settings["ThrottlingBurstLimit"] == {"Ref": "AcmeThrottlingBurstLimit"}
+
+
 def test_keys(template: dict[str, Any]) -> None:
     for logical_id in KEYS:
         resource = template["Resources"][logical_id]
