@@ -136,6 +136,37 @@ def test_revoke_by_certificate_key_and_existing_account(ca, http01):
     assert status == 200, body
 
 
+def test_valid_order_is_kept_until_the_certificate_expires(ca, http01):
+    """A pending order lives 24 h; once valid, it, its authorizations and its certificate link stay until the
+    certificate's notAfter (the store's TTL), so a client may download the certificate days later."""
+    import datetime as dt
+
+    from stepless import clock
+
+    admin.add(admin.acme_entry("week", require_eab=False,
+                               claims={"defaultTLSCertDuration": "168h", "maxTLSCertDuration": "168h"}))
+    client = Client(_app(), provisioner="week")
+    client.register()
+    order_url, order = _order(client, ["late.example.test"])
+    _validate(client, order, http01)
+    _, _, order = client.post(order["finalize"], {"csr": csr_der(["late.example.test"])[0]})
+    leaf = x509.load_pem_x509_certificates(client.post(order["certificate"], None)[2].encode())[0]
+    not_after = int(leaf.not_valid_after_utc.timestamp())
+    assert not_after - int(clock.now().timestamp()) > 6 * 86400  # a week: longer than the pending order's day
+    order_id, authz_id = order_url.rsplit("/", 1)[1], order["authorizations"][0].rsplit("/", 1)[1]
+    for kind, id in (("order", order_id), ("authz", authz_id), ("cert", str(leaf.serial_number))):
+        assert acme_store.get(kind, id).expires == not_after, kind
+    with clock.freeze(leaf.not_valid_after_utc - dt.timedelta(hours=1)):  # two days later, and more
+        client.nonce = None  # the last one expired
+        status, _, later = client.post(order_url, None)
+        assert status == 200 and later["status"] == "valid" and later["certificate"] == order["certificate"]
+        assert later["expires"] == leaf.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+        status, _, pem = client.post(order["certificate"], None)
+        assert status == 200 and x509.load_pem_x509_certificates(pem.encode())[0] == leaf
+        status, _, authz = client.post(order["authorizations"][0], None)
+        assert status == 200 and authz["status"] == "valid"
+
+
 @pytest.mark.parametrize("key_backend", ["kms", "secrets"])
 def test_certificate_alternate_chain_through_the_replaced_intermediate(request, aws_env, http01, key_backend):
     """RFC 8555 §7.4.2: after ``ca rotate-intermediate`` under the same key, the leaf verifies under both the new

@@ -24,7 +24,7 @@ from stepless.acme.messages import (
     VALID,
     Order,
 )
-from stepless.acme.orders import order_status
+from stepless.acme.orders import authorizations, order_status
 from stepless.acme.service import (
     CERT,
     ORDER,
@@ -90,7 +90,8 @@ def finalize(ctx: Ctx, body: bytes, order_id: str) -> Reply:
     assert req.account is not None
     rec = load(ORDER, order_id, req.account.id)
     order = Order.from_doc(rec.doc)
-    status = order_status(order, ctx.now)
+    authzs = authorizations(order)
+    status = order_status(order, ctx.now, authzs)
     if status != READY:
         raise AcmeError("orderNotReady", f"the order is {status}, not ready", status=403)
     csr = _csr(payload_of(req).get("csr"))
@@ -98,7 +99,7 @@ def finalize(ctx: Ctx, body: bytes, order_id: str) -> Reply:
     processing = rec.next({**order.to_doc(), "status": PROCESSING})
     store.write(processing)  # one finalize at a time: a second one meets a version conflict
     try:
-        serial = _issue(ctx, csr, sans, order)
+        serial, not_after = _issue(ctx, csr, sans, order)
     except Exception as e:  # the order must not stay "processing": it fails with the reason, then the request
         if isinstance(e, AcmeError):
             problem = e
@@ -108,14 +109,29 @@ def finalize(ctx: Ctx, body: bytes, order_id: str) -> Reply:
             problem = AcmeError("serverInternal")
         store.write(processing.next(dataclasses.replace(order, status=INVALID, error=problem.to_json()).to_doc()))
         raise
-    done = dataclasses.replace(order, status=VALID, certificate=serial)
-    store.write(processing.next(done.to_doc()),
-                AcmeRecord(CERT, serial, {"account_id": req.account.id, "order": order.id}))
+    # a valid order, its authorizations and its certificate link are kept until the certificate expires (not
+    # the pending order's 24 h), so a client may download it, or read the order, any time before then
+    done = dataclasses.replace(order, status=VALID, certificate=serial, expires=not_after)
+    store.write(processing.next(done.to_doc(), expires=not_after),
+                AcmeRecord(CERT, serial, {"account_id": req.account.id, "order": order.id}, expires=not_after))
+    _keep_authorizations(authzs, not_after)
     return Reply(200, done.to_json(ctx.links, VALID), {"location": ctx.links.order(order.id)})
 
 
-def _issue(ctx: Ctx, req: csrs.Request, sans: SANs, order: Order) -> str:
-    """Sign and record the certificate (as POST /sign does); its serial."""
+def _keep_authorizations(authzs: list[AcmeRecord | None], until: int) -> None:
+    """Keep a valid order's authorizations until ``until`` (one transaction: an order names at most 100). The
+    certificate is issued already: a failure here is logged, and those authorizations expire as pending ones."""
+    recs = [r for r in authzs if r is not None]
+    if not recs:
+        return
+    try:
+        store.write(*(r.next({**r.doc, "expires": until}, expires=until) for r in recs))
+    except StepError as e:
+        logger.warning("ACME authorizations of a valid order keep their 24 h expiry", extra={"reason": e.detail})
+
+
+def _issue(ctx: Ctx, req: csrs.Request, sans: SANs, order: Order) -> tuple[str, int]:
+    """Sign and record the certificate (as POST /sign does); its serial and notAfter (epoch s)."""
     auth, prov, now = ctx.auth, ctx.prov, clock.now()
     claims = prov.claims
     limits = Limits(claims.default_tls, claims.min_tls, claims.max_tls, auth.backdate)
@@ -135,7 +151,7 @@ def _issue(ctx: Ctx, req: csrs.Request, sans: SANs, order: Order) -> str:
     commit(cert, item, None, "acme", ts)
     metrics.issued("x509", prov.type, provisioner=prov.name, serial=item.serial)
     logger.info("certificate issued", extra={"serial": item.serial, "provisioner": prov.name, "subject": cn})
-    return item.serial
+    return item.serial, int(not_after.timestamp())
 
 
 def chains(leaf: x509.Certificate, auth: Authority) -> dict[str, x509.Certificate]:

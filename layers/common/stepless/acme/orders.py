@@ -93,15 +93,20 @@ def new_order(ctx: Ctx, body: bytes) -> Reply:
 
 
 
-def order_status(order: Order, now: int) -> str:
-    """An order's current status: ready once every authorization is valid, invalid once one is or it expired."""
+def authorizations(order: Order) -> list[AcmeRecord | None]:
+    """The order's authorization records (None: gone)."""
+    return [store.get(AUTHZ, authz_id) for authz_id in order.authorizations]
+
+
+def order_status(order: Order, now: int, authzs: list[AcmeRecord | None] | None = None) -> str:
+    """An order's current status: ready once every authorization is valid, invalid once one is or it expired.
+    ``authzs``: its :func:`authorizations`, when the caller has read them."""
     if order.status != PENDING:
         return order.status
     if now > order.expires:
         return INVALID
     statuses = set()
-    for authz_id in order.authorizations:
-        rec = store.get(AUTHZ, authz_id)
+    for rec in authorizations(order) if authzs is None else authzs:
         statuses.add(Authorization.from_doc(rec.doc).current_status(now) if rec else INVALID)
     if statuses & {INVALID, DEACTIVATED, "expired", "revoked"}:
         return INVALID
