@@ -209,6 +209,48 @@ def test_certificate_alternate_chain_through_the_replaced_intermediate(request, 
         assert status == 401 and body["type"] == PROBLEM + "unauthorized"
 
 
+def test_challenge_processing_state_and_retry_after(sqlite_ca, request, http01):
+    """RFC 8555 §7.5.1: a challenge being validated is ``processing`` (its authorization still ``pending``); a POST
+    then answers that state with Retry-After and does not validate again; one left processing past the stale
+    limit (a function that died) is validated anew. A pending order poll carries Retry-After (§7.4)."""
+    from stepless import clock
+    from stepless.acme.orders import PROCESSING_STALE_S
+
+    _ca(request, "sqlite_ca")
+    client = Client(_app())
+    client.register()
+    order_url, order = _order(client, ["busy.example.test"])
+    status, headers, polled = client.post(order_url, None)
+    assert polled["status"] == "pending" and headers["retry-after"] == "1"
+    authz_url = order["authorizations"][0]
+    authz_id = authz_url.rsplit("/", 1)[1]
+    _, _, authz = client.post(authz_url, None)
+    ch = next(c for c in authz["challenges"] if c["type"] == "http-01")
+
+    def set_processing(started: int) -> None:  # as a concurrent request that is validating leaves it
+        rec = acme_store.get("authz", authz_id)
+        doc = {**rec.doc, "challenges": [{**c, "status": "processing", "started": started}
+                                         if c["token"] == ch["token"] else c for c in rec.doc["challenges"]]}
+        acme_store.write(rec.next(doc))
+
+    now = int(clock.now().timestamp())
+    set_processing(now)
+    status, headers, busy = client.post(ch["url"], {})
+    assert status == 200 and busy["status"] == "processing" and headers["retry-after"] == "1"
+    assert "validated" not in busy  # not validated a second time (it would fail: no answer is served yet)
+    _, _, authz = client.post(authz_url, None)
+    assert authz["status"] == "pending"  # the authorization reflects it: not valid yet
+    assert next(c for c in authz["challenges"] if c["url"] == ch["url"])["status"] == "processing"
+    http01.tokens[ch["token"]] = client.key_authorization(ch["token"])
+    set_processing(now - PROCESSING_STALE_S)  # the validating function died
+    status, headers, done = client.post(ch["url"], {})
+    assert status == 200 and done["status"] == "valid" and "retry-after" not in headers
+    _, _, authz = client.post(authz_url, None)
+    assert authz["status"] == "valid"
+    status, headers, polled = client.post(order_url, None)
+    assert polled["status"] == "ready" and "retry-after" not in headers
+
+
 def _problem(res: tuple[int, dict, object], kind: str, status: int = 400) -> dict:
     code, headers, body = res
     assert isinstance(body, dict), body

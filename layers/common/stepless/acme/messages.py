@@ -113,6 +113,7 @@ class Challenge:
     status: str = PENDING
     validated: int | None = None
     error: dict[str, Any] | None = None
+    started: int | None = None  # when validation began (status processing; epoch s)
 
     def to_json(self, links: Links, authz_id: str) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.type, "url": links.challenge(authz_id, self.id),
