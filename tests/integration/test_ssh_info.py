@@ -209,14 +209,29 @@ def test_hosts_pages(test_ca):
         assert status == 400 and "limit" in body["message"]
 
 
+def test_an_expired_host_is_not_listed_but_check_host_still_knows_it(test_ca):
+    """GET /ssh/hosts drifted from step-ca: hosts whose certificates expired stayed listed (and, past 1000
+    names ever issued, crowded live ones off the one page step's client reads)."""
+    blob, _ = host_cert(test_ca, "old.example.com")
+    valid_before = parse_certificate(base64.b64decode(blob)).valid_before
+    assert call(app, "GET", "/ssh/hosts")[1]["hosts"] == [{"hid": "", "host_tags": None,
+                                                           "hostname": "old.example.com"}]
+    with clock.freeze(dt.datetime.fromtimestamp(valid_before, dt.UTC)):
+        assert call(app, "GET", "/ssh/hosts")[1] == {"hosts": []}
+        assert call(app, "POST", "/ssh/check-host", {"type": "host", "principal": "old.example.com"})[1] == \
+            {"exists": True}
+
+
 def test_expired_host_entries_are_dropped_when_the_principal_is_written_again(test_ca):
     now = int(clock.now().timestamp())
     host_index.add(["DB.example.com"], "1", now + 600, now)
     host_index.add(["db.example.com"], "2", now + 7200, now)
     host_index.add(["db.example.com"], "3", now + 9000, now + 3600)  # an hour later: 1 has expired
-    page, cursor = host_index.page()
+    page, cursor = host_index.page(now + 3600)
     assert page == [host_index.Host("db.example.com", {"2": now + 7200, "3": now + 9000})] and cursor is None
     assert page[0].live(now + 8000) and not page[0].live(now + 9000)
+    assert host_index.page(now + 9000) == ([], None)  # expired: not listed
+    assert host_index.exists("db.example.com")  # check-host: a host certificate was ever issued
 
 
 def test_upgrade_fills_the_host_index_and_the_revoked_set(test_ca, tmp_path):

@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS objects (key TEXT PRIMARY KEY, body BLOB NOT NULL, me
 CREATE TABLE IF NOT EXISTS hosts (principal TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS host_certificates (principal TEXT NOT NULL, serial TEXT NOT NULL, not_after INTEGER NOT NULL,
                                               PRIMARY KEY (principal, serial)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS host_certificates_expiry ON host_certificates (not_after);
 CREATE TABLE IF NOT EXISTS ssh_revoked (cert_type TEXT NOT NULL, serial TEXT NOT NULL, not_after INTEGER NOT NULL,
                                         PRIMARY KEY (cert_type, serial)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS ocsp_responses (serial TEXT PRIMARY KEY, status TEXT NOT NULL, expires INTEGER NOT NULL,
