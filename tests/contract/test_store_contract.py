@@ -466,6 +466,31 @@ def test_revoked_ssh_set(store):
     assert ssh_revoked.get().version == 9 and len(ssh_revoked.get().user) == 7  # no revocation lost
 
 
+def test_the_revoked_ssh_set_is_bounded_and_pruned_first(store, monkeypatch, caplog):
+    """The set is one DynamoDB item (400 KB): past MAX_UNEXPIRED a new serial is refused with a typed 503
+    and an error line, before DynamoDB would refuse the write; expired entries are dropped first, so they
+    never count; re-adding a listed serial always succeeds."""
+    from stepless.stores.errors import RevokedSetFull
+
+    monkeypatch.setattr(ssh_revoked, "MAX_UNEXPIRED", 4)
+    monkeypatch.setattr(ssh_revoked, "WARN_AT", 3)
+    ssh_revoked.add(1, "user", NOW + 10, NOW)
+    ssh_revoked.add(2, "host", NOW + 10, NOW)
+    ssh_revoked.add(3, "user", NOW + 900, NOW)
+    assert any(r.levelname == "WARNING" and "nearly full" in r.getMessage() for r in caplog.records)
+    full = ssh_revoked.add(4, "host", NOW + 900, NOW)
+    assert len(full.user) + len(full.host) == 4
+    with pytest.raises(RevokedSetFull) as refused:
+        ssh_revoked.add(5, "user", NOW + 900, NOW)
+    assert refused.value.status == 503 and "KRL is full" in str(refused.value)
+    assert any(r.levelname == "ERROR" and "revoked SSH set full" in r.getMessage() for r in caplog.records)
+    assert ssh_revoked.get() == full  # nothing written
+    assert ssh_revoked.add(3, "user", NOW + 900, NOW).version == full.version + 1  # listed already: room unneeded
+    later = ssh_revoked.add(5, "user", NOW + 900, NOW + 10)  # 1 and 2 expired: pruned before counting
+    assert later.user == {3: NOW + 900, 5: NOW + 900} and later.host == {4: NOW + 900}
+    assert ssh_revoked.get() == later
+
+
 def test_ocsp_responses(store):
     good = ocsp_responses.Response(b"\x30\x01good", NOW, NOW + 3600)
     rec = ocsp_responses.Record("77", ocsp_responses.GOOD, NOW + 86400, responses={"sha1": good})

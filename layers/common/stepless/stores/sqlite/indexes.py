@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from stepless.stores.hosts import Host
 from stepless.stores.ocsp_responses import Record, Response
 from stepless.stores.sqlite import Database
-from stepless.stores.ssh_revoked import TYPES, Revoked
+from stepless.stores.ssh_revoked import TYPES, Revoked, check_room
 
 
 class SQLiteHosts:
@@ -63,6 +63,11 @@ class SQLiteSSHRevoked:
 
     def add(self, serial: int, cert_type: str, not_after: int, now: int) -> Revoked:
         with self.db.write() as conn:
+            conn.execute("DELETE FROM ssh_revoked WHERE not_after <= ?", (now,))
+            present = conn.execute("SELECT 1 FROM ssh_revoked WHERE cert_type = ? AND serial = ?",
+                                   (cert_type, str(serial))).fetchone()
+            if present is None and not_after > now:
+                check_room(conn.execute("SELECT COUNT(*) FROM ssh_revoked").fetchone()[0] + 1)
             conn.execute("INSERT OR REPLACE INTO ssh_revoked (cert_type, serial, not_after) VALUES (?, ?, ?)",
                          (cert_type, str(serial), not_after))
             conn.execute("DELETE FROM ssh_revoked WHERE not_after <= ?", (now,))
