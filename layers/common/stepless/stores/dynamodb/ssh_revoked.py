@@ -11,8 +11,8 @@ from botocore.exceptions import ClientError
 
 from stepless import aws, settings
 from stepless.faults import translate_aws_errors
-from stepless.stores.dynamo import condition_failed
 from stepless.stores import ssh_revoked
+from stepless.stores.dynamo import condition_failed
 from stepless.stores.ssh_revoked import TYPES, Revoked, check_room
 
 KEY = {"serial": {"S": "krl:ssh"}}
