@@ -4,4 +4,4 @@ Every figure is a ratio against a baseline measured in the same run (absolute nu
 these are measurements, not timed tests: nothing here fails a build.
 """
 
-BENCHMARKS = ("real", "sign", "managed", "renew", "ssh", "provisioners", "reads", "devload")
+BENCHMARKS = ("real", "sign", "managed", "renew", "ssh", "provisioners", "reads", "devload", "acme")

@@ -41,11 +41,13 @@ class DevCA:
         return res
 
 
-def start_dev(home: Path, *flags: str) -> Iterator[DevCA]:
-    """A `stepless dev` process on ``home`` (with ``flags``) until the generator is closed."""
+def start_dev(home: Path, *flags: str, **extra_env: str) -> Iterator[DevCA]:
+    """A `stepless dev` process on ``home`` (with ``flags``, and ``extra_env`` in its environment) until the
+    generator is closed."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_") and not k.startswith("STEPLESS_")}
     env["STEPLESS_HOME"] = str(home)
+    env.update(extra_env)
     log = open(home / "dev.log", "w")  # noqa: SIM115 - kept open for the process's life
     proc = subprocess.Popen([*CLI, "dev", "--address", f"127.0.0.1:{port}", *flags], env=env, stdout=log,
                             stderr=subprocess.STDOUT)

@@ -19,7 +19,7 @@ from bench import BENCHMARKS
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("name", ["sign", "renew", "ssh", "provisioners", "managed", "reads"])
+@pytest.mark.parametrize("name", ["sign", "renew", "ssh", "provisioners", "managed", "reads", "acme"])
 def test_call_count_section_runs_and_meets_its_target(name: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     proc = subprocess.run([sys.executable, "-m", "bench", name, "--only", "calls"], cwd=ROOT, env=env,

@@ -71,7 +71,7 @@ def test_every_invoke_permission_names_its_source(permissions: dict[str, Any]) -
             text, values = props["SourceArn"]["Fn::Sub"]
             assert values["__ApiId__"] == {"Ref": "CaApi"}, logical_id  # this API, no other
             m = re.fullmatch(r"arn:\$\{AWS::Partition\}:execute-api:\$\{AWS::Region\}:\$\{AWS::AccountId\}:"
-                             r"\$\{__ApiId__\}/\$\{__Stage__\}/(GET|POST)(/.*)", text)
+                             r"\$\{__ApiId__\}/\$\{__Stage__\}/(GET|HEAD|POST)(/.*)", text)
             assert m, text
             matches = {(f, method, path) for f, method, path in declared
                        if (f, method, _wild(path)) == (function_id, m.group(1), _wild(m.group(2)))}

@@ -68,7 +68,7 @@ def test_tables_created_as_declared(endpoint: str, stack: dict[str, str]) -> Non
         backups = ddb.describe_continuous_backups(TableName=name)["ContinuousBackupsDescription"]
         assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
         ttl = ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
-        if logical_id in ("TokensTable", "RevocationsTable", "OcspTable"):
+        if logical_id in ("TokensTable", "RevocationsTable", "OcspTable", "AcmeTable"):
             assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires"}
         else:
             assert ttl["TimeToLiveStatus"] == "DISABLED"

@@ -194,6 +194,10 @@ def test_responses_are_documented_with_schemas(spec: dict[str, Any]) -> None:
         for code, response in responses.items():
             response = _resolve(spec, response)
             content = response.get("content")
+            if "/acme/" in path and not code.startswith("2"):  # RFC 8555 problem documents
+                schema = _resolve(spec, content["application/problem+json"]["schema"])
+                assert {"type", "detail"} <= set(schema["required"]), f"{method} {path} {code}"
+                continue
             assert content, f"{method} {path} {code}: no content"
             for media_type, media in content.items():
                 assert "schema" in media, f"{method} {path} {code} {media_type}: no schema"
@@ -215,6 +219,10 @@ def test_post_bodies_and_their_error_statuses(spec: dict[str, Any]) -> None:
         body = _resolve(spec, op["requestBody"])
         assert body["required"] is True
         (media_type,) = body["content"]
+        if "/acme/" in path:  # RFC 8555 §6.2: every ACME POST is a JWS
+            assert media_type == "application/jose+json"
+            assert "400" in op["responses"], f"{method} {path}: a malformed JWS is a 400"
+            continue
         if path.endswith("/ocsp"):
             assert media_type == "application/ocsp-request"
             continue

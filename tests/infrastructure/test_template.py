@@ -35,9 +35,16 @@ EXPECTED_ROUTES: dict[str, set[tuple[str, str]]] = {
         ("GET", "/provisioners"),
         ("GET", "/provisioners/{kid}/encrypted-key"),
         ("POST", "/sign"),
+        # ACME (RFC 8555, stepless.api.acme)
+        *{(m, "/acme/{provisioner}/" + p) for m in ("GET", "HEAD") for p in ("directory", "new-nonce")},
+        *{("POST", "/acme/{provisioner}/" + p) for p in (
+            "new-account", "account/{account}", "account/{account}/orders", "key-change", "new-order",
+            "order/{order}", "order/{order}/finalize", "authz/{authz}", "challenge/{authz}/{challenge}",
+            "certificate/{order}")},
     },
     "RenewFunction": {("POST", "/renew"), ("POST", "/rekey")},
-    "RevokeFunction": {("POST", "/revoke"), ("GET", "/crl"), ("POST", "/ocsp"), ("GET", "/ocsp/{request+}")},
+    "RevokeFunction": {("POST", "/revoke"), ("GET", "/crl"), ("POST", "/ocsp"), ("GET", "/ocsp/{request+}"),
+                       ("POST", "/acme/{provisioner}/revoke-cert")},
     "SshFunction": {
         ("POST", "/ssh/sign"),
         ("POST", "/ssh/renew"),
@@ -60,6 +67,7 @@ TABLES = {
     "CertificatesTable": "serial",
     "RevocationsTable": "serial",
     "OcspTable": "serial",
+    "AcmeTable": "pk",
 }
 KEYS = ("RootKey", "IntermediateKey", "SshUserKey", "SshHostKey")
 # AWS supports no resource-level permissions for these: Resource "*" is required.
@@ -282,7 +290,8 @@ TABLE_ACTIONS: dict[str, dict[str, set[str]]] = {
     "SignFunction": {
         "AuthorityTable": {"dynamodb:GetItem"},
         "TokensTable": {"dynamodb:PutItem"},
-        "CertificatesTable": {"dynamodb:PutItem"},
+        "CertificatesTable": {"dynamodb:PutItem", "dynamodb:GetItem"},  # GetItem: ACME certificate download
+        "AcmeTable": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
     },
     "RenewFunction": {
         "AuthorityTable": {"dynamodb:GetItem"},
@@ -297,6 +306,7 @@ TABLE_ACTIONS: dict[str, dict[str, set[str]]] = {
         "CertificatesTable": {"dynamodb:GetItem", "dynamodb:BatchGetItem"},
         "RevocationsTable": {"dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:Scan"},
         "OcspTable": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},  # pre-produced responses
+        "AcmeTable": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},  # ACME revokeCert
     },
     "SshFunction": {
         "AuthorityTable": {"dynamodb:GetItem"},

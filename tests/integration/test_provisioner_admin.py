@@ -163,7 +163,11 @@ def test_add_refusals(run, password_file, tmp_path):
     fails(run("add", "ops", "--create", "--password-file", password_file,
               "--x509-min-dur", "2h", "--x509-max-dur", "1h"), "min")
     fails(run("add", "ops", "--password-file", password_file), "exactly one of --create")
-    fails(run("add", "ops", "--type", "ACME"), "unsupported provisioner type")
+    fails(run("add", "ops", "--type", "AWS"), "unsupported provisioner type")
+    fails(run("add", "ops", "--type", "JWK", "--create", "--acme-policy", "p.json"), "does not apply")
+    (tmp_path / "bad-policy.json").write_text('{"allow": {"dns": "example.com"}}')
+    fails(run("add", "ops", "--type", "ACME", "--acme-policy", str(tmp_path / "bad-policy.json")),
+          "ACME policy dns must be a list")
     fails(run("add", "ops", "--type", "X5C", "--create"), "are for JWK provisioners")
     fails(run("add", "ops", "--type", "OIDC", "--client-id", "x"), "--configuration-endpoint is required")
     fails(run("add", "ops", "--type", "X5C"), "--x5c-root is required")

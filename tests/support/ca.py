@@ -27,6 +27,7 @@ TABLES = {
     "STEPLESS_REVOCATIONS_TABLE": ("test-revocations", "serial"),
     "STEPLESS_HOSTS_TABLE": ("test-hosts", "pk", "principal"),
     "STEPLESS_OCSP_TABLE": ("test-ocsp", "serial"),
+    "STEPLESS_ACME_TABLE": ("test-acme", "pk"),
 }
 PASSWORD = "test-password"
 CA_URL = "https://localhost:8443"

@@ -13,6 +13,7 @@ Entries use step-ca's JSON shapes:
   "groups"?,"listenAddress"?,"claims"?}``
 - X5C: ``{"type":"X5C","name","roots":<base64 of the concatenated PEM roots>,"claims"?}``
 - SSHPOP: ``{"type":"SSHPOP","name","claims":{"enableSSHCA":true}}``
+- ACME: ``{"type":"ACME","name","requireEAB":bool,"forceCN"?,"challenges"?,"policy"?,"claims"?}``
 
 Every error is a :class:`stepless.errors.ClientError` with a one-line message (never a secret).
 """
@@ -45,7 +46,7 @@ from stepless.stores import authority as store
 from stepless.stores.errors import ConfigConflict
 from stepless.x509 import chain
 
-TYPES = ("JWK", "OIDC", "X5C", "SSHPOP")
+TYPES = ("JWK", "OIDC", "X5C", "SSHPOP", "ACME")
 DURATION_KEYS = tuple(key for key, _ in _DURATIONS.values())
 FLAG_KEYS = tuple(key for key, _ in _FLAGS.values())
 CLAIM_KEYS = DURATION_KEYS + FLAG_KEYS
@@ -359,6 +360,18 @@ def sshpop_entry(name: str, *, claims: dict[str, Any] | None = None) -> dict[str
     """An SSHPOP entry (SSH enabled, as step does)."""
     check_name(name)
     return _with_claims({"type": "SSHPOP", "name": name}, {"enableSSHCA": True, **(claims or {})})
+
+
+def acme_entry(name: str, *, require_eab: bool = True, policy: dict[str, Any] | None = None,
+               challenges: list[str] | None = None, claims: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An ACME provisioner (RFC 8555); External Account Binding required unless ``require_eab`` is False."""
+    check_name(name)
+    entry: dict[str, Any] = {"type": "ACME", "name": name, "requireEAB": require_eab}
+    if policy:
+        entry["policy"] = policy
+    if challenges:
+        entry["challenges"] = challenges
+    return _with_claims(entry, claims)
 
 
 # ---------------------------------------------------------------------------------------------- changes

@@ -14,7 +14,7 @@ TABLE_OUTPUTS = {
     settings.REVOCATIONS_TABLE: "RevocationsTableName",
 }
 OPTIONAL_OUTPUTS = {"STEPLESS_MANAGED_TABLE": "ManagedTableName", settings.HOSTS_TABLE: "HostsTableName",
-                    settings.OCSP_TABLE: "OcspTableName"}
+                    settings.OCSP_TABLE: "OcspTableName", "STEPLESS_ACME_TABLE": "AcmeTableName"}
 
 
 def outputs(stack_name: str) -> dict[str, str]:

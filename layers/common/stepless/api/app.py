@@ -13,6 +13,7 @@ from stepless.errors import ConfigError, MethodNotAllowed, NotFound, StepError
 from stepless.observability import logger, metrics, reason_code, traced
 
 Handler = Callable[[Request], dict[str, Any]]
+ErrorRenderer = Callable[[Request, StepError], dict[str, Any]]
 UNMATCHED = "unmatched"  # the route label (log key, Latency dimension) of a request no route serves
 
 
@@ -29,6 +30,23 @@ class App:
     def __init__(self, name: str) -> None:
         self.name = name
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
+        self._renderers: list[tuple[re.Pattern[str], ErrorRenderer]] = []
+
+    def error_renderer(self, path: re.Pattern[str], render: ErrorRenderer) -> None:
+        """Render the errors of requests whose path matches ``path`` with ``render`` (ACME's problem documents)
+        instead of step-ca's ``{"status", "message"}``."""
+        self._renderers.append((path, render))
+
+    def render(self, req: Request | None, e: StepError, event: dict[str, Any]) -> dict[str, Any]:
+        """The error's response (``req`` is None when the event itself was refused, e.g. too large)."""
+        if self._renderers and req is None:
+            http = (event.get("requestContext") or {}).get("http") or {}
+            req = Request(str(http.get("method") or "GET"), str(event.get("rawPath") or http.get("path") or "/"),
+                          {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}, {}, b"")
+        for path, render in self._renderers:
+            if req is not None and path.match(req.path):
+                return render(req, e)
+        return response(e.status, e.to_json(), e.headers)
 
     def route(self, method: str, path: str) -> Callable[[Handler], Handler]:
         """Register ``fn`` for ``method`` at ``path`` and ``/1.0`` + ``path``; ``{name}`` captures a segment."""
@@ -67,6 +85,7 @@ class App:
         start = time.perf_counter()
         metrics.begin()
         route = UNMATCHED
+        req: Request | None = None
         try:
             req = Request.from_event(event)
             logger.append_keys(request_id=req.request_id, route=route, path=req.path,
@@ -86,7 +105,7 @@ class App:
             else:
                 metrics.rejected(code)
                 logger.info("request refused", extra={"status": e.status, "reason": e.detail, "reason_code": code})
-            return response(e.status, e.to_json(), e.headers)
+            return self.render(req, e, event)
         except ConfigError as e:
             metrics.server_error()
             logger.error("configuration error", extra={"reason": str(e)})

@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 from stepless import authority, clock
-from stepless.api import schedule
+from stepless.api import acme, schedule
 from stepless.api.app import App
 from stepless.api.http import Request, response
 from stepless.observability import logger
@@ -83,3 +83,6 @@ def get_ocsp(req: Request) -> dict:
         return _ocsp_response(ocsp.Answer(ocsp.malformed()))
     return _ocsp(der)
 
+
+
+acme.register_revoke(app)

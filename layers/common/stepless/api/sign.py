@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from stepless import __version__, authority
+from stepless.api import acme
 from stepless.api.app import App
 from stepless.api.http import Request, response
 from stepless.services import catalog
@@ -54,3 +55,6 @@ def encrypted_key(req: Request) -> dict:
 @app.route("POST", "/sign")
 def sign(req: Request) -> dict:
     return response(201, signing.sign(req.json(), authority.get()))
+
+
+acme.register(app)

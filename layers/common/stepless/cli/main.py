@@ -54,7 +54,8 @@ def _register() -> None:
     """Import the command modules, which attach their commands to the groups above."""
     import importlib
 
-    modules = ("certificate", "crypto", "ca", "admin", "ssh", "dev", "provisioner", "renew", "managed", "ssh_bastion")
+    modules = ("certificate", "crypto", "ca", "admin", "ssh", "dev", "provisioner", "renew", "managed", "ssh_bastion",
+               "acme")
     for name in modules:
         importlib.import_module(f"stepless.cli.{name}")  # a missing module fails loudly
 

@@ -81,6 +81,13 @@ def _read(path: str, what: str) -> bytes:
         raise ClientError(f"error reading {what} {path}: {e.strerror or e}") from e
 
 
+def _read_json(path: str, what: str) -> Any:
+    try:
+        return json.loads(_read(path, what))
+    except ValueError as e:
+        raise ClientError(f"{what} {path} is not JSON: {e}") from e
+
+
 def _emit(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=False))
 
@@ -137,7 +144,7 @@ def step_order(entry: dict[str, Any]) -> dict[str, Any]:
 @click.argument("key_file", required=False, metavar="[JWK-FILE]")
 @stack_option
 @click.option("--type", "type_", default="JWK", show_default=True, metavar="TYPE",
-              help="The provisioner type: JWK, OIDC, X5C or SSHPOP (case-insensitive).")
+              help="The provisioner type: JWK, OIDC, X5C, SSHPOP or ACME (case-insensitive).")
 @click.option("--create", is_flag=True, help="JWK: create a new P-256 key pair, encrypted with a password.")
 @click.option("--public-key", metavar="FILE", help="JWK: the provisioner's public key (a JWK or PEM file).")
 @click.option("--password-file", "password_file", metavar="FILE",
@@ -155,10 +162,15 @@ def step_order(entry: dict[str, Any]) -> dict[str, Any]:
               help="OIDC: the callback address of the login flow (e.g. :10000).")
 @click.option("--x5c-root", "x5c_roots", multiple=True, metavar="FILE",
               help="X5C: a PEM file of root certificate(s) the token chains must lead to (repeatable).")
+@click.option("--require-eab/--no-require-eab", "require_eab", default=True, show_default=True,
+              help="ACME: require External Account Binding (keys from `stepless ca acme eab add`).")
+@click.option("--acme-policy", "acme_policy", metavar="FILE",
+              help='ACME: a JSON identifier policy {"allow": {"dns": [...], "ip": [...]}, "deny": {...}}.')
 @claims_flags
 def add_cmd(name, key_file, stack_name, type_, create, public_key, password_file, client_id, client_secret,
-            configuration_endpoint, domains, admins, groups, listen_address, x5c_roots, **claim_params) -> None:
-    """Add the provisioner NAME (JWK: --create or a public key; OIDC; X5C; SSHPOP)."""
+            configuration_endpoint, domains, admins, groups, listen_address, x5c_roots, require_eab, acme_policy,
+            **claim_params) -> None:
+    """Add the provisioner NAME (JWK: --create or a public key; OIDC; X5C; SSHPOP; ACME)."""
     kind = admin.normalize_type(type_)
     claims = claims_from(claim_params)
     admin.check_name(name)
@@ -166,6 +178,8 @@ def add_cmd(name, key_file, stack_name, type_, create, public_key, password_file
     _check_flags(kind, key_file=key_file, create=create, public_key=public_key, password_file=password_file,
                  client_id=client_id, client_secret=client_secret, endpoint=configuration_endpoint,
                  oidc_lists=domains or admins or groups or listen_address, x5c_roots=x5c_roots)
+    if acme_policy and kind != "ACME":
+        raise ClientError(f"--acme-policy does not apply to {kind} provisioners")
     where = _use_stack(stack_name)
     summary: dict[str, Any] = {}
     if kind == "JWK":
@@ -187,6 +201,9 @@ def add_cmd(name, key_file, stack_name, type_, create, public_key, password_file
     elif kind == "X5C":
         pem = b"".join(_read(p, "X5C root file") + b"\n" for p in x5c_roots)
         entry = admin.x5c_entry(name, pem, claims=claims)
+    elif kind == "ACME":
+        policy = _read_json(acme_policy, "ACME policy") if acme_policy else None
+        entry = admin.acme_entry(name, require_eab=require_eab, policy=policy, claims=claims)
     else:
         entry = admin.sshpop_entry(name, claims=claims)
     change = admin.add(entry, summary=summary)

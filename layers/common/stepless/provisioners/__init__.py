@@ -34,7 +34,8 @@ def _load_types() -> None:
     from stepless.provisioners.jwk import JWKProvisioner
 
     register(JWKProvisioner)
-    for module, cls in (("sshpop", "SSHPOPProvisioner"), ("oidc", "OIDCProvisioner"), ("x5c", "X5CProvisioner")):
+    for module, cls in (("sshpop", "SSHPOPProvisioner"), ("oidc", "OIDCProvisioner"), ("x5c", "X5CProvisioner"),
+                        ("acme", "ACMEProvisioner")):
         register(getattr(importlib.import_module(f"stepless.provisioners.{module}"), cls))
 
 

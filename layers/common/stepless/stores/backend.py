@@ -6,7 +6,7 @@
 
 Every concern module (:mod:`tokens`, :mod:`certificates`, :mod:`revocations`, :mod:`authority`,
 :mod:`audit`, :mod:`managed`, :mod:`secrets`, :mod:`crl_store`, :mod:`hosts`, :mod:`ssh_revoked`,
-:mod:`ocsp_responses`) declares its interface and calls ``current().<concern>``.
+:mod:`ocsp_responses`, :mod:`acme`) declares its interface and calls ``current().<concern>``.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from stepless.errors import ConfigError
 
 if TYPE_CHECKING:
+    from stepless.stores.acme import AcmeStore
     from stepless.stores.audit import AuditStore
     from stepless.stores.authority import AuthorityStore
     from stepless.stores.certificates import CertificateStore
@@ -51,6 +52,7 @@ class Stores:
     hosts: HostStore
     ssh_revoked: RevokedStore
     ocsp: OCSPStore
+    acme: AcmeStore
     close: Callable[[], None] = lambda: None
 
 

@@ -9,6 +9,7 @@ from stepless.stores.backend import Stores
 
 def stores() -> Stores:
     """Every concern on DynamoDB (and S3 for the CRL/KRL objects)."""
+    from stepless.stores.dynamodb.acme import DynamoAcme
     from stepless.stores.dynamodb.authority import DynamoAudit, DynamoAuthority
     from stepless.stores.dynamodb.certificates import DynamoCertificates
     from stepless.stores.dynamodb.hosts import DynamoHosts
@@ -23,4 +24,4 @@ def stores() -> Stores:
     return Stores("dynamodb", tokens=DynamoTokens(), certificates=DynamoCertificates(),
                   revocations=DynamoRevocations(), authority=DynamoAuthority(), audit=DynamoAudit(),
                   managed=DynamoManaged(), objects=DynamoObjects(), secrets=AWSSecrets(), hosts=DynamoHosts(),
-                  ssh_revoked=DynamoSSHRevoked(), ocsp=DynamoOCSPResponses())
+                  ssh_revoked=DynamoSSHRevoked(), ocsp=DynamoOCSPResponses(), acme=DynamoAcme())

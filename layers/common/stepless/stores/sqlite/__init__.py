@@ -55,6 +55,10 @@ CREATE TABLE IF NOT EXISTS ocsp_responses (serial TEXT PRIMARY KEY, status TEXT 
 CREATE TABLE IF NOT EXISTS secrets (arn TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS secret_versions (arn TEXT NOT NULL, version_id TEXT NOT NULL, token TEXT NOT NULL,
                                             value TEXT NOT NULL, stage TEXT, PRIMARY KEY (arn, version_id));
+CREATE TABLE IF NOT EXISTS acme (pk TEXT PRIMARY KEY, doc TEXT NOT NULL, version INTEGER NOT NULL, expires INTEGER);
+CREATE TABLE IF NOT EXISTS acme_nonces (nonce TEXT PRIMARY KEY, expires INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS acme_nonces_expires ON acme_nonces (expires);
+CREATE INDEX IF NOT EXISTS acme_expires ON acme (expires) WHERE expires IS NOT NULL;
 """
 
 
@@ -109,6 +113,7 @@ class Database:
                     raise ConfigError(f"the database {self.path} was written by a newer stepless "
                                       f"(schema {found[0]})")
                 c.execute("DELETE FROM tokens WHERE expires < ?", (int(time.time()),))  # what DynamoDB's TTL does
+                c.execute("DELETE FROM acme WHERE expires < ?", (int(time.time()),))  # orders, authorizations
 
     def conn(self) -> sqlite3.Connection:
         """This thread's connection (autocommit mode: transactions are explicit)."""
@@ -164,6 +169,7 @@ class Database:
 
 def stores(path: str) -> Stores:
     """Every concern in the SQLite file at ``path`` (created when missing)."""
+    from stepless.stores.sqlite.acme import SQLiteAcme
     from stepless.stores.sqlite.authority import SQLiteAudit, SQLiteAuthority
     from stepless.stores.sqlite.certificates import SQLiteCertificates, SQLiteRevocations, SQLiteTokens
     from stepless.stores.sqlite.indexes import SQLiteHosts, SQLiteOCSPResponses, SQLiteSSHRevoked
@@ -176,4 +182,4 @@ def stores(path: str) -> Stores:
                   revocations=SQLiteRevocations(db), authority=SQLiteAuthority(db), audit=SQLiteAudit(db),
                   managed=SQLiteManaged(db), objects=SQLiteObjects(db), secrets=SQLiteSecrets(db),
                   hosts=SQLiteHosts(db), ssh_revoked=SQLiteSSHRevoked(db), ocsp=SQLiteOCSPResponses(db),
-                  close=db.close)
+                  acme=SQLiteAcme(db), close=db.close)

@@ -1,0 +1,160 @@
+"""ACME orders, authorizations and challenges (RFC 8555 §7.4, §7.5): newOrder, order and authorization reads,
+challenge validation."""
+
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import secrets
+from typing import Any
+
+from stepless import jose
+from stepless.acme import validation
+from stepless.acme.errors import AcmeError, malformed
+from stepless.acme.messages import (
+    DEACTIVATED,
+    INVALID,
+    PENDING,
+    READY,
+    VALID,
+    Authorization,
+    Challenge,
+    Identifier,
+    Order,
+    new_id,
+)
+from stepless.acme.service import (
+    AUTHZ,
+    MAX_ORDERS_LISTED,
+    ORDER,
+    ORDER_TTL_S,
+    Ctx,
+    Reply,
+    account_doc,
+    account_of,
+    authenticate,
+    load,
+    payload_of,
+)
+from stepless.observability import logger, metrics
+from stepless.stores import acme as store
+from stepless.stores.acme import AcmeRecord
+
+# --- orders -----------------------------------------------------------------------------------------------
+
+def _time(value: Any, field: str) -> int | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise malformed(f"{field} must be an RFC 3339 time")
+    try:
+        return int(dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())
+    except ValueError as e:
+        raise malformed(f"{field} must be an RFC 3339 time") from e
+
+
+def _challenges(ctx: Ctx, ident: Identifier, wildcard: bool) -> tuple[Challenge, ...]:
+    kinds = ["dns-01"] if wildcard else (["http-01", "tls-alpn-01"] if ident.type == "ip"
+                                         else ["http-01", "dns-01", "tls-alpn-01"])
+    kinds = [k for k in kinds if k in ctx.prov.challenges]
+    if not kinds:
+        raise AcmeError("rejectedIdentifier", f"no challenge enabled on this provisioner can validate {ident.value}")
+    return tuple(Challenge(new_id(), k, jose.b64e(secrets.token_bytes(32))) for k in kinds)
+
+
+def new_order(ctx: Ctx, body: bytes) -> Reply:
+    req = authenticate(ctx, body)
+    assert req.account is not None
+    payload = payload_of(req)
+    raw = payload.get("identifiers")
+    if not isinstance(raw, list) or not raw:
+        raise malformed("identifiers must be a non-empty list")
+    if len(raw) > 100:
+        raise AcmeError("rejectedIdentifier", "an order may name at most 100 identifiers")
+    idents = tuple(dict.fromkeys(Identifier.parse(i) for i in raw))
+    for ident in idents:
+        ctx.prov.policy.check(ident)
+    nb, na = _time(payload.get("notBefore"), "notBefore"), _time(payload.get("notAfter"), "notAfter")
+    expires = ctx.now + ORDER_TTL_S
+    authzs = []
+    for ident in idents:
+        wildcard = ident.type == "dns" and ident.value.startswith("*.")
+        target = Identifier("dns", ident.value[2:]) if wildcard else ident
+        authzs.append(Authorization(new_id(), req.account.id, target, _challenges(ctx, target, wildcard), expires,
+                                    wildcard=wildcard))
+    order = Order(new_id(), req.account.id, idents, tuple(a.id for a in authzs), expires, not_before=nb, not_after=na)
+    acct = account_of(req.account)
+    acct = dataclasses.replace(acct, orders=(*acct.orders, order.id)[-MAX_ORDERS_LISTED:])
+    store.write(AcmeRecord(ORDER, order.id, order.to_doc(), expires=expires),
+                *(AcmeRecord(AUTHZ, a.id, a.to_doc(), expires=expires) for a in authzs),
+                req.account.next(account_doc(acct, ctx.prov.name)))
+    return Reply(201, order.to_json(ctx.links, PENDING), {"location": ctx.links.order(order.id)})
+
+
+
+def order_status(order: Order, now: int) -> str:
+    """An order's current status: ready once every authorization is valid, invalid once one is or it expired."""
+    if order.status != PENDING:
+        return order.status
+    if now > order.expires:
+        return INVALID
+    statuses = set()
+    for authz_id in order.authorizations:
+        rec = store.get(AUTHZ, authz_id)
+        statuses.add(Authorization.from_doc(rec.doc).current_status(now) if rec else INVALID)
+    if statuses & {INVALID, DEACTIVATED, "expired", "revoked"}:
+        return INVALID
+    return READY if statuses == {VALID} else PENDING
+
+
+def get_order(ctx: Ctx, body: bytes, order_id: str) -> Reply:
+    req = authenticate(ctx, body)
+    assert req.account is not None
+    order = Order.from_doc(load(ORDER, order_id, req.account.id).doc)
+    return Reply(200, order.to_json(ctx.links, order_status(order, ctx.now)), {"location": ctx.links.order(order_id)})
+
+
+def get_authz(ctx: Ctx, body: bytes, authz_id: str) -> Reply:
+    req = authenticate(ctx, body)
+    assert req.account is not None
+    authz = Authorization.from_doc(load(AUTHZ, authz_id, req.account.id).doc)
+    payload = payload_of(req, allow_empty=True)
+    if payload.get("status") == DEACTIVATED:  # RFC 8555 §7.5.2
+        rec = store.get(AUTHZ, authz_id)
+        authz = dataclasses.replace(authz, status=DEACTIVATED)
+        store.write(rec.next(authz.to_doc()))  # type: ignore[union-attr]
+    return Reply(200, authz.to_json(ctx.links, ctx.now), {"location": ctx.links.authz(authz_id)})
+
+
+def challenge(ctx: Ctx, body: bytes, authz_id: str, challenge_id: str) -> Reply:
+    """Validate the challenge now (synchronously); the authorization becomes valid or invalid with it."""
+    req = authenticate(ctx, body)
+    assert req.account is not None
+    rec = load(AUTHZ, authz_id, req.account.id)
+    authz = Authorization.from_doc(rec.doc)
+    ch = next((c for c in authz.challenges if c.id == challenge_id), None)
+    if ch is None:
+        raise AcmeError("malformed", "no such challenge", status=404)
+    headers = {"link": f'<{ctx.links.authz(authz_id)}>;rel="up"',
+               "location": ctx.links.challenge(authz_id, challenge_id)}
+    if req.jws.post_as_get or ch.status != PENDING or authz.current_status(ctx.now) != PENDING:
+        return Reply(200, ch.to_json(ctx.links, authz_id), headers)
+    key_auth = validation.key_authorization(ch.token, req.account.doc["thumbprint"])
+    try:
+        if ch.type == "http-01":
+            validation.http01(authz.identifier, ch.token, key_auth)
+        elif ch.type == "dns-01":
+            validation.dns01(authz.identifier, key_auth)
+        else:
+            validation.tlsalpn01(authz.identifier, key_auth)
+        ch = dataclasses.replace(ch, status=VALID, validated=ctx.now)
+        authz = dataclasses.replace(authz, status=VALID)
+    except AcmeError as e:
+        ch = dataclasses.replace(ch, status=INVALID, error=e.to_json())
+        authz = dataclasses.replace(authz, status=INVALID)
+        metrics.rejected("acme_challenge")
+        logger.info("ACME challenge failed", extra={"type": ch.type, "reason": e.detail})
+    authz = dataclasses.replace(authz, challenges=tuple(ch if c.id == challenge_id else c for c in authz.challenges))
+    store.write(rec.next(authz.to_doc()))
+    return Reply(200, ch.to_json(ctx.links, authz_id), headers)

@@ -1,0 +1,55 @@
+"""The ACME store (stepless.stores.acme) answers alike on SQLite and DynamoDB: single-use nonces with expiry,
+create-once records, optimistic versions, all-or-nothing transactions."""
+
+from __future__ import annotations
+
+import pytest
+
+from stepless.stores import acme
+from stepless.stores.acme import AcmeConflict, AcmeRecord
+from tests.contract.test_store_contract import moto_url, store  # noqa: F401 - the backends under test
+
+
+def test_nonce_is_single_use_and_expires(store):  # noqa: F811
+    acme.add_nonce("n1", 1000)
+    assert acme.use_nonce("n1", 999)
+    assert not acme.use_nonce("n1", 999)  # replay
+    assert not acme.use_nonce("never-issued", 0)
+    acme.add_nonce("n2", 1000)
+    assert not acme.use_nonce("n2", 1001)  # expired (DynamoDB's TTL deletes lazily: the condition checks)
+
+
+def test_records_create_once_update_by_version(store):  # noqa: F811
+    first = AcmeRecord("account", "a1", {"status": "valid"})
+    acme.write(first)
+    with pytest.raises(AcmeConflict):
+        acme.write(AcmeRecord("account", "a1", {"status": "other"}))
+    got = acme.get("account", "a1")
+    assert got == AcmeRecord("account", "a1", {"status": "valid"}, 1, None)
+    acme.write(got.next({"status": "deactivated"}))
+    with pytest.raises(AcmeConflict):  # a second writer of version 2 lost the race
+        acme.write(got.next({"status": "valid"}))
+    assert acme.get("account", "a1").doc == {"status": "deactivated"}
+    assert acme.get("account", "missing") is None
+
+
+def test_transaction_is_all_or_nothing(store):  # noqa: F811
+    acme.write(AcmeRecord("key", "k1", {"account": "a1"}))
+    with pytest.raises(AcmeConflict):
+        acme.write(AcmeRecord("order", "o1", {"x": 1}, expires=5000), AcmeRecord("key", "k1", {"account": "a2"}))
+    assert acme.get("order", "o1") is None
+    acme.write(AcmeRecord("order", "o1", {"x": 1}, expires=5000), AcmeRecord("authz", "z1", {"y": 2}, expires=5000))
+    assert acme.get("order", "o1").expires == 5000 and acme.get("authz", "z1").doc == {"y": 2}
+
+
+def test_sqlite_forgets_expired_orders_on_open_as_dynamodb_ttl_does(tmp_path):
+    from stepless.stores import backend
+
+    stores = backend.open_backend(f"sqlite:{tmp_path / 'ca.db'}")
+    stores.acme.write([AcmeRecord("order", "old", {}, expires=1), AcmeRecord("account", "a", {})])
+    stores.close()
+    stores = backend.open_backend(f"sqlite:{tmp_path / 'ca.db'}")
+    try:
+        assert stores.acme.get("order", "old") is None and stores.acme.get("account", "a") is not None
+    finally:
+        stores.close()
