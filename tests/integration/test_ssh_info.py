@@ -284,3 +284,23 @@ def test_a_retried_ssh_revocation_completes_a_lost_krl_write(test_ca):
     assert status == 400 and "already revoked" in body["message"]
     ssh_info._krl_cache = None
     assert serial in ssh_info._revoked(test_ca.authority).host
+
+
+def test_a_revocation_past_the_revoked_set_limit_is_a_clear_503(test_ca, monkeypatch):
+    """The revoked-SSH set is one DynamoDB item (400 KB): past its bound an SSH revocation is recorded but
+    answers a step-style 503 saying why, instead of failing on DynamoDB's item limit; a retry after room
+    is made completes its KRL entry."""
+    from stepless.stores import ssh_revoked
+
+    first, _ = host_cert(test_ca, "a.example.com")
+    second, _ = host_cert(test_ca, "b.example.com")
+    serials = [parse_certificate(base64.b64decode(c)).serial for c in (first, second)]
+    monkeypatch.setattr(ssh_revoked, "MAX_UNEXPIRED", 1)
+    assert revoke(serials[0], test_ca.token(str(serials[0]), path="/1.0/ssh/revoke"))[0] == 200
+    status, body = revoke(serials[1], test_ca.token(str(serials[1]), path="/1.0/ssh/revoke"))
+    assert status == 503 and body["status"] == 503 and "the SSH KRL is full" in body["message"]
+    assert set(ssh_revoked.get().host) == {serials[0]}
+    monkeypatch.setattr(ssh_revoked, "MAX_UNEXPIRED", 2)
+    status, body = revoke(serials[1], test_ca.token(str(serials[1]), path="/1.0/ssh/revoke"))
+    assert status == 400 and "already revoked" in body["message"]  # as step-ca; its KRL entry completed
+    assert set(ssh_revoked.get().host) == set(serials)
