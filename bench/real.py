@@ -488,7 +488,7 @@ def crt(n: int = 200, rounds: int = 3) -> tuple[list[Row], list[str]]:
 _PARTS = (
     ("handler (API Gateway event -> 201)", "stepless/api/app.py", "handler"),
     ("AWS calls, lean path (everything below)", "stepless/awsclient.py", "_call"),
-    ("  SigV4 (botocore.auth.SigV4Auth, credentials)", "stepless/awsclient.py", "_sign"),
+    ("  SigV4 (as botocore.auth.SigV4Auth signs; credentials)", "stepless/awsclient.py", "_sign"),
     ("  serialization (botocore.serialize, json)", "botocore/serialize.py", "serialize_to_request"),
     ("  HTTP exchange (socket syscalls, HTTP/1.1 framing)", "stepless/awsclient.py", "send"),
     ("  response parsing (botocore.parsers)", "botocore/parsers.py", "parse"),

@@ -181,7 +181,7 @@ def issue_offline(ca: Any, n: int, prefix: str = "host") -> tuple[list[tuple[str
 
 
 @contextlib.contextmanager
-def _store(records: dict[str, dict], revoked: dict[str, dict]) -> Iterator[None]:
+def _store(records: dict[str, Any], revoked: dict[str, Any]) -> Iterator[None]:
     """The read answered from dicts, the renewal write a no-op (nothing sent)."""
     from stepless.stores import certificates
 
@@ -595,6 +595,7 @@ def ocsp_bench(n: int = 300, rounds: int = 5) -> tuple[list[Row], list[str]]:
     from stepless.api.revoke import app as revoke_app
     from stepless.services import ocsp as responder
     from stepless.stores import ocsp_responses
+    from stepless.stores.revocations import RevocationRecord
 
     # full botocore clients: canned_dynamodb answers at botocore's before-send, which the lean path skips
     with environ({"STEPLESS_AWS_LEAN": "0"}), offline_ca("secrets") as (ca, _), quiet_logger():
@@ -602,8 +603,8 @@ def ocsp_bench(n: int = 300, rounds: int = 5) -> tuple[list[Row], list[str]]:
         issued, records = issue_offline(ca, 2, prefix="ocsp")
         good, bad = (x509.load_pem_x509_certificate(p.encode()) for p, _ in issued)
         ts = int(clock.now().timestamp())
-        revoked = {str(bad.serial_number): {"serial": str(bad.serial_number), "kind": "x509", "reason_code": 1,
-                                            "revoked_at": ts - 60, "revoked_by": "provisioner:admin"}}
+        revoked = {str(bad.serial_number): RevocationRecord(str(bad.serial_number), reason_code=1, revoked_at=ts - 60,
+                                                            revoked_by="provisioner:admin")}
 
         def request(cert: x509.Certificate) -> bytes:  # as openssl ocsp sends it: SHA-1 CertID, a nonce
             return (ocsp.OCSPRequestBuilder().add_certificate(cert, auth.intermediate, hashes.SHA1())

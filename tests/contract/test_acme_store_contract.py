@@ -42,6 +42,19 @@ def test_transaction_is_all_or_nothing(store):  # noqa: F811
     assert acme.get("order", "o1").expires == 5000 and acme.get("authz", "z1").doc == {"y": 2}
 
 
+def test_a_versioned_write_moves_the_expiry(store):  # noqa: F811
+    """A valid order (and its authorizations) is kept until its certificate's notAfter, past the pending 24 h."""
+    acme.write(AcmeRecord("order", "o2", {"status": "pending"}, expires=5000),
+               AcmeRecord("authz", "z2", {"status": "valid"}, expires=5000))
+    order, authz = acme.get("order", "o2"), acme.get("authz", "z2")
+    acme.write(order.next({"status": "valid"}, expires=90_000), AcmeRecord("cert", "123", {}, expires=90_000))
+    acme.write(authz.next(authz.doc, expires=90_000))
+    assert acme.get("order", "o2") == AcmeRecord("order", "o2", {"status": "valid"}, 2, 90_000)
+    assert acme.get("authz", "z2").expires == 90_000 and acme.get("cert", "123").expires == 90_000
+    acme.write(acme.get("order", "o2").next({"status": "valid"}))  # no expiry given: the record keeps its own
+    assert acme.get("order", "o2").expires == 90_000
+
+
 def test_sqlite_forgets_expired_orders_on_open_as_dynamodb_ttl_does(tmp_path):
     from stepless.stores import backend
 

@@ -40,7 +40,7 @@ EXPECTED_ROUTES: dict[str, set[tuple[str, str]]] = {
         *{("POST", "/acme/{provisioner}/" + p) for p in (
             "new-account", "account/{account}", "account/{account}/orders", "key-change", "new-order",
             "order/{order}", "order/{order}/finalize", "authz/{authz}", "challenge/{authz}/{challenge}",
-            "certificate/{order}")},
+            "certificate/{certificate}", "certificate/{certificate}/{alternate}")},
     },
     "RenewFunction": {("POST", "/renew"), ("POST", "/rekey")},
     "RevokeFunction": {("POST", "/revoke"), ("GET", "/crl"), ("POST", "/ocsp"), ("GET", "/ocsp/{request+}"),
@@ -391,13 +391,16 @@ def test_tables_protected(template: dict[str, Any]) -> None:
 
 
 def test_host_index_table(template: dict[str, Any]) -> None:
-    """The SSH host index: one partition ("host") sorted by principal, so /ssh/hosts is a Query."""
+    """The SSH host index: partitions ("host" forever, "live" listings) sorted by principal, so /ssh/hosts
+    is a Query."""
     resource = template["Resources"]["HostsTable"]
     props = resource["Properties"]
     assert resource["DeletionPolicy"] == "Retain" and props["DeletionProtectionEnabled"] is True
     assert props["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"},
                                   {"AttributeName": "principal", "KeyType": "RANGE"}]
     assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    # expired listings (pk = "live") are pruned by TTL on `expires`, which the DynamoDB backend writes
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires", "Enabled": True}
 
 
 def test_unauthenticated_reads_need_no_scan(template: dict[str, Any]) -> None:
@@ -419,6 +422,21 @@ def test_ocsp_routes_have_their_own_throttle(template: dict[str, Any]) -> None:
         settings = e["Properties"]["RouteSettings"]
         assert settings["ThrottlingRateLimit"] == {"Ref": "OcspThrottlingRateLimit"}
         assert settings["ThrottlingBurstLimit"] == {"Ref": "OcspThrottlingBurstLimit"}
+
+
+def test_acme_routes_have_their_own_throttle(template: dict[str, Any]) -> None:
+    """Every ACME response but the directory stores a nonce (a DynamoDB write), unauthenticated ones too: each
+    ACME route has the ACME throttle, not the shared default."""
+    acme = [e for f in ("SignFunction", "RevokeFunction")
+            for e in template["Resources"][f]["Properties"]["Events"].values()
+            if e["Type"] == "HttpApi" and "/acme/" in e["Properties"]["Path"]]
+    assert {e["Properties"]["Path"].removeprefix("/1.0") for e in acme} >= {
+        "/acme/{provisioner}/new-nonce", "/acme/{provisioner}/directory", "/acme/{provisioner}/new-account",
+        "/acme/{provisioner}/revoke-cert"}
+    for e in acme:
+        settings = e["Properties"]["RouteSettings"]
+        assert settings["ThrottlingRateLimit"] == {"Ref": "AcmeThrottlingRateLimit"}
+        assert settings["ThrottlingBurstLimit"] == {"Ref": "AcmeThrottlingBurstLimit"}
 
 
 def test_keys(template: dict[str, Any]) -> None:

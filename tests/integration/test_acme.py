@@ -7,6 +7,7 @@ import json
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -56,7 +57,7 @@ def _validate(client: Client, order: dict, server: ChallengeServer) -> None:
         status, headers, result = client.post(ch["url"], {})
         assert status == 200, result
         assert result["status"] == "valid"
-        assert headers["link"] == f'<{authz_url}>;rel="up"'
+        assert headers["link"] == f'<{authz_url}>;rel="up", <{client.url("directory")}>;rel="index"'
 
 
 def _order(client: Client, names: list[str]) -> tuple[str, dict]:
@@ -86,7 +87,10 @@ def test_order_flow_issues_and_records(ca, http01, key):
     assert status == 200 and order["status"] == "valid", order
     status, headers, pem = client.post(order["certificate"], None)
     assert status == 200 and headers["content-type"] == "application/pem-certificate-chain"
-    leaf = x509.load_pem_x509_certificates(pem.encode())[0]
+    leaf, inter = x509.load_pem_x509_certificates(pem.encode())
+    assert order["certificate"] == client.url(f"certificate/{leaf.serial_number}")  # names the certificate
+    assert headers["link"] == f'<{client.url("directory")}>;rel="index"'  # one chain: no alternate
+    leaf.verify_directly_issued_by(inter)
     sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert sorted(sans.get_values_for_type(x509.DNSName)) == ["example.test", "www.example.test"]
     rec = certificates.get(str(leaf.serial_number))
@@ -130,6 +134,121 @@ def test_revoke_by_certificate_key_and_existing_account(ca, http01):
     status, _, body = Client(_app(), prefix="/1.0").post("revoke-cert", {"certificate": jose.b64e(der)},
                                                          key=cert_key, use_jwk=True)
     assert status == 200, body
+
+
+def test_valid_order_is_kept_until_the_certificate_expires(ca, http01):
+    """A pending order lives 24 h; once valid, it, its authorizations and its certificate link stay until the
+    certificate's notAfter (the store's TTL), so a client may download the certificate days later."""
+    import datetime as dt
+
+    from stepless import clock
+
+    admin.add(admin.acme_entry("week", require_eab=False,
+                               claims={"defaultTLSCertDuration": "168h", "maxTLSCertDuration": "168h"}))
+    client = Client(_app(), provisioner="week")
+    client.register()
+    order_url, order = _order(client, ["late.example.test"])
+    _validate(client, order, http01)
+    _, _, order = client.post(order["finalize"], {"csr": csr_der(["late.example.test"])[0]})
+    leaf = x509.load_pem_x509_certificates(client.post(order["certificate"], None)[2].encode())[0]
+    not_after = int(leaf.not_valid_after_utc.timestamp())
+    assert not_after - int(clock.now().timestamp()) > 6 * 86400  # a week: longer than the pending order's day
+    order_id, authz_id = order_url.rsplit("/", 1)[1], order["authorizations"][0].rsplit("/", 1)[1]
+    for kind, id in (("order", order_id), ("authz", authz_id), ("cert", str(leaf.serial_number))):
+        assert acme_store.get(kind, id).expires == not_after, kind
+    with clock.freeze(leaf.not_valid_after_utc - dt.timedelta(hours=1)):  # two days later, and more
+        client.nonce = None  # the last one expired
+        status, _, later = client.post(order_url, None)
+        assert status == 200 and later["status"] == "valid" and later["certificate"] == order["certificate"]
+        assert later["expires"] == leaf.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+        status, _, pem = client.post(order["certificate"], None)
+        assert status == 200 and x509.load_pem_x509_certificates(pem.encode())[0] == leaf
+        status, _, authz = client.post(order["authorizations"][0], None)
+        assert status == 200 and authz["status"] == "valid"
+
+
+@pytest.mark.parametrize("key_backend", ["kms", "secrets"])
+def test_certificate_alternate_chain_through_the_replaced_intermediate(request, aws_env, http01, key_backend):
+    """RFC 8555 §7.4.2: after ``ca rotate-intermediate`` under the same key, the leaf verifies under both the new
+    and the replaced (still valid) intermediate: the download links the other chain; under a new key, none."""
+    from stepless import authority
+    from stepless.admin.rotate import rotate_intermediate
+
+    _ca(request, "test_ca" if key_backend == "kms" else "secrets_ca")
+    old = authority.get().intermediate
+    rotate_intermediate(outputs=aws_env)
+    new, root = authority.get().intermediate, authority.get().roots[0]
+    client = Client(_app())
+    client.register()
+    _, order = _order(client, ["alt.example.test"])
+    _validate(client, order, http01)
+    _, _, order = client.post(order["finalize"], {"csr": csr_der(["alt.example.test"])[0]})
+    status, headers, pem = client.post(order["certificate"], None)
+    assert status == 200
+    leaf, inter = x509.load_pem_x509_certificates(pem.encode())
+    assert inter == new
+    index = f'<{client.url("directory")}>;rel="index"'
+    if key_backend == "secrets":  # a new key: the old intermediate does not verify the leaf
+        assert headers["link"] == index
+        status, _, body = client.post(order["certificate"] + "/" + "00" * 32, None)
+        assert status == 404 and body["type"] == PROBLEM + "malformed"
+        return
+    alt_url = order["certificate"] + "/" + old.fingerprint(hashes.SHA256()).hex()
+    assert headers["link"] == f'<{alt_url}>;rel="alternate", {index}'
+    status, headers, pem = client.post(alt_url, None)
+    assert status == 200 and headers["content-type"] == "application/pem-certificate-chain"
+    alt_leaf, alt_inter = x509.load_pem_x509_certificates(pem.encode())
+    assert alt_leaf == leaf and alt_inter == old != new
+    alt_leaf.verify_directly_issued_by(alt_inter)
+    alt_inter.verify_directly_issued_by(root)
+    assert headers["link"] == f'<{order["certificate"]}>;rel="alternate", {index}'  # and back
+    stranger = Client(_app())
+    stranger.register()
+    for url in (order["certificate"], alt_url):
+        status, _, body = stranger.post(url, None)
+        assert status == 401 and body["type"] == PROBLEM + "unauthorized"
+
+
+def test_challenge_processing_state_and_retry_after(sqlite_ca, request, http01):
+    """RFC 8555 §7.5.1: a challenge being validated is ``processing`` (its authorization still ``pending``); a POST
+    then answers that state with Retry-After and does not validate again; one left processing past the stale
+    limit (a function that died) is validated anew. A pending order poll carries Retry-After (§7.4)."""
+    from stepless import clock
+    from stepless.acme.orders import PROCESSING_STALE_S
+
+    _ca(request, "sqlite_ca")
+    client = Client(_app())
+    client.register()
+    order_url, order = _order(client, ["busy.example.test"])
+    status, headers, polled = client.post(order_url, None)
+    assert polled["status"] == "pending" and headers["retry-after"] == "1"
+    authz_url = order["authorizations"][0]
+    authz_id = authz_url.rsplit("/", 1)[1]
+    _, _, authz = client.post(authz_url, None)
+    ch = next(c for c in authz["challenges"] if c["type"] == "http-01")
+
+    def set_processing(started: int) -> None:  # as a concurrent request that is validating leaves it
+        rec = acme_store.get("authz", authz_id)
+        doc = {**rec.doc, "challenges": [{**c, "status": "processing", "started": started}
+                                         if c["token"] == ch["token"] else c for c in rec.doc["challenges"]]}
+        acme_store.write(rec.next(doc))
+
+    now = int(clock.now().timestamp())
+    set_processing(now)
+    status, headers, busy = client.post(ch["url"], {})
+    assert status == 200 and busy["status"] == "processing" and headers["retry-after"] == "1"
+    assert "validated" not in busy  # not validated a second time (it would fail: no answer is served yet)
+    _, _, authz = client.post(authz_url, None)
+    assert authz["status"] == "pending"  # the authorization reflects it: not valid yet
+    assert next(c for c in authz["challenges"] if c["url"] == ch["url"])["status"] == "processing"
+    http01.tokens[ch["token"]] = client.key_authorization(ch["token"])
+    set_processing(now - PROCESSING_STALE_S)  # the validating function died
+    status, headers, done = client.post(ch["url"], {})
+    assert status == 200 and done["status"] == "valid" and "retry-after" not in headers
+    _, _, authz = client.post(authz_url, None)
+    assert authz["status"] == "valid"
+    status, headers, polled = client.post(order_url, None)
+    assert polled["status"] == "ready" and "retry-after" not in headers
 
 
 def _problem(res: tuple[int, dict, object], kind: str, status: int = 400) -> dict:

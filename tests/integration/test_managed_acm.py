@@ -12,7 +12,8 @@ from cryptography import x509
 
 from stepless import clock
 from stepless.cli import main as cli_main
-from stepless.managed import acm, store
+from stepless.managed import acm
+from stepless.stores import managed as store
 from tests.integration.test_managed import HOURS_72, PREFIX, current, issue, run
 from tests.integration.test_managed import managed as managed  # noqa: PLC0414 - the fixture
 

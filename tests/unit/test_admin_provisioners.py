@@ -421,6 +421,7 @@ def test_type_this_library_cannot_serve_is_refused(test_ca, monkeypatch):
 
     registry._load_types()
     monkeypatch.setattr(registry, "_TYPES", {k: v for k, v in registry._TYPES.items() if k != "X5C"})
+    monkeypatch.setattr(registry, "_MODULES", {k: v for k, v in registry._MODULES.items() if k != "X5C"})
     with pytest.raises(CLIError, match="cannot serve X5C"):
         admin.add(admin.x5c_entry("devices", make_cert()))
 

@@ -472,3 +472,19 @@ def test_the_sessions_data_loader_answers_as_botocores():
     with pytest.raises(UnknownServiceError) as info:
         ours.create_client("no-such-service", region_name="us-east-1")
     assert "dynamodb" in str(info.value)  # botocore's message, listing the known services
+
+
+def test_the_sessions_emitter_still_checks_handlers_that_are_not_botocores():
+    """The session skips botocore's kwargs check only for botocore's own handlers: a handler of ours (or of a
+    library) without ``**kwargs`` is refused as botocore refuses it; botocore's builtin ones are registered."""
+    session = aws._session()
+
+    def no_kwargs(request):  # noqa: ARG001 - its signature is the point
+        return None
+
+    with pytest.raises(ValueError, match="must accept keyword arguments"):
+        session.register("before-send.dynamodb", no_kwargs)
+    assert session.get_component("event_emitter")._emitter._handlers.prefix_search(
+        "before-parameter-build.s3.PutObject")  # botocore's builtin handlers are there
+    lean = aws.client("dynamodb")
+    assert lean.exceptions is lean.full.exceptions  # made on first use, the full client's own

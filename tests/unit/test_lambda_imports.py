@@ -58,3 +58,28 @@ def test_function_does_not_import_boto3(app: pathlib.Path) -> None:
         found = sorted(m for m in modules if m.split(".")[0] in FORBIDDEN)
         assert not found, f"{app.parent.name}: after {stage}, imported {found[:10]}"
     assert "botocore.session" in stages["clients"]
+
+
+def test_provisioner_types_not_configured_are_not_imported():
+    """A configuration with only a JWK provisioner builds it without importing the OIDC, X5C, ACME or SSHPOP
+    modules (cold start); a configured type is imported when built, and an unknown one is refused."""
+    code = """\
+import json, sys
+from stepless import provisioners
+from stepless.errors import ConfigError
+kinds = lambda: sorted(m.rsplit(".", 1)[1] for m in sys.modules if m.startswith("stepless.provisioners.")
+                       and m.rsplit(".", 1)[1] in ("jwk", "oidc", "x5c", "acme", "sshpop"))
+before = kinds()
+assert provisioners._load_type("JWK").type == "JWK"
+after_jwk = kinds()
+assert provisioners._load_type("SSHPOP").type == "SSHPOP"
+try:
+    provisioners.build({"type": "NOPE", "name": "x"}, None)
+    refused = False
+except ConfigError:
+    refused = True
+print(json.dumps({"before": before, "jwk": after_jwk, "sshpop": kinds(), "refused": refused}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    seen = json.loads(out.stdout.splitlines()[-1])
+    assert seen == {"before": [], "jwk": ["jwk"], "sshpop": ["jwk", "sshpop"], "refused": True}, seen

@@ -24,6 +24,7 @@ import os
 import sys
 from typing import Any
 
+import botocore.hooks
 import botocore.loaders
 import botocore.session
 from botocore.config import Config
@@ -88,9 +89,20 @@ def _loader(session: botocore.session.Session) -> _Loader:
     return _Loader(extra_search_paths=extra, file_loader=_PlainJSONFileLoader())
 
 
+class _Emitter(botocore.hooks.HierarchicalEmitter):
+    """botocore's event emitter, without its check that a handler accepts ``**kwargs`` for botocore's own
+    handlers (``inspect.getfullargspec`` on each of the ~130 a session and its clients register, a few ms
+    of every cold start; botocore's tests hold its handlers to that rule). Every other handler is checked."""
+
+    def _verify_accept_kwargs(self, func: Any) -> Any:
+        if getattr(func, "__module__", "").startswith("botocore."):
+            return None
+        return super()._verify_accept_kwargs(func)
+
+
 @functools.cache
 def _session() -> botocore.session.Session:
-    session = botocore.session.get_session()
+    session = botocore.session.Session(event_hooks=_Emitter())  # as get_session(), the emitter aside
     session.register_component("data_loader", _loader(session))
     return session
 

@@ -8,8 +8,10 @@ it is good at and does not repeat needlessly:
 
 * the service model and serialization (``botocore.serialize``, idempotency tokens filled as botocore does,
   e.g. TransactWriteItems' ``ClientRequestToken``, the same token on every retry of the call);
-* SigV4 (``botocore.auth.SigV4Auth``) with the client's credentials, refreshed as botocore refreshes them;
-  environment credentials (Lambda's) are read from the environment at each call, so rotated ones are used;
+* SigV4 as ``botocore.auth.SigV4Auth`` signs (its canonical request, string to sign and headers, computed
+  directly for these POST requests, byte-identical, see :func:`_sigv4`) with the client's credentials,
+  refreshed as botocore refreshes them; environment credentials (Lambda's) are read from the environment at
+  each call, so rotated ones are used;
 * response and error parsing (``botocore.parsers``, modeled error fields), errors raised as the full client
   raises them (``client.exceptions.<Code>``, a ``ClientError``), so ``faults.translate_aws_errors`` and
   every ``except ClientError`` are unchanged;
@@ -30,6 +32,8 @@ through botocore's ``before-send`` event), with a proxy configured, or with ``ST
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import os
 import select
 import socket
@@ -40,10 +44,11 @@ import uuid
 import weakref
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
+import botocore.auth
 import botocore.endpoint
-from botocore.auth import SigV4Auth
+from botocore.auth import SIGNED_HEADERS_BLACKLIST, SIGV4_TIMESTAMP, SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.context import with_current_context
 from botocore.credentials import ReadOnlyCredentials
@@ -58,6 +63,7 @@ from botocore.exceptions import (
     SSLError as BotoSSLError,
 )
 from botocore.hooks import first_non_none_response
+from botocore.utils import normalize_url_path
 
 # The operations answered here, per service (botocore's names); everything else goes to the full client.
 LEAN: dict[str, frozenset[str]] = {
@@ -113,7 +119,6 @@ class LeanClient:
     def __init__(self, full: Any) -> None:
         self._full = full
         self.meta = full.meta
-        self.exceptions = full.exceptions
         self._service = full.meta.service_model.service_name
         self._names = {py: api for py, api in full.meta.method_to_api_mapping.items() if api in LEAN[self._service]}
         self._ops: dict[str, _Operation] = {}
@@ -143,6 +148,12 @@ class LeanClient:
     def full(self) -> Any:
         """The botocore client underneath."""
         return self._full
+
+    @functools.cached_property
+    def exceptions(self) -> Any:
+        """The full client's exception classes, made on first use (an error answer, an ``except``): building
+        them for every modeled error costs a cold start ~5 ms per client."""
+        return self._full.exceptions
 
     def close(self) -> None:
         self.transport.close()
@@ -229,9 +240,7 @@ class LeanClient:
                                          env.get("AWS_SESSION_TOKEN") or env.get("AWS_SECURITY_TOKEN"))
         else:
             frozen = creds.get_frozen_credentials()
-        request = _SigningRequest(method, url, headers, body)
-        _SigV4(frozen, op.signing_name, op.signing_region, op.host).add_auth(request)  # type: ignore[arg-type]
-        return request.headers.items()
+        return _sigv4(frozen, op, method, headers, body)
 
     def _needs_retry(self, op: _Operation, attempts: int, request_dict: dict[str, Any],
                      response: Any, exc: Exception | None) -> bool:
@@ -246,92 +255,55 @@ class LeanClient:
         return True
 
 
-class _Headers:
-    """Case-insensitive headers in insertion order: the part of botocore's HTTPHeaders SigV4Auth uses
-    (``in``, ``[]``, ``[]=`` after ``del``, ``items``), without the email.message machinery under it."""
-
-    __slots__ = ("_d",)
-
-    def __init__(self, headers: dict[str, str]) -> None:
-        self._d = {k.lower(): (k, v) for k, v in headers.items()}
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._d
-
-    def __getitem__(self, name: str) -> str:
-        return self._d[name.lower()][1]
-
-    def __setitem__(self, name: str, value: str) -> None:
-        self._d[name.lower()] = (name, value)
-
-    def __delitem__(self, name: str) -> None:
-        self._d.pop(name.lower(), None)
-
-    def get(self, name: str, default: Any = None) -> Any:
-        item = self._d.get(name.lower())
-        return default if item is None else item[1]
-
-    def items(self) -> list[tuple[str, str]]:
-        return list(self._d.values())
-
-
-class _SignedHeaders(dict):
-    """What SigV4Auth's canonical_headers/signed_headers read of headers_to_sign (names lower-cased)."""
-
-    def get_all(self, name: str) -> list[str]:
-        return [self[name]]
-
-
 _SIGNING_KEYS: dict[tuple[str, str, str, str], bytes] = {}
+_BLACKLIST = frozenset(SIGNED_HEADERS_BLACKLIST)
 
 
-class _SigV4(SigV4Auth):
-    """botocore's SigV4Auth (canonical request, string to sign, signature, headers it adds), with two
-    per-call costs taken out: the headers to sign gathered without botocore's email.message-based
-    HTTPHeaders and the Host derived once per operation (both as ``headers_to_sign`` does), and the
-    signing key (four HMACs over the date, region, service) kept per day."""
-
-    def __init__(self, credentials: Any, service_name: str, region_name: str, host: str) -> None:
-        super().__init__(credentials, service_name, region_name)
-        self._host = host
-
-    def headers_to_sign(self, request: Any) -> Any:
-        from botocore.auth import SIGNED_HEADERS_BLACKLIST
-
-        signed = _SignedHeaders()
-        for name, value in request.headers.items():
-            lname = name.lower()
-            if lname not in SIGNED_HEADERS_BLACKLIST:
-                signed[lname] = value
-        if "host" not in signed:
-            signed["host"] = self._host
-        return signed
-
-    def signature(self, string_to_sign: str, request: Any) -> str:
-        day = request.context["timestamp"][0:8]
-        cache_key = (self.credentials.secret_key, day, self._region_name, self._service_name)
-        k_signing = _SIGNING_KEYS.get(cache_key)
-        if k_signing is None:
-            k_date = self._sign(f"AWS4{self.credentials.secret_key}".encode(), day)
-            k_signing = self._sign(self._sign(self._sign(k_date, self._region_name), self._service_name),
-                                   "aws4_request")
-            if len(_SIGNING_KEYS) > 8:
-                _SIGNING_KEYS.clear()
-            _SIGNING_KEYS[cache_key] = k_signing
-        return self._sign(k_signing, string_to_sign, hex=True)
+def _hmac(key: bytes, msg: str) -> bytes:
+    return hmac.new(key, msg.encode("utf-8"), hashlib.sha256).digest()
 
 
-class _SigningRequest:
-    """What ``SigV4Auth.add_auth`` reads and writes of a request (botocore's AWSRequest would be prepared
-    again just to read its body)."""
-
-    __slots__ = ("method", "url", "headers", "body", "context", "params")
-
-    def __init__(self, method: str, url: str, headers: dict[str, str], body: bytes) -> None:
-        self.method, self.url, self.body = method, url, body
-        self.headers = _Headers(headers)
-        self.context: dict[str, Any] = {"payload_signing_enabled": True}
-        self.params: dict[str, Any] = {}
+def _sigv4(creds: ReadOnlyCredentials, op: _Operation, method: str, headers: dict[str, str], body: bytes,
+           ) -> list[tuple[str, str]]:
+    """``headers`` with the ones ``botocore.auth.SigV4Auth.add_auth`` adds (X-Amz-Date, X-Amz-Security-Token,
+    Authorization), in the order it adds them, its signature computed as it computes it for these requests
+    (no query, no Date or X-Amz-Content-SHA256 header, payload signed): the canonical request, the string to
+    sign, the signing key (kept per secret, day, region and service) — byte-identical, the tests compare.
+    Done directly: SigV4Auth's generic request handling (email.message headers, URL parsing, its logger's
+    debug calls) cost a warm call more than the hashing."""
+    timestamp = botocore.auth.get_current_datetime().strftime(SIGV4_TIMESTAMP)  # looked up at call time
+    day = timestamp[:8]
+    out = [(k, v) for k, v in headers.items() if k.lower() not in ("x-amz-date", "x-amz-security-token",
+                                                                      "authorization")]
+    out.append(("X-Amz-Date", timestamp))
+    if creds.token:
+        out.append(("X-Amz-Security-Token", creds.token))
+    signed = {}
+    for name, value in out:
+        lname = name.lower()
+        if lname not in _BLACKLIST:
+            signed[lname] = " ".join(value.split())
+    if "host" not in signed:
+        signed["host"] = op.host
+    names = sorted(signed)
+    signed_headers = ";".join(names)
+    canonical = "\n".join((method.upper(), op.canonical_path, op.canonical_query,
+                           "\n".join(f"{n}:{signed[n]}" for n in names) + "\n", signed_headers,
+                           hashlib.sha256(body).hexdigest()))
+    scope = f"{day}/{op.signing_region}/{op.signing_name}/aws4_request"
+    string_to_sign = f"AWS4-HMAC-SHA256\n{timestamp}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
+    cache_key = (creds.secret_key, day, op.signing_region, op.signing_name)
+    k_signing = _SIGNING_KEYS.get(cache_key)
+    if k_signing is None:
+        k_date = _hmac(f"AWS4{creds.secret_key}".encode(), day)
+        k_signing = _hmac(_hmac(_hmac(k_date, op.signing_region), op.signing_name), "aws4_request")
+        if len(_SIGNING_KEYS) > 8:
+            _SIGNING_KEYS.clear()
+        _SIGNING_KEYS[cache_key] = k_signing
+    signature = hmac.new(k_signing, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+    out.append(("Authorization", f"AWS4-HMAC-SHA256 Credential={creds.access_key}/{scope}, "
+                                 f"SignedHeaders={signed_headers}, Signature={signature}"))
+    return out
 
 
 class _LowerDict(dict):
@@ -388,6 +360,9 @@ class _Operation:
         from botocore.auth import _host_from_url
 
         self.host = _host_from_url(url)  # as SigV4Auth.headers_to_sign derives it
+        parts = urlsplit(url)  # as SigV4Auth.canonical_request reads the URL
+        self.canonical_path = quote(normalize_url_path(parts.path), safe="/~")
+        self.canonical_query = SigV4Auth(None, "", "")._canonical_query_string_url(parts)
         self.path = (urlsplit(url).path.rstrip("/") or "") + "/"
         self.url = url.rstrip("/") + "/" if urlsplit(url).path in ("", "/") else url
         service_id = model.service_model.service_id.hyphenize()
@@ -465,8 +440,12 @@ class Transport:
         return ssl.create_default_context(cafile=get_cert_path(True if self.verify is None else self.verify))
 
     def _connect(self, scheme: str, host: str, port: int, url: str) -> _Connection:
+        # an ASCII host name (AWS endpoints, IP literals) as bytes: given a str, getaddrinfo and ssl encode it
+        # with the idna codec, whose import (stringprep, unicodedata) costs a cold start ~6 ms; for an ASCII
+        # name that encoding is the name itself
+        name: str | bytes = host.encode("ascii") if host.isascii() else host
         try:
-            sock = socket.create_connection((host, port), timeout=self.connect_timeout)
+            sock = socket.create_connection((name, port), timeout=self.connect_timeout)
         except TimeoutError as e:
             raise ConnectTimeoutError(endpoint_url=url, error=e) from e
         except OSError as e:
@@ -477,7 +456,7 @@ class Transport:
         sock.settimeout(self.read_timeout)
         if scheme == "https":
             try:
-                sock = self._tls.wrap_socket(sock, server_hostname=host)
+                sock = self._tls.wrap_socket(sock, server_hostname=name)
             except ssl.SSLError as e:
                 sock.close()
                 raise BotoSSLError(endpoint_url=url, error=e) from e

@@ -10,6 +10,8 @@ import datetime as dt
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from stepless import clock, jose, settings
@@ -22,7 +24,7 @@ from stepless.acme.messages import (
     VALID,
     Order,
 )
-from stepless.acme.orders import order_status
+from stepless.acme.orders import authorizations, order_status
 from stepless.acme.service import (
     CERT,
     ORDER,
@@ -32,6 +34,7 @@ from stepless.acme.service import (
     load,
     payload_of,
 )
+from stepless.authority import Authority
 from stepless.durations import TimeArg
 from stepless.errors import BadRequest, StepError
 from stepless.observability import logger, metrics
@@ -87,7 +90,8 @@ def finalize(ctx: Ctx, body: bytes, order_id: str) -> Reply:
     assert req.account is not None
     rec = load(ORDER, order_id, req.account.id)
     order = Order.from_doc(rec.doc)
-    status = order_status(order, ctx.now)
+    authzs = authorizations(order)
+    status = order_status(order, ctx.now, authzs)
     if status != READY:
         raise AcmeError("orderNotReady", f"the order is {status}, not ready", status=403)
     csr = _csr(payload_of(req).get("csr"))
@@ -95,7 +99,7 @@ def finalize(ctx: Ctx, body: bytes, order_id: str) -> Reply:
     processing = rec.next({**order.to_doc(), "status": PROCESSING})
     store.write(processing)  # one finalize at a time: a second one meets a version conflict
     try:
-        serial = _issue(ctx, csr, sans, order)
+        serial, not_after = _issue(ctx, csr, sans, order)
     except Exception as e:  # the order must not stay "processing": it fails with the reason, then the request
         if isinstance(e, AcmeError):
             problem = e
@@ -105,14 +109,29 @@ def finalize(ctx: Ctx, body: bytes, order_id: str) -> Reply:
             problem = AcmeError("serverInternal")
         store.write(processing.next(dataclasses.replace(order, status=INVALID, error=problem.to_json()).to_doc()))
         raise
-    done = dataclasses.replace(order, status=VALID, certificate=serial)
-    store.write(processing.next(done.to_doc()),
-                AcmeRecord(CERT, serial, {"account_id": req.account.id, "order": order.id}))
+    # a valid order, its authorizations and its certificate link are kept until the certificate expires (not
+    # the pending order's 24 h), so a client may download it, or read the order, any time before then
+    done = dataclasses.replace(order, status=VALID, certificate=serial, expires=not_after)
+    store.write(processing.next(done.to_doc(), expires=not_after),
+                AcmeRecord(CERT, serial, {"account_id": req.account.id, "order": order.id}, expires=not_after))
+    _keep_authorizations(authzs, not_after)
     return Reply(200, done.to_json(ctx.links, VALID), {"location": ctx.links.order(order.id)})
 
 
-def _issue(ctx: Ctx, req: csrs.Request, sans: SANs, order: Order) -> str:
-    """Sign and record the certificate (as POST /sign does); its serial."""
+def _keep_authorizations(authzs: list[AcmeRecord | None], until: int) -> None:
+    """Keep a valid order's authorizations until ``until`` (one transaction: an order names at most 100). The
+    certificate is issued already: a failure here is logged, and those authorizations expire as pending ones."""
+    recs = [r for r in authzs if r is not None]
+    if not recs:
+        return
+    try:
+        store.write(*(r.next({**r.doc, "expires": until}, expires=until) for r in recs))
+    except StepError as e:
+        logger.warning("ACME authorizations of a valid order keep their 24 h expiry", extra={"reason": e.detail})
+
+
+def _issue(ctx: Ctx, req: csrs.Request, sans: SANs, order: Order) -> tuple[str, int]:
+    """Sign and record the certificate (as POST /sign does); its serial and notAfter (epoch s)."""
     auth, prov, now = ctx.auth, ctx.prov, clock.now()
     claims = prov.claims
     limits = Limits(claims.default_tls, claims.min_tls, claims.max_tls, auth.backdate)
@@ -132,18 +151,50 @@ def _issue(ctx: Ctx, req: csrs.Request, sans: SANs, order: Order) -> str:
     commit(cert, item, None, "acme", ts)
     metrics.issued("x509", prov.type, provisioner=prov.name, serial=item.serial)
     logger.info("certificate issued", extra={"serial": item.serial, "provisioner": prov.name, "subject": cn})
-    return item.serial
+    return item.serial, int(not_after.timestamp())
 
 
-def certificate(ctx: Ctx, body: bytes, order_id: str) -> Reply:
-    """The PEM chain (leaf, intermediate) of a valid order."""
+def chains(leaf: x509.Certificate, auth: Authority) -> dict[str, x509.Certificate]:
+    """The intermediates that chain a leaf (RFC 8555 §7.4.2), by SHA-256 fingerprint: the current one first.
+
+    The CA has one root and one signing intermediate, so the only other chain a client can be given is through
+    an intermediate that ``ca rotate-intermediate`` replaced, is still valid (``Authority.intermediates``) and
+    verifies the leaf: one under the same key (the kms and files backends keep the key across a rotation) —
+    for clients that still pin the previous intermediate, until it expires. A rotation to a new key (the
+    secrets backend) or ``--distrust-previous`` leaves no alternate.
+    """
+    out = {}
+    for inter in auth.intermediates:
+        try:
+            leaf.verify_directly_issued_by(inter)
+        except (ValueError, TypeError, InvalidSignature):
+            continue
+        out[inter.fingerprint(hashes.SHA256()).hex()] = inter
+    return out
+
+
+def certificate(ctx: Ctx, body: bytes, cert_id: str, alternate: str | None = None) -> Reply:
+    """The PEM chain (leaf, intermediate) of a certificate the account ordered, named by its serial (as step-ca's
+    ``/acme/<provisioner>/certificate/<id>``); ``alternate``: the chain through that (replaced) intermediate.
+    ``Link: rel="alternate"`` names each other chain of the leaf (see :func:`chains`)."""
     req = authenticate(ctx, body)
     assert req.account is not None
-    order = Order.from_doc(load(ORDER, order_id, req.account.id).doc)
-    cert_rec = certificates.get(order.certificate) if order.status == VALID and order.certificate else None
+    load(CERT, cert_id, req.account.id)
+    cert_rec = certificates.get(cert_id)
     if cert_rec is None:
-        raise AcmeError("malformed", "the order has no certificate", status=404)
-    return Reply(200, cert_rec.pem + ctx.auth.intermediate_pem, {"content-type": "application/pem-certificate-chain"})
+        raise AcmeError("malformed", "the certificate does not exist", status=404)
+    by_fp = chains(x509.load_pem_x509_certificate(cert_rec.pem.encode()), ctx.auth)
+    default = next(iter(by_fp), None)
+    chosen = alternate or default
+    if alternate is not None and (alternate == default or alternate not in by_fp):
+        raise AcmeError("malformed", "the certificate has no such alternate chain", status=404)
+    inter_pem = by_fp[chosen].public_bytes(Encoding.PEM).decode() if chosen else ctx.auth.intermediate_pem
+    headers = {"content-type": "application/pem-certificate-chain"}
+    links = [f'<{ctx.links.certificate(cert_id, *([fp] if fp != default else []))}>;rel="alternate"'
+             for fp in by_fp if fp != chosen]
+    if links:
+        headers["link"] = ", ".join(links)
+    return Reply(200, cert_rec.pem + inter_pem, headers)
 
 
 REASONS = {0, 1, 2, 3, 4, 5, 6, 8, 9, 10}

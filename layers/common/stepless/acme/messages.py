@@ -54,8 +54,8 @@ class Links:
     def challenge(self, authz_id: str, ch_id: str) -> str:
         return self.link("challenge", authz_id, ch_id)
 
-    def certificate(self, id: str) -> str:
-        return self.link("certificate", id)
+    def certificate(self, serial: str, *alternate: str) -> str:
+        return self.link("certificate", serial, *alternate)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,6 +113,7 @@ class Challenge:
     status: str = PENDING
     validated: int | None = None
     error: dict[str, Any] | None = None
+    started: int | None = None  # when validation began (status processing; epoch s)
 
     def to_json(self, links: Links, authz_id: str) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.type, "url": links.challenge(authz_id, self.id),
@@ -166,7 +167,7 @@ class Order:
     status: str = PENDING
     not_before: int | None = None
     not_after: int | None = None
-    certificate: str | None = None  # the issued certificate's serial (its URL names the order)
+    certificate: str | None = None  # the issued certificate's serial (its URL names it)
     error: dict[str, Any] | None = None
 
     @classmethod
@@ -189,7 +190,7 @@ class Order:
         if self.not_after is not None:
             out["notAfter"] = rfc3339(self.not_after)
         if self.certificate:
-            out["certificate"] = links.certificate(self.id)
+            out["certificate"] = links.certificate(self.certificate)
         if self.error:
             out["error"] = self.error
         return out

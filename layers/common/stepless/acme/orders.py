@@ -16,6 +16,7 @@ from stepless.acme.messages import (
     DEACTIVATED,
     INVALID,
     PENDING,
+    PROCESSING,
     READY,
     VALID,
     Authorization,
@@ -39,7 +40,10 @@ from stepless.acme.service import (
 )
 from stepless.observability import logger, metrics
 from stepless.stores import acme as store
-from stepless.stores.acme import AcmeRecord
+from stepless.stores.acme import AcmeConflict, AcmeRecord
+
+RETRY_AFTER_S = "1"  # what a client polling a pending order or a processing challenge is told to wait
+PROCESSING_STALE_S = 60  # a challenge left processing longer (the validating function died) may be retried
 
 # --- orders -----------------------------------------------------------------------------------------------
 
@@ -93,15 +97,20 @@ def new_order(ctx: Ctx, body: bytes) -> Reply:
 
 
 
-def order_status(order: Order, now: int) -> str:
-    """An order's current status: ready once every authorization is valid, invalid once one is or it expired."""
+def authorizations(order: Order) -> list[AcmeRecord | None]:
+    """The order's authorization records (None: gone)."""
+    return [store.get(AUTHZ, authz_id) for authz_id in order.authorizations]
+
+
+def order_status(order: Order, now: int, authzs: list[AcmeRecord | None] | None = None) -> str:
+    """An order's current status: ready once every authorization is valid, invalid once one is or it expired.
+    ``authzs``: its :func:`authorizations`, when the caller has read them."""
     if order.status != PENDING:
         return order.status
     if now > order.expires:
         return INVALID
     statuses = set()
-    for authz_id in order.authorizations:
-        rec = store.get(AUTHZ, authz_id)
+    for rec in authorizations(order) if authzs is None else authzs:
         statuses.add(Authorization.from_doc(rec.doc).current_status(now) if rec else INVALID)
     if statuses & {INVALID, DEACTIVATED, "expired", "revoked"}:
         return INVALID
@@ -112,7 +121,11 @@ def get_order(ctx: Ctx, body: bytes, order_id: str) -> Reply:
     req = authenticate(ctx, body)
     assert req.account is not None
     order = Order.from_doc(load(ORDER, order_id, req.account.id).doc)
-    return Reply(200, order.to_json(ctx.links, order_status(order, ctx.now)), {"location": ctx.links.order(order_id)})
+    status = order_status(order, ctx.now)
+    headers = {"location": ctx.links.order(order_id)}
+    if status in (PENDING, PROCESSING):  # RFC 8555 §7.4: tell a polling client when to ask again
+        headers["retry-after"] = RETRY_AFTER_S
+    return Reply(200, order.to_json(ctx.links, status), headers)
 
 
 def get_authz(ctx: Ctx, body: bytes, authz_id: str) -> Reply:
@@ -127,19 +140,46 @@ def get_authz(ctx: Ctx, body: bytes, authz_id: str) -> Reply:
     return Reply(200, authz.to_json(ctx.links, ctx.now), {"location": ctx.links.authz(authz_id)})
 
 
+def _with(authz: Authorization, ch: Challenge) -> Authorization:
+    return dataclasses.replace(authz, challenges=tuple(ch if c.id == ch.id else c for c in authz.challenges))
+
+
+def _challenge_reply(ctx: Ctx, authz_id: str, ch: Challenge) -> Reply:
+    headers = {"link": f'<{ctx.links.authz(authz_id)}>;rel="up"', "location": ctx.links.challenge(authz_id, ch.id)}
+    if ch.status == PROCESSING:  # RFC 8555 §7.5.1: the retry state
+        headers["retry-after"] = RETRY_AFTER_S
+    return Reply(200, ch.to_json(ctx.links, authz_id), headers)
+
+
+def _find(authz: Authorization, challenge_id: str) -> Challenge:
+    ch = next((c for c in authz.challenges if c.id == challenge_id), None)
+    if ch is None:
+        raise AcmeError("malformed", "no such challenge", status=404)
+    return ch
+
+
 def challenge(ctx: Ctx, body: bytes, authz_id: str, challenge_id: str) -> Reply:
-    """Validate the challenge now (synchronously); the authorization becomes valid or invalid with it."""
+    """RFC 8555 §7.5.1: the client's POST starts validation. The challenge turns ``processing`` (stored first, so
+    a concurrent POST answers ``processing`` with Retry-After instead of validating twice), is validated now
+    (synchronously), then turns ``valid`` or ``invalid`` and the authorization with it (it stays ``pending``
+    while its challenge is processing). A POST-as-GET, or a POST on a challenge no longer pending, answers its
+    current state; one left ``processing`` for :data:`PROCESSING_STALE_S` (the function died) is validated anew."""
     req = authenticate(ctx, body)
     assert req.account is not None
     rec = load(AUTHZ, authz_id, req.account.id)
     authz = Authorization.from_doc(rec.doc)
-    ch = next((c for c in authz.challenges if c.id == challenge_id), None)
-    if ch is None:
-        raise AcmeError("malformed", "no such challenge", status=404)
-    headers = {"link": f'<{ctx.links.authz(authz_id)}>;rel="up"',
-               "location": ctx.links.challenge(authz_id, challenge_id)}
-    if req.jws.post_as_get or ch.status != PENDING or authz.current_status(ctx.now) != PENDING:
-        return Reply(200, ch.to_json(ctx.links, authz_id), headers)
+    ch = _find(authz, challenge_id)
+    stale = ch.status == PROCESSING and ctx.now - (ch.started or 0) >= PROCESSING_STALE_S
+    if req.jws.post_as_get or (ch.status != PENDING and not stale) or authz.current_status(ctx.now) != PENDING:
+        return _challenge_reply(ctx, authz_id, ch)
+    ch = dataclasses.replace(ch, status=PROCESSING, started=ctx.now)
+    rec = rec.next(_with(authz, ch).to_doc())
+    try:
+        store.write(rec)
+    except AcmeConflict:  # another request changed the authorization meanwhile: its state is the answer
+        latest = store.get(AUTHZ, authz_id)
+        return _challenge_reply(ctx, authz_id,
+                                _find(Authorization.from_doc(latest.doc), challenge_id) if latest else ch)
     key_auth = validation.key_authorization(ch.token, req.account.doc["thumbprint"])
     try:
         if ch.type == "http-01":
@@ -155,6 +195,5 @@ def challenge(ctx: Ctx, body: bytes, authz_id: str, challenge_id: str) -> Reply:
         authz = dataclasses.replace(authz, status=INVALID)
         metrics.rejected("acme_challenge")
         logger.info("ACME challenge failed", extra={"type": ch.type, "reason": e.detail})
-    authz = dataclasses.replace(authz, challenges=tuple(ch if c.id == challenge_id else c for c in authz.challenges))
-    store.write(rec.next(authz.to_doc()))
-    return Reply(200, ch.to_json(ctx.links, authz_id), headers)
+    store.write(rec.next(_with(authz, ch).to_doc()))
+    return _challenge_reply(ctx, authz_id, ch)

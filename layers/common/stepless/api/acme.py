@@ -60,8 +60,9 @@ def _headers(req: Request, extra: dict[str, str]) -> dict[str, str]:
         out["replay-nonce"] = service.new_nonce(int(clock.now().timestamp()))
     except StepError:
         logger.warning("no nonce for an ACME response: the store refused it")
-    with contextlib.suppress(StepError):
-        out.setdefault("link", f'<{_links(req)[0].directory()}>;rel="index"')
+    with contextlib.suppress(StepError):  # Link values join with commas (RFC 8288 §3)
+        index = f'<{_links(req)[0].directory()}>;rel="index"'
+        out["link"] = f"{out['link']}, {index}" if out.get("link") else index
     return out
 
 
@@ -91,7 +92,8 @@ POSTS: tuple[tuple[str, Callable[..., service.Reply], tuple[str, ...]], ...] = (
     ("/order/{order}/finalize", issuance.finalize, ("order",)),
     ("/authz/{authz}", orders.get_authz, ("authz",)),
     ("/challenge/{authz}/{challenge}", orders.challenge, ("authz", "challenge")),
-    ("/certificate/{order}", issuance.certificate, ("order",)),
+    ("/certificate/{certificate}", issuance.certificate, ("certificate",)),
+    ("/certificate/{certificate}/{alternate}", issuance.certificate, ("certificate", "alternate")),
 )
 BASE = "/acme/{provisioner}"
 

@@ -26,23 +26,31 @@ def register(cls: type[Provisioner]) -> type[Provisioner]:
     return cls
 
 
-def _load_types() -> None:
-    if _TYPES:
-        return
-    import importlib
+# type name -> (module under stepless.provisioners, class): a type's module is imported when a configured
+# provisioner has that type (a cold start skips the modules of the types not configured, ~5-9 ms each)
+_MODULES = {"JWK": ("jwk", "JWKProvisioner"), "SSHPOP": ("sshpop", "SSHPOPProvisioner"),
+            "OIDC": ("oidc", "OIDCProvisioner"), "X5C": ("x5c", "X5CProvisioner"),
+            "ACME": ("acme", "ACMEProvisioner")}
 
-    from stepless.provisioners.jwk import JWKProvisioner
 
-    register(JWKProvisioner)
-    for module, cls in (("sshpop", "SSHPOPProvisioner"), ("oidc", "OIDCProvisioner"), ("x5c", "X5CProvisioner"),
-                        ("acme", "ACMEProvisioner")):
+def _load_type(name: str) -> type[Provisioner] | None:
+    if name not in _TYPES and name in _MODULES:
+        import importlib
+
+        module, cls = _MODULES[name]
         register(getattr(importlib.import_module(f"stepless.provisioners.{module}"), cls))
+    return _TYPES.get(name)
+
+
+def _load_types() -> None:
+    """Every known type loaded (what needs them all at once)."""
+    for name in _MODULES:
+        _load_type(name)
 
 
 def build(data: dict[str, Any], claims: Claims) -> Provisioner:
     """A provisioner object from its configuration entry."""
-    _load_types()
-    cls = _TYPES.get(str(data.get("type")))
+    cls = _load_type(str(data.get("type")))
     if cls is None:
         raise ConfigError(f"unsupported provisioner type {data.get('type')!r}")
     return cls(data, claims)
