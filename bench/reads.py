@@ -243,7 +243,7 @@ def _writes(ca: Any) -> dict[str, dict[str, int]]:
         revoke = dict(counter.calls)
     finally:
         counter.detach()
-    return {"SSH host issuance, 1 principal (+1 UpdateItem per principal)": host,
+    return {"SSH host issuance, 1 principal (+2 UpdateItem per principal: the principal, its listing)": host,
             "X.509 revocation (+1 kms.Sign, +1 PutItem: the revoked OCSP response)": revoke}
 
 

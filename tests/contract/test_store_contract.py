@@ -392,23 +392,58 @@ def test_host_index(store):
     hosts.add(["Web1.Internal", "web1", "x" * 2000], "11", NOW + 100, NOW)
     hosts.add(["web1.internal"], "12", NOW + 200, NOW)
     assert hosts.exists("WEB1.internal") and hosts.exists("web1") and not hosts.exists("x" * 2000)
-    hosts.remove(["web1.internal"], "11", NOW + 100)
-    hosts.remove(["nobody"], "11", NOW + 100)  # absent: nothing happens
+    hosts.remove(["web1.internal"], "11", NOW + 100, NOW)
+    hosts.remove(["nobody"], "11", NOW + 100, NOW)  # absent: nothing happens
     for i in range(5):
         hosts.add([f"h{i}.internal"], str(20 + i), NOW - 1 if i == 3 else NOW + 50, NOW - 10)
     hosts.add(["h3.internal"], "30", NOW + 60, NOW)  # drops h3's expired entry
-    page, cursor = hosts.page(limit=3)
+    page, cursor = hosts.page(NOW, limit=3)
     assert [h.principal for h in page] == ["h0.internal", "h1.internal", "h2.internal"] and cursor == "h2.internal"
-    rest, end = hosts.page(limit=3, cursor=cursor)
+    rest, end = hosts.page(NOW, limit=3, cursor=cursor)
     assert [h.principal for h in rest] == ["h3.internal", "h4.internal", "web1"]
-    more, _ = hosts.page(limit=10, cursor=end) if end else ([], None)
+    more, _ = hosts.page(NOW, limit=10, cursor=end) if end else ([], None)
     everything = {h.principal: h for h in page + rest + more}
     assert everything["h3.internal"].certificates == {"30": NOW + 60}
     assert set(everything) == {"h0.internal", "h1.internal", "h2.internal", "h3.internal", "h4.internal", "web1",
                                "web1.internal"}
     assert everything["web1.internal"].certificates == {"12": NOW + 200} and everything["web1.internal"].live(NOW)
     with pytest.raises(ValueError):
-        hosts.page(cursor="x" * 2000)
+        hosts.page(NOW, cursor="x" * 2000)
+
+
+def test_expired_and_revoked_hosts_are_not_listed_but_were_seen(store):
+    """GET /ssh/hosts lists live hosts only, however many expired before (step's client reads one page);
+    check-host still answers whether a host certificate was ever issued, as step-ca."""
+    for i in range(8):
+        hosts.add([f"old{i}.internal"], str(i), NOW + 10, NOW)
+    hosts.add(["web.internal"], "100", NOW + 500, NOW)
+    hosts.add(["gone.internal"], "101", NOW + 500, NOW)
+    hosts.remove(["gone.internal"], "101", NOW + 500, NOW + 1)
+    assert [h.principal for h in hosts.page(NOW, limit=20)[0]] == sorted(
+        [f"old{i}.internal" for i in range(8)] + ["web.internal"])
+    later = NOW + 100  # every old* certificate has expired, gone* was revoked
+    assert hosts.page(later, limit=2) == ([hosts.Host("web.internal", {"100": NOW + 500})], None)
+    assert hosts.page(later, limit=1)[0] == [hosts.Host("web.internal", {"100": NOW + 500})]
+    assert hosts.page(NOW + 500) == ([], None)
+    assert all(hosts.exists(p) for p in ("old0.internal", "gone.internal", "web.internal"))
+    hosts.add(["old0.internal"], "7", NOW + 900, later)  # a new certificate lists the host again
+    assert [h.principal for h in hosts.page(later)[0]] == ["old0.internal", "web.internal"]
+
+
+def test_an_expired_host_is_pruned_from_the_store(store):
+    """Expired listings are deleted (SQLite on the next write, DynamoDB by TTL on `expires`), not kept."""
+    hosts.add(["a.internal"], "1", NOW + 10, NOW)
+    hosts.add(["b.internal"], "2", NOW + 900, NOW + 20)
+    if store == "sqlite":
+        with backend.current().hosts.db.read() as conn:
+            rows = conn.execute("SELECT principal, serial FROM host_certificates").fetchall()
+        assert rows == [("b.internal", "2")]
+    else:
+        ddb = boto3.client("dynamodb")
+        items = ddb.scan(TableName=TABLES["STEPLESS_HOSTS_TABLE"][0])["Items"]
+        listing = {i["principal"]["S"]: int(i["expires"]["N"]) for i in items if i["pk"]["S"] == "live"}
+        assert listing == {"a.internal": NOW + 10, "b.internal": NOW + 900}  # TTL deletes a.internal
+        assert not any("expires" in i for i in items if i["pk"]["S"] == "host")  # kept forever
 
 
 def test_revoked_ssh_set(store):
@@ -429,6 +464,31 @@ def test_revoked_ssh_set(store):
     for t in threads:
         t.join()
     assert ssh_revoked.get().version == 9 and len(ssh_revoked.get().user) == 7  # no revocation lost
+
+
+def test_the_revoked_ssh_set_is_bounded_and_pruned_first(store, monkeypatch, caplog):
+    """The set is one DynamoDB item (400 KB): past MAX_UNEXPIRED a new serial is refused with a typed 503
+    and an error line, before DynamoDB would refuse the write; expired entries are dropped first, so they
+    never count; re-adding a listed serial always succeeds."""
+    from stepless.stores.errors import RevokedSetFull
+
+    monkeypatch.setattr(ssh_revoked, "MAX_UNEXPIRED", 4)
+    monkeypatch.setattr(ssh_revoked, "WARN_AT", 3)
+    ssh_revoked.add(1, "user", NOW + 10, NOW)
+    ssh_revoked.add(2, "host", NOW + 10, NOW)
+    ssh_revoked.add(3, "user", NOW + 900, NOW)
+    assert any(r.levelname == "WARNING" and "nearly full" in r.getMessage() for r in caplog.records)
+    full = ssh_revoked.add(4, "host", NOW + 900, NOW)
+    assert len(full.user) + len(full.host) == 4
+    with pytest.raises(RevokedSetFull) as refused:
+        ssh_revoked.add(5, "user", NOW + 900, NOW)
+    assert refused.value.status == 503 and "KRL is full" in str(refused.value)
+    assert any(r.levelname == "ERROR" and "revoked SSH set full" in r.getMessage() for r in caplog.records)
+    assert ssh_revoked.get() == full  # nothing written
+    assert ssh_revoked.add(3, "user", NOW + 900, NOW).version == full.version + 1  # listed already: room unneeded
+    later = ssh_revoked.add(5, "user", NOW + 900, NOW + 10)  # 1 and 2 expired: pruned before counting
+    assert later.user == {3: NOW + 900, 5: NOW + 900} and later.host == {4: NOW + 900}
+    assert ssh_revoked.get() == later
 
 
 def test_ocsp_responses(store):

@@ -391,13 +391,16 @@ def test_tables_protected(template: dict[str, Any]) -> None:
 
 
 def test_host_index_table(template: dict[str, Any]) -> None:
-    """The SSH host index: one partition ("host") sorted by principal, so /ssh/hosts is a Query."""
+    """The SSH host index: partitions ("host" forever, "live" listings) sorted by principal, so /ssh/hosts
+    is a Query."""
     resource = template["Resources"]["HostsTable"]
     props = resource["Properties"]
     assert resource["DeletionPolicy"] == "Retain" and props["DeletionProtectionEnabled"] is True
     assert props["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"},
                                   {"AttributeName": "principal", "KeyType": "RANGE"}]
     assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    # expired listings (pk = "live") are pruned by TTL on `expires`, which the DynamoDB backend writes
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires", "Enabled": True}
 
 
 def test_unauthenticated_reads_need_no_scan(template: dict[str, Any]) -> None:

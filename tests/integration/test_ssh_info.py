@@ -209,14 +209,29 @@ def test_hosts_pages(test_ca):
         assert status == 400 and "limit" in body["message"]
 
 
+def test_an_expired_host_is_not_listed_but_check_host_still_knows_it(test_ca):
+    """GET /ssh/hosts drifted from step-ca: hosts whose certificates expired stayed listed (and, past 1000
+    names ever issued, crowded live ones off the one page step's client reads)."""
+    blob, _ = host_cert(test_ca, "old.example.com")
+    valid_before = parse_certificate(base64.b64decode(blob)).valid_before
+    assert call(app, "GET", "/ssh/hosts")[1]["hosts"] == [{"hid": "", "host_tags": None,
+                                                           "hostname": "old.example.com"}]
+    with clock.freeze(dt.datetime.fromtimestamp(valid_before, dt.UTC)):
+        assert call(app, "GET", "/ssh/hosts")[1] == {"hosts": []}
+        assert call(app, "POST", "/ssh/check-host", {"type": "host", "principal": "old.example.com"})[1] == \
+            {"exists": True}
+
+
 def test_expired_host_entries_are_dropped_when_the_principal_is_written_again(test_ca):
     now = int(clock.now().timestamp())
     host_index.add(["DB.example.com"], "1", now + 600, now)
     host_index.add(["db.example.com"], "2", now + 7200, now)
     host_index.add(["db.example.com"], "3", now + 9000, now + 3600)  # an hour later: 1 has expired
-    page, cursor = host_index.page()
+    page, cursor = host_index.page(now + 3600)
     assert page == [host_index.Host("db.example.com", {"2": now + 7200, "3": now + 9000})] and cursor is None
     assert page[0].live(now + 8000) and not page[0].live(now + 9000)
+    assert host_index.page(now + 9000) == ([], None)  # expired: not listed
+    assert host_index.exists("db.example.com")  # check-host: a host certificate was ever issued
 
 
 def test_upgrade_fills_the_host_index_and_the_revoked_set(test_ca, tmp_path):
@@ -269,3 +284,23 @@ def test_a_retried_ssh_revocation_completes_a_lost_krl_write(test_ca):
     assert status == 400 and "already revoked" in body["message"]
     ssh_info._krl_cache = None
     assert serial in ssh_info._revoked(test_ca.authority).host
+
+
+def test_a_revocation_past_the_revoked_set_limit_is_a_clear_503(test_ca, monkeypatch):
+    """The revoked-SSH set is one DynamoDB item (400 KB): past its bound an SSH revocation is recorded but
+    answers a step-style 503 saying why, instead of failing on DynamoDB's item limit; a retry after room
+    is made completes its KRL entry."""
+    from stepless.stores import ssh_revoked
+
+    first, _ = host_cert(test_ca, "a.example.com")
+    second, _ = host_cert(test_ca, "b.example.com")
+    serials = [parse_certificate(base64.b64decode(c)).serial for c in (first, second)]
+    monkeypatch.setattr(ssh_revoked, "MAX_UNEXPIRED", 1)
+    assert revoke(serials[0], test_ca.token(str(serials[0]), path="/1.0/ssh/revoke"))[0] == 200
+    status, body = revoke(serials[1], test_ca.token(str(serials[1]), path="/1.0/ssh/revoke"))
+    assert status == 503 and body["status"] == 503 and "the SSH KRL is full" in body["message"]
+    assert set(ssh_revoked.get().host) == {serials[0]}
+    monkeypatch.setattr(ssh_revoked, "MAX_UNEXPIRED", 2)
+    status, body = revoke(serials[1], test_ca.token(str(serials[1]), path="/1.0/ssh/revoke"))
+    assert status == 400 and "already revoked" in body["message"]  # as step-ca; its KRL entry completed
+    assert set(ssh_revoked.get().host) == set(serials)

@@ -34,7 +34,15 @@ def handler(event, context):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
-    root = tmp_path_factory.mktemp("gw")
+    gw = make_gateway(tmp_path_factory.mktemp("gw"))
+    gw.start()
+    yield gw.server_address[0], gw.server_address[1]
+    gw.shutdown()
+    gw.server_close()
+
+
+def make_gateway(root: Path, **kwargs) -> gateway.Gateway:
+    """A gateway over one echo route, with its own self-signed TLS certificate."""
     (root / "echo").mkdir()
     (root / "echo" / "app.py").write_text(HANDLER)
     key = ec.generate_private_key(ec.SECP256R1())
@@ -49,11 +57,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]
     pem_key.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                           serialization.NoEncryption()))
     routes = [Route("Echo", method, "/echo", "echo", "app.handler") for method in ("POST", "GET")]
-    gw = gateway.Gateway(("127.0.0.1", 0), routes, Path(root), gateway.tls_context(str(crt), str(pem_key), str(crt)))
-    gw.start()
-    yield gw.server_address[0], gw.server_address[1]
-    gw.shutdown()
-    gw.server_close()
+    return gateway.Gateway(("127.0.0.1", 0), routes, Path(root), gateway.tls_context(str(crt), str(pem_key), str(crt)),
+                           **kwargs)
 
 
 def connect(server: tuple[str, int], timeout: float = 10) -> ssl.SSLSocket:
@@ -174,3 +179,69 @@ def test_a_client_that_never_handshakes_does_not_stop_the_gateway(server) -> Non
 def test_oversized_header_line_is_refused(server) -> None:
     got = responses(exchange(server, request("X-Big: " + "a" * 70_000 + "\r\nContent-Length: 0\r\n")))
     assert [status for status, _ in got] == [431]
+
+
+def closed_by_server(sock: ssl.SSLSocket) -> bool:
+    """Whether the server has closed ``sock`` (waits up to its timeout for a sign)."""
+    try:
+        return sock.recv(1) == b""
+    except (ssl.SSLError, ConnectionError):
+        return True
+    except TimeoutError:
+        return False
+
+
+def test_a_request_trickled_byte_by_byte_is_cut_off_at_the_deadline(server, monkeypatch) -> None:
+    """Slowloris: one byte every 29 s of a 30 s per-read timeout kept a thread forever; the whole request
+    must now arrive within the timeout (here 1.5 s, a byte every 0.3 s)."""
+    monkeypatch.setattr(gateway._Handler, "timeout", 1.5)
+    raw = request("Content-Length: 2\r\n", b"{}") * 10
+    with connect(server) as s:
+        s.settimeout(0.3)
+        start = time.monotonic()
+        for i in range(len(raw)):
+            try:
+                s.sendall(raw[i:i + 1])
+            except OSError:
+                break
+            if closed_by_server(s):
+                break
+        elapsed = time.monotonic() - start
+    assert 1.2 < elapsed < 4, elapsed  # cut off at the deadline, not after the whole trickle
+
+
+def test_a_trickled_body_is_cut_off_too(server, monkeypatch) -> None:
+    monkeypatch.setattr(gateway._Handler, "timeout", 1.5)
+    with connect(server) as s:
+        s.sendall(request("Content-Length: 100\r\n"))
+        s.settimeout(0.3)
+        start = time.monotonic()
+        while not closed_by_server(s):
+            s.sendall(b"x")
+            assert time.monotonic() - start < 4
+    assert time.monotonic() - start > 1
+
+
+def test_connections_past_the_cap_get_a_503_and_a_slot_frees_when_one_closes(tmp_path) -> None:
+    """One thread per connection had no cap: idle or trickling clients could exhaust the process."""
+    gw = make_gateway(tmp_path, max_connections=2)
+    gw.start()
+    addr = gw.server_address[:2]
+    try:
+        holders = [connect(addr) for _ in range(2)]  # handshaken, sending nothing: each holds a thread
+        time.sleep(0.2)
+        got = responses(exchange(addr, request("Content-Length: 2\r\n", b"{}"), timeout=5))
+        assert got == [(503, b'{"message":"Service Unavailable: too many connections"}')]
+        holders.pop().close()
+        deadline = time.monotonic() + 5
+        while True:  # the freed slot serves the next connection
+            got = responses(exchange(addr, request("Content-Length: 2\r\nConnection: close\r\n", b"{}"), timeout=5))
+            if got[0][0] == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert [status for status, _ in got] == [200]
+        for h in holders:
+            h.close()
+    finally:
+        gw.shutdown()
+        gw.server_close()

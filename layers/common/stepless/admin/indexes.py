@@ -31,7 +31,7 @@ def backfill_ssh() -> Backfill:
         not_after = rec.not_after or FOREVER
         hosts.add(principals, serial, not_after, now)
         if rec.serial in revoked:
-            hosts.remove(principals, serial, not_after)
+            hosts.remove(principals, serial, not_after, now)
         indexed += 1
     state = ssh_revoked.get()
     for key, rec in revoked.items():

@@ -34,6 +34,7 @@ from stepless import authority, aws, clock, settings
 from stepless.admin import target
 from stepless.local import gateway, stack, template
 from stepless.stores import backend
+from stepless.stores.sqlite import private
 from stepless.x509 import profile
 
 LOCAL_NAMES = ["localhost", "127.0.0.1", "::1"]
@@ -135,6 +136,8 @@ class DevStack:
         check_address(self.address)
         if self.reset:
             self._wipe()
+        for name in ("db", "secrets", "tls"):  # the records and keys: this user's only, even in an older home
+            private(self.home / name)
         ttl = os.environ.get("STEPLESS_CONFIG_TTL")  # the caller's, before the template's default (30) lands
         # the gateway asks every client for a certificate on all its names: each is an "mTLS domain"
         os.environ[settings.MTLS_DOMAIN] = ",".join(dict.fromkeys([*LOCAL_NAMES, self.address[0], *self.dns_names]))
@@ -289,6 +292,7 @@ class DevStack:
         crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM)
                         + auth.intermediate_pem.encode())
         fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # a file left by an earlier version keeps its mode through O_CREAT
         with os.fdopen(fd, "wb") as fh:
             fh.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                        serialization.NoEncryption()))
@@ -324,14 +328,21 @@ class DevStack:
 
 
 def _secret_file(path: Path, *, overwrite: bool) -> str:
-    """The value in ``path`` (a new random one written with mode 0600 when missing or ``overwrite``)."""
+    """The value in ``path`` (a new random one written with mode 0600 when missing, empty or ``overwrite``)."""
     if path.exists() and not overwrite:
-        return path.read_text().splitlines()[0]
+        lines = path.read_text().splitlines()
+        if lines and lines[0]:
+            return lines[0]
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     value = secrets.token_urlsafe(24)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    tmp = path.with_name(path.name + ".tmp")  # replaced whole: a run killed mid-write leaves no empty file
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a file left by a killed run keeps its mode through O_CREAT
     with os.fdopen(fd, "w") as fh:
         fh.write(value + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
     return value
 
 

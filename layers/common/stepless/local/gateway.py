@@ -2,12 +2,17 @@
 
 Requests become payload-2.0 events (the client certificate, when one is presented, goes where API
 Gateway's mTLS puts it: ``requestContext.authentication.clientCert.clientCertPem``).
+
+Slow or many clients hold nothing forever: a request (its head and body, or the wait for it on a kept-alive
+connection) must arrive whole within ``TIMEOUT`` seconds, however its bytes trickle in; at most
+``MAX_CONNECTIONS`` connections are served at once (a thread each), further ones get a 503 and are closed.
 """
 
 from __future__ import annotations
 
 import base64
 import importlib.util
+import io
 import json
 import re
 import ssl
@@ -27,7 +32,13 @@ from stepless.local.template import Route, find_route
 
 MAX_BODY = 10 * 1024 * 1024  # API Gateway's payload limit
 TEXT_TYPES = ("application/json", "text/", "application/x-pem-file", "application/x-www-form-urlencoded")
-TIMEOUT = 30  # seconds a connection may stall (TLS handshake, headers, body) before it is closed
+TIMEOUT = 30  # seconds for the TLS handshake, and for a whole request (head and body) to arrive
+MAX_CONNECTIONS = 64  # connections served at once; more get a 503
+MAX_REFUSING = 8  # connections being answered that 503 at once (beyond: closed at once)
+REFUSE_TIMEOUT = 2.0  # seconds to hand a refused connection its 503
+_BUSY_BODY = b'{"message":"Service Unavailable: too many connections"}'
+BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
+        b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(_BUSY_BODY), _BUSY_BODY))
 MAX_LINE = 4096  # a chunk-size or trailer line
 MAX_TRAILERS = 64
 _DIGITS = re.compile(rb"[0-9]{1,19}")
@@ -158,6 +169,24 @@ def build_event(method: str, raw_path: str, query: str, headers: dict[str, str],
     }
 
 
+class _DeadlineReader(io.RawIOBase):
+    """The connection's bytes, each read waiting only until the current request's deadline: a client that
+    trickles a byte just inside the socket timeout still runs out of time (slowloris)."""
+
+    def __init__(self, sock: Any) -> None:
+        self.sock, self.deadline = sock, time.monotonic() + TIMEOUT
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("request not received in time")
+        self.sock.settimeout(left)
+        return self.sock.recv_into(buffer)
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: Gateway
     protocol_version = "HTTP/1.1"
@@ -165,6 +194,17 @@ class _Handler(BaseHTTPRequestHandler):
     # headers and body leave in two writes: with Nagle's algorithm the body of every response on a keep-alive
     # connection would wait for the client's delayed ACK of the headers (~40 ms)
     disable_nagle_algorithm = True
+
+    def setup(self) -> None:
+        super().setup()
+        self._reader = _DeadlineReader(self.connection)
+        self.rfile = io.BufferedReader(self._reader)
+
+    def handle_one_request(self) -> None:
+        """One request, read by ``timeout`` seconds from now (waiting for it included); the response is
+        written under the plain per-operation timeout."""
+        self._reader.deadline = time.monotonic() + self.timeout
+        super().handle_one_request()
 
     def handle(self) -> None:
         try:
@@ -183,6 +223,7 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {k.lower(): v for k, v in self.headers.items()}
         try:
             body = read_body(self.headers, self.rfile)
+            self.connection.settimeout(self.timeout)  # the request is in: the response gets the whole timeout
         except HTTPRefusal as e:  # the body was not (wholly) read: the rest must never be taken as a request
             self.close_connection = True
             return self._reply(e.status, {"content-type": "application/json", "connection": "close"},
@@ -242,8 +283,10 @@ class Gateway(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], routes: list[Route], root: Path, context: ssl.SSLContext,
                  *, access_log: bool = False, config_stamp: Path | None = None,
-                 observer: RequestObserver | None = None) -> None:
+                 observer: RequestObserver | None = None, max_connections: int = MAX_CONNECTIONS) -> None:
         super().__init__(address, _Handler)
+        self._serving = threading.BoundedSemaphore(max_connections)
+        self._refusing = threading.BoundedSemaphore(MAX_REFUSING)
         self.routes, self.root, self.access_log = routes, root, access_log
         self.observer = observer
         self.config_stamp = config_stamp
@@ -251,6 +294,41 @@ class Gateway(ThreadingHTTPServer):
         # the handshake happens in each connection's thread (_Handler.setup), under its timeout: done in
         # accept(), one client that never sends a ClientHello would stop the gateway accepting anyone
         self.socket = context.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """A thread for the connection while fewer than MAX_CONNECTIONS are served; else a 503 (from a
+        short-lived thread, at most MAX_REFUSING at once) or, past that too, an immediate close."""
+        if self._serving.acquire(blocking=False):
+            try:
+                super().process_request(request, client_address)
+            except BaseException:
+                self._serving.release()
+                raise
+        elif self._refusing.acquire(blocking=False):
+            threading.Thread(target=self._refuse, args=(request,), daemon=True).start()
+        else:
+            self.shutdown_request(request)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._serving.release()
+
+    def _refuse(self, request: Any) -> None:
+        """Answer 503 within REFUSE_TIMEOUT (the handshake, what the client sent so far read first so the
+        close does not reset the answer), then close."""
+        try:
+            request.settimeout(REFUSE_TIMEOUT)
+            if isinstance(request, ssl.SSLSocket):
+                request.do_handshake()
+            request.recv(65536)
+            request.sendall(BUSY)
+        except OSError:
+            pass
+        finally:
+            self.shutdown_request(request)
+            self._refusing.release()
 
     def _stamp_now(self) -> bytes | None:
         try:

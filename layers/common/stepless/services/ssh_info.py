@@ -96,10 +96,8 @@ def list_hosts(query: dict[str, str]) -> dict[str, Any]:
     cursor = query.get("cursor") or None
     if cursor is not None and not hosts.indexable(cursor):
         raise BadRequest("invalid cursor")
-    page, following = hosts.page(int(limit), cursor)
-    now = int(clock.now().timestamp())
-    out: dict[str, Any] = {"hosts": [{"hid": "", "host_tags": None, "hostname": h.principal}
-                                     for h in page if h.live(now)]}
+    page, following = hosts.page(int(clock.now().timestamp()), int(limit), cursor)
+    out: dict[str, Any] = {"hosts": [{"hid": "", "host_tags": None, "hostname": h.principal} for h in page]}
     if following is not None:
         out["nextCursor"] = following
     return out
@@ -177,7 +175,7 @@ def record_revocation(auth: Authority, cert: CertificateRecord, now: int) -> Non
     cert_type = "host" if cert.cert_type == "host" else "user"
     not_after = cert.not_after or FOREVER
     if cert_type == "host":  # first: once the revoked set has the serial, a retry completes nothing more
-        hosts.remove(cert.principals, str(serial), not_after)
+        hosts.remove(cert.principals, str(serial), not_after, now)
     state = ssh_revoked.add(serial, cert_type, not_after, now)
     _krl_cache = (time.monotonic(), _ca_id(auth), state)
     crl_store.put_krl(build(auth, state))

@@ -44,6 +44,7 @@ def write_key(path: Path, key: PrivateKeyTypes, password: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a temporary file left by a killed run keeps its mode through O_CREAT
     with os.fdopen(fd, "wb") as fh:
         fh.write(pem)
         fh.flush()

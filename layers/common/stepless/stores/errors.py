@@ -50,6 +50,15 @@ class SerialCollision(ServiceUnavailable):
         super().__init__("serial collision, retry", headers={"Retry-After": "0"})
 
 
+class RevokedSetFull(ServiceUnavailable):
+    """503: the revoked-SSH set (the KRL's one stored record) holds its maximum of unexpired revocations."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the SSH KRL is full: {limit} unexpired revoked SSH certificates; the revocation is "
+                         "recorded but not yet in the KRL (revoke it again once some revoked certificates "
+                         "have expired)")
+
+
 class AlreadyRevoked(BadRequest):
     """400: the serial has a revocation record already."""
 

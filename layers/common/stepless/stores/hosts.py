@@ -2,21 +2,28 @@
 renewal, rekey and revocation, so ``POST /ssh/check-host`` is one read and ``GET /ssh/hosts`` one bounded
 page, whatever the number of certificates recorded.
 
-A record holds the principal's live host certificates as (serial, notAfter) pairs: issuance adds one,
-revocation removes one, expired ones are dropped when the record is next written. The record itself stays
-once written (``check-host`` answers whether a host certificate was ever issued for the principal, as
-step-ca does); ``GET /ssh/hosts`` lists the principals with an unexpired one (:meth:`Host.live`).
+Two records per principal, as step-ca's ``ssh_hosts`` and ``ssh_host_principals`` tables:
+- the principal itself, kept forever: ``check-host`` answers whether a host certificate was ever issued
+  for it, as step-ca does;
+- its listing: the live host certificates as (serial, notAfter) pairs, and the expiry (the latest
+  notAfter). Issuance adds one, revocation removes one, expired ones are dropped when the record is next
+  written, and the whole listing is pruned once its expiry has passed (DynamoDB's TTL, SQLite on write),
+  so ``GET /ssh/hosts`` reads only hosts with an unexpired certificate however many ever existed —
+  step's client reads one page of 1000.
 
 The rules every backend keeps (the contract):
 - :func:`add` and :func:`remove` are atomic per principal (concurrent writers never lose an entry) and
   need no read by the caller; :func:`add` returns nothing, :func:`remove` of an absent entry is a no-op.
 - A principal longer than :data:`MAX_PRINCIPAL_BYTES` (UTF-8, lower-cased) is not indexed: :func:`add` and
   :func:`remove` skip it, :func:`exists` says False without a read.
-- :func:`exists` is one point read; :func:`page` returns at most ``limit`` records in principal order
-  starting after ``cursor``, and the cursor of the next page (None at the end).
+- :func:`exists` is one point read; :func:`page` returns at most ``limit`` live hosts (:meth:`Host.live`
+  at ``now``) in principal order starting after ``cursor``, and the cursor of the next page (None at the
+  end); expired and revoked hosts are never returned.
 
-DynamoDB: table ``STEPLESS_HOSTS_TABLE``, key (``pk`` = ``"host"``, ``principal``); ``certs`` is a string
-set of ``"<serial>:<notAfter>"``. One partition holds every host, so a page is one Query.
+DynamoDB: table ``STEPLESS_HOSTS_TABLE``, key (``pk``, ``principal``): ``pk = "host"`` the principal
+(forever), ``pk = "live"`` its listing, ``certs`` a string set of ``"<serial>:<notAfter>"`` and ``expires``
+(the table's TTL attribute) at least the latest notAfter. A page is a Query of the ``live`` partition
+filtered on ``expires`` (a few Queries at most while TTL has not yet deleted expired listings).
 """
 
 from __future__ import annotations
@@ -62,11 +69,11 @@ class HostStore(Protocol):
 
     def add(self, principals: Iterable[str], serial: str, not_after: int, now: int) -> None: ...
 
-    def remove(self, principals: Iterable[str], serial: str, not_after: int) -> None: ...
+    def remove(self, principals: Iterable[str], serial: str, not_after: int, now: int) -> None: ...
 
     def exists(self, principal: str) -> bool: ...
 
-    def page(self, limit: int, cursor: str | None) -> tuple[list[Host], str | None]: ...
+    def page(self, limit: int, cursor: str | None, now: int) -> tuple[list[Host], str | None]: ...
 
 
 def add(principals: Iterable[str], serial: str, not_after: int, now: int) -> None:
@@ -75,9 +82,9 @@ def add(principals: Iterable[str], serial: str, not_after: int, now: int) -> Non
     backend.current().hosts.add(names(principals), serial, not_after, now)
 
 
-def remove(principals: Iterable[str], serial: str, not_after: int) -> None:
-    """Forget host certificate ``serial`` (revoked) under each principal."""
-    backend.current().hosts.remove(names(principals), serial, not_after)
+def remove(principals: Iterable[str], serial: str, not_after: int, now: int) -> None:
+    """Forget host certificate ``serial`` (revoked at ``now``) under each principal."""
+    backend.current().hosts.remove(names(principals), serial, not_after, now)
 
 
 def exists(principal: str) -> bool:
@@ -85,8 +92,9 @@ def exists(principal: str) -> bool:
     return indexable(principal) and backend.current().hosts.exists(principal.lower())
 
 
-def page(limit: int = MAX_PAGE, cursor: str | None = None) -> tuple[list[Host], str | None]:
-    """Up to ``limit`` hosts in principal order after ``cursor``, and the next cursor or None."""
+def page(now: int, limit: int = MAX_PAGE, cursor: str | None = None) -> tuple[list[Host], str | None]:
+    """Up to ``limit`` hosts live at ``now`` in principal order after ``cursor``, and the next cursor or
+    None."""
     if cursor and not indexable(cursor):
         raise ValueError("cursor is not a host principal")
-    return backend.current().hosts.page(max(1, min(limit, MAX_PAGE)), cursor)
+    return backend.current().hosts.page(max(1, min(limit, MAX_PAGE)), cursor, now)

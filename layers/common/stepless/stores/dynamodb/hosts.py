@@ -1,5 +1,6 @@
-"""The SSH host index on DynamoDB: table ``STEPLESS_HOSTS_TABLE``, key (``pk`` = ``"host"``, ``principal``);
-``certs`` is a string set of ``"<serial>:<notAfter>"``. One partition holds every host, so a page is one Query."""
+"""The SSH host index on DynamoDB: table ``STEPLESS_HOSTS_TABLE``, key (``pk``, ``principal``). ``pk =
+"host"``: the principal, forever (check-host). ``pk = "live"``: its listing, ``certs`` a string set of
+``"<serial>:<notAfter>"`` and ``expires`` (TTL) at least the latest notAfter (GET /ssh/hosts)."""
 
 from __future__ import annotations
 
@@ -11,17 +12,19 @@ from botocore.exceptions import ClientError
 from stepless import aws, settings
 from stepless.faults import translate_aws_errors
 from stepless.stores.dynamo import condition_failed
-from stepless.stores.hosts import Host
+from stepless.stores.hosts import MAX_PAGE, Host
 
-PARTITION = "host"
+PARTITION = "host"  # the principal, kept forever (check-host)
+LISTING = "live"  # its live certificates and `expires`, the table's TTL attribute (GET /ssh/hosts)
+MAX_QUERIES = 4  # Queries per page while expired listings await TTL's deletion
 
 
 def _table() -> str:
     return settings.table(settings.HOSTS_TABLE)
 
 
-def _key(principal: str) -> dict[str, Any]:
-    return {"pk": {"S": PARTITION}, "principal": {"S": principal.lower()}}
+def _key(principal: str, partition: str = PARTITION) -> dict[str, Any]:
+    return {"pk": {"S": partition}, "principal": {"S": principal.lower()}}
 
 
 def _entry(serial: str, not_after: int) -> str:
@@ -37,40 +40,53 @@ def _certificates(entries: Iterable[str]) -> dict[str, int]:
     return out
 
 
-def _delete(principal: str, entries: list[str]) -> None:
-    """Remove ``entries`` from a recorded principal (an UpdateItem on a missing item would create it: the
-    condition keeps an unknown principal unknown)."""
+def _update(key: dict[str, Any], expression: str, values: dict[str, Any], condition: str | None = None,
+            returns: str = "NONE") -> dict[str, Any] | None:
+    """One UpdateItem; None when ``condition`` failed."""
+    kwargs: dict[str, Any] = {"TableName": _table(), "Key": key, "UpdateExpression": expression,
+                              "ExpressionAttributeValues": values, "ReturnValues": returns}
+    if condition:
+        kwargs["ConditionExpression"] = condition
     with translate_aws_errors("DynamoDB"):
         try:
-            aws.client("dynamodb").update_item(TableName=_table(), Key=_key(principal),
-                                               UpdateExpression="DELETE certs :e",
-                                               ConditionExpression="attribute_exists(pk)",
-                                               ExpressionAttributeValues={":e": {"SS": entries}})
+            return aws.client("dynamodb").update_item(**kwargs).get("Attributes") or {}
         except ClientError as e:
             if not condition_failed(e):
                 raise
+            return None
+
+
+def _delete(principal: str, entries: list[str], now: int) -> None:
+    """Remove ``entries`` from a principal's listing (the condition keeps an unknown principal unknown);
+    a listing left empty expires now, so TTL deletes it and no page reads it."""
+    left = _update(_key(principal, LISTING), "DELETE certs :e", {":e": {"SS": entries}},
+                   "attribute_exists(pk)", "ALL_NEW")
+    if left is not None and "certs" not in left:
+        _update(_key(principal, LISTING), "SET expires = :now", {":now": {"N": str(now)}},
+                "attribute_not_exists(certs) AND expires > :now")
 
 
 class DynamoHosts:
     def add(self, principals: Iterable[str], serial: str, not_after: int, now: int) -> None:
         """Record host certificate ``serial`` (valid until ``not_after``) under each principal; entries that
-        expired before ``now`` are dropped from the records written."""
-        client = aws.client("dynamodb")
+        expired before ``now`` are dropped from the listings written. ``expires`` only grows here (a
+        conditional SET), so concurrent issuances leave it at the latest notAfter."""
+        exp = {"N": str(not_after)}
         for principal in principals:
-            with translate_aws_errors("DynamoDB"):
-                out = client.update_item(
-                    TableName=_table(), Key=_key(principal), UpdateExpression="ADD certs :e",
-                    ExpressionAttributeValues={":e": {"SS": [_entry(serial, not_after)]}}, ReturnValues="UPDATED_NEW",
-                )
-            entries = (out.get("Attributes") or {}).get("certs", {}).get("SS", [])
+            _update(_key(principal), "SET seen = if_not_exists(seen, :now)", {":now": {"N": str(now)}})
+            item = _update(_key(principal, LISTING), "ADD certs :e SET expires = if_not_exists(expires, :x)",
+                           {":e": {"SS": [_entry(serial, not_after)]}, ":x": exp}, returns="ALL_NEW") or {}
+            if int(item.get("expires", exp)["N"]) < not_after:
+                _update(_key(principal, LISTING), "SET expires = :x", {":x": exp}, "expires < :x")
+            entries = item.get("certs", {}).get("SS", [])
             expired = [e for e in entries if any(t <= now for t in _certificates([e]).values())]
             if expired:
-                _delete(principal, expired)
+                _delete(principal, expired, now)
 
-    def remove(self, principals: Iterable[str], serial: str, not_after: int) -> None:
+    def remove(self, principals: Iterable[str], serial: str, not_after: int, now: int) -> None:
         """Forget host certificate ``serial`` (revoked) under each principal."""
         for principal in principals:
-            _delete(principal, [_entry(serial, not_after)])
+            _delete(principal, [_entry(serial, not_after)], now)
 
     def exists(self, principal: str) -> bool:
         """Whether a host certificate was ever recorded for ``principal`` (one GetItem)."""
@@ -78,17 +94,29 @@ class DynamoHosts:
             out = aws.client("dynamodb").get_item(TableName=_table(), Key=_key(principal), ProjectionExpression="pk")
         return "Item" in out
 
-    def page(self, limit: int, cursor: str | None) -> tuple[list[Host], str | None]:
-        """Up to ``limit`` hosts in principal order after ``cursor`` (one Query), and the next cursor or None."""
-        kwargs: dict[str, Any] = {
-            "TableName": _table(), "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": {"S": PARTITION}}, "Limit": limit,
-        }
-        if cursor:
-            kwargs["ExclusiveStartKey"] = _key(cursor)
-        with translate_aws_errors("DynamoDB"):
-            out = aws.client("dynamodb").query(**kwargs)
-        hosts = [Host(i["principal"]["S"], _certificates(i.get("certs", {}).get("SS", [])))
-                 for i in out.get("Items", [])]
-        last = out.get("LastEvaluatedKey")
-        return hosts, (last["principal"]["S"] if last else None)
+    def page(self, limit: int, cursor: str | None, now: int) -> tuple[list[Host], str | None]:
+        """Up to ``limit`` hosts live at ``now`` in principal order after ``cursor``, and the next cursor or
+        None: a Query of the listings unexpired at ``now`` (up to MAX_PAGE evaluated), again (at most
+        MAX_QUERIES in all) while listings that expired or were revoked, not yet deleted by TTL, left the
+        page short."""
+        hosts: list[Host] = []
+        for _ in range(MAX_QUERIES):
+            kwargs: dict[str, Any] = {
+                "TableName": _table(), "KeyConditionExpression": "pk = :pk", "FilterExpression": "expires > :now",
+                "ExpressionAttributeValues": {":pk": {"S": LISTING}, ":now": {"N": str(now)}}, "Limit": MAX_PAGE,
+            }
+            if cursor:
+                kwargs["ExclusiveStartKey"] = _key(cursor, LISTING)
+            with translate_aws_errors("DynamoDB"):
+                out = aws.client("dynamodb").query(**kwargs)
+            found = (Host(i["principal"]["S"], _certificates(i.get("certs", {}).get("SS", [])))
+                     for i in out.get("Items", []))
+            hosts += [h for h in found if h.live(now)]
+            if len(hosts) >= limit:
+                more = len(hosts) > limit or "LastEvaluatedKey" in out
+                return hosts[:limit], (hosts[limit - 1].principal if more else None)
+            last = out.get("LastEvaluatedKey")
+            cursor = last["principal"]["S"] if last else None
+            if cursor is None:
+                break
+        return hosts, cursor

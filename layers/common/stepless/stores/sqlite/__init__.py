@@ -1,7 +1,9 @@
 """The SQLite backend (the local CA of ``stepless dev``): one WAL-mode database file, one module per concern.
 
 - One connection per thread (SQLite connections are not shared across threads), each with a busy
-  timeout, so concurrent requests wait for the single writer instead of failing.
+  timeout, so concurrent requests wait for the single writer instead of failing. The gateway runs a
+  thread per connection: a finished thread's connection is closed when the next one is opened (else
+  each client connection would leak two file descriptors until the process ran out).
 - Every write that must be atomic runs in ``BEGIN IMMEDIATE`` (:meth:`Database.write`): the writer lock
   is taken first, so the checks inside (token unused, parent not revoked, version unchanged) and the
   writes that depend on them cannot interleave with another writer — the same guarantees as DynamoDB's
@@ -47,6 +49,7 @@ CREATE TABLE IF NOT EXISTS objects (key TEXT PRIMARY KEY, body BLOB NOT NULL, me
 CREATE TABLE IF NOT EXISTS hosts (principal TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS host_certificates (principal TEXT NOT NULL, serial TEXT NOT NULL, not_after INTEGER NOT NULL,
                                               PRIMARY KEY (principal, serial)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS host_certificates_expiry ON host_certificates (not_after);
 CREATE TABLE IF NOT EXISTS ssh_revoked (cert_type TEXT NOT NULL, serial TEXT NOT NULL, not_after INTEGER NOT NULL,
                                         PRIMARY KEY (cert_type, serial)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS ocsp_responses (serial TEXT PRIMARY KEY, status TEXT NOT NULL, expires INTEGER NOT NULL,
@@ -59,6 +62,15 @@ CREATE TABLE IF NOT EXISTS acme_nonces (nonce TEXT PRIMARY KEY, expires INTEGER 
 CREATE INDEX IF NOT EXISTS acme_nonces_expires ON acme_nonces (expires);
 CREATE INDEX IF NOT EXISTS acme_expires ON acme (expires) WHERE expires IS NOT NULL;
 """
+
+
+def private(path: Path) -> None:
+    """Make this user's ``path`` (a file 0600, a directory 0700) unreadable to others when it is not (a file
+    created by an earlier version or another tool); another user's file is left as it is."""
+    with contextlib.suppress(FileNotFoundError):
+        st = path.stat()
+        if st.st_uid == os.getuid() and st.st_mode & 0o077:
+            os.chmod(path, 0o700 if path.is_dir() else 0o600)
 
 
 class StoreUnavailable(ServiceUnavailable):
@@ -92,12 +104,14 @@ class Database:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
+        self._all: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._lock = threading.Lock()
         self._writer = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         if not self.path.exists():  # only this user reads the records (SQLite gives -wal/-shm the same mode)
             os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
+        for path in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm")):
+            private(path)
         with translate(self.path):
             conn = self.conn()
             conn.execute("PRAGMA journal_mode=WAL")
@@ -118,12 +132,17 @@ class Database:
         """This thread's connection (autocommit mode: transactions are explicit)."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            # used by this thread only (the thread-local); closed by another once this thread has ended
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
             self._local.conn = conn
             with self._lock:
-                self._all.append(conn)
+                ended = [c for t, c in self._all if not t.is_alive()]
+                self._all = [(t, c) for t, c in self._all if t.is_alive()] + [(threading.current_thread(), conn)]
+            for old in ended:
+                with contextlib.suppress(sqlite3.Error):
+                    old.close()
         return conn
 
     @contextlib.contextmanager
@@ -160,7 +179,7 @@ class Database:
         """Close every thread's connection."""
         with self._lock:
             conns, self._all = self._all, []
-        for conn in conns:
+        for _, conn in conns:
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
         self._local = threading.local()

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from stepless.stores.hosts import Host
 from stepless.stores.ocsp_responses import Record, Response
 from stepless.stores.sqlite import Database
-from stepless.stores.ssh_revoked import TYPES, Revoked
+from stepless.stores.ssh_revoked import TYPES, Revoked, check_room
 
 
 class SQLiteHosts:
@@ -24,9 +24,9 @@ class SQLiteHosts:
                 conn.execute("INSERT OR IGNORE INTO hosts (principal) VALUES (?)", (principal,))
                 conn.execute("INSERT OR REPLACE INTO host_certificates (principal, serial, not_after) VALUES (?, ?, ?)",
                              (principal, serial, not_after))
-                conn.execute("DELETE FROM host_certificates WHERE principal = ? AND not_after <= ?", (principal, now))
+            conn.execute("DELETE FROM host_certificates WHERE not_after <= ?", (now,))  # what DynamoDB's TTL does
 
-    def remove(self, principals: Iterable[str], serial: str, not_after: int) -> None:
+    def remove(self, principals: Iterable[str], serial: str, not_after: int, now: int) -> None:
         with self.db.write() as conn:
             for principal in principals:
                 conn.execute("DELETE FROM host_certificates WHERE principal = ? AND serial = ?", (principal, serial))
@@ -35,19 +35,18 @@ class SQLiteHosts:
         with self.db.read() as conn:
             return conn.execute("SELECT 1 FROM hosts WHERE principal = ?", (principal,)).fetchone() is not None
 
-    def page(self, limit: int, cursor: str | None) -> tuple[list[Host], str | None]:
+    def page(self, limit: int, cursor: str | None, now: int) -> tuple[list[Host], str | None]:
+        """The principals with a certificate unexpired at ``now`` (an index on ``not_after`` finds them)."""
+        certs: dict[str, dict[str, int]] = {}
         with self.db.read() as conn:
-            names = [r[0] for r in conn.execute("SELECT principal FROM hosts WHERE principal > ? ORDER BY principal "
-                                                "LIMIT ?", (cursor or "", limit))]
-            certs: dict[str, dict[str, int]] = {n: {} for n in names}
-            if names:
-                marks = ",".join("?" * len(names))
-                for principal, serial, not_after in conn.execute(
-                        f"SELECT principal, serial, not_after FROM host_certificates WHERE principal IN ({marks})",
-                        names):
-                    certs[principal][serial] = not_after
-        hosts = [Host(n, certs[n]) for n in names]
-        return hosts, (names[-1] if len(names) == limit else None)
+            rows = conn.execute(
+                "SELECT principal, serial, not_after FROM host_certificates WHERE principal IN "
+                "(SELECT DISTINCT principal FROM host_certificates WHERE principal > ? AND not_after > ? "
+                "ORDER BY principal LIMIT ?) AND not_after > ? ORDER BY principal", (cursor or "", now, limit, now))
+            for principal, serial, not_after in rows:
+                certs.setdefault(principal, {})[serial] = not_after
+        hosts = [Host(n, c) for n, c in certs.items()]
+        return hosts, (hosts[-1].principal if len(hosts) == limit else None)
 
 
 class SQLiteSSHRevoked:
@@ -64,6 +63,11 @@ class SQLiteSSHRevoked:
 
     def add(self, serial: int, cert_type: str, not_after: int, now: int) -> Revoked:
         with self.db.write() as conn:
+            conn.execute("DELETE FROM ssh_revoked WHERE not_after <= ?", (now,))
+            present = conn.execute("SELECT 1 FROM ssh_revoked WHERE cert_type = ? AND serial = ?",
+                                   (cert_type, str(serial))).fetchone()
+            if present is None and not_after > now:
+                check_room(conn.execute("SELECT COUNT(*) FROM ssh_revoked").fetchone()[0] + 1)
             conn.execute("INSERT OR REPLACE INTO ssh_revoked (cert_type, serial, not_after) VALUES (?, ?, ?)",
                          (cert_type, str(serial), not_after))
             conn.execute("DELETE FROM ssh_revoked WHERE not_after <= ?", (now,))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from collections import defaultdict
 
@@ -10,15 +11,29 @@ from stepless.stores.secrets import CURRENT, PREVIOUS
 from stepless.stores.sqlite import Database
 
 
+def _put(conn: sqlite3.Connection, arn: str, value: str, request_token: str) -> str:
+    """A new current version (the current one becomes previous); the same version for the same token."""
+    same = conn.execute("SELECT version_id FROM secret_versions WHERE arn = ? AND token = ?",
+                        (arn, request_token)).fetchone()
+    if same is not None:
+        return same[0]
+    version = str(uuid.uuid4())
+    conn.execute("UPDATE secret_versions SET stage = NULL WHERE arn = ? AND stage = ?", (arn, PREVIOUS))
+    conn.execute("UPDATE secret_versions SET stage = ? WHERE arn = ? AND stage = ?", (PREVIOUS, arn, CURRENT))
+    conn.execute("INSERT INTO secret_versions (arn, version_id, token, value, stage) VALUES (?, ?, ?, ?, ?)",
+                 (arn, version, request_token, value, CURRENT))
+    return version
+
+
 class SQLiteSecrets:
     def __init__(self, db: Database) -> None:
         self.db = db
 
     def create(self, name: str, value: str, *, description: str, tags: dict[str, str]) -> str:
         arn = f"local:secret:{name}"
-        with self.db.write() as conn:
+        with self.db.write() as conn:  # one transaction: never a secret without a value
             conn.execute("INSERT OR IGNORE INTO secrets (arn, name) VALUES (?, ?)", (arn, name))
-        self.write(arn, value, str(uuid.uuid4()))
+            _put(conn, arn, value, str(uuid.uuid4()))
         return arn
 
     def read(self, arn: str) -> str:
@@ -33,16 +48,7 @@ class SQLiteSecrets:
         with self.db.write() as conn:
             if conn.execute("SELECT 1 FROM secrets WHERE arn = ?", (arn,)).fetchone() is None:
                 raise NotFound(f"secret {arn} not found")
-            same = conn.execute("SELECT version_id FROM secret_versions WHERE arn = ? AND token = ?",
-                                (arn, request_token)).fetchone()
-            if same is not None:
-                return same[0]
-            version = str(uuid.uuid4())
-            conn.execute("UPDATE secret_versions SET stage = NULL WHERE arn = ? AND stage = ?", (arn, PREVIOUS))
-            conn.execute("UPDATE secret_versions SET stage = ? WHERE arn = ? AND stage = ?", (PREVIOUS, arn, CURRENT))
-            conn.execute("INSERT INTO secret_versions (arn, version_id, token, value, stage) VALUES (?, ?, ?, ?, ?)",
-                         (arn, version, request_token, value, CURRENT))
-        return version
+            return _put(conn, arn, value, request_token)
 
     def delete(self, arn: str) -> None:
         with self.db.write() as conn:
