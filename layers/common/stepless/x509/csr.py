@@ -106,6 +106,9 @@ class SANs:
         except x509.UnsupportedGeneralNameType as e:
             raise BadRequest(f"invalid csr: subject alternative names of type x400Address or ediPartyName "
                              f"are not supported ({_SUPPORTED_TYPES})", reason="invalid_csr") from e
+        if not len(ext):  # RFC 5280: at least one name (cryptography 50 parses an empty sequence, 51 refuses it)
+            raise BadRequest("invalid csr: the subject alternative name extension holds no names",
+                             reason="invalid_csr")
         for name in ext:
             if not isinstance(name, _SUPPORTED):
                 kind = _TYPE_NAMES.get(type(name), type(name).__name__)
