@@ -120,6 +120,7 @@ def dev_cmd(address, home, password_file, aws_emulation, reset, key_backend, pro
     except KeyboardInterrupt:
         pass
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the shutdown short
         stack.stop()
         ui.info("stepless dev: stopped")
 
