@@ -60,7 +60,7 @@ def _add_provisioners(pki: Any, idps: dict[str, Any]) -> None:
 def _x5c_bodies(pki: Any, n: int) -> list[dict[str, str]]:
     """``n`` sign bodies with X5C tokens: a device leaf (own key) per request, its name in the CSR."""
     from tests.support.ca import CA_URL, make_csr
-    from tests.unit.test_x5c import make_token, x5c_claims
+    from tests.support.x5c import make_token, x5c_claims
 
     bodies = []
     for i in range(n):
@@ -87,7 +87,7 @@ def _idp_hits(idps: dict[str, Any]) -> int:
 
 
 def issuance(n: int = 200, rounds: int = 5) -> tuple[list[Row], list[str]]:
-    from tests.unit.test_x5c import PKI
+    from tests.support.x5c import PKI
 
     from stepless import authority, clock, tokens
     from stepless.provisioners import Context
@@ -171,7 +171,7 @@ def issuance(n: int = 200, rounds: int = 5) -> tuple[list[Row], list[str]]:
 
 def calls(n: int = 20) -> tuple[list[Row], list[str]]:
     from tests.support.ca import event
-    from tests.unit.test_x5c import PKI
+    from tests.support.x5c import PKI
 
     from stepless import authority, aws, clock, oidc_discovery, tokens
     from stepless.api.sign import app

@@ -54,7 +54,7 @@ from tests.integration.test_ssh_sign import b64key, ssh_token
 from tests.support import ca as support
 from tests.support.ca import CA_URL, call, make_csr, make_key
 from tests.support.oidc_provider import Provider
-from tests.unit.test_x5c import make_token, x5c_claims
+from tests.support.x5c import make_token, x5c_claims
 from tests.unit.test_x509_tbs import pkilint
 
 CN = "svc.example.com"

@@ -100,7 +100,7 @@ def test_a_type_the_csr_names_must_match_exactly(test_ca, csr_sans, token_sans, 
 def test_x5c_csr_without_sans(test_ca):
     """X5C goes through the same rule: a device's CSR without SANs gets the token's (= the leaf's) name."""
     from tests.integration.test_x5c import claims
-    from tests.unit.test_x5c import PKI, make_token
+    from tests.support.x5c import PKI, make_token
 
     pki = PKI()
     doc, version = store.load()

@@ -15,7 +15,7 @@ from stepless.cli.x5c import x5c_token
 from stepless.stores import authority as store
 from stepless.x509 import extensions
 from tests.support.ca import CA_URL, call, make_csr
-from tests.unit.test_x5c import NOW, PKI, ec_key, make_token, x5c_claims
+from tests.support.x5c import NOW, PKI, ec_key, make_token, x5c_claims
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from stepless.claims import Claims
 from stepless.errors import Unauthorized
 from stepless.provisioners import build
 from stepless.services import context as ctx_module
-from tests.unit.test_x5c import NOW, PKI, certificate, ec_key, make_token, x5c_claims
+from tests.support.x5c import NOW, PKI, certificate, ec_key, make_token, x5c_claims
 
 
 @pytest.fixture
