@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 from bench.common import (
@@ -228,128 +229,177 @@ def baseline_batch(n: int) -> Callable[[], int]:
 # --- 1. issuance throughput -----------------------------------------------------------------------------
 
 
-def issuance(n: int = 300, rounds: int = 5, profile: bool = False) -> tuple[list[Row], list[str]]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-    from tests.support.ca import event
+STAGE_NAMES = {"csr": "CSR parse + check (csr.read)", "token": "token check (unverified + JWK verify)",
+               "build": "build + sign (profile.leaf)", "record": "record item + response PEMs",
+               "log": "log line (Powertools logger.info)",
+               "floor": "crypto floor: CSR verify + token ES256 verify + ECDSA sign"}
 
-    from stepless import authority, clock, tokens
-    from stepless.api.sign import app
-    from stepless.observability import logger
-    from stepless.provisioners import Context
-    from stepless.services import issuance as issuing
-    from stepless.services import sign as signing
-    from stepless.x509 import csr as csrs
-    from stepless.x509 import profile as profiles
-    from stepless.x509.csr import SANs
+
+def issuance(n: int = 300, rounds: int = 5, profile: bool = False) -> tuple[list[Row], list[str]]:
+    """Whole issuances (service, handler, with the DynamoDB call made) and their stages, against the baseline."""
+    from tests.support.ca import event
 
     details: list[str] = []
     with _ca("secrets", offline=True) as ca, _stub_record(), quiet_logger():
         bodies = _requests(ca, n)
         events = [event("POST", "/1.0/sign", b) for b in bodies]
-        auth = authority.get()
-
-        baseline = baseline_batch(n)
-        builder, key = _baseline_builder()
-        sha256 = hashes.SHA256()
-
-        def service() -> int:
-            for body in bodies:
-                signing.sign(body, authority.get())
-            return n
-
-        def service_http() -> int:
-            with _http_stub():
-                return service()
-
-        def handler() -> int:
-            for ev in events:
-                res = app.handler(ev, None)
-                if res["statusCode"] != 201:
-                    raise RuntimeError(f"sign failed: {res}")
-            return n
-
-        # Stages of one issuance, each alone over the same inputs (where the time goes).
-        pems = [b["csr"] for b in bodies]
-        otts = [b["ott"] for b in bodies]
-        reqs = [csrs.read(p) for p in pems]
-        now = clock.now()
-        prov = auth.provisioners.get(ca.name)
-        ctx = Context(auth.hosts, now)
-        leaf_args = dict(common_name="host0.example.com", sans=SANs.split(["host0.example.com"]),
-                         not_before=now, not_after=now + prov.claims.default_tls, issuer=auth.intermediate,
-                         signer=auth.intermediate_signer,
-                         provisioner=(prov.type_code, prov.name, prov.credential_id))
-        certs = [profiles.leaf(public_key=r.public_key, **leaf_args) for r in reqs]
-
-        def csr_check() -> int:
-            for pem in pems:
-                csrs.read(pem)
-            return n
-
-        def token_check() -> int:
-            for ott in otts:
-                header, claims = tokens.unverified(ott)
-                prov.authorize_sign(ott, header, claims, ctx)
-            return n
-
-        def build_sign() -> int:
-            for r in reqs:
-                profiles.leaf(public_key=r.public_key, **leaf_args)
-            return n
-
-        def record_respond() -> int:
-            for c in certs:
-                issuing.record(c, provisioner=prov.name, provisioner_type=prov.type, issued_at=0)
-                issuing.sign_response(c, auth)
-            return n
-
-        ecdsa = ec.ECDSA(hashes.SHA256())
-        tbs_bytes = builder.sign(key, sha256).tbs_certificate_bytes
-        parsed = [tokens.parse(ott) for ott in otts]
-        pem_bytes = [p.encode() for p in pems]
-
-        def crypto_floor() -> int:
-            """Only the three ECDSA operations an issuance cannot skip, on the same inputs."""
-            for pem, tok in zip(pem_bytes, parsed, strict=True):
-                if not x509.load_pem_x509_csr(pem).is_signature_valid:
-                    raise RuntimeError("bad CSR")
-                r, s = int.from_bytes(tok.signature[:32], "big"), int.from_bytes(tok.signature[32:], "big")
-                prov.public_key.verify(encode_dss_signature(r, s), tok.signing_input, ecdsa)
-                key.sign(tbs_bytes, ecdsa)
-            return n
-
-        def log_line() -> int:
-            for c in certs:
-                logger.info("certificate issued", extra={"serial": str(c.serial_number), "provisioner": prov.name,
-                                                          "subject": "host0.example.com"})
-            return n
-
-        stage_names = {"csr": "CSR parse + check (csr.read)", "token": "token check (unverified + JWK verify)",
-                       "build": "build + sign (profile.leaf)", "record": "record item + response PEMs",
-                       "log": "log line (Powertools logger.info)",
-                       "floor": "crypto floor: CSR verify + token ES256 verify + ECDSA sign"}
-        t = interleave({"baseline": baseline, "service": service, "handler": handler,
-                        "service_http": service_http, "csr": csr_check, "token": token_check,
-                        "build": build_sign, "record": record_respond, "log": log_line,
-                        "floor": crypto_floor}, rounds=rounds)
-
+        batches = {"baseline": baseline_batch(n), "service": partial(_service, bodies),
+                   "handler": partial(_handler, events), "service_http": partial(_service_http, bodies),
+                   **_stage_batches(ca, bodies)}
+        t = interleave(batches, rounds=rounds)
         details.append("stages are timed alone, each in a tight loop over the same inputs; they sum to less "
                        "than a whole issuance (warm caches), so read them as a ranking, the profile as the split.")
         if profile:
-            prof = cProfile.Profile()
-            prof.enable()
-            service()
-            prof.disable()
-            for key_, label in (("cumulative", "cumulative"), ("tottime", "own (tottime)")):
-                out = io.StringIO()
-                pstats.Stats(prof, stream=out).sort_stats(key_).print_stats(15)
-                details.append(f"cProfile of {n} issuances (services.sign.sign, write stubbed), top 15 by "
-                               f"{label} time (profiler overhead inflates many small calls):\n"
-                               + _trim_pstats(out.getvalue()))
+            details += _profile(bodies)
+    return _issuance_rows(t), details
 
+
+# Whole issuances: each batch returns its op count, as :func:`bench.common.interleave` wants.
+
+
+def _service(bodies: list[dict[str, str]]) -> int:
+    """``services.sign.sign`` over every body (write stubbed)."""
+    from stepless import authority
+    from stepless.services import sign as signing
+
+    for body in bodies:
+        signing.sign(body, authority.get())
+    return len(bodies)
+
+
+def _service_http(bodies: list[dict[str, str]]) -> int:
+    """:func:`_service` with the real ``record_issuance``, its DynamoDB call answered before it is sent."""
+    with _http_stub():
+        return _service(bodies)
+
+
+def _handler(events: list[dict]) -> int:
+    """The sign function's ``app.handler`` over every event, each a 201."""
+    from stepless.api.sign import app
+
+    for ev in events:
+        res = app.handler(ev, None)
+        if res["statusCode"] != 201:
+            raise RuntimeError(f"sign failed: {res}")
+    return len(events)
+
+
+# Stages of one issuance, each alone over the same inputs (where the time goes).
+
+
+def _stage_batches(ca: Any, bodies: list[dict[str, str]]) -> dict[str, Callable[[], int]]:
+    """The stage batches (keys of :data:`STAGE_NAMES`), their inputs made here from ``bodies``."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from stepless import authority, clock, tokens
+    from stepless.provisioners import Context
+    from stepless.x509 import csr as csrs
+    from stepless.x509 import profile as profiles
+    from stepless.x509.csr import SANs
+
+    auth = authority.get()
+    pems = [b["csr"] for b in bodies]
+    otts = [b["ott"] for b in bodies]
+    reqs = [csrs.read(p) for p in pems]
+    now = clock.now()
+    prov = auth.provisioners.get(ca.name)
+    ctx = Context(auth.hosts, now)
+    leaf_args = dict(common_name="host0.example.com", sans=SANs.split(["host0.example.com"]),
+                     not_before=now, not_after=now + prov.claims.default_tls, issuer=auth.intermediate,
+                     signer=auth.intermediate_signer,
+                     provisioner=(prov.type_code, prov.name, prov.credential_id))
+    certs = [profiles.leaf(public_key=r.public_key, **leaf_args) for r in reqs]
+    builder, key = _baseline_builder()
+    tbs_bytes = builder.sign(key, hashes.SHA256()).tbs_certificate_bytes
+    floor_inputs = [(p.encode(), tokens.parse(ott)) for p, ott in zip(pems, otts, strict=True)]
+    return {"csr": partial(_csr_check, pems), "token": partial(_token_check, otts, prov, ctx),
+            "build": partial(_build_sign, reqs, leaf_args), "record": partial(_record_respond, certs, prov, auth),
+            "log": partial(_log_line, certs, prov),
+            "floor": partial(_crypto_floor, floor_inputs, prov, key, tbs_bytes, ec.ECDSA(hashes.SHA256()))}
+
+
+def _csr_check(pems: list[str]) -> int:
+    """Stage: CSR parse + check."""
+    from stepless.x509 import csr as csrs
+
+    for pem in pems:
+        csrs.read(pem)
+    return len(pems)
+
+
+def _token_check(otts: list[str], prov: Any, ctx: Any) -> int:
+    """Stage: token parse (unverified) + the provisioner's JWK verify and checks."""
+    from stepless import tokens
+
+    for ott in otts:
+        header, claims = tokens.unverified(ott)
+        prov.authorize_sign(ott, header, claims, ctx)
+    return len(otts)
+
+
+def _build_sign(reqs: list[Any], leaf_args: dict[str, Any]) -> int:
+    """Stage: build and sign the leaf (``profile.leaf``)."""
+    from stepless.x509 import profile as profiles
+
+    for r in reqs:
+        profiles.leaf(public_key=r.public_key, **leaf_args)
+    return len(reqs)
+
+
+def _record_respond(certs: list[Any], prov: Any, auth: Any) -> int:
+    """Stage: the issuance record item and the response PEMs."""
+    from stepless.services import issuance as issuing
+
+    for c in certs:
+        issuing.record(c, provisioner=prov.name, provisioner_type=prov.type, issued_at=0)
+        issuing.sign_response(c, auth)
+    return len(certs)
+
+
+def _crypto_floor(inputs: list[tuple[bytes, Any]], prov: Any, key: Any, tbs_bytes: bytes, ecdsa: Any) -> int:
+    """Only the three ECDSA operations an issuance cannot skip, on the same inputs."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+    for pem, tok in inputs:
+        if not x509.load_pem_x509_csr(pem).is_signature_valid:
+            raise RuntimeError("bad CSR")
+        r, s = int.from_bytes(tok.signature[:32], "big"), int.from_bytes(tok.signature[32:], "big")
+        prov.public_key.verify(encode_dss_signature(r, s), tok.signing_input, ecdsa)
+        key.sign(tbs_bytes, ecdsa)
+    return len(inputs)
+
+
+def _log_line(certs: list[Any], prov: Any) -> int:
+    """Stage: the "certificate issued" log line."""
+    from stepless.observability import logger
+
+    for c in certs:
+        logger.info("certificate issued", extra={"serial": str(c.serial_number), "provisioner": prov.name,
+                                                  "subject": "host0.example.com"})
+    return len(certs)
+
+
+def _profile(bodies: list[dict[str, str]]) -> list[str]:
+    """cProfile of one :func:`_service` batch: the top 15 by cumulative and by own time."""
+    n = len(bodies)
+    prof = cProfile.Profile()
+    prof.enable()
+    _service(bodies)
+    prof.disable()
+    details = []
+    for key_, label in (("cumulative", "cumulative"), ("tottime", "own (tottime)")):
+        out = io.StringIO()
+        pstats.Stats(prof, stream=out).sort_stats(key_).print_stats(15)
+        details.append(f"cProfile of {n} issuances (services.sign.sign, write stubbed), top 15 by "
+                       f"{label} time (profiler overhead inflates many small calls):\n"
+                       + _trim_pstats(out.getvalue()))
+    return details
+
+
+def _issuance_rows(t: dict[str, Any]) -> list[Row]:
+    """The issuance section's rows from the timings: whole issuances, then each stage, against the baseline."""
     base, svc, hnd = t["baseline"], t["service"], t["handler"]
     rows = [
         Row("sign", "baseline: CertificateBuilder.sign, P-256, prebuilt TBS", "1.00x",
@@ -369,11 +419,11 @@ def issuance(n: int = 300, rounds: int = 5, profile: bool = False) -> tuple[list
         Row("sign", "  rate needed for the target, vs baseline", f"{(1 / TARGET_RATE) / base.min:.2f}x",
             "baseline", note=f"{1e6 / TARGET_RATE:.0f} us/op"),
     ]
-    for key_, label in stage_names.items():
+    for key_, label in STAGE_NAMES.items():
         st = t[key_]
         rows.append(Row("sign", f"  stage: {label}", f"{st.min / base.min:.2f}x", "baseline",
                         note=f"{st.min * 1e6:.0f} us CPU/op, {st.min / svc.min:.0%} of an issuance"))
-    return rows, details
+    return rows
 
 
 def _trim_pstats(text: str) -> str:
