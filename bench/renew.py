@@ -39,6 +39,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 from bench.common import (
@@ -582,18 +583,21 @@ def _crypto_version() -> str:
 # --- 4. OCSP --------------------------------------------------------------------------------------------
 
 
+OCSP_ROWS = (("good", "OCSP response signed in-process, good (services.ocsp.respond, reads stubbed)"),
+             ("revoked", "OCSP response signed in-process, revoked (reads stubbed)"),
+             ("served", "OCSP response served pre-produced (read stubbed, no signature)"),
+             ("handler", "OCSP via app.handler, POST /ocsp, good, served pre-produced"),
+             ("http", "OCSP served pre-produced, GetItem made by full botocore (HTTP stubbed)"))
+
+
 def ocsp_bench(n: int = 300, rounds: int = 5) -> tuple[list[Row], list[str]]:
+    """OCSP responses signed (good, revoked), served pre-produced, via the handler, and with the GetItem made."""
     import base64
 
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.serialization import Encoding
-    from cryptography.x509 import ocsp
     from tests.support.ca import event
 
     from stepless import authority, clock
-    from stepless.api.revoke import app as revoke_app
-    from stepless.services import ocsp as responder
     from stepless.stores import ocsp_responses
     from stepless.stores.revocations import RevocationRecord
 
@@ -605,87 +609,115 @@ def ocsp_bench(n: int = 300, rounds: int = 5) -> tuple[list[Row], list[str]]:
         ts = int(clock.now().timestamp())
         revoked = {str(bad.serial_number): RevocationRecord(str(bad.serial_number), reason_code=1, revoked_at=ts - 60,
                                                             revoked_by="provisioner:admin")}
-
-        def request(cert: x509.Certificate) -> bytes:  # as openssl ocsp sends it: SHA-1 CertID, a nonce
-            return (ocsp.OCSPRequestBuilder().add_certificate(cert, auth.intermediate, hashes.SHA1())
-                    .add_extension(x509.OCSPNonce(b"\x01" * 16), critical=False).build().public_bytes(Encoding.DER))
-
-        der_good, der_bad = request(good), request(bad)
+        der_good, der_bad = _ocsp_request(good, auth.intermediate), _ocsp_request(bad, auth.intermediate)
         post = event("POST", "/ocsp", headers={"content-type": "application/ocsp-request"})
         post["body"], post["isBase64Encoded"] = base64.b64encode(der_good).decode(), True
-        stored: dict[str, ocsp_responses.Record] = {}
-        real = ocsp_responses.get, ocsp_responses.create, ocsp_responses.put_revoked
-        nothing_stored = (lambda serial: None, lambda rec: True, lambda rec: None)
-
-        def store(rec: ocsp_responses.Record) -> bool:
-            stored[rec.serial] = rec
-            return True
-
-        try:
-            ocsp_responses.get, ocsp_responses.create, ocsp_responses.put_revoked = stored.get, store, store
-            for der, status in ((der_good, ocsp.OCSPCertStatus.GOOD), (der_bad, ocsp.OCSPCertStatus.REVOKED)):
-                with _store(records, revoked):
-                    resp = ocsp.load_der_ocsp_response(responder.respond(der, auth))
-                if resp.certificate_status != status:
-                    raise RuntimeError(f"OCSP: {resp.certificate_status}, expected {status}")
-            record = stored[str(good.serial_number)]
-            get_body = json.dumps({"Item": {
-                "serial": {"S": record.serial}, "status": {"S": record.status}, "expires": {"N": str(record.expires)},
-                "responses": {"M": {slot: {"M": {"der": {"B": base64.b64encode(r.der).decode()},
-                                                 "this_update": {"N": str(r.this_update)},
-                                                 "next_update": {"N": str(r.next_update)}}}
-                                    for slot, r in record.responses.items()}}}}).encode()
-        finally:
-            ocsp_responses.get, ocsp_responses.create, ocsp_responses.put_revoked = real
-
-        def respond(der: bytes) -> Callable[[], int]:
-            def batch() -> int:
-                for _ in range(n):
-                    responder.respond(der, auth)
-                return n
-            return batch
-
-        def signed(der: bytes) -> Callable[[], int]:
-            def batch() -> int:
-                saved = ocsp_responses.get, ocsp_responses.create, ocsp_responses.put_revoked
-                ocsp_responses.get, ocsp_responses.create, ocsp_responses.put_revoked = nothing_stored
-                try:
-                    return respond(der)()
-                finally:
-                    ocsp_responses.get, ocsp_responses.create, ocsp_responses.put_revoked = saved
-            return batch
-
-        def handler() -> int:
-            for _ in range(n):
-                expect(revoke_app.handler(post, None), 200)
-            return n
-
-        def http() -> int:
-            saved = ocsp_responses.get
-            ocsp_responses.get = real[0]
-            try:
-                with canned_dynamodb({"GetItem": get_body}):
-                    return respond(der_good)()
-            finally:
-                ocsp_responses.get = saved
-
-        with _store(records, revoked):
-            ocsp_responses.get = stored.get
-            try:
-                t = interleave({"baseline": baseline_batch(n), "good": signed(der_good), "revoked": signed(der_bad),
-                                "served": respond(der_good), "handler": handler, "http": http}, rounds=rounds)
-            finally:
-                ocsp_responses.get = real[0]
+        stored = _pre_produce(auth, records, revoked, der_good, der_bad)
+        get_body = _get_item_body(stored[str(good.serial_number)])
+        real_get = ocsp_responses.get
+        with _store(records, revoked), _ocsp_store(get=stored.get):
+            t = interleave({"baseline": baseline_batch(n), "good": partial(_ocsp_signed, der_good, auth, n),
+                            "revoked": partial(_ocsp_signed, der_bad, auth, n),
+                            "served": partial(_ocsp_respond, der_good, auth, n),
+                            "handler": partial(_ocsp_handler, post, n),
+                            "http": partial(_ocsp_http, der_good, auth, n, get_body, real_get)}, rounds=rounds)
 
     base = t["baseline"]
     rows = [baseline_row("renew", base, "OCSP run")]
-    for key, label in (("good", "OCSP response signed in-process, good (services.ocsp.respond, reads stubbed)"),
-                       ("revoked", "OCSP response signed in-process, revoked (reads stubbed)"),
-                       ("served", "OCSP response served pre-produced (read stubbed, no signature)"),
-                       ("handler", "OCSP via app.handler, POST /ocsp, good, served pre-produced"),
-                       ("http", "OCSP served pre-produced, GetItem made by full botocore (HTTP stubbed)")):
+    for key, label in OCSP_ROWS:
         rows.append(Row("renew", label, f"{t[key].min / base.min:.2f}x", "baseline", note=rate_note(t[key])))
     return rows, []
+
+
+def _ocsp_request(cert: Any, issuer: Any) -> bytes:
+    """An OCSP request for ``cert`` as openssl ocsp sends it: SHA-1 CertID, a nonce."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.serialization import Encoding
+    from cryptography.x509 import ocsp
+
+    return (ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, hashes.SHA1())
+            .add_extension(x509.OCSPNonce(b"\x01" * 16), critical=False).build().public_bytes(Encoding.DER))
+
+
+@contextlib.contextmanager
+def _ocsp_store(**stubs: Callable[..., Any]) -> Iterator[None]:
+    """``stores.ocsp_responses``' ``get`` / ``create`` / ``put_revoked`` replaced by ``stubs``, restored after."""
+    from stepless.stores import ocsp_responses
+
+    saved = {name: getattr(ocsp_responses, name) for name in stubs}
+    for name, fn in stubs.items():
+        setattr(ocsp_responses, name, fn)
+    try:
+        yield
+    finally:
+        for name, fn in saved.items():
+            setattr(ocsp_responses, name, fn)
+
+
+def _pre_produce(auth: Any, records: dict[str, Any], revoked: dict[str, Any], der_good: bytes,
+                 der_bad: bytes) -> dict[str, Any]:
+    """Answer one good and one revoked request (checking the status), keeping the responses produced."""
+    from cryptography.x509 import ocsp
+
+    from stepless.services import ocsp as responder
+
+    stored: dict[str, Any] = {}
+
+    def store(rec: Any) -> bool:
+        stored[rec.serial] = rec
+        return True
+
+    with _ocsp_store(get=stored.get, create=store, put_revoked=store):
+        for der, status in ((der_good, ocsp.OCSPCertStatus.GOOD), (der_bad, ocsp.OCSPCertStatus.REVOKED)):
+            with _store(records, revoked):
+                resp = ocsp.load_der_ocsp_response(responder.respond(der, auth))
+            if resp.certificate_status != status:
+                raise RuntimeError(f"OCSP: {resp.certificate_status}, expected {status}")
+    return stored
+
+
+def _get_item_body(record: Any) -> bytes:
+    """DynamoDB's GetItem answer holding the pre-produced response ``record``."""
+    import base64
+
+    return json.dumps({"Item": {
+        "serial": {"S": record.serial}, "status": {"S": record.status}, "expires": {"N": str(record.expires)},
+        "responses": {"M": {slot: {"M": {"der": {"B": base64.b64encode(r.der).decode()},
+                                         "this_update": {"N": str(r.this_update)},
+                                         "next_update": {"N": str(r.next_update)}}}
+                            for slot, r in record.responses.items()}}}}).encode()
+
+
+def _ocsp_respond(der: bytes, auth: Any, n: int) -> int:
+    """``services.ocsp.respond`` ``n`` times (what the store stubs hold decides: served or signed)."""
+    from stepless.services import ocsp as responder
+
+    for _ in range(n):
+        responder.respond(der, auth)
+    return n
+
+
+def _ocsp_signed(der: bytes, auth: Any, n: int) -> int:
+    """:func:`_ocsp_respond` with nothing pre-produced: every response is signed."""
+    with _ocsp_store(get=lambda serial: None, create=lambda rec: True, put_revoked=lambda rec: None):
+        return _ocsp_respond(der, auth, n)
+
+
+def _ocsp_handler(post: dict, n: int) -> int:
+    """The revoke function's ``app.handler``, POST /ocsp, ``n`` times (each a 200)."""
+    from stepless.api.revoke import app as revoke_app
+
+    for _ in range(n):
+        expect(revoke_app.handler(post, None), 200)
+    return n
+
+
+def _ocsp_http(der: bytes, auth: Any, n: int, get_body: bytes, real_get: Callable[..., Any]) -> int:
+    """:func:`_ocsp_respond` with the real ``ocsp_responses.get`` (``real_get``), its GetItem answered with
+    ``get_body``."""
+    with _ocsp_store(get=real_get), canned_dynamodb({"GetItem": get_body}):
+        return _ocsp_respond(der, auth, n)
 
 
 # --- entry ----------------------------------------------------------------------------------------------
