@@ -296,3 +296,19 @@ def run_sections(bench: str, sections: dict[str, Callable[[], tuple[list[Row], l
         rows += r
         details += d
     return rows, details
+
+
+# A fresh interpreter imports a function's app.py and serves one event: the cold-start measure (sign, real).
+APP_INIT_CODE = """\
+import time
+t0 = time.perf_counter()
+import importlib.util
+spec = importlib.util.spec_from_file_location("app", {path!r})
+app = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(app)
+t1 = time.perf_counter()
+res = app.handler({event!r}, None)
+t2 = time.perf_counter()
+assert res["statusCode"] == {status}, res
+print({mark!r} + '{{"import": %f, "first": %f}}' % (t1 - t0, t2 - t1))
+"""

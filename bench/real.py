@@ -40,6 +40,7 @@ from typing import Any
 
 from bench import motoserver
 from bench.common import (
+    APP_INIT_CODE,
     MARK,
     ROOT,
     Row,
@@ -527,19 +528,6 @@ def breakdown(fn: Callable[[], Any], label: str) -> str:
 
 # --- cold start per function -----------------------------------------------------------------------------
 
-_INIT_CODE = """\
-import time
-t0 = time.perf_counter()
-import importlib.util
-spec = importlib.util.spec_from_file_location("app", {path!r})
-app = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(app)
-t1 = time.perf_counter()
-res = app.handler({event!r}, None)
-t2 = time.perf_counter()
-assert res["statusCode"] == {status}, res
-print({mark!r} + '{{"import": %f, "first": %f}}' % (t1 - t0, t2 - t1))
-"""
 
 
 def _init_events(ca: Any) -> dict[str, tuple[dict, int]]:
@@ -591,7 +579,7 @@ def init(rounds: int = 5) -> tuple[list[Row], list[str]]:
                     walls["import boto3"].append(w)
                 for fn, (ev, status) in events.items():
                     path = ROOT / "functions" / fn / "app.py"
-                    c, w, proc = _run_cpu(_INIT_CODE.format(path=str(path), event=ev, status=status, mark=MARK), env)
+                    c, w, proc = _run_cpu(APP_INIT_CODE.format(path=str(path), event=ev, status=status, mark=MARK), env)
                     if r:
                         cpu.setdefault(fn, []).append(c)
                         walls.setdefault(fn, []).append(w)

@@ -34,6 +34,7 @@ from functools import partial
 from typing import Any
 
 from bench.common import (
+    APP_INIT_CODE,
     ROOT,
     Row,
     child_env,
@@ -531,19 +532,6 @@ def rss(n: int = 1000, n_moto: int = 300) -> tuple[list[Row], list[str]]:
 
 # --- 4. cold start --------------------------------------------------------------------------------------
 
-_APP_CODE = """\
-import time
-t0 = time.perf_counter()
-import importlib.util
-spec = importlib.util.spec_from_file_location("app", {path!r})
-app = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(app)
-t1 = time.perf_counter()
-res = app.handler({event!r}, None)
-t2 = time.perf_counter()
-assert res["statusCode"] == {status}, res
-print({mark!r} + '{{"import": %f, "first": %f}}' % (t1 - t0, t2 - t1))
-"""
 
 _IMPORT_CODE = """\
 import importlib.util, sys
@@ -568,7 +556,7 @@ for m in {modules!r}:
 def _app_code(event: dict, status: int) -> str:
     from bench.common import MARK
 
-    return _APP_CODE.format(path=str(APP_PATH), event=event, status=status, mark=MARK)
+    return APP_INIT_CODE.format(path=str(APP_PATH), event=event, status=status, mark=MARK)
 
 
 def _cold_cases(server_env: dict[str, str]) -> dict[str, tuple[str, dict[str, str] | None]]:
