@@ -58,9 +58,10 @@ def sign(body: dict[str, Any], auth: Authority) -> dict[str, Any]:
     not_before, not_after = window(nb, na, limits, now)
     common_name = (req.common_name or authz.subject) if authz.any_sans else authz.subject
     csrs.check_names([common_name, *sans.names()])
-    problem = sans.problem()  # the token's names (the CSR's were checked when read)
-    if problem:
-        raise BadRequest(problem)
+    if not authz.any_sans:  # the token's names (the CSR's were checked when read)
+        problem = sans.problem()
+        if problem:
+            raise BadRequest(problem)
     if common_name and not tbs.subject_common_name(common_name) and not sans.names():  # named by SANs only
         raise BadRequest(f"common name is longer than {tbs.UB_COMMON_NAME} characters, the most a certificate "
                          "subject may carry, and the request has no subject alternative name to carry it")
