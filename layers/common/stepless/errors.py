@@ -39,6 +39,12 @@ class BadRequest(StepError):
     prefix = "The request could not be completed"
 
 
+class InvalidCSR(BadRequest):
+    """A certificate request that cannot be taken (:mod:`stepless.x509.csr`)."""
+
+    reason = "invalid_csr"
+
+
 class Unauthorized(StepError):
     status = 401
     reason = "unauthorized"

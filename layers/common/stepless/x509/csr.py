@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.x509.oid import NameOID
 
-from stepless.errors import BadRequest
+from stepless.errors import BadRequest, InvalidCSR
 
 _CURVES = {"secp256r1", "secp384r1", "secp521r1"}
 MIN_RSA_BITS = 2048
@@ -104,19 +104,18 @@ class SANs:
         except x509.ExtensionNotFound:
             return cls()
         except x509.UnsupportedGeneralNameType as e:
-            raise BadRequest(f"invalid csr: subject alternative names of type x400Address or ediPartyName "
-                             f"are not supported ({_SUPPORTED_TYPES})", reason="invalid_csr") from e
+            raise InvalidCSR(f"invalid csr: subject alternative names of type x400Address or ediPartyName "
+                             f"are not supported ({_SUPPORTED_TYPES})") from e
         if not len(ext):  # RFC 5280: at least one name (cryptography 50 parses an empty sequence, 51 refuses it)
-            raise BadRequest("invalid csr: the subject alternative name extension holds no names",
-                             reason="invalid_csr")
+            raise InvalidCSR("invalid csr: the subject alternative name extension holds no names")
         for name in ext:
             if not isinstance(name, _SUPPORTED):
                 kind = _TYPE_NAMES.get(type(name), type(name).__name__)
-                raise BadRequest(f"invalid csr: subject alternative names of type {kind} are not supported "
-                                 f"({_SUPPORTED_TYPES})", reason="invalid_csr")
+                raise InvalidCSR(f"invalid csr: subject alternative names of type {kind} are not supported "
+                                 f"({_SUPPORTED_TYPES})")
             if isinstance(name, x509.IPAddress) and not isinstance(name.value, IP_ADDRESSES):
-                raise BadRequest(f"invalid csr: IP address SAN {name.value} is a network (address and mask), "
-                                 "not an address", reason="invalid_csr")
+                raise InvalidCSR(f"invalid csr: IP address SAN {name.value} is a network (address and mask), "
+                                 "not an address")
         return cls.of(req)
 
     def problem(self) -> str | None:
@@ -208,33 +207,32 @@ class Request:
 def read(pem: object) -> Request:
     """A CSR whose PEM parses, whose signature verifies and whose key is acceptable."""
     if not isinstance(pem, str) or not pem.strip():
-        raise BadRequest("missing csr", reason="invalid_csr")
+        raise InvalidCSR("missing csr")
     if "-----BEGIN CERTIFICATE REQUEST-----" not in pem and "-----BEGIN NEW CERTIFICATE REQUEST-----" not in pem:
-        raise BadRequest("invalid csr: not a PEM certificate request", reason="invalid_csr")
+        raise InvalidCSR("invalid csr: not a PEM certificate request")
     try:
         req = x509.load_pem_x509_csr(pem.encode())
         valid = req.is_signature_valid
         key = req.public_key()
     except (ValueError, TypeError) as e:
-        raise BadRequest(f"invalid csr: {str(e).splitlines()[0][:120]}", reason="invalid_csr") from e
+        raise InvalidCSR(f"invalid csr: {str(e).splitlines()[0][:120]}") from e
     except Exception as e:  # unsupported algorithms surface as various exception types
-        raise BadRequest("invalid csr: unsupported key or signature algorithm", reason="invalid_csr") from e
+        raise InvalidCSR("invalid csr: unsupported key or signature algorithm") from e
     if not valid:
-        raise BadRequest("invalid csr: signature does not verify", reason="invalid_csr")
+        raise InvalidCSR("invalid csr: signature does not verify")
     check_public_key(key)
     try:
         sans, cn = SANs.requested(req), common_name(req)
     except (ValueError, x509.DuplicateExtension) as e:
-        raise BadRequest(f"invalid csr: {e}", reason="invalid_csr") from e
+        raise InvalidCSR(f"invalid csr: {e}") from e
     names = sans.names()
     if len(names) > MAX_SANS:
-        raise BadRequest(f"invalid csr: more than {MAX_SANS} subject alternative names", reason="invalid_csr")
+        raise InvalidCSR(f"invalid csr: more than {MAX_SANS} subject alternative names")
     if any(map(_BREAKS.search, names)):
-        raise BadRequest("invalid csr: subject alternative names may not contain control characters",
-                         reason="invalid_csr")
+        raise InvalidCSR("invalid csr: subject alternative names may not contain control characters")
     problem = sans.problem()
     if problem:
-        raise BadRequest(f"invalid csr: {problem}", reason="invalid_csr")
+        raise InvalidCSR(f"invalid csr: {problem}")
     return Request(req, key, sans, cn)
 
 
