@@ -42,14 +42,14 @@ def _reissue(auth: Authority, prov: SSHPOPProvisioner, authz: SSHPOPAuthorizatio
         raise Unauthorized("certificate has been revoked", reason="certificate_revoked")
     if old.valid_after == 0 or old.valid_before in (0, FOREVER):
         raise BadRequest(f"cannot {endpoint.removeprefix('ssh/')} a certificate without validity period")
-    if revocations.outlived(dt.datetime.fromtimestamp(old.valid_before, dt.UTC), clock.now()):
+    now = clock.now()
+    if revocations.outlived(dt.datetime.fromtimestamp(old.valid_before, dt.UTC), now):
         raise Unauthorized("certificate expired too long ago to be renewed")
     duration = dt.timedelta(seconds=old.valid_before - old.valid_after)
     limit = prov.claims.max_host_ssh + auth.backdate
     if endpoint == "ssh/rekey" and duration > limit:  # as step-ca: rekey checks the claims, renew doesn't
         raise Forbidden(f"requested duration of {format_duration(duration)} is more than the authorized "
                         f"maximum ssh certificate duration of {format_duration(limit)}", reason="forbidden_duration")
-    now = clock.now()
     valid_after = now - auth.backdate
     cert = build_and_sign(
         public_key,
