@@ -8,9 +8,7 @@ from typing import Any
 
 from stepless.durations import TimeArg, format_duration
 from stepless.errors import BadRequest, Forbidden
-from stepless.ssh import (
-    USER,
-)
+from stepless.ssh import USER
 
 
 def _same(a: TimeArg, b: TimeArg) -> bool:
@@ -31,7 +29,7 @@ def choose(token_value: str, body: TimeArg, field: str) -> TimeArg:
 def body_text(arg: TimeArg) -> str:
     if arg.duration is not None:
         return format_duration(arg.duration)
-    return arg.instant.strftime("%Y-%m-%dT%H:%M:%SZ") if arg.instant else ""
+    return _fmt(arg.instant) if arg.instant else ""
 
 
 def _fmt(t: dt.datetime) -> str:
