@@ -86,6 +86,10 @@ class SANs:
             ext = obj.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         except x509.ExtensionNotFound:
             return cls()
+        return cls._of(ext)
+
+    @classmethod
+    def _of(cls, ext: x509.SubjectAlternativeName) -> SANs:
         return cls(
             tuple(ascii_lower(n) for n in ext.get_values_for_type(x509.DNSName)),
             tuple(str(i) for i in ext.get_values_for_type(x509.IPAddress)),
@@ -116,7 +120,7 @@ class SANs:
             if isinstance(name, x509.IPAddress) and not isinstance(name.value, IP_ADDRESSES):
                 raise InvalidCSR(f"invalid csr: IP address SAN {name.value} is a network (address and mask), "
                                  "not an address")
-        return cls.of(req)
+        return cls._of(ext)
 
     def problem(self) -> str | None:
         """Why these names cannot go into a certificate (RFC 5280: DNS names, emails and URIs are
