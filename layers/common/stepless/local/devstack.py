@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from stepless import authority, aws, clienthome, clock, settings
 from stepless.admin import target
 from stepless.local import gateway, stack, template
+from stepless.signers.files import write_private
 from stepless.stores import backend
 from stepless.stores.sqlite import private
 from stepless.x509 import profile
@@ -331,16 +332,8 @@ def _secret_file(path: Path, *, overwrite: bool) -> str:
         lines = path.read_text().splitlines()
         if lines and lines[0]:
             return lines[0]
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     value = secrets.token_urlsafe(24)
-    tmp = path.with_name(path.name + ".tmp")  # replaced whole: a run killed mid-write leaves no empty file
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)  # a file left by a killed run keeps its mode through O_CREAT
-    with os.fdopen(fd, "w") as fh:
-        fh.write(value + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    write_private(path, (value + "\n").encode())  # replaced whole: a run killed mid-write leaves no empty file
     return value
 
 

@@ -28,14 +28,14 @@ def put(cert: x509.Certificate, intermediate_pem: str, key: PrivateKeyTypes, *, 
     """Import ``cert`` (new ACM certificate when ``arn`` is None, else re-import into ``arn``); the ARN.
 
     ``name``/``stack`` tag a new import, or an existing ARN adopted by the administrator (``tag``)."""
+    if backend.current().name == "sqlite":
+        raise BadRequest("ACM needs AWS: the local CA's SQLite engine cannot import into it")
     kwargs = {
         "Certificate": cert.public_bytes(serialization.Encoding.PEM),
         "PrivateKey": key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                         serialization.NoEncryption()),
         "CertificateChain": intermediate_pem.encode(),
     }
-    if backend.current().name == "sqlite":
-        raise BadRequest("ACM needs AWS: the local CA's SQLite engine cannot import into it")
     tags = [{"Key": MANAGED_TAG, "Value": name}, {"Key": STACK_TAG, "Value": stack}] if name else []
     with translate_aws_errors("ACM"):
         acm = aws.client("acm")

@@ -37,19 +37,24 @@ def read_password(path: Path) -> bytes:
     return value.encode()
 
 
-def write_key(path: Path, key: PrivateKeyTypes, password: bytes) -> None:
-    """Write ``key`` encrypted with ``password`` (mode 0600; an existing file is replaced atomically)."""
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.BestAvailableEncryption(password))
+def write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` with mode 0600 (its directory 0700 when created), replacing an existing file
+    atomically: a run killed mid-write leaves the old file or the new one, never a torn or empty one."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.fchmod(fd, 0o600)  # a temporary file left by a killed run keeps its mode through O_CREAT
     with os.fdopen(fd, "wb") as fh:
-        fh.write(pem)
+        fh.write(data)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def write_key(path: Path, key: PrivateKeyTypes, password: bytes) -> None:
+    """Write ``key`` encrypted with ``password`` (mode 0600; an existing file is replaced atomically)."""
+    write_private(path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.BestAvailableEncryption(password)))
 
 
 def load_key(path: Path) -> PrivateKeyTypes:

@@ -68,8 +68,6 @@ class CertificateRecord:
             data["parent_serial"] = str(data["parent_serial"])
         return cls(**data)
 
-    reason = "certificate_revoked"
-
 
 _FIELDS = tuple(f.name for f in dataclasses.fields(CertificateRecord))
 

@@ -81,9 +81,12 @@ class SQLiteSSHRevoked:
             return self._state(conn)
 
 
+def _response_dict(r: Response) -> dict[str, object]:
+    return {"der": base64.b64encode(r.der).decode(), "this_update": r.this_update, "next_update": r.next_update}
+
+
 def _responses_json(responses: dict[str, Response]) -> str:
-    return json.dumps({a: {"der": base64.b64encode(r.der).decode(), "this_update": r.this_update,
-                           "next_update": r.next_update} for a, r in responses.items()})
+    return json.dumps({a: _response_dict(r) for a, r in responses.items()})
 
 
 class SQLiteOCSPResponses:
@@ -121,7 +124,6 @@ class SQLiteOCSPResponses:
             if row is None or row[0] != status:
                 return False
             responses = json.loads(row[1])
-            responses[algorithm] = {"der": base64.b64encode(response.der).decode(),
-                                    "this_update": response.this_update, "next_update": response.next_update}
+            responses[algorithm] = _response_dict(response)
             conn.execute("UPDATE ocsp_responses SET responses = ? WHERE serial = ?", (json.dumps(responses), serial))
         return True
