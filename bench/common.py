@@ -91,6 +91,12 @@ def repeat(fn: Callable[[], Any], *, number: int = 1, repeat: int = 5, warmup: i
 # --- memory -----------------------------------------------------------------------------------------------
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of process ``pid`` (all its threads), from /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident set size, in MiB.
 
