@@ -19,6 +19,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 MARK = "BENCH-RESULT "  # prefix of the line a child process reports its figures on
+# the peer step-ca 0.19 and step CLI (tools/build-step.sh), for the benchmarks that run step-ca beside stepless
+STEP_CA = Path.home() / ".cache" / "stepless-peers" / "bin" / "step-ca"
+STEP = STEP_CA.with_name("step")
 
 
 # --- timing -----------------------------------------------------------------------------------------------

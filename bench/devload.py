@@ -30,12 +30,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.common import ROOT, Row, child_env, cpu_seconds, free_port, run_sections
+from bench.common import ROOT, STEP, STEP_CA, Row, child_env, cpu_seconds, free_port, run_sections
 
 CONCURRENCY = 8
 SECTIONS = ("x509", "ssh", "aws")
-STEP_CA = Path.home() / ".cache/stepless-peers/bin/step-ca"
-STEP = Path.home() / ".cache/stepless-peers/bin/step"
 
 
 @dataclass

@@ -43,6 +43,8 @@ from bench.common import (
     APP_INIT_CODE,
     MARK,
     ROOT,
+    STEP,
+    STEP_CA,
     Row,
     child_env,
     child_result,
@@ -56,8 +58,6 @@ from bench.common import (
 )
 
 SECTIONS = ("stepca", "handlers", "init", "crt")
-STEP_CA = Path.home() / ".cache" / "stepless-peers" / "bin" / "step-ca"
-STEP = STEP_CA.with_name("step")
 TARGET = {"secrets": 1.0, "kms": 1.3}
 TARGET_INIT = 1.3
 _STEPCA: dict[int, float] = {}  # concurrency -> step-ca CPU seconds per certificate (this run)
