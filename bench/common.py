@@ -19,6 +19,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 MARK = "BENCH-RESULT "  # prefix of the line a child process reports its figures on
+# the peer step-ca 0.19 and step CLI (tools/build-step.sh), for the benchmarks that run step-ca beside stepless
+STEP_CA = Path.home() / ".cache" / "stepless-peers" / "bin" / "step-ca"
+STEP = STEP_CA.with_name("step")
 
 
 # --- timing -----------------------------------------------------------------------------------------------
@@ -89,6 +92,12 @@ def repeat(fn: Callable[[], Any], *, number: int = 1, repeat: int = 5, warmup: i
 
 
 # --- memory -----------------------------------------------------------------------------------------------
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of process ``pid`` (all its threads), from /proc/PID/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_mb() -> float:

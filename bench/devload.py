@@ -30,13 +30,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.common import ROOT, Row, child_env, free_port, run_sections
+from bench.common import ROOT, STEP, STEP_CA, Row, child_env, cpu_seconds, free_port, run_sections
 
 CONCURRENCY = 8
 SECTIONS = ("x509", "ssh", "aws")
-STEP_CA = Path.home() / ".cache/stepless-peers/bin/step-ca"
-STEP = Path.home() / ".cache/stepless-peers/bin/step"
-TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -53,8 +50,7 @@ class Server:
 
     def cpu(self) -> float:
         """The server process's CPU seconds so far (user + system)."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICKS
+        return cpu_seconds(self.proc.pid)
 
     def rss_mb(self) -> float:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():

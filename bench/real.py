@@ -43,9 +43,12 @@ from bench.common import (
     APP_INIT_CODE,
     MARK,
     ROOT,
+    STEP,
+    STEP_CA,
     Row,
     child_env,
     child_result,
+    cpu_seconds,
     environ,
     expect,
     free_port,
@@ -55,20 +58,12 @@ from bench.common import (
 )
 
 SECTIONS = ("stepca", "handlers", "init", "crt")
-STEP_CA = Path.home() / ".cache" / "stepless-peers" / "bin" / "step-ca"
-STEP = STEP_CA.with_name("step")
 TARGET = {"secrets": 1.0, "kms": 1.3}
 TARGET_INIT = 1.3
 _STEPCA: dict[int, float] = {}  # concurrency -> step-ca CPU seconds per certificate (this run)
 
 
 # --- step-ca 0.19 ---------------------------------------------------------------------------------------
-
-
-def _cpu_seconds(pid: int) -> float:
-    """utime + stime of process ``pid`` (all its threads), from /proc/PID/stat."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextlib.contextmanager
@@ -175,9 +170,9 @@ def stepca(n: int = 400, rounds: int = 3) -> tuple[list[Row], list[str]]:
             best = float("inf")
             for _ in range(rounds):
                 bodies = _stepca_bodies(url, key, kid, n)
-                c0 = _cpu_seconds(pid)
+                c0 = cpu_seconds(pid)
                 _load(port, root, bodies, concurrency)
-                best = min(best, (_cpu_seconds(pid) - c0) / n)
+                best = min(best, (cpu_seconds(pid) - c0) / n)
             _STEPCA[concurrency] = best
     rows = [Row("real", f"baseline: step-ca 0.19 server CPU per certificate, concurrency {c}", "1.00x" if c == 8 else
                 f"{_STEPCA[c] / _STEPCA[8]:.2f}x", "" if c == 8 else "concurrency 8",

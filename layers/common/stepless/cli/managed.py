@@ -28,8 +28,6 @@ from stepless.managed import renewal
 from stepless.stores import managed as store
 from stepless.stores.managed import Managed
 
-stack_option = options.stack
-
 
 def use_stack(stack_name: str | None) -> str:
     """Point the library at the target CA's tables (the managed table too); the secrets prefix."""
@@ -86,7 +84,7 @@ def managed() -> None:
 @managed.command("issue")
 @click.argument("subject")
 @click.argument("name")
-@stack_option
+@options.stack
 @options.san
 @click.option("--not-after", "not_after", default="24h", show_default=True, metavar="DURATION",
               help="The certificate lifetime (a duration: every renewal keeps it), e.g. 72h.")
@@ -126,7 +124,7 @@ def issue_cmd(subject, name, stack_name, san, not_after, rekey, kty, crv, size, 
 
 
 @managed.command("list")
-@stack_option
+@options.stack
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 def list_cmd(stack_name, as_json) -> None:
     """List the managed certificates."""
@@ -144,7 +142,7 @@ def list_cmd(stack_name, as_json) -> None:
 
 @managed.command("show")
 @click.argument("name")
-@stack_option
+@options.stack
 def show_cmd(name, stack_name) -> None:
     """Print one managed certificate's registry entry as JSON."""
     use_stack(stack_name)
@@ -153,7 +151,7 @@ def show_cmd(name, stack_name) -> None:
 
 @managed.command("renew")
 @click.argument("name")
-@stack_option
+@options.stack
 def renew_cmd(name, stack_name) -> None:
     """Renew NAME now, due or not (as the schedule would: new secret version, event)."""
     use_stack(stack_name)
@@ -173,7 +171,7 @@ def renew_cmd(name, stack_name) -> None:
 
 @managed.command("remove")
 @click.argument("name")
-@stack_option
+@options.stack
 @click.option("--delete-secret", is_flag=True,
               help="Also schedule the secret's deletion (Secrets Manager's recovery window applies).")
 def remove_cmd(name, stack_name, delete_secret) -> None:

@@ -67,14 +67,6 @@ def claims_from(params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-stack_option = options.stack
-
-
-def _use_stack(stack_name: str | None) -> target.Target:
-    """Point the library at the target CA's tables (``stepless.admin.target``)."""
-    return target.use(stack_name)
-
-
 def _read(path: str, what: str) -> bytes:
     try:
         return Path(path).read_bytes()
@@ -104,7 +96,7 @@ def provisioner() -> None:
 
 
 @provisioner.command("list")
-@stack_option
+@options.stack
 @options.connection
 def list_cmd(stack_name: str | None, ca_url: str | None, root: str | None) -> None:
     """Print the provisioners as a JSON array, as `step ca provisioner list` does.
@@ -113,7 +105,7 @@ def list_cmd(stack_name: str | None, ca_url: str | None, root: str | None) -> No
     credentials); otherwise from the CA's public GET /provisioners (--ca-url/--root or the saved defaults).
     """
     if target.administrator(stack_name) or not (ca_url or clienthome.defaults().get("ca-url")):
-        _use_stack(stack_name)
+        target.use(stack_name)
         provisioners = admin.list_provisioners()
     else:
         from stepless.cli.ca import connect
@@ -143,7 +135,7 @@ def step_order(entry: dict[str, Any]) -> dict[str, Any]:
 @provisioner.command("add")
 @click.argument("name")
 @click.argument("key_file", required=False, metavar="[JWK-FILE]")
-@stack_option
+@options.stack
 @click.option("--type", "type_", default="JWK", show_default=True, metavar="TYPE",
               help="The provisioner type: JWK, OIDC, X5C, SSHPOP or ACME (case-insensitive).")
 @click.option("--create", is_flag=True, help="JWK: create a new P-256 key pair, encrypted with a password.")
@@ -181,7 +173,7 @@ def add_cmd(name, key_file, stack_name, type_, create, public_key, password_file
                  oidc_lists=domains or admins or groups or listen_address, x5c_roots=x5c_roots)
     if acme_policy and kind != "ACME":
         raise CLIError(f"--acme-policy does not apply to {kind} provisioners")
-    where = _use_stack(stack_name)
+    where = target.use(stack_name)
     summary: dict[str, Any] = {}
     if kind == "JWK":
         if create:
@@ -242,7 +234,7 @@ def _check_flags(kind: str, *, key_file, create, public_key, password_file, clie
 
 @provisioner.command("update")
 @click.argument("name")
-@stack_option
+@options.stack
 @claims_flags
 def update_cmd(name, stack_name, **claim_params) -> None:
     """Change the claims (lifetimes, SSH, renewal) of the provisioner NAME."""
@@ -250,7 +242,7 @@ def update_cmd(name, stack_name, **claim_params) -> None:
     admin.check_claims(claims)
     if not claims:
         raise CLIError("nothing to update: give at least one claims flag (see --help)")
-    where = _use_stack(stack_name)
+    where = target.use(stack_name)
     change = admin.update(name, claims)
     ui.done("Provisioner", f"{name} updated")
     _propagation_note(where)
@@ -259,12 +251,12 @@ def update_cmd(name, stack_name, **claim_params) -> None:
 
 @provisioner.command("remove")
 @click.argument("name")
-@stack_option
+@options.stack
 @click.option("--type", "type_", default=None, metavar="TYPE",
               help="Only remove NAME if it is of this type.")
 def remove_cmd(name, stack_name, type_) -> None:
     """Remove the provisioner NAME (refused for the last one that can issue certificates)."""
-    where = _use_stack(stack_name)
+    where = target.use(stack_name)
     change = admin.remove(name, type_=type_)
     ui.done("Provisioner", f"{name} ({change.entry.get('type')}) removed")
     _propagation_note(where)

@@ -11,9 +11,10 @@ from __future__ import annotations
 import click
 
 from stepless.admin import ssh_bastion as admin
-from stepless.cli import ui
+from stepless.admin import target
+from stepless.cli import options, ui
 from stepless.cli.main import ca
-from stepless.cli.provisioner import _emit, _propagation_note, _use_stack, stack_option
+from stepless.cli.provisioner import _emit, _propagation_note
 
 
 @ca.group("ssh-bastion")
@@ -22,15 +23,15 @@ def ssh_bastion() -> None:
 
 
 @ssh_bastion.command("show")
-@stack_option
+@options.stack
 def show_cmd(stack_name: str | None) -> None:
     """Print the bastion as JSON (step-ca's Bastion shape), or null when none is configured."""
-    _use_stack(stack_name)
+    target.use(stack_name)
     _emit(admin.show())
 
 
 @ssh_bastion.command("set")
-@stack_option
+@options.stack
 @click.option("--hostname", required=True, metavar="HOST", help="The bastion's host name or IP address.")
 @click.option("--user", default=None, metavar="USER", help="The login on the bastion (ssh -l).")
 @click.option("--port", default=None, metavar="PORT", help="The bastion's SSH port (ssh -p).")
@@ -43,7 +44,7 @@ def set_cmd(stack_name: str | None, hostname: str, user: str | None, port: str |
             flags: str | None) -> None:
     """Set (or replace) the bastion for every SSH host the CA knows."""
     value = admin.check_setting(hostname, user=user, port=port, cmd=cmd, flags=flags)
-    _use_stack(stack_name)
+    target.use(stack_name)
     _, before, _ = admin.set_bastion(value)
     ui.done("SSH bastion", f"{value['hostname']} " + ("replaced " + before["hostname"] if before else "set"))
     _propagation_note()
@@ -51,10 +52,10 @@ def set_cmd(stack_name: str | None, hostname: str, user: str | None, port: str |
 
 
 @ssh_bastion.command("remove")
-@stack_option
+@options.stack
 def remove_cmd(stack_name: str | None) -> None:
     """Remove the bastion: step's ssh proxycommand then connects to hosts directly."""
-    _use_stack(stack_name)
+    target.use(stack_name)
     removed, _ = admin.remove()
     ui.done("SSH bastion", f"{removed['hostname']} removed")
     _propagation_note()

@@ -141,7 +141,7 @@ class DevStack:
             private(self.home / name)
         ttl = os.environ.get("STEPLESS_CONFIG_TTL")  # the caller's, before the template's default (30) lands
         # the gateway asks every client for a certificate on all its names: each is an "mTLS domain"
-        os.environ[settings.MTLS_DOMAIN] = ",".join(dict.fromkeys([*LOCAL_NAMES, self.address[0], *self.dns_names]))
+        os.environ[settings.MTLS_DOMAIN] = ",".join(self.names)
         if self.engine == "sqlite":
             self._start_sqlite()
         else:
@@ -224,7 +224,7 @@ class DevStack:
         authority.reset()
         self._init_ca(resources, self.key_backend)
         self._publish(authority.get().root_pems[0], authority.get().intermediate_pem, {
-            "AWS_ENDPOINT_URL": self.moto_url, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_ENDPOINT_URL": self.moto_url, **target.LOCAL_CREDENTIALS,
             "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1", "STEPLESS_STACK": STACK_NAME},
             {"engine": "moto", "endpoint": self.moto_url, "region": "us-east-1"})
 
@@ -238,8 +238,7 @@ class DevStack:
     def _init_ca(self, outputs: dict[str, str], key_backend: str) -> None:
         from stepless.admin.init import init
 
-        names = list(dict.fromkeys([*LOCAL_NAMES, self.address[0], *self.dns_names]))
-        init(outputs=outputs, backend=key_backend, name="stepless dev", dns_names=names,
+        init(outputs=outputs, backend=key_backend, name="stepless dev", dns_names=self.names,
              provisioner=self.provisioner, password=self._password(), ssh=True, force=True)
 
     def _publish(self, root_pem: str, intermediate_pem: str, env: dict[str, str], engine: dict[str, str]) -> None:
@@ -264,6 +263,11 @@ class DevStack:
         self.config_stamp.write_text("0\n")
 
     @property
+    def names(self) -> list[str]:
+        """The CA's names (its certificate, the gateway's, the mTLS domains): local ones, the address, --dns."""
+        return list(dict.fromkeys([*LOCAL_NAMES, self.address[0], *self.dns_names]))
+
+    @property
     def config_stamp(self) -> Path:
         """Touched by administrator commands after a change; the gateway then reloads the configuration."""
         return self.home / "state" / "config-changed"
@@ -278,10 +282,9 @@ class DevStack:
         auth = authority.get()
         key = ec.generate_private_key(ec.SECP256R1())
         now = clock.now()
-        names = list(dict.fromkeys([*LOCAL_NAMES, self.address[0], *self.dns_names]))
         from stepless.x509.csr import SANs
 
-        cert = profile.leaf(public_key=key.public_key(), common_name="localhost", sans=SANs.split(names),
+        cert = profile.leaf(public_key=key.public_key(), common_name="localhost", sans=SANs.split(self.names),
                             not_before=now - dt.timedelta(minutes=1), not_after=now + dt.timedelta(days=30),
                             issuer=auth.intermediate, signer=auth.intermediate_signer,
                             provisioner=(1, "stepless-dev-gateway", ""))

@@ -74,10 +74,9 @@ def _line(rfile: Any) -> bytes:
     return line[:-2]
 
 
-def read_chunked(rfile: Any, limit: int | None = None) -> bytes:
+def read_chunked(rfile: Any) -> bytes:
     """A ``Transfer-Encoding: chunked`` body (RFC 9112 §7.1), decoded: the whole of it, trailers skipped, so
-    nothing of it is ever read as a next request; 400 when malformed or truncated, 413 beyond ``limit``."""
-    limit = MAX_BODY if limit is None else limit
+    nothing of it is ever read as a next request; 400 when malformed or truncated, 413 beyond ``MAX_BODY``."""
     body = bytearray()
     while True:
         size_text = _line(rfile).split(b";", 1)[0].strip()
@@ -86,7 +85,7 @@ def read_chunked(rfile: Any, limit: int | None = None) -> bytes:
         size = int(size_text, 16)
         if size == 0:
             break
-        if len(body) + size > limit:
+        if len(body) + size > MAX_BODY:
             raise HTTPRefusal(413, "Request Entity Too Large")
         chunk = rfile.read(size)
         if len(chunk) != size or _line(rfile) != b"":
