@@ -109,12 +109,17 @@ def account_key(jwk: Any) -> Any:
     return key
 
 
+def check_alg(jws: JWS) -> str:
+    """The JWS's ``alg``, badSignatureAlgorithm unless it is one of :data:`ALGORITHMS`."""
+    if jws.alg not in ALGORITHMS:
+        raise AcmeError("badSignatureAlgorithm", f"alg {jws.alg[:16]!r} is not one of {', '.join(ALGORITHMS)}")
+    return jws.alg
+
+
 def verify(jws: JWS, key: Any) -> None:
     """The signature and ``alg`` against ``key`` (badSignatureAlgorithm, or malformed for a bad signature); the
     signature itself is checked by PyJWT's algorithm, as :func:`stepless.tokens.verify_signature` does."""
-    alg = jws.alg
-    if alg not in ALGORITHMS:
-        raise AcmeError("badSignatureAlgorithm", f"alg {alg[:16]!r} is not one of {', '.join(ALGORITHMS)}")
+    alg = check_alg(jws)
     key_type, curve, size = _KEYS[alg]
     if not isinstance(key, key_type) or (curve is not None and not isinstance(key.curve, curve)):
         raise AcmeError("badSignatureAlgorithm", f"alg {alg} does not match the account key")

@@ -86,8 +86,7 @@ def authenticate(ctx: Ctx, body: bytes, *, jwk: bool = False, kid: bool = True) 
     """The verified JWS of a POST (see the module)."""
     req = jwss.parse(body)
     h = req.header
-    if req.alg not in jwss.ALGORITHMS:
-        raise AcmeError("badSignatureAlgorithm", f"alg {req.alg[:16]!r} is not one of {', '.join(jwss.ALGORITHMS)}")
+    jwss.check_alg(req)  # before the nonce is spent
     if ("jwk" in h) == ("kid" in h):
         raise malformed("the JWS protected header must have exactly one of jwk and kid")
     if "jwk" in h and not jwk:
