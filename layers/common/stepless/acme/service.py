@@ -101,7 +101,6 @@ def authenticate(ctx: Ctx, body: bytes, *, jwk: bool = False, kid: bool = True) 
     account = None
     if "jwk" in h:
         key_jwk = h["jwk"]
-        key = jwss.account_key(key_jwk)
     else:
         account = store.get(ACCOUNT, account_id_from_kid(ctx, h["kid"]))
         if account is None or account.doc.get("provisioner") != ctx.prov.name:
@@ -109,7 +108,7 @@ def authenticate(ctx: Ctx, body: bytes, *, jwk: bool = False, kid: bool = True) 
         if account.doc["status"] != VALID:
             raise unauthorized(f"the account is {account.doc['status']}")
         key_jwk = account.doc["key"]
-        key = jwss.account_key(key_jwk)
+    key = jwss.account_key(key_jwk)
     jwss.verify(req, key)
     return Authenticated(req, jose.public_part(key_jwk), account)
 
