@@ -116,6 +116,14 @@ def check_alg(jws: JWS) -> str:
     return jws.alg
 
 
+def thumbprint(jwk: Any) -> str | None:
+    """The RFC 7638 thumbprint of a JWK a request sent (None when it is not one)."""
+    try:
+        return jose.thumbprint(jwk) if isinstance(jwk, dict) else None
+    except (KeyError, TypeError):
+        return None
+
+
 def verify(jws: JWS, key: Any) -> None:
     """The signature and ``alg`` against ``key`` (badSignatureAlgorithm, or malformed for a bad signature); the
     signature itself is checked by PyJWT's algorithm, as :func:`stepless.tokens.verify_signature` does."""
