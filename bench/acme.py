@@ -10,7 +10,9 @@ those are part of the protocol and counted separately.
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +22,29 @@ SECTIONS = ("calls", "cpu", "stepca")
 STEPS = ("newOrder", "authz", "challenge", "order", "finalize", "certificate")
 
 
-def _setup() -> Any:
-    from tests.support.acme import ChallengeServer
+@contextlib.contextmanager
+def _registered() -> Iterator[tuple[Any, Any, Any]]:
+    """The benchmark's CA with an ACME provisioner, an http-01 responder the function validates against, and
+    an account registered and warmed by one complete order: (ca, client, server)."""
+    from tests.support.acme import ChallengeServer, Client
 
+    from bench.managed import _ca
     from stepless import authority
     from stepless.admin import provisioners as admin
+    from stepless.api.sign import app
 
-    admin.add(admin.acme_entry("acme", require_eab=False))
-    authority.reset()  # the benchmark's CA caches its configuration for an hour
-    return ChallengeServer()
+    with _ca() as ca, quiet_logger():
+        admin.add(admin.acme_entry("acme", require_eab=False))
+        authority.reset()  # the benchmark's CA caches its configuration for an hour
+        server = ChallengeServer()
+        try:
+            with environ({"STEPLESS_ACME_HTTP01_PORT": str(server.port), "STEPLESS_ACME_VALIDATION_HOST": "127.0.0.1"}):
+                client = Client(app)
+                client.register()
+                _order(client, server, "warmup.example.test")
+                yield ca, client, server
+        finally:
+            server.close()
 
 
 def _order(client: Any, server: Any, name: str, counter: AWSCalls | None = None) -> dict[str, dict[str, int]]:
@@ -61,26 +77,13 @@ def _order(client: Any, server: Any, name: str, counter: AWSCalls | None = None)
 
 
 def calls(n: int = 10) -> tuple[list[Row], list[str]]:
-    from tests.support.acme import Client
-
-    from bench.managed import _ca
-    from stepless.api.sign import app
-
-    with _ca(), quiet_logger():
-        server = _setup()
-        try:
-            with environ({"STEPLESS_ACME_HTTP01_PORT": str(server.port), "STEPLESS_ACME_VALIDATION_HOST": "127.0.0.1"}):
-                client = Client(app)
-                client.register()
-                _order(client, server, "warmup.example.test")
-                counter = AWSCalls().attach()
-                totals: dict[str, dict[str, float]] = {s: {} for s in STEPS}
-                for i in range(n):
-                    for label, counts in _order(client, server, f"o{i}.example.test", counter).items():
-                        for op, c in counts.items():
-                            totals[label][op] = totals[label].get(op, 0) + c / n
-        finally:
-            server.close()
+    with _registered() as (_, client, server):
+        counter = AWSCalls().attach()
+        totals: dict[str, dict[str, float]] = {s: {} for s in STEPS}
+        for i in range(n):
+            for label, counts in _order(client, server, f"o{i}.example.test", counter).items():
+                for op, c in counts.items():
+                    totals[label][op] = totals[label].get(op, 0) + c / n
     whole: dict[str, float] = {}
     for counts in totals.values():
         for op, c in counts.items():
@@ -99,32 +102,22 @@ def calls(n: int = 10) -> tuple[list[Row], list[str]]:
 
 def cpu(n: int = 20) -> tuple[list[Row], list[str]]:
     """Warm CPU per complete ACME order vs one POST /sign (same CA, same moto, same process)."""
-    from tests.support.acme import Client
     from tests.support.ca import event
 
-    from bench.managed import _ca
     from bench.sign import _requests
     from stepless.api.sign import app
 
-    with _ca() as ca, quiet_logger():
-        server = _setup()
-        try:
-            with environ({"STEPLESS_ACME_HTTP01_PORT": str(server.port), "STEPLESS_ACME_VALIDATION_HOST": "127.0.0.1"}):
-                client = Client(app)
-                client.register()
-                _order(client, server, "warmup.example.test")
-                bodies = _requests(ca, n + 1, prefix="bench-sign")
-                app.handler(event("POST", "/1.0/sign", bodies[0]), None)
-                t0 = time.process_time()
-                for body in bodies[1:]:
-                    app.handler(event("POST", "/1.0/sign", body), None)
-                sign_cpu = (time.process_time() - t0) / n
-                t0 = time.process_time()
-                for i in range(n):
-                    _order(client, server, f"cpu{i}.example.test")
-                order_cpu = (time.process_time() - t0) / n
-        finally:
-            server.close()
+    with _registered() as (ca, client, server):
+        bodies = _requests(ca, n + 1, prefix="bench-sign")
+        app.handler(event("POST", "/1.0/sign", bodies[0]), None)
+        t0 = time.process_time()
+        for body in bodies[1:]:
+            app.handler(event("POST", "/1.0/sign", body), None)
+        sign_cpu = (time.process_time() - t0) / n
+        t0 = time.process_time()
+        for i in range(n):
+            _order(client, server, f"cpu{i}.example.test")
+        order_cpu = (time.process_time() - t0) / n
     ratio = order_cpu / sign_cpu
     return [Row("acme", f"warm CPU per complete ACME order / per POST /sign ({n} each, moto in-process)",
                 f"{ratio:.1f}x", "POST /sign", "", None,

@@ -12,9 +12,9 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from stepless import jose
 from tests.support.ca import event
@@ -22,23 +22,8 @@ from tests.support.ca import event
 HOST = "ca.test:8443"
 
 
-def _sign(key: Any, alg: str, data: bytes) -> bytes:
-    if alg in ("ES256", "ES384"):
-        size = 32 if alg == "ES256" else 48
-        r, s = decode_dss_signature(key.sign(data, ec.ECDSA(hashes.SHA256() if size == 32 else hashes.SHA384())))
-        return r.to_bytes(size, "big") + s.to_bytes(size, "big")
-    if alg == "RS256":
-        return key.sign(data, padding.PKCS1v15(), hashes.SHA256())
-    return key.sign(data)
-
-
 def alg_of(key: Any) -> str:
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        return "ES256" if key.curve.name == "secp256r1" else "ES384"
-    if isinstance(key, rsa.RSAPrivateKey):
-        return "RS256"
-    assert isinstance(key, ed25519.Ed25519PrivateKey)
-    return "EdDSA"
+    return jose.default_alg(jose.public_jwk(key))
 
 
 def jws(key: Any, payload: Any, header: dict[str, Any], alg: str | None = None) -> dict[str, str]:
@@ -47,7 +32,7 @@ def jws(key: Any, payload: Any, header: dict[str, Any], alg: str | None = None) 
     protected = jose.b64e(json.dumps({"alg": alg or alg_of(key), **header}).encode())
     body = "" if payload is None else jose.b64e(json.dumps(payload).encode())
     return {"protected": protected, "payload": body,
-            "signature": jose.b64e(_sign(key, alg_of(key), f"{protected}.{body}".encode()))}
+            "signature": jose.b64e(jwt.get_algorithm_by_name(alg_of(key)).sign(f"{protected}.{body}".encode(), key))}
 
 
 def eab(key_id: str, hmac_key: str, account_key: Any, url: str) -> dict[str, str]:

@@ -138,11 +138,7 @@ def key_change(ctx: Ctx, body: bytes) -> Reply:
     if payload.get("account") != ctx.links.account(req.account.id) and \
             account_id_from_kid(ctx, payload.get("account")) != req.account.id:
         raise unauthorized("the inner JWS names another account")
-    try:
-        same_old = jose.thumbprint(payload.get("oldKey") or {}) == req.account.doc["thumbprint"]
-    except (KeyError, TypeError):
-        same_old = False
-    if not same_old:
+    if jwss.thumbprint(payload.get("oldKey")) != req.account.doc["thumbprint"]:
         raise unauthorized("oldKey is not the account's key")
     new_jwk = jose.public_part(h["jwk"])
     thumb = jose.thumbprint(new_jwk)

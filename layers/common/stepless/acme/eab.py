@@ -44,11 +44,7 @@ def verify(binding: Any, account_jwk: dict[str, Any], url: str, provisioner: str
         inner = json.loads(jose.b64d(outer.payload_b64))
     except ValueError as e:
         raise malformed("externalAccountBinding payload is not a JWK") from e
-    try:
-        same = isinstance(inner, dict) and jose.thumbprint(inner) == jose.thumbprint(account_jwk)
-    except (KeyError, TypeError):
-        same = False
-    if not same:
+    if jws.thumbprint(inner) != jose.thumbprint(account_jwk):
         raise unauthorized("externalAccountBinding payload is not the account key")
     record = store.get(EAB, key_id[:128])
     if record is None or record.doc.get("provisioner") != provisioner:

@@ -232,7 +232,7 @@ def revoke_cert(ctx: Ctx, body: bytes) -> Reply:
         revoked_by = "acme-certificate-key"
     # as POST /revoke records a revocation (the revoke function's modules: not imported by the sign function)
     from stepless.services import crl, ocsp
-    from stepless.services.revoke import _record
+    from stepless.services.revoke import _record, recorded
     from stepless.stores import revocations
     from stepless.stores.errors import AlreadyRevoked
 
@@ -242,9 +242,6 @@ def revoke_cert(ctx: Ctx, body: bytes) -> Reply:
     except AlreadyRevoked as e:  # a retry after a failure between this write and the OCSP one completes it
         ocsp.ensure_revoked(ctx.auth, serial)
         raise AcmeError("alreadyRevoked") from e
-    crl.invalidate()
-    ocsp.record_revocation(ctx.auth, serial, item)
-    metrics.revoked("x509", provisioner=ctx.prov.name, serial=serial)
-    logger.info("certificate revoked", extra={"serial": serial, "reasonCode": reason, "revoked_by": revoked_by})
+    recorded(ctx.auth, item, ctx.prov.name)
     crl.publish(ctx.auth)
     return Reply(200, "")

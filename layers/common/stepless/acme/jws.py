@@ -9,17 +9,17 @@ import dataclasses
 import json
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from stepless import jose
 from stepless.acme.errors import AcmeError, malformed
 
 ALGORITHMS = ("ES256", "ES384", "RS256", "EdDSA")
 MIN_RSA_BITS = 2048
-_EC = {"ES256": (ec.SECP256R1, hashes.SHA256, 32), "ES384": (ec.SECP384R1, hashes.SHA384, 48)}
+_KEYS: dict[str, tuple[type, type | None, int | None]] = {  # alg: key type, EC curve, raw r|s half size
+    "ES256": (ec.EllipticCurvePublicKey, ec.SECP256R1, 32), "ES384": (ec.EllipticCurvePublicKey, ec.SECP384R1, 48),
+    "RS256": (rsa.RSAPublicKey, None, None), "EdDSA": (ed25519.Ed25519PublicKey, None, None)}
 _PRIVATE = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
 
 
@@ -109,28 +109,29 @@ def account_key(jwk: Any) -> Any:
     return key
 
 
-def verify(jws: JWS, key: Any) -> None:
-    """The signature and ``alg`` against ``key`` (badSignatureAlgorithm, or malformed for a bad signature)."""
-    alg = jws.alg
-    if alg not in ALGORITHMS:
-        raise AcmeError("badSignatureAlgorithm", f"alg {alg[:16]!r} is not one of {', '.join(ALGORITHMS)}")
-    data, sig = jws.signing_input, jws.signature
+def check_alg(jws: JWS) -> str:
+    """The JWS's ``alg``, badSignatureAlgorithm unless it is one of :data:`ALGORITHMS`."""
+    if jws.alg not in ALGORITHMS:
+        raise AcmeError("badSignatureAlgorithm", f"alg {jws.alg[:16]!r} is not one of {', '.join(ALGORITHMS)}")
+    return jws.alg
+
+
+def thumbprint(jwk: Any) -> str | None:
+    """The RFC 7638 thumbprint of a JWK a request sent (None when it is not one)."""
     try:
-        if alg in _EC:
-            curve, hash_cls, size = _EC[alg]
-            if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, curve):
-                raise AcmeError("badSignatureAlgorithm", f"alg {alg} does not match the account key")
-            if len(sig) != 2 * size:
-                raise malformed("the JWS signature has the wrong length")
-            der = encode_dss_signature(int.from_bytes(sig[:size], "big"), int.from_bytes(sig[size:], "big"))
-            key.verify(der, data, ec.ECDSA(hash_cls()))
-        elif alg == "RS256":
-            if not isinstance(key, rsa.RSAPublicKey):
-                raise AcmeError("badSignatureAlgorithm", "alg RS256 does not match the account key")
-            key.verify(sig, data, padding.PKCS1v15(), hashes.SHA256())
-        else:
-            if not isinstance(key, ed25519.Ed25519PublicKey):
-                raise AcmeError("badSignatureAlgorithm", "alg EdDSA does not match the account key")
-            key.verify(sig, data)
-    except InvalidSignature as e:
-        raise malformed("the JWS signature is invalid") from e
+        return jose.thumbprint(jwk) if isinstance(jwk, dict) else None
+    except (KeyError, TypeError):
+        return None
+
+
+def verify(jws: JWS, key: Any) -> None:
+    """The signature and ``alg`` against ``key`` (badSignatureAlgorithm, or malformed for a bad signature); the
+    signature itself is checked by PyJWT's algorithm, as :func:`stepless.tokens.verify_signature` does."""
+    alg = check_alg(jws)
+    key_type, curve, size = _KEYS[alg]
+    if not isinstance(key, key_type) or (curve is not None and not isinstance(key.curve, curve)):
+        raise AcmeError("badSignatureAlgorithm", f"alg {alg} does not match the account key")
+    if size is not None and len(jws.signature) != 2 * size:
+        raise malformed("the JWS signature has the wrong length")
+    if not jwt.get_algorithm_by_name(alg).verify(jws.signing_input, key, jws.signature):
+        raise malformed("the JWS signature is invalid")

@@ -131,12 +131,12 @@ def get_order(ctx: Ctx, body: bytes, order_id: str) -> Reply:
 def get_authz(ctx: Ctx, body: bytes, authz_id: str) -> Reply:
     req = authenticate(ctx, body)
     assert req.account is not None
-    authz = Authorization.from_doc(load(AUTHZ, authz_id, req.account.id).doc)
+    rec = load(AUTHZ, authz_id, req.account.id)
+    authz = Authorization.from_doc(rec.doc)
     payload = payload_of(req, allow_empty=True)
     if payload.get("status") == DEACTIVATED:  # RFC 8555 §7.5.2
-        rec = store.get(AUTHZ, authz_id)
         authz = dataclasses.replace(authz, status=DEACTIVATED)
-        store.write(rec.next(authz.to_doc()))  # type: ignore[union-attr]
+        store.write(rec.next(authz.to_doc()))
     return Reply(200, authz.to_json(ctx.links, ctx.now), {"location": ctx.links.authz(authz_id)})
 
 

@@ -86,8 +86,7 @@ def authenticate(ctx: Ctx, body: bytes, *, jwk: bool = False, kid: bool = True) 
     """The verified JWS of a POST (see the module)."""
     req = jwss.parse(body)
     h = req.header
-    if req.alg not in jwss.ALGORITHMS:
-        raise AcmeError("badSignatureAlgorithm", f"alg {req.alg[:16]!r} is not one of {', '.join(jwss.ALGORITHMS)}")
+    jwss.check_alg(req)  # before the nonce is spent
     if ("jwk" in h) == ("kid" in h):
         raise malformed("the JWS protected header must have exactly one of jwk and kid")
     if "jwk" in h and not jwk:
@@ -102,7 +101,6 @@ def authenticate(ctx: Ctx, body: bytes, *, jwk: bool = False, kid: bool = True) 
     account = None
     if "jwk" in h:
         key_jwk = h["jwk"]
-        key = jwss.account_key(key_jwk)
     else:
         account = store.get(ACCOUNT, account_id_from_kid(ctx, h["kid"]))
         if account is None or account.doc.get("provisioner") != ctx.prov.name:
@@ -110,7 +108,7 @@ def authenticate(ctx: Ctx, body: bytes, *, jwk: bool = False, kid: bool = True) 
         if account.doc["status"] != VALID:
             raise unauthorized(f"the account is {account.doc['status']}")
         key_jwk = account.doc["key"]
-        key = jwss.account_key(key_jwk)
+    key = jwss.account_key(key_jwk)
     jwss.verify(req, key)
     return Authenticated(req, jose.public_part(key_jwk), account)
 

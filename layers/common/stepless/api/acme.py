@@ -70,7 +70,6 @@ def _reply(req: Request, rep: service.Reply) -> dict[str, Any]:
     headers = _headers(req, rep.headers)
     if isinstance(rep.body, str):
         headers.setdefault("content-type", "application/pem-certificate-chain" if rep.body else "text/plain")
-        return response(rep.status, rep.body, headers)
     return response(rep.status, rep.body, headers)
 
 

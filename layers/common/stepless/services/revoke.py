@@ -136,10 +136,7 @@ def revoke(body: dict[str, Any], client_cert_pem: str | None, auth: Authority) -
         # token is spent, so each walk costs a new one
         used_tokens.use(token_put)
     else:
-        crl.invalidate()
-        ocsp.record_revocation(auth, serial, item)
-        metrics.revoked("x509", provisioner=revoked_by.partition("provisioner:")[2] or None, serial=serial)
-        logger.info("certificate revoked", extra={"serial": serial, "reasonCode": code, "revoked_by": revoked_by})
+        recorded(auth, item, revoked_by.partition("provisioner:")[2] or None)
 
     out: dict[str, Any] = {"status": "ok"}
     if lineage:
@@ -147,6 +144,16 @@ def revoke(body: dict[str, Any], client_cert_pem: str | None, auth: Authority) -
         out["lineage"] = revoke_lineage(auth, serial, reason, code, ts, revoked_by, same_key=same_key)
     crl.publish(auth)
     return out
+
+
+def recorded(auth: Authority, item: RevocationRecord, provisioner: str | None) -> None:
+    """What follows a certificate's revocation once it is written: the CRL cache dropped, its OCSP response
+    signed and stored, the metric (``provisioner``: the one that revoked it) and the log line."""
+    crl.invalidate()
+    ocsp.record_revocation(auth, item.serial, item)
+    metrics.revoked("x509", provisioner=provisioner, serial=item.serial)
+    logger.info("certificate revoked",
+                extra={"serial": item.serial, "reasonCode": item.reason_code, "revoked_by": item.revoked_by})
 
 
 def public_key_der(cert: x509.Certificate) -> bytes:
