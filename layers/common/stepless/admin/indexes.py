@@ -34,9 +34,8 @@ def backfill_ssh() -> Backfill:
             hosts.remove(principals, serial, not_after, now)
         indexed += 1
     state = ssh_revoked.get()
-    for key, rec in revoked.items():
-        cert_type = "host" if rec.cert_type == "host" else "user"
-        state = ssh_revoked.add(int(key.removeprefix("ssh:")), cert_type, rec.not_after or FOREVER, now)
+    for rec in revoked.values():
+        state = ssh_revoked.add(*ssh_info.revoked_entry(rec), now)
     published = False
     auth = authority.get()
     if crl_store.shared() and (auth.ssh.get("userPublicKey") or auth.ssh.get("hostPublicKey")):

@@ -16,6 +16,7 @@ from stepless.ssh import templates as tpl
 from stepless.ssh.keys import SSHPublicKey
 from stepless.stores import crl_store, hosts, ssh_revoked
 from stepless.stores.certificates import CertificateRecord
+from stepless.stores.revocations import RevocationRecord
 
 
 def _b64(key: SSHPublicKey) -> str:
@@ -167,8 +168,9 @@ def build(auth: Authority, revoked: ssh_revoked.Revoked, typ: str | None = None)
     return b"".join(parts)
 
 
-def _entry(cert: CertificateRecord) -> tuple[int, str, int]:
-    """A recorded SSH certificate's entry in the revoked set: its serial, ``user`` or ``host``, its notAfter."""
+def revoked_entry(cert: CertificateRecord | RevocationRecord) -> tuple[int, str, int]:
+    """An SSH certificate's entry in the revoked set (from its certificate or its revocation record): its
+    serial, ``user`` or ``host``, its notAfter."""
     cert_type = "host" if cert.cert_type == "host" else "user"
     return int(cert.serial.removeprefix("ssh:")), cert_type, cert.not_after or FOREVER
 
@@ -177,7 +179,7 @@ def record_revocation(auth: Authority, cert: CertificateRecord, now: int) -> Non
     """A recorded SSH certificate (its certificate record) was just revoked: add it to the revoked set,
     publish the new KRL (S3, when a bucket is configured) and drop a host certificate from the host index."""
     global _krl_cache
-    serial, cert_type, not_after = _entry(cert)
+    serial, cert_type, not_after = revoked_entry(cert)
     if cert_type == "host":  # first: once the revoked set has the serial, a retry completes nothing more
         hosts.remove(cert.principals, str(serial), not_after, now)
     state = ssh_revoked.add(serial, cert_type, not_after, now)
@@ -189,7 +191,7 @@ def ensure_revoked(auth: Authority, cert: CertificateRecord, now: int) -> None:
     """A revocation of a recorded SSH certificate was found already written: complete its KRL and host-index
     writes only when the revoked set lacks it (a retry after a failure between them). One read otherwise, so
     revoking a revoked certificate again (its holder can mint SSHPOP tokens at will) writes nothing."""
-    serial, cert_type, not_after = _entry(cert)
+    serial, cert_type, not_after = revoked_entry(cert)
     if not_after <= now or serial in getattr(ssh_revoked.get(), cert_type):
         return
     record_revocation(auth, cert, now)
