@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from stepless.local.devstack import free_port
+from tests.support.procs import stop
 
 CLI = [sys.executable, "-c", "from stepless.cli.main import main; main()"]
 
@@ -66,11 +67,7 @@ def start_dev(home: Path, *flags: str, **extra_env: str) -> Iterator[DevCA]:
     ca = DevCA(url=data["ca-url"], home=home, fingerprint=data["fingerprint"],
                password_file=home / "secrets" / "password", root=Path(data["root"]), process=proc)
     yield ca
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop(proc)
     log.close()
 
 

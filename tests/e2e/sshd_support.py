@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from stepless.local.devstack import free_port
+from tests.support import procs
 
 SSHD = Path("/usr/sbin/sshd")
 PRIVSEP_DIR = Path("/run/sshd")
@@ -184,13 +185,7 @@ class Agent:
                               env={**os.environ, "SSH_AUTH_SOCK": str(self.sock)})
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        procs.stop(self.process)
 
 
 def start_agent(sock: Path) -> Agent:

@@ -17,6 +17,7 @@ from cryptography import x509
 from stepless.local.devstack import free_port, local_environment
 from tests.e2e.conftest import start_dev
 from tests.support.dns import TxtServer
+from tests.support.procs import stop
 
 CERTBOT = Path(sys.executable).parent / "certbot"
 
@@ -240,11 +241,7 @@ caddy.acme.test {{
             pytest.fail(f"caddy never served a certificate we trust ({last}): "
                         f"{(tmp_path / 'caddy.log').read_text()[-3000:]}")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
         log.close()
     assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"hello from caddy")
     assert _names(cert) == ["caddy.acme.test"]

@@ -27,6 +27,7 @@ from cryptography import x509
 
 from stepless.local.devstack import free_port
 from stepless.x509 import extensions
+from tests.support.procs import stop
 
 pytestmark = pytest.mark.e2e
 
@@ -125,11 +126,7 @@ def walk(tmp_path_factory):
                                 timeout=900, stdin=subprocess.DEVNULL)
         yield Walk(work, home, result, output)
     finally:
-        dev.terminate()
-        try:
-            dev.wait(15)
-        except subprocess.TimeoutExpired:
-            dev.kill()
+        stop(dev, 15)
         os.close(master)
 
 
