@@ -407,14 +407,18 @@ def test_kms_unreachable(test_ca):
     survive(test_ca, "sign", lambda: unreachable("kms", "Sign"), 503)
 
 
-def test_kms_public_key_fault_on_a_cold_container(test_ca, monkeypatch):
-    """A new container first reads the CA key's public half; KMS failing there is a 503 too."""
+@pytest.mark.parametrize("endpoint", ["sign", "ssh-sign", "renew"])
+def test_kms_fault_on_a_cold_container(test_ca, monkeypatch, endpoint):
+    """A new container reads nothing from KMS before its first Sign (the CA key's public half is the one its
+    certificate or SSH configuration states): KMS failing there is a 503, and GetPublicKey is never called."""
+    get_public_key = aws_error(monkeypatch, KmsBackend, "get_public_key", "KMSInternalException", 500)
 
     def inject() -> Fault:
-        authority.reset()  # cold: no signer (and no cached public key) yet
-        return aws_error(monkeypatch, KmsBackend, "get_public_key", "KMSInternalException", 500)
+        authority.reset()  # cold: no signer yet
+        return aws_error(monkeypatch, KmsBackend, "sign", "KMSInternalException", 500)
 
-    survive(test_ca, "sign", inject, 503)
+    survive(test_ca, endpoint, inject, 503)
+    assert get_public_key.calls == 0
 
 
 # ---------------------------------------------------------------------------------------------- Secrets Manager

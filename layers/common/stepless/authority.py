@@ -14,7 +14,8 @@ from functools import cached_property
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from stepless import clock, settings
 from stepless.claims import Claims
@@ -68,9 +69,10 @@ class Authority:
         previous = (x509.load_pem_x509_certificate(p.encode()) for p in self.doc.get("previousIntermediates") or [])
         return [self.intermediate, *(c for c in previous if c.not_valid_after_utc > now)]
 
-    @property
+    @cached_property
     def intermediate_signer(self) -> Signer:
-        return signer(self.doc["intermediateKey"])
+        """The intermediate's key, whose public half is the certificate's (no KMS call; checked on first use)."""
+        return signer(self.doc["intermediateKey"], self.intermediate.public_key())
 
     @cached_property
     def hosts(self) -> frozenset[str]:
@@ -96,14 +98,18 @@ class Authority:
 
 _lock = threading.Lock()
 _cached: tuple[float, Authority] | None = None
-_signers: dict[str, Signer] = {}
+_signers: dict[tuple[str, bytes], Signer] = {}
 
 
-def signer(ref: str) -> Signer:
-    """The container's signer for a key reference (created once)."""
-    s = _signers.get(ref)
+def signer(ref: str, public_key: PublicKeyTypes | None = None) -> Signer:
+    """The container's signer for a key reference (created once per reference and stated public key).
+
+    ``public_key``: the public half the configuration states (the certificate or SSH CA public key the key
+    signs for); see :func:`~stepless.signers.load_signer`."""
+    key = (ref, b"" if public_key is None else public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo))
+    s = _signers.get(key)
     if s is None:
-        s = _signers[ref] = load_signer(ref)
+        s = _signers[key] = load_signer(ref, public_key)
     return s
 
 

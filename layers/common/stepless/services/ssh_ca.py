@@ -61,4 +61,4 @@ def ca_signer(auth: Authority, cert_type: int) -> Signer:
     ref = section(auth).get("userKey" if cert_type == USER else "hostKey")
     if not ref:
         raise NotImplementedYet(f"{TYPE_NAMES[cert_type]} certificate signing is not enabled")
-    return authorities.signer(ref)
+    return authorities.signer(ref, ca_public_key(auth, cert_type))

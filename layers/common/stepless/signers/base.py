@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol, runtime_checkable
 
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
@@ -39,6 +40,26 @@ def hash_for_key(key: PublicKeyTypes) -> hashes.HashAlgorithm:
     if isinstance(key, rsa.RSAPublicKey):
         return hashes.SHA256()
     raise ConfigError(f"unsupported CA key type {type(key).__name__}")
+
+
+def mismatch(signer: Signer) -> ConfigError:
+    """The error of a CA key that is not the one its configuration states (certificate, SSH public key)."""
+    return ConfigError(f"the CA key {signer.ref} does not match the public key its certificate (or SSH "
+                       "configuration) states")
+
+
+def check_signature(signer: Signer, data: bytes, signature: bytes) -> None:
+    """Raise :func:`mismatch` unless ``signature`` (of ``data``) verifies under ``signer.public_key()``."""
+    key = signer.public_key()
+    try:
+        if isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(signature, data, ec.ECDSA(signer.hash_algorithm()))
+        elif isinstance(key, rsa.RSAPublicKey):
+            key.verify(signature, data, padding.PKCS1v15(), signer.hash_algorithm())
+        else:
+            raise ConfigError(f"unsupported CA key type {type(key).__name__}")
+    except InvalidSignature:
+        raise mismatch(signer) from None
 
 
 class _ECAdapter(ec.EllipticCurvePrivateKey):

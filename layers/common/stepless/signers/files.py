@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 
 from stepless.errors import ConfigError
 from stepless.signers.memory import LoadedSigner, MemorySigner
@@ -75,8 +75,9 @@ def load_key(path: Path) -> PrivateKeyTypes:
 class FileSigner(LoadedSigner):
     """Signs with the encrypted PEM key at ``path`` (decrypted on first use, then kept in memory)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, public_key: PublicKeyTypes | None = None) -> None:
         self.ref = f"file:{path}"
+        self.stated = public_key
         self.path = Path(path)
 
     def _load(self) -> MemorySigner:

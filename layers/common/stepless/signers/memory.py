@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
-from stepless.signers.base import hash_for_key
+from stepless.signers.base import hash_for_key, mismatch
 
 
 class MemorySigner:
@@ -39,16 +39,21 @@ class MemorySigner:
 
 class LoadedSigner:
     """A signer over a key loaded on first use (:meth:`_load`: Secrets Manager, an encrypted file), then kept
-    in memory for the container's life."""
+    in memory for the container's life. ``stated``: the public key the configuration states for it (its
+    certificate's), checked when the key is loaded."""
 
     ref: str
+    stated: PublicKeyTypes | None = None
 
     def _load(self) -> MemorySigner:
         raise NotImplementedError
 
     @functools.cached_property
     def _inner(self) -> MemorySigner:
-        return self._load()
+        inner = self._load()
+        if self.stated is not None and inner.public_key() != self.stated:
+            raise mismatch(self)  # type: ignore[arg-type]
+        return inner
 
     def public_key(self) -> PublicKeyTypes:
         return self._inner.public_key()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from stepless import aws
 from stepless.errors import ConfigError
@@ -13,8 +14,9 @@ from stepless.signers.memory import LoadedSigner, MemorySigner
 class SecretsManagerSigner(LoadedSigner):
     """Signs with a PEM key kept in a Secrets Manager secret (SecretString)."""
 
-    def __init__(self, secret_id: str) -> None:
+    def __init__(self, secret_id: str, public_key: PublicKeyTypes | None = None) -> None:
         self.ref = f"secretsmanager:{secret_id}"
+        self.stated = public_key
         self.secret_id, _, self.version_id = secret_id.partition("#")  # ``ARN#VersionId`` pins a version
 
     def _load(self) -> MemorySigner:
