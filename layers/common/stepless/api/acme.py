@@ -4,25 +4,30 @@ Thin: each route builds the request's :class:`~stepless.acme.service.Ctx` and ca
 (:mod:`~stepless.acme.accounts`, :mod:`~stepless.acme.orders`, :mod:`~stepless.acme.issuance`). Every
 response — errors included — carries a fresh ``Replay-Nonce`` and ``Link: <directory>;rel="index"``;
 errors are RFC 8555 problem documents (:mod:`stepless.acme.errors`).
+
+The ACME modules are imported by the first ACME request, not with the routes: a cold start of the sign
+function whose first request is ``POST /sign`` loads none of them (tests/unit/test_lambda_imports.py).
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import re
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from stepless import authority, clock
-from stepless.acme import accounts, issuance, orders, service
-from stepless.acme.errors import AcmeError, from_step_error, malformed
-from stepless.acme.messages import Links
 from stepless.api.app import App
 from stepless.api.http import Request, response
 from stepless.errors import StepError
 from stepless.observability import logger
-from stepless.provisioners.acme import ACMEProvisioner
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from stepless.acme import service
+    from stepless.acme.messages import Links
 
 PATH = re.compile(r"^(?P<prefix>/1\.0)?/acme/(?P<provisioner>[^/]+)/")
 MAX_JWS_BYTES = 32 * 1024  # a CSR with 100 names and an RSA-4096 key fits several times
@@ -30,6 +35,9 @@ MAX_JWS_BYTES = 32 * 1024  # a CSR with 100 names and an RSA-4096 key fits sever
 
 def _links(req: Request) -> tuple[Links, str]:
     """This provisioner's URLs as the request reached them, and the request's own URL."""
+    from stepless.acme.errors import malformed
+    from stepless.acme.messages import Links
+
     host = req.headers.get("host", "")
     if not host or any(c in host for c in "/\\@ "):
         raise malformed("the request has no valid Host header")
@@ -40,6 +48,10 @@ def _links(req: Request) -> tuple[Links, str]:
 
 
 def _ctx(req: Request) -> service.Ctx:
+    from stepless.acme import service
+    from stepless.acme.errors import AcmeError, malformed
+    from stepless.provisioners.acme import ACMEProvisioner
+
     links, url = _links(req)
     auth = authority.get()
     prov = auth.provisioners.get(req.params["provisioner"])
@@ -55,6 +67,8 @@ def _ctx(req: Request) -> service.Ctx:
 
 
 def _headers(req: Request, extra: dict[str, str]) -> dict[str, str]:
+    from stepless.acme import service
+
     out = {"cache-control": "no-store", **extra}
     try:
         out["replay-nonce"] = service.new_nonce(int(clock.now().timestamp()))
@@ -75,35 +89,45 @@ def _reply(req: Request, rep: service.Reply) -> dict[str, Any]:
 
 def problem(req: Request, e: StepError) -> dict[str, Any]:
     """An RFC 8555 problem document with the ACME headers (the App's error renderer for ACME paths)."""
+    from stepless.acme.errors import from_step_error
+
     err = from_step_error(e)
     return response(err.status, err.to_json(), _headers(req, err.headers))
 
 
-# (method, path below /acme/{provisioner}, use case, path parameters); revoke-cert is the revoke function's
-# (only it writes revocations), everything else the sign function's
-POSTS: tuple[tuple[str, Callable[..., service.Reply], tuple[str, ...]], ...] = (
-    ("/new-account", accounts.new_account, ()),
-    ("/account/{account}", accounts.account, ("account",)),
-    ("/account/{account}/orders", accounts.orders, ("account",)),
-    ("/key-change", accounts.key_change, ()),
-    ("/new-order", orders.new_order, ()),
-    ("/order/{order}", orders.get_order, ("order",)),
-    ("/order/{order}/finalize", issuance.finalize, ("order",)),
-    ("/authz/{authz}", orders.get_authz, ("authz",)),
-    ("/challenge/{authz}/{challenge}", orders.challenge, ("authz", "challenge")),
-    ("/certificate/{certificate}", issuance.certificate, ("certificate",)),
-    ("/certificate/{certificate}/{alternate}", issuance.certificate, ("certificate", "alternate")),
+# (path below /acme/{provisioner}, use case as "<module of stepless.acme>.<function>", path parameters), all
+# POST; revoke-cert is the revoke function's (only it writes revocations), everything else the sign function's
+POSTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("/new-account", "accounts.new_account", ()),
+    ("/account/{account}", "accounts.account", ("account",)),
+    ("/account/{account}/orders", "accounts.orders", ("account",)),
+    ("/key-change", "accounts.key_change", ()),
+    ("/new-order", "orders.new_order", ()),
+    ("/order/{order}", "orders.get_order", ("order",)),
+    ("/order/{order}/finalize", "issuance.finalize", ("order",)),
+    ("/authz/{authz}", "orders.get_authz", ("authz",)),
+    ("/challenge/{authz}/{challenge}", "orders.challenge", ("authz", "challenge")),
+    ("/certificate/{certificate}", "issuance.certificate", ("certificate",)),
+    ("/certificate/{certificate}/{alternate}", "issuance.certificate", ("certificate", "alternate")),
 )
 BASE = "/acme/{provisioner}"
 
 
-def _post(app: App, path: str, use: Callable[..., service.Reply], names: tuple[str, ...]) -> None:
+def use_case(name: str) -> Callable[..., service.Reply]:
+    """The use case ``"<module>.<function>"`` of :mod:`stepless.acme` (its module imported on first use)."""
+    module, _, function = name.partition(".")
+    return getattr(importlib.import_module(f"stepless.acme.{module}"), function)
+
+
+def _post(app: App, path: str, use: str, names: tuple[str, ...]) -> None:
     @app.route("POST", BASE + path)
     def handle(req: Request) -> dict[str, Any]:
-        return _reply(req, use(_ctx(req), req.body, *(req.params[n] for n in names)))
+        return _reply(req, use_case(use)(_ctx(req), req.body, *(req.params[n] for n in names)))
 
 
 def _directory(req: Request) -> dict[str, Any]:
+    from stepless.acme import service
+
     rep = service.directory(_ctx(req))
     return response(200, rep.body, {"cache-control": "public, max-age=0, no-cache"})
 
@@ -126,4 +150,4 @@ def register(app: App) -> None:
 def register_revoke(app: App) -> None:
     """The revoke function's ACME route: revokeCert (RFC 8555 §7.6)."""
     app.error_renderer(PATH, problem)
-    _post(app, "/revoke-cert", issuance.revoke_cert, ())
+    _post(app, "/revoke-cert", "issuance.revoke_cert", ())

@@ -16,15 +16,17 @@ import base64
 import binascii
 import dataclasses
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from stepless import jose, tokens
 from stepless.errors import BadRequest, StepError, Unauthorized
 from stepless.provisioners.base import Context, Provisioner, TokenUse
-from stepless.ssh import FOREVER, SSHCertificate, encode_public_key, parse_certificate, verify_signature
-from stepless.ssh.keys import SSHPublicKey
+
+if TYPE_CHECKING:  # stepless.ssh is imported by the SSHPOP token paths (the sign function never needs it)
+    from stepless.ssh import SSHCertificate
+    from stepless.ssh.keys import SSHPublicKey
 
 RENEW_PATH = "/1.0/ssh/renew"
 REKEY_PATH = "/1.0/ssh/rekey"
@@ -69,6 +71,8 @@ def token_algorithms(key: SSHPublicKey) -> set[str]:
 
 def certificate_from_header(header: dict[str, Any]) -> SSHCertificate:
     """The SSH certificate in a token's ``sshpop`` header (401 when missing or malformed)."""
+    from stepless.ssh import parse_certificate
+
     value = header.get("sshpop")
     if not isinstance(value, str) or not value:
         raise Unauthorized("token is missing the sshpop header", reason="invalid_sshpop_token")
@@ -84,6 +88,8 @@ def certificate_from_header(header: dict[str, Any]) -> SSHCertificate:
 
 def signed_by(cert: SSHCertificate, ca_keys: Sequence[SSHPublicKey]) -> bool:
     """True when ``cert`` carries one of ``ca_keys`` as its signature key and the signature verifies."""
+    from stepless.ssh import encode_public_key, verify_signature
+
     try:
         embedded = encode_public_key(cert.signature_key)
     except StepError:
@@ -105,6 +111,8 @@ class SSHPOPProvisioner(Provisioner):
 
     def _authorize(self, token: str, header: dict, ctx: Context, path: str, ca_keys: CAKeys, *,
                    check_validity: bool) -> SSHPOPAuthorization:
+        from stepless.ssh import FOREVER
+
         cert = certificate_from_header(header)
         if check_validity:
             now = int(ctx.now.timestamp())
@@ -127,6 +135,8 @@ class SSHPOPProvisioner(Provisioner):
 
     def authorize_ssh_renew(self, token: str, header: dict, ctx: Context, ca_keys: CAKeys) -> SSHPOPAuthorization:
         """A renew token: a host certificate, currently valid (or expired when the claims allow it)."""
+        from stepless.ssh import FOREVER
+
         authz = self._authorize(token, header, ctx, RENEW_PATH, ca_keys, check_validity=False)
         cert = authz.certificate
         if not cert.is_host:

@@ -18,7 +18,6 @@ from stepless.authority import Authority
 from stepless.errors import Unauthorized
 from stepless.provisioners import Provisioner, SignAuthorization, SSHAuthorization, TokenUse
 from stepless.provisioners.sshpop import SSHPOPAuthorization, SSHPOPProvisioner
-from stepless.services import ssh_ca
 from stepless.services.context import context
 
 # The endpoints a token is presented to (also the single-use record's ``endpoint``).
@@ -59,6 +58,8 @@ def authorize(auth: Authority, token: str, endpoint: str) -> Authorized:
         ssh = prov.authorize_ssh_sign(token, header, claims, ctx)
         return Authorized(prov, claims, ssh.token, now, ssh)
     if endpoint in (SSH_RENEW, SSH_REKEY):
+        from stepless.services import ssh_ca  # the SSH modules load on SSH routes only
+
         method = endpoint.removeprefix("ssh/")
         if not isinstance(prov, SSHPOPProvisioner):
             raise Unauthorized(f"ssh {method} requires an sshpop token; provisioner {prov.name} cannot {method} "
@@ -67,6 +68,8 @@ def authorize(auth: Authority, token: str, endpoint: str) -> Authorized:
         pop = check(token, header, ctx, ssh_ca.ca_keys(auth))
         return Authorized(prov, claims, pop.token, now, pop)
     if endpoint == SSH_REVOKE and isinstance(prov, SSHPOPProvisioner):
+        from stepless.services import ssh_ca
+
         pop = prov.authorize_ssh_revoke(token, header, ctx, ssh_ca.ca_keys(auth))
         return Authorized(prov, claims, pop.token, now, pop)
     if endpoint in (REVOKE, SSH_REVOKE):

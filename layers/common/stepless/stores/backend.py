@@ -11,11 +11,10 @@ Every concern module (:mod:`tokens`, :mod:`certificates`, :mod:`revocations`, :m
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from stepless.errors import ConfigError
 
@@ -34,13 +33,14 @@ if TYPE_CHECKING:
     from stepless.stores.tokens import TokenStore
 
 STORE = "STEPLESS_STORE"
+CONCERNS = frozenset({"tokens", "certificates", "revocations", "authority", "audit", "managed", "objects", "secrets",
+                      "hosts", "ssh_revoked", "ocsp", "acme"})
 
 
-@dataclasses.dataclass(frozen=True)
 class Stores:
-    """One backend: an implementation of every concern's interface."""
+    """One backend: an implementation of every concern's interface, each made by its factory on first use
+    (a cold start imports only the concerns its first request touches), then a plain attribute."""
 
-    name: str
     tokens: TokenStore
     certificates: CertificateStore
     revocations: RevocationStore
@@ -53,7 +53,24 @@ class Stores:
     ssh_revoked: RevokedStore
     ocsp: OCSPStore
     acme: AcmeStore
-    close: Callable[[], None] = lambda: None
+
+    def __init__(self, name: str, concerns: Mapping[str, Callable[[], Any]],
+                 close: Callable[[], None] = lambda: None) -> None:
+        if set(concerns) != CONCERNS:
+            raise ValueError(f"a backend implements exactly {sorted(CONCERNS)}; got {sorted(concerns)}")
+        self.name = name
+        self.close = close
+        self._factories = dict(concerns)
+        self._made = threading.Lock()
+
+    def __getattr__(self, concern: str) -> Any:  # only for a concern not made yet
+        factory = self.__dict__.get("_factories", {}).get(concern)
+        if factory is None:
+            raise AttributeError(concern)
+        with self._made:
+            if concern not in self.__dict__:
+                self.__dict__[concern] = factory()
+        return self.__dict__[concern]
 
 
 _lock = threading.Lock()

@@ -4,24 +4,27 @@ module per concern. Items are marshalled by :mod:`stepless.stores.dynamo`."""
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
+from typing import Any
+
 from stepless.stores.backend import Stores
+
+# concern -> (module of stepless.stores.dynamodb, class)
+_IMPLEMENTATIONS = {
+    "tokens": ("tokens", "DynamoTokens"), "certificates": ("certificates", "DynamoCertificates"),
+    "revocations": ("revocations", "DynamoRevocations"), "authority": ("authority", "DynamoAuthority"),
+    "audit": ("authority", "DynamoAudit"), "managed": ("managed", "DynamoManaged"),
+    "objects": ("objects", "DynamoObjects"), "secrets": ("secrets", "AWSSecrets"), "hosts": ("hosts", "DynamoHosts"),
+    "ssh_revoked": ("ssh_revoked", "DynamoSSHRevoked"), "ocsp": ("ocsp_responses", "DynamoOCSPResponses"),
+    "acme": ("acme", "DynamoAcme"),
+}
+
+
+def _factory(module: str, cls: str) -> Callable[[], Any]:
+    return lambda: getattr(importlib.import_module(f"stepless.stores.dynamodb.{module}"), cls)()
 
 
 def stores() -> Stores:
-    """Every concern on DynamoDB (and S3 for the CRL/KRL objects)."""
-    from stepless.stores.dynamodb.acme import DynamoAcme
-    from stepless.stores.dynamodb.authority import DynamoAudit, DynamoAuthority
-    from stepless.stores.dynamodb.certificates import DynamoCertificates
-    from stepless.stores.dynamodb.hosts import DynamoHosts
-    from stepless.stores.dynamodb.managed import DynamoManaged
-    from stepless.stores.dynamodb.objects import DynamoObjects
-    from stepless.stores.dynamodb.ocsp_responses import DynamoOCSPResponses
-    from stepless.stores.dynamodb.revocations import DynamoRevocations
-    from stepless.stores.dynamodb.secrets import AWSSecrets
-    from stepless.stores.dynamodb.ssh_revoked import DynamoSSHRevoked
-    from stepless.stores.dynamodb.tokens import DynamoTokens
-
-    return Stores("dynamodb", tokens=DynamoTokens(), certificates=DynamoCertificates(),
-                  revocations=DynamoRevocations(), authority=DynamoAuthority(), audit=DynamoAudit(),
-                  managed=DynamoManaged(), objects=DynamoObjects(), secrets=AWSSecrets(), hosts=DynamoHosts(),
-                  ssh_revoked=DynamoSSHRevoked(), ocsp=DynamoOCSPResponses(), acme=DynamoAcme())
+    """Every concern on DynamoDB (and S3 for the CRL/KRL objects), each module imported on its first use."""
+    return Stores("dynamodb", {concern: _factory(*impl) for concern, impl in _IMPLEMENTATIONS.items()})

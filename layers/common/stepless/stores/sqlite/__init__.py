@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sqlite3
 import threading
@@ -196,8 +197,8 @@ def stores(path: str) -> Stores:
     from stepless.stores.sqlite.secrets import SQLiteSecrets
 
     db = Database(os.path.expanduser(path))
-    return Stores("sqlite", tokens=SQLiteTokens(db), certificates=SQLiteCertificates(db),
-                  revocations=SQLiteRevocations(db), authority=SQLiteAuthority(db), audit=SQLiteAudit(db),
-                  managed=SQLiteManaged(db), objects=SQLiteObjects(db), secrets=SQLiteSecrets(db),
-                  hosts=SQLiteHosts(db), ssh_revoked=SQLiteSSHRevoked(db), ocsp=SQLiteOCSPResponses(db),
-                  acme=SQLiteAcme(db), close=db.close)
+    classes = {"tokens": SQLiteTokens, "certificates": SQLiteCertificates, "revocations": SQLiteRevocations,
+               "authority": SQLiteAuthority, "audit": SQLiteAudit, "managed": SQLiteManaged, "objects": SQLiteObjects,
+               "secrets": SQLiteSecrets, "hosts": SQLiteHosts, "ssh_revoked": SQLiteSSHRevoked,
+               "ocsp": SQLiteOCSPResponses, "acme": SQLiteAcme}
+    return Stores("sqlite", {concern: functools.partial(cls, db) for concern, cls in classes.items()}, close=db.close)
