@@ -25,7 +25,7 @@ import botocore.endpoint
 import pytest
 from botocore.exceptions import ClientError, ConnectionClosedError
 
-from stepless import aws, awsclient
+from stepless import aws, awsclient, awssession
 from stepless.faults import translate_aws_errors
 
 Answer = tuple[int, dict[str, str], bytes] | None  # None: close the connection without answering
@@ -126,6 +126,7 @@ def frozen() -> Iterator[None]:
     at = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
     with mock.patch("botocore.auth.get_current_datetime", return_value=at), \
             mock.patch("botocore.endpoint.get_current_datetime", return_value=at), \
+            mock.patch("stepless.awsclient._now", return_value=at), \
             mock.patch("uuid.uuid4", return_value=uuid.UUID(int=7)):
         yield
 
@@ -173,7 +174,9 @@ def test_lean_sends_the_bytes_botocore_sends(responder, service, method, params)
         getattr(lean, method)(**params())
         sent_lean = _last(responder)
     assert sent_lean[:2] == sent_full[:2]  # method, path
-    assert sent_lean[2] == sent_full[2]  # every header, Authorization (the SigV4 signature) included
+    agent = sent_lean[2].pop("user-agent")
+    assert agent.startswith("Botocore/") and "md/stepless#lean" in agent and sent_full[2].pop("user-agent")
+    assert sent_lean[2] == sent_full[2]  # every other header, Authorization (the SigV4 signature) included
     assert sent_lean[3] == sent_full[3]  # the body
     assert "authorization" in sent_lean[2] and sent_lean[2]["x-amz-security-token"] == "session-1"
 
@@ -238,7 +241,8 @@ def test_retries_are_botocores(responder, sleeps, script, attempts, outcome):
             except ConnectionClosedError as e:
                 result = type(e)
         seen[name] = {"result": result, "sleeps": len(sleeps),
-                      "requests": [(m, p, h, b) for m, p, h, b in responder.requests]}
+                      "requests": [(m, p, {k: v for k, v in h.items() if k != "user-agent"}, b)
+                                   for m, p, h, b in responder.requests]}
         assert len(responder.requests) == attempts, name
         if outcome is None:
             assert result == attempts - 1
@@ -386,13 +390,13 @@ def test_regional_and_service_endpoints_are_botocores(monkeypatch):
         for service, operation, url in (("dynamodb", "GetItem", "https://dynamodb.eu-west-1.amazonaws.com/"),
                                         ("kms", "Sign", "https://kms.eu-west-1.amazonaws.com/")):
             lean = aws.client(service)
-            op = lean._operation(operation, {"TableName": "t", "KeyId": "k"})
+            op = lean.plan(operation, {"TableName": "t", "KeyId": "k"})
             assert op.url == url and lean.full.meta.endpoint_url + "/" == url
             assert (op.signing_region, op.signing_name) == ("eu-west-1", service)
         monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:8000")
         aws.reset()
         lean = aws.client("dynamodb")
-        assert lean._operation("GetItem", {"TableName": "t"}).url == "http://127.0.0.1:8000/"
+        assert lean.plan("GetItem", {"TableName": "t"}).url == "http://127.0.0.1:8000/"
     finally:
         aws.reset()
 
@@ -443,7 +447,9 @@ def test_https_with_the_ca_bundle_botocore_uses(tls_responder):
         sent_full = _last(tls_responder)
         for _ in range(3):
             lean.get_item(TableName="t", Key={"serial": {"S": "1"}})
-    assert _last(tls_responder) == sent_full
+    sent_lean = _last(tls_responder)
+    assert sent_lean[2].pop("user-agent") and sent_full[2].pop("user-agent")
+    assert sent_lean == sent_full
     assert tls_responder.connections == 2  # one for botocore's pool, one for the lean path's
 
 
@@ -462,7 +468,7 @@ def test_the_sessions_data_loader_answers_as_botocores():
     import botocore.session
     from botocore.exceptions import UnknownServiceError
 
-    ours, theirs = aws._session(), botocore.session.get_session()
+    ours, theirs = awssession.session(), botocore.session.get_session()
     assert ours.get_available_services() == theirs.get_available_services()
     for service in ("dynamodb", "kms", "secretsmanager", "s3", "sts", "events", "cloudformation"):
         for type_name in ("service-2", "endpoint-rule-set-1", "paginators-1"):
@@ -477,7 +483,7 @@ def test_the_sessions_data_loader_answers_as_botocores():
 def test_the_sessions_emitter_still_checks_handlers_that_are_not_botocores():
     """The session skips botocore's kwargs check only for botocore's own handlers: a handler of ours (or of a
     library) without ``**kwargs`` is refused as botocore refuses it; botocore's builtin ones are registered."""
-    session = aws._session()
+    session = awssession.session()
 
     def no_kwargs(request):  # noqa: ARG001 - its signature is the point
         return None
