@@ -168,7 +168,8 @@ def test_http01_with_external_account_binding(issuer, tmp_path):
     report = issuer.run("-dns-names", "web.cm.test,www.cm.test", "-common-name", "web.cm.test", "-solvers",
                         "http-01", out=tmp_path)
     assert report["ok"], report
-    # the Issuer's account found again by its key (Register -> 200 -> GetReg), its EAB not asked for twice
+    # cert-manager sends the Issuer's EAB with every Register: the key already bound to this account is no
+    # refusal, the account is found by its key (Register -> 200 -> ErrAccountAlreadyExists -> GetReg)
     assert report["account_existed"] and report["contact"] == ["mailto:ops@cm.test"]
     assert [(a["identifier"], a["solver"], a["status"]) for a in report["authorizations"]] == [
         ("web.cm.test", "http-01", "valid"), ("www.cm.test", "http-01", "valid")]
