@@ -118,12 +118,12 @@ class Issuer:
 
 @pytest.fixture(scope="module")
 def issuer(program, acme_ca, ports, dns, tmp_path_factory) -> Issuer:
-    """An EAB-only ACME provisioner limited to cm.test and one label under it, an EAB key from our admin CLI, and
-    the Issuer's account registered once (what makes the Issuer Ready)."""
+    """An EAB-only ACME provisioner limited to cm.test, one label under it and under wild.cm.test, an EAB key from
+    our admin CLI, and the Issuer's account registered once (what makes the Issuer Ready)."""
     tmp = tmp_path_factory.mktemp("cert-manager")
     env = {**acme_ca.env(), **local_environment(acme_ca.home)}
     policy = tmp / "policy.json"
-    policy.write_text(json.dumps({"allow": {"dns": ["cm.test", "*.cm.test"]}}))
+    policy.write_text(json.dumps({"allow": {"dns": ["cm.test", "*.cm.test", "*.wild.cm.test"]}}))
     acme_ca.stepless("ca", "provisioner", "add", PROVISIONER, "--type", "ACME", "--acme-policy", str(policy),
                      cwd=acme_ca.home, env=env)
     eab = json.loads(acme_ca.stepless("ca", "acme", "eab", "add", PROVISIONER, "cert-manager issuer",
@@ -186,19 +186,21 @@ def test_wildcard_needs_a_dns01_solver(issuer, tmp_path):
     assert not (tmp_path / "tls.crt").exists()
 
 
-@pytest.mark.parametrize("solvers,apex", [("http-01,dns-01", "http-01"), ("dns-01", "dns-01")])
-def test_wildcard_through_dns01(issuer, tmp_path, solvers, apex):
-    """cm.test and *.cm.test in one order: the wildcard through dns-01, the name itself through the first solver
-    it offers. With dns-01 alone, ``_acme-challenge.cm.test`` holds both authorizations' values at once."""
-    report = issuer.run("-dns-names", "cm.test,*.cm.test", "-solvers", solvers, email="pki@cm.test", out=tmp_path)
+@pytest.mark.parametrize("solvers,apex,domain", [("http-01,dns-01", "http-01", "cm.test"),
+                                                 ("dns-01", "dns-01", "wild.cm.test")])
+def test_wildcard_through_dns01(issuer, tmp_path, solvers, apex, domain):
+    """A name and its wildcard in one order: the wildcard through dns-01, the name itself through the first
+    solver it offers. With dns-01 alone, ``_acme-challenge.<name>`` holds both authorizations' values at once."""
+    report = issuer.run("-dns-names", f"{domain},*.{domain}", "-solvers", solvers, email="pki@cm.test",
+                        out=tmp_path)
     assert report["ok"], report
     assert report["contact"] == ["mailto:pki@cm.test"], "the Issuer's new email, sent with UpdateReg"
     assert sorted((a["identifier"], a["wildcard"], a["solver"], a["status"]) for a in report["authorizations"]) == [
-        ("cm.test", False, apex, "valid"), ("cm.test", True, "dns-01", "valid")]
+        (domain, False, apex, "valid"), (domain, True, "dns-01", "valid")]
     assert [a["offered"] for a in report["authorizations"] if a["wildcard"]] == [["dns-01"]]
-    leaf = _certificate(issuer, tmp_path, ["cm.test", "*.cm.test"])
+    leaf = _certificate(issuer, tmp_path, [domain, f"*.{domain}"])
     # no commonName in the CSR: the CA names the subject after the first identifier (as for every ACME order)
-    assert [a.value for a in leaf.subject] in (["cm.test"], ["*.cm.test"])
+    assert [a.value for a in leaf.subject] in ([domain], [f"*.{domain}"])
     assert not issuer.dns.records(), "the solver's CleanUp removed the TXT records"
 
 
