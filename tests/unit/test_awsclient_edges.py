@@ -11,6 +11,7 @@ interim ``100 Continue``, stalls and connections closed while idle.
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import datetime as dt
 import http.server
@@ -69,6 +70,10 @@ class EdgeResponder(Responder):
     """The coordinator's responder, its script also taking :class:`Raw` answers and callables of the request."""
 
     def _serve(self, conn: socket.socket) -> None:
+        with contextlib.suppress(OSError):  # a client that resets the connection ends its thread quietly
+            self._exchange(conn)
+
+    def _exchange(self, conn: socket.socket) -> None:
         reader = conn.makefile("rb")
         with conn, reader:
             while True:
