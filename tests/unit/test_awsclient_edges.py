@@ -397,6 +397,63 @@ def test_a_large_answer(server, sleeps):
     assert len(theirs["outcome"][1]["Responses"]["certificates"]) == 100
 
 
+@pytest.mark.parametrize("created", [
+    pytest.param(1767323045.5, id="epoch-float"),
+    pytest.param(1767323045, id="epoch-int"),
+    *(pytest.param(v, id=i, marks=pytest.mark.xfail(strict=True, reason="awsclient.parse() keeps a timestamp that "
+                                                    "is not a JSON number as the string; botocore's parser "
+                                                    "(parse_timestamp) makes it a datetime"))
+      for v, i in (("2026-01-02T03:04:05Z", "iso8601-string"), ("1767323045", "epoch-string"))),
+])
+def test_secret_timestamps(server, sleeps, created):
+    answer = ok({"ARN": "arn:s", "Name": "ca-key", "VersionId": "v1", "SecretString": "pem", "CreatedDate": created,
+                 "VersionStages": ["AWSCURRENT"]})
+    theirs = compare(server, sleeps, "secretsmanager", "get_secret_value", {"SecretId": "ca-key"}, [answer])
+    assert isinstance(theirs["outcome"][1]["CreatedDate"], dt.datetime)
+
+
+class _V6Responder(EdgeResponder):
+    """The edge responder on ::1."""
+
+    def __init__(self) -> None:  # as Responder.__init__, on IPv6
+        self.sock = socket.socket(socket.AF_INET6)
+        self.sock.bind(("::1", 0))
+        self.sock.listen(16)
+        self.tls = None
+        self.url = f"http://[::1]:{self.sock.getsockname()[1]}"
+        self.script, self.requests, self.connections = [], [], 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+
+def test_an_ipv6_endpoint(server, sleeps, monkeypatch):
+    """An IPv6 literal endpoint: the same Host header and signature as botocore."""
+    v6 = _V6Responder()
+    try:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", v6.url)
+        aws.reset()
+        theirs = compare(v6, sleeps, "dynamodb", "get_item", GET, [ok(ITEM_ANSWER)])
+        assert theirs["outcome"][0] == "returned" and theirs["sent"][0][2]["host"] == v6.url.split("//")[1]
+    finally:
+        aws.reset()
+        v6.close()
+
+
+@pytest.mark.xfail(strict=True, reason="Transport._connect bounds the TLS handshake by the read timeout and maps its "
+                   "timeout (an OSError) to EndpointConnectionError; botocore (urllib3) bounds it by the connect "
+                   "timeout and raises ReadTimeoutError (both retried, both 503 through translate_aws_errors)")
+def test_a_tls_handshake_that_never_comes(server, sleeps, monkeypatch, short_timeouts):
+    """A TCP listener that never accepts (the kernel completes the connection; no TLS handshake follows)."""
+    monkeypatch.setattr(aws, "CONNECT_TIMEOUT", 0.25)
+    awssession.config.cache_clear()
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        monkeypatch.setenv("AWS_ENDPOINT_URL", f"https://127.0.0.1:{silent.getsockname()[1]}")
+        aws.reset()
+        theirs = compare(server, sleeps, "dynamodb", "get_item", GET, [])
+    assert theirs["sleeps"] == 2
+
+
 # --- inputs ---------------------------------------------------------------------------------------------------
 
 
