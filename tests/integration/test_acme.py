@@ -168,6 +168,37 @@ def test_valid_order_is_kept_until_the_certificate_expires(ca, http01):
         assert status == 200 and authz["status"] == "valid"
 
 
+def test_finalize_when_an_authorization_changed_meanwhile(ca, http01, monkeypatch):
+    """Finalize writes the valid order, its certificate link and the kept authorizations in one transaction; when
+    an authorization changed after finalize read it (the certificate is signed already), the order and link are
+    still written, and that authorization keeps its pending expiry (logged)."""
+    from stepless.acme import issuance
+
+    client = Client(_app())
+    client.register()
+    order_url, order = _order(client, ["raced.example.test"])
+    _validate(client, order, http01)
+    authz_id = order["authorizations"][0].rsplit("/", 1)[1]
+    pending_expiry = acme_store.get("authz", authz_id).expires
+    issue = issuance._issue
+
+    def issue_then_touch(*args):
+        out = issue(*args)
+        rec = acme_store.get("authz", authz_id)
+        acme_store.write(rec.next(rec.doc))  # a concurrent write to the authorization
+        return out
+
+    monkeypatch.setattr(issuance, "_issue", issue_then_touch)
+    status, _, done = client.post(order["finalize"], {"csr": csr_der(["raced.example.test"])[0]})
+    assert status == 200 and done["status"] == "valid", done
+    leaf = x509.load_pem_x509_certificates(client.post(done["certificate"], None)[2].encode())[0]
+    not_after = int(leaf.not_valid_after_utc.timestamp())
+    order_id = order_url.rsplit("/", 1)[1]
+    assert acme_store.get("order", order_id).expires == not_after
+    assert acme_store.get("cert", str(leaf.serial_number)).doc["order"] == order_id
+    assert acme_store.get("authz", authz_id).expires == pending_expiry
+
+
 @pytest.mark.parametrize("key_backend", ["kms", "secrets"])
 def test_certificate_alternate_chain_through_the_replaced_intermediate(request, aws_env, http01, key_backend):
     """RFC 8555 §7.4.2: after ``ca rotate-intermediate`` under the same key, the leaf verifies under both the new

@@ -41,7 +41,7 @@ from stepless.observability import logger, metrics
 from stepless.services.issuance import commit, record
 from stepless.stores import acme as store
 from stepless.stores import certificates
-from stepless.stores.acme import AcmeRecord
+from stepless.stores.acme import AcmeConflict, AcmeRecord
 from stepless.x509 import chain, profile
 from stepless.x509 import csr as csrs
 from stepless.x509.csr import SANs
@@ -112,22 +112,36 @@ def finalize(ctx: Ctx, body: bytes, order_id: str) -> Reply:
     # a valid order, its authorizations and its certificate link are kept until the certificate expires (not
     # the pending order's 24 h), so a client may download it, or read the order, any time before then
     done = dataclasses.replace(order, status=VALID, certificate=serial, expires=not_after)
-    store.write(processing.next(done.to_doc(), expires=not_after),
-                AcmeRecord(CERT, serial, {"account_id": req.account.id, "order": order.id}, expires=not_after))
-    _keep_authorizations(authzs, not_after)
+    _complete([processing.next(done.to_doc(), expires=not_after),
+               AcmeRecord(CERT, serial, {"account_id": req.account.id, "order": order.id}, expires=not_after)],
+              authzs, not_after)
     return Reply(200, done.to_json(ctx.links, VALID), {"location": ctx.links.order(order.id)})
 
 
-def _keep_authorizations(authzs: list[AcmeRecord | None], until: int) -> None:
-    """Keep a valid order's authorizations until ``until`` (one transaction: an order names at most 100). The
-    certificate is issued already: a failure here is logged, and those authorizations expire as pending ones."""
-    recs = [r for r in authzs if r is not None]
-    if not recs:
-        return
+def _complete(records: list[AcmeRecord], authzs: list[AcmeRecord | None], until: int) -> None:
+    """Write the valid order and its certificate link, and keep the order's authorizations until ``until``: one
+    transaction when they fit in one (:data:`~stepless.stores.acme.MAX_WRITE` records), else the authorizations
+    in a second. The certificate is issued already: when an authorization changed meanwhile (or the second
+    write fails), that is logged, the order and link are written alone, and those authorizations expire as
+    pending ones would."""
+    kept = [r.next({**r.doc, "expires": until}, expires=until) for r in authzs if r is not None]
+    if kept and len(records) + len(kept) <= store.MAX_WRITE:
+        try:
+            store.write(*records, *kept)
+            return
+        except AcmeConflict as e:
+            _not_kept(e)
+            kept = []
+    store.write(*records)
     try:
-        store.write(*(r.next({**r.doc, "expires": until}, expires=until) for r in recs))
+        for i in range(0, len(kept), store.MAX_WRITE):
+            store.write(*kept[i:i + store.MAX_WRITE])
     except StepError as e:
-        logger.warning("ACME authorizations of a valid order keep their 24 h expiry", extra={"reason": e.detail})
+        _not_kept(e)
+
+
+def _not_kept(e: StepError) -> None:
+    logger.warning("ACME authorizations of a valid order keep their 24 h expiry", extra={"reason": e.detail})
 
 
 def _issue(ctx: Ctx, req: csrs.Request, sans: SANs, order: Order) -> tuple[str, int]:

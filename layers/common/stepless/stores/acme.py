@@ -40,6 +40,9 @@ class AcmeRecord:
                           self.expires if expires is None else expires)
 
 
+MAX_WRITE = 100  # records in one write (DynamoDB's TransactWriteItems limit)
+
+
 class AcmeConflict(ServiceUnavailable):
     """503 + Retry-After: a record changed (or was created) meanwhile; nothing was written."""
 
