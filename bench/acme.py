@@ -283,7 +283,7 @@ def cpu(n: int = 20) -> tuple[list[Row], list[str]]:
                 f"{order_cpu * 1000:.1f} ms vs {sign_cpu * 1000:.1f} ms CPU (moto's own work included in both)")], []
 
 
-def real(n: int = 40, rounds: int = 3) -> tuple[list[Row], list[str]]:
+def real(n: int = 30, rounds: int = 5) -> tuple[list[Row], list[str]]:
     """The real path against step-ca 0.19's ACME, same client, rounds alternating (see the module)."""
     from cryptography.hazmat.primitives.asymmetric import ec
     from tests.support.acme import csr_der
@@ -463,6 +463,6 @@ def run(only: tuple[str, ...] = SECTIONS, smoke: bool = False, full: bool = Fals
     return run_sections("acme", {
         "calls": lambda: calls(n or 10 * scale),
         "cpu": lambda: cpu(n or 20 * scale),
-        "real": lambda: real(n or 40 * scale, 1 if smoke else 3),
+        "real": lambda: real(n or 30 * scale, 1 if smoke else 5),
         "stepca": lambda: stepca(n or 5 * scale),
     }, only)
