@@ -23,7 +23,7 @@ from cryptography.x509 import ocsp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stepless import authority, aws, clock
+from stepless import authority, aws, awssession, clock
 from stepless.services import crl as crl_service
 from stepless.services import ocsp as ocsp_service
 from stepless.stores import revocations
@@ -272,7 +272,7 @@ def counted():
         counter = AWSCalls().attach()
         counter.reset()
         yield counter.counts
-    aws._session().unregister("before-call.*.*", unique_id=counter._uid)
+    awssession.session().unregister("before-call.*.*", unique_id=counter._uid)
     for service in ("dynamodb", "kms", "secretsmanager"):
         aws.client(service).meta.events.unregister("before-call.*.*", unique_id=counter._uid)
 

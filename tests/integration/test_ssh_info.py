@@ -9,7 +9,7 @@ import boto3
 import pytest
 from bench.common import AWSCalls
 
-from stepless import authority, aws, clock
+from stepless import authority, aws, awssession, clock
 from stepless.api.ssh import app
 from stepless.services import ssh_info
 from stepless.ssh import parse_certificate
@@ -145,7 +145,7 @@ def reads_of(fn) -> dict[str, int]:
         try:
             fn()
         finally:
-            aws._session().unregister("before-call.*.*", unique_id=counter._uid)
+            awssession.session().unregister("before-call.*.*", unique_id=counter._uid)
             aws.client("dynamodb").meta.events.unregister("before-call.*.*", unique_id=counter._uid)
     return dict(counter.counts)
 
