@@ -349,12 +349,10 @@ def real(n: int = 30, rounds: int = 5) -> tuple[list[Row], list[str]]:
         else:
             rows.append(Row("acme", f"real path: warm CPU per complete ACME order, sign handler, AWS over HTTP "
                             f"({label})", f"{cpu_ms:.2f} ms", "", "", None, note + f"; no step-ca: {why_not}"))
-    calls_kms = ours["kms"]["calls"]
-    rows.append(Row("acme", "real path: AWS calls per complete order (KMS backend)", f"{sum(calls_kms.values()):g}",
-                    "", "counted", None, _by_op(calls_kms)))
-    calls_sec = ours["secrets"]["calls"]
-    rows.append(Row("acme", "real path: AWS calls per complete order (Secrets backend)",
-                    f"{sum(calls_sec.values()):g}", "", "counted", None, _by_op(calls_sec)))
+    for backend, label in (("kms", "KMS"), ("secrets", "Secrets")):
+        counts = ours[backend]["calls"]
+        rows.append(Row("acme", f"real path: AWS calls per complete order ({label} backend)",
+                        f"{sum(counts.values()):g}", "", "counted", None, _by_op(counts)))
     return rows, ["acme real: CPU of the handler calls in this process (handler + its AWS client + the http-01 "
                   "GET); moto and the responder run in other processes, the client's JWS signing is outside the "
                   "calls. step-ca's is its whole server process per order, TLS included (API Gateway "
