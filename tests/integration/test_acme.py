@@ -419,6 +419,20 @@ def test_replayed_forged_altered_or_expired_nonce_is_bad_nonce(ca):
     assert orders() == before + 4  # the four accepted, nothing for the refused
 
 
+def test_an_order_names_as_many_identifiers_as_one_write_holds(ca):
+    """The order, its authorizations and the account are one transaction (DynamoDB: at most 100 items): an
+    order of 98 names is created on both stores, one of 99 is refused with rejectedIdentifier, not a 503."""
+    from stepless.acme.orders import MAX_IDENTIFIERS
+
+    client = Client(_app())
+    client.register()
+    names = [{"type": "dns", "value": f"n{i}.example.test"} for i in range(MAX_IDENTIFIERS + 1)]
+    body = _problem(client.post("new-order", {"identifiers": names}), "rejectedIdentifier")
+    assert str(MAX_IDENTIFIERS) in body["detail"]
+    status, _, order = client.post("new-order", {"identifiers": names[:MAX_IDENTIFIERS]})
+    assert status == 201 and len(order["authorizations"]) == MAX_IDENTIFIERS == 98, order
+
+
 def test_external_account_binding(ca, http01):
     from stepless.acme import eab as eabs
     from stepless.stores.acme import AcmeRecord
