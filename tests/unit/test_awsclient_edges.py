@@ -577,6 +577,31 @@ def test_an_endpoint_with_its_default_port(server, sleeps, monkeypatch):
     assert ours == theirs
 
 
+@pytest.mark.parametrize("var", ["AWS_USE_FIPS_ENDPOINT", "AWS_USE_DUALSTACK_ENDPOINT"])
+def test_fips_or_dualstack_with_a_custom_endpoint(server, sleeps, monkeypatch, var):
+    """The custom endpoint wins over FIPS and dual-stack, as in botocore (same request, same answer)."""
+    monkeypatch.setenv(var, "true")
+    aws.reset()
+    theirs = compare(server, sleeps, "dynamodb", "get_item", GET, [ok(ITEM_ANSWER)])
+    assert theirs["outcome"][0] == "returned"
+
+
+@pytest.mark.xfail(strict=True, reason="botocore refuses a region name that is not one (InvalidRegionError, when its "
+                   "client is made); with AWS_ENDPOINT_URL set the lean path never makes it: it signs for that "
+                   "'region' and sends")
+@pytest.mark.parametrize("region", ["us-east-1/../x", "eu-west-1\u00e9", "bad region"])
+def test_an_invalid_region_name(server, sleeps, monkeypatch, region):
+    from botocore.exceptions import InvalidRegionError
+
+    monkeypatch.setenv("AWS_REGION", region)
+    aws.reset()
+    lean = aws.client("dynamodb")
+    with pytest.raises(InvalidRegionError):
+        lean.full  # noqa: B018 - made on first use: botocore's refusal
+    assert run(server, lean, "get_item", GET, [ok(ITEM_ANSWER)], sleeps)["outcome"] == ("InvalidRegionError",)
+    assert server.requests == []
+
+
 # --- credentials ----------------------------------------------------------------------------------------------
 
 
