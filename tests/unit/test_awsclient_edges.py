@@ -23,6 +23,7 @@ import os
 import select
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -860,6 +861,57 @@ def test_ca_bundle_as_a_directory(tls_responder, monkeypatch, tmp_path, sleeps):
         outcomes.append((type(info.value).__name__, len(sleeps)))
     assert outcomes[0][0] == "SSLError"
     assert outcomes[1] == outcomes[0]
+
+
+@pytest.mark.xfail(sys.version_info >= (3, 13), strict=True,
+                   reason="Python >= 3.13: Transport._tls is ssl.create_default_context(), which sets "
+                   "VERIFY_X509_STRICT (here: 'Missing Authority Key Identifier'); botocore's own "
+                   "create_urllib3_context does not, so botocore accepts the certificate (Lambda runs 3.13)")
+def test_a_certificate_botocore_accepts_is_accepted(monkeypatch, tmp_path, sleeps):
+    """A private CA (AWS_CA_BUNDLE) whose server certificate has no Authority Key Identifier: botocore
+    accepts it; so must the lean path."""
+    import ipaddress
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Private CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(1).not_valid_before(now - dt.timedelta(minutes=1)).not_valid_after(now + dt.timedelta(hours=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
+          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+          .sign(ca_key, hashes.SHA256()))
+    leaf = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(2)
+            .not_valid_before(now - dt.timedelta(minutes=1)).not_valid_after(now + dt.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .sign(ca_key, hashes.SHA256()))  # no Authority Key Identifier
+    (tmp_path / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "leaf.pem").write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                         serialization.NoEncryption()))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(tmp_path / "leaf.pem", tmp_path / "key.pem")
+    tls = Responder(tls=ctx)
+    try:
+        for k, v in {"AWS_ENDPOINT_URL": tls.url, "AWS_ACCESS_KEY_ID": "AKIDTEST", "AWS_SECRET_ACCESS_KEY": "secret",
+                     "AWS_REGION": "us-east-1", "AWS_CA_BUNDLE": str(tmp_path / "ca.pem"),
+                     "AWS_CONFIG_FILE": "/nonexistent/stepless-test-config"}.items():
+            monkeypatch.setenv(k, v)
+        aws.reset()
+        full, lean = both("dynamodb")
+        assert full.get_item(**GET)["ResponseMetadata"]["HTTPStatusCode"] == 200
+        assert lean.get_item(**GET)["ResponseMetadata"]["HTTPStatusCode"] == 200
+    finally:
+        aws.reset()
+        tls.close()
 
 
 def test_a_tls_certificate_for_another_name_is_refused(tls_responder, monkeypatch, sleeps):
