@@ -33,11 +33,13 @@ def _entry(serial: str, not_after: int) -> str:
     return f"{serial}:{not_after}"
 
 
-def _certificates(entries: Iterable[str]) -> dict[str, int]:
+def _certificates(entries: Iterable[str], after: int = -1) -> dict[str, int]:
+    """serial → notAfter of the listing's entries unexpired at ``after`` (a folded write, stores.dynamodb.
+    certificates, leaves expired entries in place until the listing is pruned)."""
     out: dict[str, int] = {}
     for entry in entries:
         serial, _, not_after = entry.rpartition(":")
-        if not_after.isdigit():
+        if not_after.isdigit() and int(not_after) > after:
             out[serial] = int(not_after)
     return out
 
@@ -136,7 +138,7 @@ class DynamoHosts:
                 kwargs["ExclusiveStartKey"] = _key(cursor, LISTING)
             with translate_aws_errors("DynamoDB"):
                 out = aws.client("dynamodb").query(**kwargs)
-            found = (Host(i["principal"]["S"], _certificates(i.get("certs", {}).get("SS", [])))
+            found = (Host(i["principal"]["S"], _certificates(i.get("certs", {}).get("SS", []), after=now))
                      for i in out.get("Items", []))
             hosts += [h for h in found if h.live(now)]
             if len(hosts) >= limit:
