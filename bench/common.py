@@ -140,9 +140,9 @@ class AWSCalls:
         self.counts[f"{service}.{operation}"] += 1
 
     def attach(self, services: tuple[str, ...] = ("dynamodb", "kms", "secretsmanager")) -> AWSCalls:
-        from stepless import aws
+        from stepless import aws, awssession
 
-        aws._session().register("before-call.*.*", self._on_call, unique_id=self._uid)  # clients made later
+        awssession.session().register("before-call.*.*", self._on_call, unique_id=self._uid)  # clients made later
         for service in services:
             aws.client(service).meta.events.register("before-call.*.*", self._on_call, unique_id=self._uid)
         return self

@@ -484,11 +484,10 @@ def crt(n: int = 200, rounds: int = 3) -> tuple[list[Row], list[str]]:
 _PARTS = (
     ("handler (API Gateway event -> 201)", "stepless/api/app.py", "handler"),
     ("AWS calls, lean path (everything below)", "stepless/awsclient.py", "_call"),
-    ("  SigV4 (as botocore.auth.SigV4Auth signs; credentials)", "stepless/awsclient.py", "_sign"),
-    ("  serialization (botocore.serialize, json)", "botocore/serialize.py", "serialize_to_request"),
+    ("  SigV4 (as botocore.auth.SigV4Auth signs)", "stepless/awsclient.py", "_sigv4"),
+    ("  serialization (JSON, blobs base64)", "stepless/awsclient.py", "serialize"),
     ("  HTTP exchange (socket syscalls, HTTP/1.1 framing)", "stepless/awsclient.py", "send"),
-    ("  response parsing (botocore.parsers)", "botocore/parsers.py", "parse"),
-    ("  retry decision (botocore's standard retry handler)", "stepless/awsclient.py", "_needs_retry"),
+    ("  response parsing (JSON, blobs decoded, ResponseMetadata)", "stepless/awsclient.py", "_parsed"),
     ("DynamoDB item marshalling (stores)", "stepless/stores/attributes.py", "serialize"),
     ("log line and metrics (Powertools)", "stepless/observability/metrics.py", "_write"),
 )
@@ -516,7 +515,7 @@ def breakdown(fn: Callable[[], Any], label: str) -> str:
     lines = [f"where the CPU goes — {label} (cProfile on the CPU clock; it inflates many small calls, so read the "
              "shares, not microseconds):"]
     lines += [f"  {figures[lab] / whole:6.1%}  {lab}" for lab, _, _ in _PARTS[1:]]
-    lines.append(f"  {(aws_total - inside) / whole:6.1%}    call loop, after-call hook, idempotency token")
+    lines.append(f"  {(aws_total - inside) / whole:6.1%}    call loop, credentials, idempotency token")
     lines.append(f"  {rest / whole:6.1%}  the rest of the handler: token and CSR checks, certificate, record, response")
     return "\n".join(lines)
 

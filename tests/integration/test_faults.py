@@ -31,7 +31,7 @@ from moto.dynamodb.models import DynamoDBBackend
 from moto.kms.models import KmsBackend
 from moto.secretsmanager.models import SecretsManagerBackend
 
-from stepless import authority, aws
+from stepless import authority, aws, awssession
 from stepless.api import renew as renew_api
 from stepless.api import revoke as revoke_api
 from stepless.api import sign as sign_api
@@ -445,6 +445,6 @@ def test_secrets_manager_unreachable_on_a_cold_container(secrets_ca):
 
 def test_retry_configuration_is_bounded():
     """Three attempts in all (not 1 + 3), standard mode (jittered exponential backoff)."""
-    retries = aws._CONFIG.retries
+    retries = awssession.config().retries
     assert retries.get("mode") == "standard"
     assert retries.get("total_max_attempts", (retries.get("max_attempts") or 0) + 1) == MAX_ATTEMPTS

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from bench.common import AWSCalls
 
-from stepless import authority, aws
+from stepless import authority, aws, awssession
 
 
 @contextlib.contextmanager
@@ -25,6 +25,6 @@ def counted() -> Iterator[collections.Counter[str]]:
         try:
             yield counter.counts
         finally:
-            aws._session().unregister("before-call.*.*", unique_id=counter._uid)
+            awssession.session().unregister("before-call.*.*", unique_id=counter._uid)
             for service in ("dynamodb", "kms", "secretsmanager"):
                 aws.client(service).meta.events.unregister("before-call.*.*", unique_id=counter._uid)

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from stepless import aws
+from stepless import aws, awssession
 from stepless.admin import target
 from stepless.errors import CLIError
 
@@ -67,7 +67,7 @@ def test_the_local_ca_never_gets_the_callers_credentials(tmp_path, monkeypatch):
     monkeypatch.setenv("AWS_PROFILE", "production")
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "http://somewhere-else")
     target.point_at_local(LOCAL)
-    creds = aws._session().get_credentials().get_frozen_credentials()
+    creds = awssession.session().get_credentials().get_frozen_credentials()
     assert (creds.access_key, creds.secret_key, creds.token) == ("testing", "testing", None)
     assert os.environ["AWS_ENDPOINT_URL"] == LOCAL["endpoint"] and "AWS_ENDPOINT_URL_DYNAMODB" not in os.environ
     assert "AWS_PROFILE" not in os.environ and os.environ["AWS_REGION"] == "eu-west-1"

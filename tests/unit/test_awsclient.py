@@ -9,8 +9,10 @@ retries (attempts, headers, sleeps, idempotency token kept) must be the same too
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import datetime as dt
+import functools
 import json
 import socket
 import ssl
@@ -18,14 +20,18 @@ import threading
 import uuid
 import zlib
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
+import botocore
 import botocore.endpoint
 import pytest
 from botocore.exceptions import ClientError, ConnectionClosedError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from stepless import aws, awsclient
+from stepless import aws, awsclient, awssession
 from stepless.faults import translate_aws_errors
 
 Answer = tuple[int, dict[str, str], bytes] | None  # None: close the connection without answering
@@ -126,6 +132,7 @@ def frozen() -> Iterator[None]:
     at = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
     with mock.patch("botocore.auth.get_current_datetime", return_value=at), \
             mock.patch("botocore.endpoint.get_current_datetime", return_value=at), \
+            mock.patch("stepless.awsclient._now", return_value=at), \
             mock.patch("uuid.uuid4", return_value=uuid.UUID(int=7)):
         yield
 
@@ -173,7 +180,9 @@ def test_lean_sends_the_bytes_botocore_sends(responder, service, method, params)
         getattr(lean, method)(**params())
         sent_lean = _last(responder)
     assert sent_lean[:2] == sent_full[:2]  # method, path
-    assert sent_lean[2] == sent_full[2]  # every header, Authorization (the SigV4 signature) included
+    agent = sent_lean[2].pop("user-agent")
+    assert agent.startswith("Botocore/") and "md/stepless#lean" in agent and sent_full[2].pop("user-agent")
+    assert sent_lean[2] == sent_full[2]  # every other header, Authorization (the SigV4 signature) included
     assert sent_lean[3] == sent_full[3]  # the body
     assert "authorization" in sent_lean[2] and sent_lean[2]["x-amz-security-token"] == "session-1"
 
@@ -238,7 +247,8 @@ def test_retries_are_botocores(responder, sleeps, script, attempts, outcome):
             except ConnectionClosedError as e:
                 result = type(e)
         seen[name] = {"result": result, "sleeps": len(sleeps),
-                      "requests": [(m, p, h, b) for m, p, h, b in responder.requests]}
+                      "requests": [(m, p, {k: v for k, v in h.items() if k != "user-agent"}, b)
+                                   for m, p, h, b in responder.requests]}
         assert len(responder.requests) == attempts, name
         if outcome is None:
             assert result == attempts - 1
@@ -386,13 +396,13 @@ def test_regional_and_service_endpoints_are_botocores(monkeypatch):
         for service, operation, url in (("dynamodb", "GetItem", "https://dynamodb.eu-west-1.amazonaws.com/"),
                                         ("kms", "Sign", "https://kms.eu-west-1.amazonaws.com/")):
             lean = aws.client(service)
-            op = lean._operation(operation, {"TableName": "t", "KeyId": "k"})
+            op = lean.plan(operation, {"TableName": "t", "KeyId": "k"})
             assert op.url == url and lean.full.meta.endpoint_url + "/" == url
             assert (op.signing_region, op.signing_name) == ("eu-west-1", service)
         monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:8000")
         aws.reset()
         lean = aws.client("dynamodb")
-        assert lean._operation("GetItem", {"TableName": "t"}).url == "http://127.0.0.1:8000/"
+        assert lean.plan("GetItem", {"TableName": "t"}).url == "http://127.0.0.1:8000/"
     finally:
         aws.reset()
 
@@ -443,7 +453,9 @@ def test_https_with_the_ca_bundle_botocore_uses(tls_responder):
         sent_full = _last(tls_responder)
         for _ in range(3):
             lean.get_item(TableName="t", Key={"serial": {"S": "1"}})
-    assert _last(tls_responder) == sent_full
+    sent_lean = _last(tls_responder)
+    assert sent_lean[2].pop("user-agent") and sent_full[2].pop("user-agent")
+    assert sent_lean == sent_full
     assert tls_responder.connections == 2  # one for botocore's pool, one for the lean path's
 
 
@@ -462,7 +474,7 @@ def test_the_sessions_data_loader_answers_as_botocores():
     import botocore.session
     from botocore.exceptions import UnknownServiceError
 
-    ours, theirs = aws._session(), botocore.session.get_session()
+    ours, theirs = awssession.session(), botocore.session.get_session()
     assert ours.get_available_services() == theirs.get_available_services()
     for service in ("dynamodb", "kms", "secretsmanager", "s3", "sts", "events", "cloudformation"):
         for type_name in ("service-2", "endpoint-rule-set-1", "paginators-1"):
@@ -477,7 +489,7 @@ def test_the_sessions_data_loader_answers_as_botocores():
 def test_the_sessions_emitter_still_checks_handlers_that_are_not_botocores():
     """The session skips botocore's kwargs check only for botocore's own handlers: a handler of ours (or of a
     library) without ``**kwargs`` is refused as botocore refuses it; botocore's builtin ones are registered."""
-    session = aws._session()
+    session = awssession.session()
 
     def no_kwargs(request):  # noqa: ARG001 - its signature is the point
         return None
@@ -488,3 +500,276 @@ def test_the_sessions_emitter_still_checks_handlers_that_are_not_botocores():
         "before-parameter-build.s3.PutObject")  # botocore's builtin handlers are there
     lean = aws.client("dynamodb")
     assert lean.exceptions is lean.full.exceptions  # made on first use, the full client's own
+
+
+# --- the lean path's own knowledge of the services, held to botocore's model -----------------------------
+
+
+def _model(service: str) -> Any:
+    return _botocore_session().get_service_model(service)
+
+
+def _members_of_type(shape: Any, types: tuple[str, ...], path: str = "", seen: frozenset[str] = frozenset(),
+                     ) -> set[str]:
+    """Paths of members of these shape types under ``shape`` (recursive shapes visited once per path)."""
+    if shape.name in seen:
+        return set()
+    seen = seen | {shape.name}
+    if shape.type_name in types:
+        return {path}
+    if shape.type_name == "structure":
+        return {p for name, member in shape.members.items()
+                for p in _members_of_type(member, types, f"{path}.{name}", seen)}
+    if shape.type_name == "list":
+        return _members_of_type(shape.member, types, f"{path}[]", seen)
+    if shape.type_name == "map":
+        return _members_of_type(shape.value, types, f"{path}{{}}", seen)
+    return set()
+
+
+@pytest.mark.parametrize("service", sorted(awsclient.SERVICES))
+def test_each_service_is_what_botocores_model_says(service):
+    """Target prefix, JSON version, signing name, endpoint prefix, the AWS_ENDPOINT_URL_<SERVICE> name; each
+    lean operation's HTTP method, idempotency tokens, output members, and no streaming, checksum or host
+    prefix that the lean path would not honour."""
+    model, spec = _model(service), awsclient.SERVICES[service]
+    assert model.protocol == "json" and model.metadata["targetPrefix"] == spec.target
+    assert model.metadata["jsonVersion"] == spec.json_version
+    assert (model.signing_name, model.endpoint_prefix) == (spec.signing_name, spec.endpoint_prefix)
+    assert model.service_id.upper().replace(" ", "_") == spec.env_name
+    assert "awsQueryCompatible" not in model.metadata
+    for py_name, name in awsclient.METHODS[service].items():
+        op = model.operation_model(name)
+        assert botocore_py_name(name) == py_name
+        assert op.http["method"] == "POST" and op.http["requestUri"] == "/"
+        assert not (op.has_streaming_input or op.has_streaming_output or op.http_checksum or op.endpoint)
+        assert op.auth_type in (None, "v4") and op.resolved_auth_type in (None, "v4")
+        assert tuple(op.idempotent_members) == awsclient.IDEMPOTENT.get((service, name), ())
+        assert set(op.output_shape.members) == awsclient.OUTPUTS[(service, name)]
+
+
+def botocore_py_name(name: str) -> str:
+    from botocore import xform_name
+
+    return xform_name(name)
+
+
+@pytest.mark.parametrize(("service", "name"), [(s, n) for s, ops in awsclient.LEAN.items() for n in sorted(ops)])
+def test_the_blobs_and_timestamps_the_lean_path_converts_are_the_models(service, name):
+    """Every blob and timestamp member in the operation's input and output is one the lean path converts:
+    DynamoDB's only sit in attribute values (``B``, ``BS``), the others' at the top level of the table."""
+    op = _model(service).operation_model(name)
+    for shape, blobs, stamps in ((op.input_shape, awsclient.BLOBS_IN, {}),
+                                 (op.output_shape, awsclient.BLOBS_OUT, awsclient.TIMESTAMPS_OUT)):
+        found_blobs = _members_of_type(shape, ("blob",))
+        found_stamps = _members_of_type(shape, ("timestamp",))
+        if service == "dynamodb":
+            assert {p.rsplit(".", 1)[-1] for p in found_blobs} <= {"B", "BS[]"}, found_blobs
+            assert not found_stamps
+        else:
+            assert found_blobs == {f".{m}" for m in blobs.get((service, name), ())}
+            assert found_stamps == {f".{m}" for m in stamps.get((service, name), ())}
+    av = _model("dynamodb").shape_for("AttributeValue")
+    assert av.members["B"].type_name == "blob" and av.members["BS"].member.type_name == "blob"
+
+
+_TEXT = st.text(max_size=8)
+_AV = st.recursive(
+    st.one_of(st.builds(lambda v: {"S": v}, _TEXT), st.builds(lambda v: {"N": str(v)}, st.integers()),
+              st.builds(lambda v: {"B": v}, st.binary(max_size=16)),
+              st.builds(lambda v: {"BS": v}, st.lists(st.binary(max_size=8), max_size=3)),
+              st.builds(lambda v: {"SS": v}, st.lists(_TEXT, max_size=3)),
+              st.builds(lambda v: {"BOOL": v}, st.booleans()), st.just({"NULL": True})),
+    lambda children: st.one_of(st.builds(lambda v: {"L": v}, st.lists(children, max_size=3)),
+                               st.builds(lambda v: {"M": v}, st.dictionaries(
+                                   st.sampled_from(["B", "BS", "M", "S", "x", "é"]), children, max_size=3))),
+    max_leaves=12)
+_ITEM = st.dictionaries(st.sampled_from(["serial", "B", "BS", "der", "n"]), _AV, min_size=1, max_size=4)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(item=_ITEM, key=_ITEM)
+def test_dynamodb_items_serialize_and_parse_as_botocore_does(item, key):
+    """Random attribute values (blobs, sets, nested maps and lists, attributes named B or BS): the lean body is
+    botocore's body, and a DynamoDB answer holding them parses to what botocore's parser returns."""
+    from botocore import parsers, serialize
+
+    model = _model("dynamodb")
+    serializer = serialize.create_serializer("json", include_validation=False)
+    parser = parsers.create_parser("json")
+    calls = {"TransactWriteItems": {"TransactItems": [
+                 {"Put": {"TableName": "t", "Item": item, "ConditionExpression": "attribute_not_exists(k)"}},
+                 {"Update": {"TableName": "t", "Key": key, "UpdateExpression": "SET a = :a",
+                             "ExpressionAttributeValues": {":a": next(iter(item.values()))}}}],
+                                    "ClientRequestToken": "tok"},
+             "PutItem": {"TableName": "t", "Item": item},
+             "GetItem": {"TableName": "t", "Key": key, "ConsistentRead": True}}
+    for name, params in calls.items():
+        theirs = serializer.serialize_to_request(params, model.operation_model(name))["body"]
+        assert awsclient.serialize("dynamodb", name, params) == theirs
+    wire = json.loads(awsclient.serialize("dynamodb", "PutItem", {"Item": item, "Key": key}))
+    answers = {"GetItem": {"Item": wire["Item"], "ConsumedCapacity": {"TableName": "t", "CapacityUnits": 1.0}},
+               "BatchGetItem": {"Responses": {"t": [wire["Item"], wire["Key"]]},
+                                "UnprocessedKeys": {"t": {"Keys": [wire["Key"]], "ConsistentRead": True}}},
+               "UpdateItem": {"Attributes": wire["Item"],
+                              "ItemCollectionMetrics": {"ItemCollectionKey": wire["Key"],
+                                                        "SizeEstimateRangeGB": [0.0, 1.0]}},
+               "PutItem": {}, "TransactWriteItems": {"ConsumedCapacity": [{"TableName": "t"}]}}
+    for name, answer in answers.items():
+        body = json.dumps({**answer, "FutureMember": {"B": "AA=="}}).encode()
+        theirs = parser.parse({"headers": {}, "status_code": 200, "body": body},
+                              model.operation_model(name).output_shape)
+        theirs.pop("ResponseMetadata")
+        assert awsclient.parse("dynamodb", name, body) == theirs
+
+
+@settings(max_examples=40, deadline=None)
+@given(message=st.binary(max_size=64), signature=st.binary(max_size=80), secret=st.binary(max_size=40),
+       created=st.integers(min_value=0, max_value=4_000_000_000))
+def test_kms_and_secrets_serialize_and_parse_as_botocore_does(message, signature, secret, created):
+    from botocore import parsers, serialize
+
+    serializer = serialize.create_serializer("json", include_validation=False)
+    parser = parsers.create_parser("json")
+    b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731 - a one-line helper
+    cases = [("kms", "Sign", {"KeyId": "k", "Message": message, "MessageType": "RAW",
+                              "SigningAlgorithm": "ECDSA_SHA_256"},
+              {"KeyId": "arn:k", "Signature": b64(signature), "SigningAlgorithm": "ECDSA_SHA_256"}),
+             ("kms", "GetPublicKey", {"KeyId": "k"},
+              {"KeyId": "arn:k", "PublicKey": b64(signature), "KeySpec": "ECC_NIST_P256", "KeyUsage": "SIGN_VERIFY",
+               "SigningAlgorithms": ["ECDSA_SHA_256"]}),
+             ("secretsmanager", "GetSecretValue", {"SecretId": "s", "VersionStage": "AWSCURRENT"},
+              {"ARN": "arn:s", "Name": "s", "VersionId": "v", "SecretBinary": b64(secret), "SecretString": "pem",
+               "VersionStages": ["AWSCURRENT"], "CreatedDate": created + 0.5})]
+    for service, name, params, answer in cases:
+        op = _model(service).operation_model(name)
+        assert awsclient.serialize(service, name, params) == serializer.serialize_to_request(params, op)["body"]
+        body = json.dumps({**answer, "Unmodeled": 1}).encode()
+        theirs = parser.parse({"headers": {}, "status_code": 200, "body": body}, op.output_shape)
+        theirs.pop("ResponseMetadata")
+        assert awsclient.parse(service, name, body) == theirs
+
+
+@functools.cache
+def _botocore_session() -> Any:
+    import botocore.session
+
+    return botocore.session.get_session()
+
+
+def _ruleset_endpoint(service: str, region: str) -> str:
+    client = _botocore_session().create_client(service, region_name=region, aws_access_key_id="a",
+                                                          aws_secret_access_key="b")
+    name = {"dynamodb": "GetItem", "kms": "Sign", "secretsmanager": "GetSecretValue"}[service]
+    model = client.meta.service_model.operation_model(name)
+    url, _, props = client._resolve_endpoint_ruleset(model, {"TableName": "t", "KeyId": "k", "SecretId": "s"},
+                                                     {"client_region": region})
+    scheme = next(iter((props or {}).get("authSchemes") or [{}]))
+    assert scheme.get("signingRegion", region) == region
+    return url
+
+
+def test_environment_endpoints_are_the_rulesets(monkeypatch):
+    """For every region of botocore's partitions, FIPS on and off: the endpoint the lean path takes from the
+    environment is the one botocore's endpoint ruleset resolves, or None (then the ruleset is asked)."""
+    partitions = json.loads((Path(botocore.__file__).parent / "data" / "partitions.json").read_text())
+    regions = sorted(r for p in partitions["partitions"] for r in p["regions"])
+    for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_ACCOUNT_ID", "AWS_USE_DUALSTACK_ENDPOINT"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/stepless-test-config")
+    taken = 0
+    for fips in ("false", "true"):
+        monkeypatch.setenv("AWS_USE_FIPS_ENDPOINT", fips)
+        for service in awsclient.SERVICES:
+            for region in regions:
+                ours = awsclient.environment_endpoint(service, region)
+                if ours is not None:
+                    taken += 1
+                    assert ours == _ruleset_endpoint(service, region), (service, region, fips)
+    assert taken >= 2 * 3 * 30  # the aws partition's regions, for each service, FIPS on and off
+    assert awsclient.environment_endpoint("kms", "cn-north-1") is None
+    monkeypatch.setenv("AWS_USE_DUALSTACK_ENDPOINT", "true")
+    assert awsclient.environment_endpoint("kms", "us-east-1") is None
+
+
+def test_endpoint_overrides_from_the_environment(monkeypatch):
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/stepless-test-config")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:5000")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", "https://sm.example:8443/")
+    assert awsclient.environment_endpoint("dynamodb", "eu-west-1") == "http://127.0.0.1:5000"
+    assert awsclient.environment_endpoint("secretsmanager", "eu-west-1") == "https://sm.example:8443/"
+    monkeypatch.setenv("AWS_ENDPOINT_URL_KMS", "http://127.0.0.1:5000/prefix")  # a path: botocore's ruleset
+    assert awsclient.environment_endpoint("kms", "eu-west-1") is None
+    monkeypatch.setenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true")
+    assert awsclient.environment_endpoint("dynamodb", "eu-west-1") == "https://dynamodb.eu-west-1.amazonaws.com"
+
+
+def test_a_shared_config_file_is_left_to_botocore(responder, monkeypatch, tmp_path):
+    """With a config file and no credentials in the environment, the endpoint (the profile's endpoint_url) and
+    the credentials (the profile's) are botocore's; the call still takes the lean path."""
+    (tmp_path / "config").write_text(f"[profile ci]\nendpoint_url = {responder.url}\n")
+    (tmp_path / "credentials").write_text("[ci]\naws_access_key_id = AKIDPROFILE\naws_secret_access_key = s\n")
+    for var in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    monkeypatch.setenv("AWS_PROFILE", "ci")
+    aws.reset()
+    calls: list[str] = []
+    awsclient.observers.append(lambda service, operation: calls.append(operation))
+    try:
+        lean = aws.client("dynamodb")
+        assert isinstance(lean, awsclient.LeanClient)
+        lean.get_item(TableName="t", Key={"serial": {"S": "1"}})
+    finally:
+        awsclient.observers.clear()
+    assert calls == ["GetItem"]
+    assert "Credential=AKIDPROFILE/" in _last(responder)[2]["authorization"]
+
+
+_NO_BOTOCORE_CLIENT = """
+import http.server, json, os, sys, threading, zlib
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        body = json.dumps({"Item": {"k": {"B": "AAE="}}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("x-amz-crc32", str(zlib.crc32(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+os.environ.update(AWS_ENDPOINT_URL=f"http://127.0.0.1:{server.server_port}", AWS_ACCESS_KEY_ID="a",
+                  AWS_SECRET_ACCESS_KEY="b", AWS_REGION="us-east-1", AWS_CONFIG_FILE="/nonexistent/config")
+before = set(sys.modules)
+from stepless import aws
+out = aws.client("dynamodb").get_item(TableName="t", Key={"k": {"S": "1"}})
+assert out["Item"] == {"k": {"B": b"\\x00\\x01"}}, out
+print(json.dumps(sorted(set(sys.modules) - before)))
+"""
+
+
+def test_a_lean_call_loads_no_botocore_client_machinery():
+    """In a fresh interpreter, a lean call imports neither botocore's session/client/endpoint machinery nor
+    urllib3 (their import is most of a cold start's AWS cost); only botocore's exception classes."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    for var in ("AWS_PROFILE", "STEPLESS_AWS_LEAN", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+        env.pop(var, None)
+    out = subprocess.run([sys.executable, "-c", _NO_BOTOCORE_CLIENT], env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    loaded = set(json.loads(out.stdout))
+    assert "botocore.exceptions" in loaded
+    heavy = {m for m in loaded if m.startswith(("urllib3", "botocore.session", "botocore.client", "botocore.endpoint",
+                                                "botocore.compat", "botocore.auth", "botocore.awsrequest", "boto3",
+                                                "stepless.awssession"))}
+    assert not heavy, sorted(heavy)

@@ -12,108 +12,41 @@ within a function's timeout. moto's ``mock_aws`` hooks every botocore session cr
 imported, so tests call :func:`reset` once the mock is started.
 
 The hot operations (DynamoDB item reads/writes, kms.Sign, GetSecretValue) take a lean path
-(:mod:`stepless.awsclient`): the same client object and methods, botocore's model, SigV4, parsing, errors
-and retries, without its per-call machinery.
+(:mod:`stepless.awsclient`) that does not load botocore's client machinery at all; botocore's session and
+client (:mod:`stepless.awssession`) are made the first time something else is asked of a client.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import os
 import sys
 from typing import Any
 
-import botocore.hooks
-import botocore.loaders
-import botocore.session
-from botocore.config import Config
-
-_CONFIG = Config(
-    # three attempts in all (botocore's ``max_attempts`` would count retries: 1 + 3 = 4 attempts)
-    retries={"total_max_attempts": 3, "mode": "standard"},
-    # 3 attempts x (1 s connect + 3 s read) + standard backoff stays inside the functions' 15 s timeout
-    connect_timeout=1,
-    read_timeout=3,
-    tcp_keepalive=True,
-    # the service validates every request; botocore's client-side schema walk costs CPU on each call
-    parameter_validation=False,
-)
-
-
-class _PlainJSONFileLoader(botocore.loaders.JSONFileLoader):
-    """botocore's data files (service models, endpoints.json) decoded by json's C decoder alone: botocore
-    asks for an OrderedDict per object, which makes the first client's creation ~25 ms slower at every
-    cold start (endpoints.json: 31 ms against 14); dicts keep insertion order, and botocore uses no
-    OrderedDict-only behaviour on this data."""
-
-    def _load_file(self, full_path: str, open_method: Any) -> Any:
-        if not os.path.isfile(full_path):
-            return None
-        with open_method(full_path, "rb") as fp:
-            return json.loads(fp.read().decode("utf-8"))
-
-
-class _Loader(botocore.loaders.Loader):
-    """botocore's data loader, minus two costs of every cold start's first clients: the JSON decoding above,
-    and, to check that a service name is known, a listing of every service directory (~420 of them, ~2,000
-    stat calls, once per model type): here the one service's directory is looked at; an unknown name still
-    gets botocore's own answer (UnknownServiceError listing the known ones)."""
-
-    def _knows(self, service_name: str, type_name: str) -> bool:
-        """What ``service_name in self.list_available_services(type_name)`` answers, for one name."""
-        if not service_name or os.sep in service_name or service_name.startswith("."):
-            return False
-        for path in self._potential_locations(service_name, must_exist=True, is_dir=True):
-            for version in os.listdir(path):
-                if self.file_loader.exists(os.path.join(path, version, type_name)):
-                    return True
-        return False
-
-    @botocore.loaders.instance_cache
-    def load_service_model(self, service_name: str, type_name: str, api_version: str | None = None) -> Any:
-        """``Loader.load_service_model`` (same steps), its known-service check made by :meth:`_knows`."""
-        if not self._knows(service_name, type_name):
-            return super().load_service_model(service_name, type_name, api_version)  # botocore's error
-        if api_version is None:
-            api_version = self.determine_latest_version(service_name, type_name)
-        model = self.load_data(os.path.join(service_name, api_version, type_name))
-        self._extras_processor.process(model, self._find_extras(service_name, type_name, api_version))
-        return model
-
-
-def _loader(session: botocore.session.Session) -> _Loader:
-    """As ``botocore.loaders.create_loader`` makes the session's loader (AWS_DATA_PATH honoured)."""
-    data_path = session.get_config_variable("data_path")
-    extra = [os.path.expanduser(os.path.expandvars(p)) for p in data_path.split(os.pathsep)] if data_path else None
-    return _Loader(extra_search_paths=extra, file_loader=_PlainJSONFileLoader())
-
-
-class _Emitter(botocore.hooks.HierarchicalEmitter):
-    """botocore's event emitter, without its check that a handler accepts ``**kwargs`` for botocore's own
-    handlers (``inspect.getfullargspec`` on each of the ~130 a session and its clients register, a few ms
-    of every cold start; botocore's tests hold its handlers to that rule). Every other handler is checked."""
-
-    def _verify_accept_kwargs(self, func: Any) -> Any:
-        if getattr(func, "__module__", "").startswith("botocore."):
-            return None
-        return super()._verify_accept_kwargs(func)
-
-
-@functools.cache
-def _session() -> botocore.session.Session:
-    session = botocore.session.Session(event_hooks=_Emitter())  # as get_session(), the emitter aside
-    session.register_component("data_loader", _loader(session))
-    return session
+# The client configuration (stepless.awssession makes botocore's Config of it): three attempts in all, and
+# 3 attempts x (1 s connect + 3 s read) + standard backoff stays inside the functions' 15 s timeout.
+MAX_ATTEMPTS = 3
+CONNECT_TIMEOUT = 1
+READ_TIMEOUT = 3
 
 
 @functools.cache
 def client(service: str) -> Any:
-    """The container's shared client for ``service``."""
+    """The container's shared client for ``service``: the lean one where it has lean operations."""
     from stepless import awsclient
 
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    return awsclient.wrap(_session().create_client(service, region_name=region, config=_CONFIG))
+    if service in awsclient.LEAN and awsclient.enabled():
+        return awsclient.LeanClient(service, region, functools.partial(full_client, service, region),
+                                    connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT, keepalive=True)
+    return full_client(service, region)
+
+
+def full_client(service: str, region: str) -> Any:
+    """A botocore client for ``service`` (the full machinery: the session is made on first use)."""
+    from stepless import awssession
+
+    return awssession.session().create_client(service, region_name=region, config=awssession.config())
 
 
 def reset() -> None:
@@ -121,7 +54,8 @@ def reset() -> None:
     if "stepless.awsclient" in sys.modules:
         sys.modules["stepless.awsclient"].close_idle()
     client.cache_clear()
-    _session.cache_clear()
+    if "stepless.awssession" in sys.modules:
+        sys.modules["stepless.awssession"].session.cache_clear()
 
 
 def error_code(exc: Exception) -> str:

@@ -1,39 +1,52 @@
-"""A lean call path for the few AWS operations on the hot paths, as a drop-in for a botocore client.
+"""The few AWS operations on the hot paths, made without loading botocore's client machinery.
 
-A warm issuance makes one or two AWS calls, and botocore's per-call machinery (event hooks, endpoint
-ruleset resolution, request objects built and prepared again, urllib3 + http.client) cost more CPU than
-the rest of the issuance (issue 14; the README's Performance section has the profile). :class:`LeanClient`
-wraps the full botocore client and answers the operations in :data:`LEAN` itself, keeping botocore for what
-it is good at and does not repeat needlessly:
+A warm issuance makes one or two AWS calls, and botocore's per-call machinery (event hooks, endpoint ruleset
+resolution, request objects built and prepared again, urllib3 + http.client) cost more CPU than the rest of
+the issuance; at a cold start, importing that machinery (``botocore.compat`` pulls in urllib3) and creating
+a client cost more than ``import boto3`` itself (issue 14; the README's Performance section has the figures).
 
-* the service model and serialization (``botocore.serialize``, idempotency tokens filled as botocore does,
-  e.g. TransactWriteItems' ``ClientRequestToken``, the same token on every retry of the call);
-* SigV4 as ``botocore.auth.SigV4Auth`` signs (its canonical request, string to sign and headers, computed
-  directly for these POST requests, byte-identical, see :func:`_sigv4`) with the client's credentials,
-  refreshed as botocore refreshes them; environment credentials (Lambda's) are read from the environment at
-  each call, so rotated ones are used;
-* response and error parsing (``botocore.parsers``, modeled error fields), errors raised as the full client
-  raises them (``client.exceptions.<Code>``, a ``ClientError``), so ``faults.translate_aws_errors`` and
-  every ``except ClientError`` are unchanged;
-* retries: botocore's own standard-mode retry handler of the full client (the same attempts, backoff,
-  retry quota and ``amz-sdk-request`` header), and the connection errors botocore raises.
+:class:`LeanClient` is what :func:`stepless.aws.client` returns for DynamoDB, KMS and Secrets Manager. It
+answers the operations in :data:`LEAN` itself, for the JSON protocol those services speak:
 
-What is skipped: the endpoint is resolved once per operation (botocore's ruleset, on the first call; its
-inputs — region, ``AWS_ENDPOINT_URL``, FIPS/dual-stack settings — don't change in a container), the
-user-agent string is built once, no ``provide-client-params``/``before-call``/``request-created``/
-``before-send`` events, no ``AWSRequest.prepare``, and HTTP/1.1 keep-alive on a plain socket (TLS for
-https, verified as botocore verifies) instead of urllib3 + http.client.
+* serialization: the parameters as JSON, blobs base64-encoded (DynamoDB's ``B``/``BS`` attribute values,
+  kms.Sign's ``Message``), idempotency tokens filled as botocore fills them (TransactWriteItems'
+  ``ClientRequestToken``, the same token on every retry), the ``X-Amz-Target`` and content type of the
+  service's model;
+* SigV4, computed as ``botocore.auth.SigV4Auth`` computes it for these POST requests (see :func:`_sigv4`);
+* parsing: the JSON answer with its blobs decoded and timestamps made datetimes, and botocore's
+  ``ResponseMetadata``;
+* HTTP/1.1 keep-alive on a plain socket (TLS for https, verified against the CA bundle botocore uses).
 
-Every other operation and attribute is the full client's. The full client is used for everything (the
-lean path is off) when X-Ray tracing patches botocore, when moto's in-process mock is active (it answers
-through botocore's ``before-send`` event), with a proxy configured, or with ``STEPLESS_AWS_LEAN=0``.
+tests/unit/test_awsclient.py holds this to botocore: the same request bytes (the signature included), the
+same parsed answers, and each operation's model checked for members this module does not know.
+
+The inputs come from the environment when it says everything (Lambda's case): credentials from
+``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/``AWS_SESSION_TOKEN`` (read at each call, so rotated ones are
+used), the region, an ``AWS_ENDPOINT_URL[_<SERVICE>]`` override or the regional endpoint of the ``aws``
+partition (FIPS too). Otherwise — a shared config file, another partition, dual-stack, account-based
+endpoints, credentials from a profile, a container or SSO — they are asked once of the full botocore client
+(its endpoint ruleset and credential chain), and the calls still take the lean path.
+
+botocore's client itself is made only when needed (:attr:`LeanClient.full`): for every other operation and
+attribute; for an error answer (botocore's parser and modeled exception classes: ``client.exceptions.<Code>``,
+a ``ClientError``, so ``faults.translate_aws_errors`` and every ``except ClientError`` are unchanged); and for
+retries (botocore's standard-mode retry handler decides: the same attempts, backoff, retry quota,
+``amz-sdk-request`` header and DynamoDB CRC32 check). A warm success never touches it.
+
+The full client answers everything (the lean path is off) when X-Ray tracing patches botocore, when moto's
+in-process mock is active (it answers through botocore's ``before-send`` event), with a proxy configured,
+or with ``STEPLESS_AWS_LEAN=0``.
 """
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+import datetime as dt
 import functools
 import hashlib
 import hmac
+import json
 import os
 import select
 import socket
@@ -42,16 +55,11 @@ import sys
 import threading
 import uuid
 import weakref
+import zlib
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import botocore.auth
-import botocore.endpoint
-from botocore.auth import SIGNED_HEADERS_BLACKLIST, SIGV4_TIMESTAMP, SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.context import with_current_context
-from botocore.credentials import ReadOnlyCredentials
 from botocore.exceptions import (
     ConnectionClosedError,
     ConnectTimeoutError,
@@ -62,27 +70,79 @@ from botocore.exceptions import (
 from botocore.exceptions import (
     SSLError as BotoSSLError,
 )
-from botocore.hooks import first_non_none_response
-from botocore.utils import normalize_url_path
 
-# The operations answered here, per service (botocore's names); everything else goes to the full client.
-LEAN: dict[str, frozenset[str]] = {
-    "dynamodb": frozenset({"TransactWriteItems", "GetItem", "BatchGetItem", "UpdateItem", "PutItem"}),
-    "kms": frozenset({"Sign", "GetPublicKey"}),
-    "secretsmanager": frozenset({"GetSecretValue"}),
+
+@dataclasses.dataclass(frozen=True)
+class _Service:
+    """What botocore's model says of a JSON-protocol service, for the lean operations."""
+
+    target: str  # metadata.targetPrefix
+    json_version: str  # metadata.jsonVersion
+    signing_name: str  # metadata.signingName
+    endpoint_prefix: str  # metadata.endpointPrefix
+    env_name: str  # AWS_ENDPOINT_URL_<env_name>: the service id, upper case, spaces as underscores
+
+
+SERVICES: dict[str, _Service] = {
+    "dynamodb": _Service("DynamoDB_20120810", "1.0", "dynamodb", "dynamodb", "DYNAMODB"),
+    "kms": _Service("TrentService", "1.1", "kms", "kms", "KMS"),
+    "secretsmanager": _Service("secretsmanager", "1.1", "secretsmanager", "secretsmanager", "SECRETS_MANAGER"),
 }
+
+# The operations answered here (python method name → operation), per service; the rest go to the full client.
+METHODS: dict[str, dict[str, str]] = {
+    "dynamodb": {"transact_write_items": "TransactWriteItems", "get_item": "GetItem",
+                 "batch_get_item": "BatchGetItem", "update_item": "UpdateItem", "put_item": "PutItem"},
+    "kms": {"sign": "Sign", "get_public_key": "GetPublicKey"},
+    "secretsmanager": {"get_secret_value": "GetSecretValue"},
+}
+LEAN: dict[str, frozenset[str]] = {service: frozenset(ops.values()) for service, ops in METHODS.items()}
+_PY: dict[str, dict[str, str]] = {service: {op: py for py, op in ops.items()} for service, ops in METHODS.items()}
+
+# Members filled with a uuid4 when absent (botocore's ``idempotencyToken`` trait).
+IDEMPOTENT: dict[tuple[str, str], tuple[str, ...]] = {("dynamodb", "TransactWriteItems"): ("ClientRequestToken",)}
+
+# Each operation's output members (botocore's parser keeps only the modeled ones).
+OUTPUTS: dict[tuple[str, str], frozenset[str]] = {
+    ("dynamodb", "TransactWriteItems"): frozenset({"ConsumedCapacity", "ItemCollectionMetrics"}),
+    ("dynamodb", "GetItem"): frozenset({"Item", "ConsumedCapacity"}),
+    ("dynamodb", "BatchGetItem"): frozenset({"Responses", "UnprocessedKeys", "ConsumedCapacity"}),
+    ("dynamodb", "UpdateItem"): frozenset({"Attributes", "ConsumedCapacity", "ItemCollectionMetrics"}),
+    ("dynamodb", "PutItem"): frozenset({"Attributes", "ConsumedCapacity", "ItemCollectionMetrics"}),
+    ("kms", "Sign"): frozenset({"KeyId", "Signature", "SigningAlgorithm"}),
+    ("kms", "GetPublicKey"): frozenset({"KeyId", "PublicKey", "CustomerMasterKeySpec", "KeySpec", "KeyUsage",
+                                        "EncryptionAlgorithms", "SigningAlgorithms", "KeyAgreementAlgorithms",
+                                        "EncapsulationAlgorithms"}),
+    ("secretsmanager", "GetSecretValue"): frozenset({"ARN", "Name", "VersionId", "SecretBinary", "SecretString",
+                                                     "VersionStages", "CreatedDate"}),
+}
+
+# Top-level blob and timestamp members of the non-DynamoDB operations (DynamoDB's are its attribute values'
+# ``B`` and ``BS``, wherever they sit): (inputs, outputs).
+BLOBS_IN: dict[tuple[str, str], frozenset[str]] = {("kms", "Sign"): frozenset({"Message"})}
+BLOBS_OUT: dict[tuple[str, str], frozenset[str]] = {("kms", "Sign"): frozenset({"Signature"}),
+                                                    ("kms", "GetPublicKey"): frozenset({"PublicKey"}),
+                                                    ("secretsmanager", "GetSecretValue"): frozenset({"SecretBinary"})}
+TIMESTAMPS_OUT: dict[tuple[str, str], frozenset[str]] = {
+    ("secretsmanager", "GetSecretValue"): frozenset({"CreatedDate"})}
+
+MAX_ATTEMPTS = 3  # as stepless.aws's botocore Config: total_max_attempts, standard mode
+MAX_IDLE = 10  # idle keep-alive connections kept per endpoint (botocore's max_pool_connections)
 
 # Called with (service, operation) for each call made on the lean path (the benchmarks count calls here;
 # calls on the full client are seen by botocore's ``before-call`` event as before).
 observers: list[Callable[[str, str], None]] = []
 
 _made: weakref.WeakSet[LeanClient] = weakref.WeakSet()
-MAX_IDLE = 10  # idle keep-alive connections kept per endpoint (botocore's max_pool_connections)
 
 
 def enabled() -> bool:
     """Whether new clients may take the lean path (see the module docstring)."""
-    if os.environ.get("STEPLESS_AWS_LEAN", "1").lower() in ("0", "false", "no", "off"):
+    env = os.environ
+    if env.get("STEPLESS_AWS_LEAN", "1").lower() in ("0", "false", "no", "off"):
+        return False
+    # botocore's proxies: urllib's getproxies(), i.e. any non-empty <scheme>_proxy variable
+    if any(v and k.lower().endswith("_proxy") and k.lower() != "no_proxy" for k, v in env.items()):
         return False
     from stepless.observability import tracing_enabled
 
@@ -94,50 +154,257 @@ def _moto_mock_active() -> bool:
     return bool(getattr(stubber, "enabled", False))
 
 
-def wrap(full: Any) -> Any:
-    """``full`` itself, or a :class:`LeanClient` over it when its service has lean operations."""
-    service = full.meta.service_model.service_name
-    if service not in LEAN or not enabled() or full.meta.config.retries.get("mode") != "standard":
-        return full
-    session = full._endpoint.http_session
-    if getattr(getattr(session, "_proxy_config", None), "_proxies", None):
-        return full
-    lean = LeanClient(full)
-    _made.add(lean)
-    return lean
-
-
 def close_idle() -> None:
     """Close every lean client's idle connections (``stepless.aws.reset``: clients forgotten)."""
     for lean in list(_made):
         lean.transport.close()
 
 
-class LeanClient:
-    """The botocore client ``full``, with the operations in :data:`LEAN` made on the lean path."""
+def _now() -> dt.datetime:
+    """The signing time (tests freeze it)."""
+    return dt.datetime.now(dt.UTC)
 
-    def __init__(self, full: Any) -> None:
-        self._full = full
-        self.meta = full.meta
-        self._service = full.meta.service_model.service_name
-        self._names = {py: api for py, api in full.meta.method_to_api_mapping.items() if api in LEAN[self._service]}
-        self._ops: dict[str, _Operation] = {}
+
+# --------------------------------------------------------------------------------------- wire format
+
+
+def _b64(value: Any) -> str:
+    """A blob as botocore's serializer writes it (a str is UTF-8 encoded first)."""
+    if isinstance(value, str):
+        value = value.encode("utf-8")
+    return base64.b64encode(value).strip().decode("utf-8")
+
+
+def _ddb_in(value: Any) -> Any:
+    """DynamoDB parameters with their attribute values' blobs (``B``, ``BS``) base64-encoded. A member named
+    ``B``/``BS`` whose value is not a map is an attribute value's blob; an attribute *named* B has a map."""
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if k == "B" and not isinstance(v, dict):
+                out[k] = _b64(v)
+            elif k == "BS" and isinstance(v, list | tuple):
+                out[k] = [_b64(b) for b in v]
+            else:
+                out[k] = _ddb_in(v)
+        return out
+    if isinstance(value, list | tuple):
+        return [_ddb_in(v) for v in value]
+    return value
+
+
+def _ddb_out(value: Any) -> Any:
+    """A DynamoDB answer with its attribute values' blobs decoded (the inverse of :func:`_ddb_in`)."""
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if v is None:
+                continue
+            if k == "B" and isinstance(v, str):
+                out[k] = base64.b64decode(v)
+            elif k == "BS" and isinstance(v, list):
+                out[k] = [base64.b64decode(b) for b in v]
+            else:
+                out[k] = _ddb_out(v)
+        return out
+    if isinstance(value, list):
+        return [_ddb_out(v) for v in value]
+    return value
+
+
+def serialize(service: str, operation: str, params: dict[str, Any]) -> bytes:
+    """The request body botocore's JSON serializer writes for these parameters."""
+    if service == "dynamodb":
+        body = _ddb_in(params)
+    else:
+        blobs = BLOBS_IN.get((service, operation), frozenset())
+        body = {k: _b64(v) if k in blobs else v for k, v in params.items()}
+    return json.dumps(body).encode("utf-8")
+
+
+def parse(service: str, operation: str, data: bytes) -> dict[str, Any]:
+    """A successful answer's body as botocore's JSON parser returns it (``ResponseMetadata`` aside)."""
+    doc = json.loads(data.decode("utf-8")) if data else {}
+    known = OUTPUTS[(service, operation)]
+    doc = {k: v for k, v in doc.items() if k in known} if isinstance(doc, dict) else {}
+    if service == "dynamodb":
+        return _ddb_out(doc)
+    blobs = BLOBS_OUT.get((service, operation), frozenset())
+    stamps = TIMESTAMPS_OUT.get((service, operation), frozenset())
+    out: dict[str, Any] = {}
+    for k, v in doc.items():
+        if v is None:
+            continue
+        if k in blobs:
+            v = base64.b64decode(v)
+        elif k in stamps:
+            v = dt.datetime.fromtimestamp(v, dt.UTC) if isinstance(v, int | float) else v
+        out[k] = v
+    return out
+
+
+# ------------------------------------------------------------------------------------- endpoints
+
+
+_AWS_REGION_PREFIXES = ("us", "eu", "ap", "sa", "ca", "me", "af", "il", "mx")  # the aws partition's regionRegex
+
+
+def _aws_partition(region: str) -> bool:
+    r"""``^(us|eu|ap|sa|ca|me|af|il|mx)\-\w+\-\d+$`` (botocore's partitions.json), without importing re."""
+    parts = region.split("-")
+    return (len(parts) == 3 and parts[0] in _AWS_REGION_PREFIXES and parts[1].isidentifier()
+            and parts[1].isascii() and parts[2].isdigit() and parts[2].isascii())
+
+
+def _true(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() == "true"
+
+
+def _config_file() -> bool:
+    """A shared config file or a named profile may set endpoints, FIPS, CA bundles: botocore reads those."""
+    env = os.environ
+    if env.get("AWS_PROFILE") or env.get("AWS_DEFAULT_PROFILE"):
+        return True
+    return os.path.exists(os.path.expanduser(env.get("AWS_CONFIG_FILE") or "~/.aws/config"))
+
+
+def environment_endpoint(service: str, region: str) -> str | None:
+    """The endpoint botocore resolves for ``service`` in ``region`` when the environment alone decides it,
+    else None (the full client's ruleset decides). Checked against botocore's ruleset by the tests."""
+    env = os.environ
+    spec = SERVICES[service]
+    if _config_file() or env.get("AWS_ACCOUNT_ID") or _true("AWS_USE_DUALSTACK_ENDPOINT"):
+        return None
+    if not _true("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"):
+        url = env.get(f"AWS_ENDPOINT_URL_{spec.env_name}") or env.get("AWS_ENDPOINT_URL")
+        if url:
+            parts = urlsplit(url)
+            if parts.scheme in ("http", "https") and parts.hostname and parts.path in ("", "/") \
+                    and not parts.query and "@" not in parts.netloc:
+                return url
+            return None
+    if not _aws_partition(region):
+        return None
+    fips = "-fips" if _true("AWS_USE_FIPS_ENDPOINT") else ""
+    return f"https://{spec.endpoint_prefix}{fips}.{region}.amazonaws.com"
+
+
+def _host_from_url(url: str) -> str:
+    """The Host SigV4 signs, as ``botocore.auth._host_from_url`` derives it."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    if parts.port is not None and parts.port != {"http": 80, "https": 443}.get(parts.scheme):
+        host = f"{host}:{parts.port}"
+    return host
+
+
+def _ca_bundle() -> str:
+    """botocore's default CA bundle (``botocore.httpsession.get_cert_path(True)``): certifi's, else its own."""
+    try:
+        from certifi import where
+    except ImportError:  # pragma: no cover - certifi is a dependency of the runtime's botocore
+        import botocore
+
+        return os.path.join(os.path.dirname(botocore.__file__), "cacert.pem")
+    return where()
+
+
+@functools.cache
+def _user_agent() -> str:
+    """Our User-Agent: botocore's version (its model and protocol), the lean path named."""
+    import botocore
+
+    py = sys.version_info
+    return (f"Botocore/{botocore.__version__} ua/2.0 os/{sys.platform} lang/python#{py[0]}.{py[1]}.{py[2]} "
+            "cfg/retry-mode#standard md/stepless#lean")
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """Where and how one operation is sent: what never changes between its calls on one client."""
+
+    url: str
+    path: str
+    host: str
+    canonical_path: str
+    signing_region: str
+    signing_name: str
+    extra_headers: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def of(cls, url: str, signing_region: str, signing_name: str,
+           extra_headers: tuple[tuple[str, str], ...] = ()) -> Plan:
+        path = urlsplit(url).path
+        canonical = quote(path or "/", safe="/~")
+        return cls(url=url.rstrip("/") + "/", path=(path.rstrip("/") or "") + "/", host=_host_from_url(url),
+                   canonical_path=canonical, signing_region=signing_region, signing_name=signing_name,
+                   extra_headers=extra_headers)
+
+
+def _full_plan(full: Any, name: str, params: dict[str, Any]) -> Plan | None:
+    """The plan from the full client: its endpoint ruleset for this operation (as ``_make_api_call``)."""
+    from botocore.context import with_current_context
+
+    model = full.meta.service_model.operation_model(name)
+    context = {"client_region": full.meta.region_name, "client_config": full.meta.config,
+               "has_streaming_input": False, "auth_type": model.resolved_auth_type}
+    url, extra, properties = with_current_context()(full._resolve_endpoint_ruleset)(model, dict(params), context)
+    scheme = next(iter((properties or {}).get("authSchemes") or [{}]))
+    parts = urlsplit(url)
+    if parts.query or parts.path not in ("", "/") or "@" in parts.netloc:
+        return None
+    return Plan.of(url, scheme.get("signingRegion") or full.meta.region_name,
+                   scheme.get("signingName") or model.service_model.signing_name, tuple((extra or {}).items()))
+
+
+# ---------------------------------------------------------------------------------------------- client
+
+
+class LeanClient:
+    """A drop-in for botocore's client of ``service``: the operations in :data:`LEAN` answered here, every
+    other operation and attribute by the full client, made on first use by ``make_full``."""
+
+    def __init__(self, service: str, region: str, make_full: Callable[[], Any], *, connect_timeout: float,
+                 read_timeout: float, keepalive: bool) -> None:
+        self._service = service
+        self._spec = SERVICES[service]
+        self._region = region
+        self._make_full = make_full
+        self._full: Any = None
+        self._plans: dict[str, Plan | None] = {}
+        self._retries: dict[str, _Retry] = {}
         self._lock = threading.Lock()
-        http = full._endpoint.http_session
-        self.transport = Transport(connect_timeout=full.meta.config.connect_timeout,
-                                   read_timeout=full.meta.config.read_timeout,
-                                   keepalive=bool(full.meta.config.tcp_keepalive),
-                                   verify=getattr(http, "_verify", True))
+        self._retrying = False  # botocore's retry handler has been engaged: it sees every answer from then on
+        self.read_timeout = read_timeout
+        verify: bool | str | None = os.environ.get("AWS_CA_BUNDLE") or None
+        self.transport = Transport(connect_timeout=connect_timeout, read_timeout=read_timeout, keepalive=keepalive,
+                                   verify=verify)
+        _made.add(self)
+
+    @property
+    def full(self) -> Any:
+        """botocore's client, made on first use."""
+        if self._full is None:
+            with self._lock:
+                if self._full is None:
+                    self._full = self._make_full()
+                    if _config_file():  # botocore may verify against another CA bundle (a profile's ca_bundle)
+                        verify = getattr(self._full._endpoint.http_session, "_verify", True)
+                        self.transport.verify = None if verify is True else verify
+        return self._full
 
     def __getattr__(self, name: str) -> Any:
-        api = self._names.get(name)
+        if name.startswith("__"):
+            raise AttributeError(name)
+        api = METHODS[self._service].get(name)
         if api is None:
-            return getattr(self._full, name)
-        full_method = getattr(self._full, name)
+            return getattr(self.full, name)
 
         def method(**kwargs: Any) -> Any:
             if _moto_mock_active():
-                return full_method(**kwargs)
+                return getattr(self.full, name)(**kwargs)
             return self._call(api, kwargs)
 
         method.__name__ = name
@@ -145,108 +412,157 @@ class LeanClient:
         return method
 
     @property
-    def full(self) -> Any:
-        """The botocore client underneath."""
-        return self._full
-
-    @functools.cached_property
     def exceptions(self) -> Any:
-        """The full client's exception classes, made on first use (an error answer, an ``except``): building
-        them for every modeled error costs a cold start ~5 ms per client."""
-        return self._full.exceptions
+        """The full client's exception classes."""
+        return self.full.exceptions
 
     def close(self) -> None:
         self.transport.close()
-        self._full.close()
+        if self._full is not None:
+            self._full.close()
 
-    def _operation(self, name: str, params: dict[str, Any]) -> _Operation:
-        op = self._ops.get(name)
-        if op is None:
-            with self._lock:
-                op = self._ops.get(name) or _Operation(self._full, name, params)
-                self._ops[name] = op
-        return op
+    def plan(self, name: str, params: dict[str, Any]) -> Plan | None:
+        """Where ``name`` is sent and how it is signed: from the environment, else the full client's ruleset
+        (None: an endpoint the lean path does not send to)."""
+        if name in self._plans:
+            return self._plans[name]
+        url = environment_endpoint(self._service, self._region)
+        plan = (Plan.of(url, self._region, self._spec.signing_name) if url is not None
+                else _full_plan(self.full, name, params))
+        self._plans[name] = plan
+        return plan
+
+    def _credentials(self) -> tuple[str, str, str | None]:
+        """(access key, secret key, session token): the environment's (read at each call: Lambda rotates
+        them), else the full client's credential chain (refreshed as botocore refreshes them)."""
+        env = os.environ
+        key, secret = env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY")
+        if key and secret:
+            return key, secret, env.get("AWS_SESSION_TOKEN") or env.get("AWS_SECURITY_TOKEN") or None
+        creds = self.full._request_signer._credentials
+        if creds is None:
+            raise NoCredentialsError()
+        frozen = creds.get_frozen_credentials()
+        return frozen.access_key, frozen.secret_key, frozen.token
 
     def _call(self, name: str, params: dict[str, Any]) -> Any:
         for observe in observers:
             observe(self._service, name)
-        op = self._operation(name, params)
-        full = self._full
-        for member in op.idempotent:  # as botocore's generate_idempotent_uuid: once, kept across retries
+        plan = self.plan(name, params)
+        if plan is None:  # an endpoint this path does not send to (a path or query in it)
+            return getattr(self.full, _PY[self._service][name])(**params)
+        for member in IDEMPOTENT.get((self._service, name), ()):  # once, kept across retries
             if member not in params:
                 params[member] = str(uuid.uuid4())
-        request = op.serializer.serialize_to_request(params, op.model)
-        body: bytes = request["body"] if isinstance(request["body"], bytes) else request["body"].encode()
-        base_headers = {**request["headers"], **op.extra_headers, "User-Agent": op.user_agent}
-        context: dict[str, Any] = {"client_config": full.meta.config, "client_region": full.meta.region_name}
-        request_dict = {"context": context, "url": op.url, "method": request["method"], "body": body,
-                        "headers": base_headers}
-        endpoint = full._endpoint
+        body = serialize(self._service, name, params)
+        headers = [("X-Amz-Target", f"{self._spec.target}.{name}"),
+                   ("Content-Type", f"application/x-amz-json-{self._spec.json_version}"),
+                   *plan.extra_headers, ("User-Agent", _user_agent())]
+        context: dict[str, Any] = {"retries": {"attempt": 1, "invocation-id": str(uuid.uuid4()),
+                                               "max": MAX_ATTEMPTS}, "client_region": self._region}
         attempts = 1
-        endpoint._update_retries_context(context, attempts)  # invocation id, attempt number
         while True:
-            response, exc = self._attempt(op, request_dict, context)
-            if not self._needs_retry(op, attempts, request_dict, response, exc):
+            answer, exc = self._attempt(plan, headers, body, context)
+            if answer is not None and answer[0] < 300 and not self._retrying and self._intact(answer):
+                return self._parsed(name, answer, attempts)  # the warm path: botocore not involved
+            retry = self._retry(name)
+            response = None
+            if answer is not None:
+                http = _Response(plan.url, *answer)
+                response = (http, self._parsed(name, answer, attempts) if answer[0] < 300 else retry.error(http))
+            if not retry.needed(attempts, context, plan, headers, body, response, exc):
                 break
+            self._retrying = True  # a retry took quota: botocore's handler sees every answer from now on
             attempts += 1
-            endpoint._update_retries_context(context, attempts, response)
+            self.full._endpoint._update_retries_context(context, attempts, response)
         if exc is not None:
             raise exc
         assert response is not None
         http, parsed = response
-        if "ResponseMetadata" in parsed:
-            parsed["ResponseMetadata"]["RetryAttempts"] = attempts - 1
-        full.meta.events.emit(op.after_call, http_response=http, parsed=parsed, model=op.model, context=context)
+        parsed.setdefault("ResponseMetadata", {})["RetryAttempts"] = attempts - 1
         if http.status_code >= 300:
             code = parsed.get("Error", {}).get("Code")
             raise self.exceptions.from_code(code)(parsed, name)
         return parsed
 
-    def _attempt(self, op: _Operation, request_dict: dict[str, Any], context: dict[str, Any],
-                 ) -> tuple[tuple[_Response, dict[str, Any]] | None, Exception | None]:
-        """One signed request and its parsed answer: ((http response, parsed), None) or (None, exception)."""
+    def _retry(self, name: str) -> _Retry:
+        retry = self._retries.get(name)
+        if retry is None:
+            retry = self._retries[name] = _Retry.of(self.full, name)
+        return retry
+
+    def _intact(self, answer: tuple[int, dict[str, str], bytes]) -> bool:
+        """DynamoDB's CRC32 of the body, when it sends one, matches (else botocore's retry handler retries)."""
+        if self._service != "dynamodb":
+            return True
+        checksum = answer[1].get("x-amz-crc32")
+        return checksum is None or (zlib.crc32(answer[2]) & 0xFFFFFFFF) == int(checksum)
+
+    def _parsed(self, name: str, answer: tuple[int, dict[str, str], bytes], attempts: int) -> dict[str, Any]:
+        status, headers, data = answer
+        parsed = parse(self._service, name, data)
+        metadata: dict[str, Any] = {}
+        if "x-amzn-requestid" in headers:
+            metadata["RequestId"] = headers["x-amzn-requestid"]
+        metadata.update(HTTPStatusCode=status, HTTPHeaders=dict(headers), RetryAttempts=attempts - 1)
+        parsed["ResponseMetadata"] = metadata
+        return parsed
+
+    def _attempt(self, plan: Plan, headers: list[tuple[str, str]], body: bytes, context: dict[str, Any],
+                 ) -> tuple[tuple[int, dict[str, str], bytes] | None, Exception | None]:
+        """One signed request: ((status, lower-cased headers, body), None) or (None, the exception)."""
         retries = context["retries"]
-        retries.setdefault("max", op.max_attempts)  # as botocore's MaxAttemptsSeeder
-        body = request_dict["body"]
         try:
-            signed = self._sign(op, request_dict["method"], request_dict["url"], request_dict["headers"], body)
+            signed = _sigv4(self._credentials(), plan, "POST", headers, body)
             # after signing, as botocore adds them (add_retry_headers, then AWSRequest.prepare)
             signed.append(("amz-sdk-invocation-id", retries["invocation-id"]))
             signed.append(("amz-sdk-request", "; ".join(f"{k}={retries[k]}" for k in ("ttl", "attempt", "max")
                                                         if k in retries)))
             signed.append(("Content-Length", str(len(body))))
-            status, reply_headers, reply = self.transport.send(request_dict["method"], op.url, op.path, signed,
-                                                               body)
+            status, reply_headers, reply = self.transport.send("POST", plan.url, plan.path, signed, body)
         except Exception as e:  # noqa: BLE001 - as botocore's endpoint: the retry handler judges it
             return None, e
-        http = _Response(op.url, status, reply_headers, reply)
-        response_dict = {"headers": http.headers, "status_code": status, "body": reply,
-                         "context": {"operation_name": op.model.name}}
-        parsed = op.parser.parse(response_dict, op.model.output_shape)
-        if status >= 300:
-            self._full._endpoint._add_modeled_error_fields(response_dict, parsed, op.model, op.parser)
-        return (http, parsed), None
+        return (status, {k.lower(): v for k, v in reply_headers.items()}, reply), None
 
-    def _sign(self, op: _Operation, method: str, url: str, headers: dict[str, str], body: bytes,
-              ) -> list[tuple[str, str]]:
-        """``headers`` and the SigV4 ones (X-Amz-Date, X-Amz-Security-Token, Authorization), as sent."""
-        signer = self._full._request_signer
-        creds = signer._credentials
-        if creds is None:
-            raise NoCredentialsError()
-        env = os.environ
-        if creds.method == "env" and env.get("AWS_ACCESS_KEY_ID"):  # Lambda's: follow the environment
-            frozen = ReadOnlyCredentials(env["AWS_ACCESS_KEY_ID"], env.get("AWS_SECRET_ACCESS_KEY", ""),
-                                         env.get("AWS_SESSION_TOKEN") or env.get("AWS_SECURITY_TOKEN"))
-        else:
-            frozen = creds.get_frozen_credentials()
-        return _sigv4(frozen, op, method, headers, body)
 
-    def _needs_retry(self, op: _Operation, attempts: int, request_dict: dict[str, Any],
-                     response: Any, exc: Exception | None) -> bool:
+@dataclasses.dataclass(frozen=True)
+class _Retry:
+    """botocore's parts for an error answer and a retry decision on one operation (the full client's)."""
+
+    full: Any
+    model: Any
+    parser: Any
+    needs_retry: str
+
+    @classmethod
+    def of(cls, full: Any, name: str) -> _Retry:
+        from botocore import parsers
+
+        model = full.meta.service_model.operation_model(name)
+        service_id = model.service_model.service_id.hyphenize()
+        return cls(full, model, parsers.create_parser(full.meta.service_model.resolved_protocol),
+                   f"needs-retry.{service_id}.{name}")
+
+    def error(self, http: _Response) -> dict[str, Any]:
+        """An error answer parsed as botocore parses it (its modeled fields, e.g. CancellationReasons)."""
+        response_dict = {"headers": http.headers, "status_code": http.status_code, "body": http.content,
+                         "context": {"operation_name": self.model.name}}
+        parsed = self.parser.parse(response_dict, self.model.output_shape)
+        self.full._endpoint._add_modeled_error_fields(response_dict, parsed, self.model, self.parser)
+        return parsed
+
+    def needed(self, attempts: int, context: dict[str, Any], plan: Plan, headers: list[tuple[str, str]],
+               body: bytes, response: Any, exc: Exception | None) -> bool:
         """botocore's own answer (the full client's standard-mode retry handler), and its sleep."""
-        responses = self._full.meta.events.emit(
-            op.needs_retry, response=response, endpoint=self._full._endpoint, operation=op.model,
+        import botocore.endpoint
+        from botocore.hooks import first_non_none_response
+
+        full = self.full
+        context.setdefault("client_config", full.meta.config)
+        request_dict = {"context": context, "url": plan.url, "method": "POST", "body": body,
+                        "headers": dict(headers)}
+        responses = full.meta.events.emit(
+            self.needs_retry, response=response, endpoint=full._endpoint, operation=self.model,
             attempts=attempts, caught_exception=exc, request_dict=request_dict)
         delay = first_non_none_response(responses)
         if delay is None or delay is False:
@@ -256,52 +572,53 @@ class LeanClient:
 
 
 _SIGNING_KEYS: dict[tuple[str, str, str, str], bytes] = {}
-_BLACKLIST = frozenset(SIGNED_HEADERS_BLACKLIST)
+# botocore.auth.SIGNED_HEADERS_BLACKLIST (the tests compare)
+UNSIGNED_HEADERS = frozenset({
+    "baggage", "connection", "expect", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
+    "traceparent", "tracestate", "trailer", "transfer-encoding", "upgrade", "user-agent", "x-amzn-trace-id"})
 
 
 def _hmac(key: bytes, msg: str) -> bytes:
     return hmac.new(key, msg.encode("utf-8"), hashlib.sha256).digest()
 
 
-def _sigv4(creds: ReadOnlyCredentials, op: _Operation, method: str, headers: dict[str, str], body: bytes,
-           ) -> list[tuple[str, str]]:
+def _sigv4(creds: tuple[str, str, str | None], plan: Plan, method: str, headers: list[tuple[str, str]],
+           body: bytes) -> list[tuple[str, str]]:
     """``headers`` with the ones ``botocore.auth.SigV4Auth.add_auth`` adds (X-Amz-Date, X-Amz-Security-Token,
     Authorization), in the order it adds them, its signature computed as it computes it for these requests
     (no query, no Date or X-Amz-Content-SHA256 header, payload signed): the canonical request, the string to
-    sign, the signing key (kept per secret, day, region and service) — byte-identical, the tests compare.
-    Done directly: SigV4Auth's generic request handling (email.message headers, URL parsing, its logger's
-    debug calls) cost a warm call more than the hashing."""
-    timestamp = botocore.auth.get_current_datetime().strftime(SIGV4_TIMESTAMP)  # looked up at call time
+    sign, the signing key (kept per secret, day, region and service) — byte-identical, the tests compare."""
+    access_key, secret_key, token = creds
+    timestamp = _now().strftime("%Y%m%dT%H%M%SZ")  # botocore.auth.SIGV4_TIMESTAMP
     day = timestamp[:8]
-    out = [(k, v) for k, v in headers.items() if k.lower() not in ("x-amz-date", "x-amz-security-token",
-                                                                      "authorization")]
+    out = [(k, v) for k, v in headers if k.lower() not in ("x-amz-date", "x-amz-security-token", "authorization")]
     out.append(("X-Amz-Date", timestamp))
-    if creds.token:
-        out.append(("X-Amz-Security-Token", creds.token))
+    if token:
+        out.append(("X-Amz-Security-Token", token))
     signed = {}
     for name, value in out:
         lname = name.lower()
-        if lname not in _BLACKLIST:
+        if lname not in UNSIGNED_HEADERS:
             signed[lname] = " ".join(value.split())
     if "host" not in signed:
-        signed["host"] = op.host
+        signed["host"] = plan.host
     names = sorted(signed)
     signed_headers = ";".join(names)
-    canonical = "\n".join((method.upper(), op.canonical_path, op.canonical_query,
+    canonical = "\n".join((method.upper(), plan.canonical_path, "",
                            "\n".join(f"{n}:{signed[n]}" for n in names) + "\n", signed_headers,
                            hashlib.sha256(body).hexdigest()))
-    scope = f"{day}/{op.signing_region}/{op.signing_name}/aws4_request"
+    scope = f"{day}/{plan.signing_region}/{plan.signing_name}/aws4_request"
     string_to_sign = f"AWS4-HMAC-SHA256\n{timestamp}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
-    cache_key = (creds.secret_key, day, op.signing_region, op.signing_name)
+    cache_key = (secret_key, day, plan.signing_region, plan.signing_name)
     k_signing = _SIGNING_KEYS.get(cache_key)
     if k_signing is None:
-        k_date = _hmac(f"AWS4{creds.secret_key}".encode(), day)
-        k_signing = _hmac(_hmac(_hmac(k_date, op.signing_region), op.signing_name), "aws4_request")
+        k_date = _hmac(f"AWS4{secret_key}".encode(), day)
+        k_signing = _hmac(_hmac(_hmac(k_date, plan.signing_region), plan.signing_name), "aws4_request")
         if len(_SIGNING_KEYS) > 8:
             _SIGNING_KEYS.clear()
         _SIGNING_KEYS[cache_key] = k_signing
     signature = hmac.new(k_signing, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
-    out.append(("Authorization", f"AWS4-HMAC-SHA256 Credential={creds.access_key}/{scope}, "
+    out.append(("Authorization", f"AWS4-HMAC-SHA256 Credential={access_key}/{scope}, "
                                  f"SignedHeaders={signed_headers}, Signature={signature}"))
     return out
 
@@ -320,70 +637,18 @@ class _LowerDict(dict):
 
 
 class _Response:
-    """The parts of botocore's AWSResponse its parsers, retry checks and after-call handlers read."""
+    """The parts of botocore's AWSResponse its parsers and retry checks read."""
 
     __slots__ = ("url", "status_code", "headers", "content", "raw")
 
     def __init__(self, url: str, status: int, headers: dict[str, str], body: bytes) -> None:
         self.url, self.status_code, self.content = url, status, body
-        self.headers = _LowerDict((k.lower(), v) for k, v in headers.items())
+        self.headers = _LowerDict(headers)
         self.raw = None
 
     @property
     def text(self) -> str:
         return self.content.decode("utf-8")
-
-
-class _Operation:
-    """What never changes between calls of one operation on one client."""
-
-    @with_current_context()  # as _make_api_call: the features endpoint resolution registers go in the UA
-    def __init__(self, full: Any, name: str, params: dict[str, Any]) -> None:
-        from botocore import parsers, serialize
-        from botocore.retries import standard
-
-        model = full.meta.service_model.operation_model(name)
-        if model.http_checksum or model.has_streaming_input or model.has_streaming_output or model.endpoint:
-            raise ValueError(f"{name} is not an operation the lean path can make")
-        self.model = model
-        protocol = full.meta.service_model.resolved_protocol
-        self.serializer = serialize.create_serializer(protocol, include_validation=False)
-        self.parser = parsers.create_parser(protocol)
-        self.idempotent = tuple(model.idempotent_members)
-        context = {"client_region": full.meta.region_name, "client_config": full.meta.config,
-                   "has_streaming_input": False, "auth_type": model.resolved_auth_type}
-        url, extra, properties = full._resolve_endpoint_ruleset(model, dict(params), context)
-        self.extra_headers = dict(extra or {})
-        scheme = next(iter((properties or {}).get("authSchemes") or [{}]))
-        self.signing_name = scheme.get("signingName") or model.service_model.signing_name
-        self.signing_region = scheme.get("signingRegion") or full.meta.region_name
-        from botocore.auth import _host_from_url
-
-        self.host = _host_from_url(url)  # as SigV4Auth.headers_to_sign derives it
-        parts = urlsplit(url)  # as SigV4Auth.canonical_request reads the URL
-        self.canonical_path = quote(normalize_url_path(parts.path), safe="/~")
-        self.canonical_query = SigV4Auth(None, "", "")._canonical_query_string_url(parts)
-        self.path = (urlsplit(url).path.rstrip("/") or "") + "/"
-        self.url = url.rstrip("/") + "/" if urlsplit(url).path in ("", "/") else url
-        service_id = model.service_model.service_id.hyphenize()
-        self.user_agent = _user_agent(full, url, name, f"request-created.{service_id}.{name}")
-        self.max_attempts = full.meta.config.retries.get("total_max_attempts") or standard.DEFAULT_MAX_ATTEMPTS
-        self.needs_retry = f"needs-retry.{service_id}.{name}"
-        self.after_call = f"after-call.{service_id}.{name}"
-
-
-def _user_agent(full: Any, url: str, name: str, event: str) -> str:
-    """The User-Agent as botocore sends it: its own string, then what ``request-created`` handlers append
-    (Powertools adds its feature); learned once, on a throwaway request (the signer signs it too)."""
-    agent = full._user_agent_creator.to_string()
-    probe = AWSRequest(method="POST", url=url, data=b"", headers={"User-Agent": agent})
-    try:
-        full.meta.events.emit(event, request=probe, operation_name=name)
-    except Exception:  # noqa: BLE001 - e.g. no credentials yet: botocore's own string then
-        return agent
-    # a handler's ``headers["User-Agent"] = ...`` adds a header; the prepared request keeps the last one
-    value = (probe.headers.get_all("User-Agent") or [agent])[-1]
-    return value.decode() if isinstance(value, bytes) else value
 
 
 # ------------------------------------------------------------------------------------------- transport
@@ -430,14 +695,12 @@ class Transport:
 
     @functools.cached_property
     def _tls(self) -> ssl.SSLContext:
-        from botocore.httpsession import get_cert_path
-
         if self.verify is False:
             ctx = ssl.create_default_context()
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
             return ctx
-        return ssl.create_default_context(cafile=get_cert_path(True if self.verify is None else self.verify))
+        return ssl.create_default_context(cafile=_ca_bundle() if self.verify in (None, True) else self.verify)
 
     def _connect(self, scheme: str, host: str, port: int, url: str) -> _Connection:
         # an ASCII host name (AWS endpoints, IP literals) as bytes: given a str, getaddrinfo and ssl encode it

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from stepless import aws, clienthome, settings
+from stepless import aws, awssession, clienthome, settings
 from stepless.admin import stack
 from stepless.errors import CLIError
 from stepless.stores import backend
@@ -189,6 +189,6 @@ def _use(stack_name: str | None) -> Target:
 
 def _has_credentials() -> bool:
     try:
-        return aws._session().get_credentials() is not None
+        return awssession.session().get_credentials() is not None
     except Exception:  # noqa: BLE001 - a broken profile: let the call itself report it
         return True
