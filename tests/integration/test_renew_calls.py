@@ -177,3 +177,32 @@ def test_an_ssh_revocation_landing_before_the_write_wins(any_ca, monkeypatch):
     status, body = renew(crt, key)
     assert status == 401 and REVOKED[0] in body["message"] and "crt" not in body
     assert recorded() == before and certificates.children(f"ssh:{serial}") == []
+
+
+def test_a_conflict_on_the_host_index_does_not_refuse_the_certificate(test_ca, monkeypatch):
+    """A concurrent transaction on the same principal's index items cancels ours with TransactionConflict
+    there (DynamoDB's answer; the separate UpdateItems never conflicted): the certificate is recorded by the
+    transaction run again without that principal, which is indexed after the commit."""
+    from botocore.exceptions import ClientError
+
+    from stepless import aws
+
+    client = aws.client("dynamodb")
+    real, sent = client.transact_write_items, []
+
+    def conflicted(TransactItems):  # noqa: N803 - botocore's parameter name
+        sent.append(TransactItems)
+        if len(sent) == 1:
+            reasons = [{"Code": "None"}] * len(TransactItems)
+            reasons[-1] = {"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"}
+            raise ClientError({"Error": {"Code": "TransactionCanceledException", "Message": "cancelled"},
+                               "CancellationReasons": reasons}, "TransactWriteItems")
+        return real(TransactItems=TransactItems)
+
+    monkeypatch.setattr(client, "transact_write_items", conflicted)
+    crt, _ = host_cert(test_ca, "conflict.example.com")
+    assert [len(items) for items in sent] == [4, 2]  # token + record + the principal's 2 updates; then without
+    cert = parse_certificate(base64.b64decode(crt))
+    assert certificates.get(f"ssh:{cert.serial}") is not None and hosts.exists("conflict.example.com")
+    assert hosts.page(cert.valid_after + 120)[0] == [hosts.Host("conflict.example.com",
+                                                                {str(cert.serial): cert.valid_before})]

@@ -16,7 +16,7 @@ from stepless.errors import ServiceUnavailable
 from stepless.faults import translate_aws_errors
 from stepless.stores import dynamo, errors, hosts
 from stepless.stores.certificates import CertificateRecord
-from stepless.stores.dynamo import condition_failed, from_item, to_item
+from stepless.stores.dynamo import cancelled, condition_failed, from_item, to_item
 from stepless.stores.dynamodb import hosts as dynamo_hosts
 from stepless.stores.dynamodb.tokens import token_put
 from stepless.stores.errors import (
@@ -60,8 +60,9 @@ def _commit(items: list[dict[str, Any]], record: CertificateRecord,
             refusal: Callable[[ClientError], Exception | None]) -> None:
     """Run the recording transaction ``items`` (their conditions mapped to typed errors by ``refusal``), with
     the host-index actions of ``record`` when it is an SSH host certificate: up to hosts.MAX_FOLDED
-    principals folded in; a folded principal whose listing condition alone failed is retried outside the
-    transaction (by DynamoHosts.add, after it commits), like any principal beyond MAX_FOLDED."""
+    principals folded in. When only index actions failed (a listing's condition, or a conflict with a
+    concurrent transaction on the same principal), the transaction is run again without those principals,
+    which DynamoHosts.add indexes after it commits, like any principal beyond MAX_FOLDED."""
     entry = hosts.entry_of(record)
     folded = list(entry.principals[:dynamo_hosts.MAX_FOLDED]) if entry else []
     rest = list(entry.principals[dynamo_hosts.MAX_FOLDED:]) if entry else []
@@ -76,8 +77,10 @@ def _commit(items: list[dict[str, Any]], record: CertificateRecord,
                     client.transact_write_items(TransactItems=actions)
                 break
             except ClientError as e:
-                declined = [p for k, p in enumerate(folded) if condition_failed(e, len(items) + 2 * k + 1)]
-                if declined and not any(condition_failed(e, i) for i in range(len(items))):
+                base = len(items)
+                declined = [p for k, p in enumerate(folded)
+                            if cancelled(e, base + 2 * k) or cancelled(e, base + 2 * k + 1)]
+                if declined and not any(cancelled(e, i) for i in range(base)):
                     folded = [p for p in folded if p not in declined]
                     rest += declined
                     continue
