@@ -1,5 +1,6 @@
 """What every SSH issuance shares (sign, renew, rekey): serials, principal and key-ID checks, the
-subject key from a request body, the certificates-table record, the host index, the response."""
+subject key from a request body, the certificates-table record (a host certificate's carries its host-index
+entries: stores.hosts.entry_of), the response."""
 
 from __future__ import annotations
 
