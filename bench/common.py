@@ -158,6 +158,27 @@ class AWSCalls:
 
 
 
+class CallCounter:
+    """AWS calls on either path: the lean one (``stepless.awsclient.observers``) and the full botocore
+    client (:class:`AWSCalls`'s before-call hook). ``calls.attach()`` and ``with attached():`` both count."""
+
+    def __init__(self) -> None:
+        self.calls = AWSCalls()
+
+    def lean(self, service: str, operation: str) -> None:
+        self.calls.counts[f"{service}.{operation}"] += 1
+
+    @contextlib.contextmanager
+    def attached(self) -> Iterator[None]:
+        from stepless import awsclient
+
+        awsclient.observers.append(self.lean)
+        try:
+            yield
+        finally:
+            awsclient.observers.remove(self.lean)
+
+
 def expect(res: dict, status: int) -> dict:
     """A handler's response, which must have ``status`` (else the benchmark stops with the response)."""
     if res["statusCode"] != status:
@@ -243,6 +264,90 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def moto_stack(backend: str) -> Iterator[Any]:
+    """An initialized CA whose tables and keys live in a moto server process (``bench.motoserver``, AWS calls
+    over keep-alive HTTP); stepless caches reset."""
+    from tests.support import ca as support
+
+    from bench import motoserver
+    from stepless import authority, aws
+
+    with motoserver.running(fast_transactions=True) as (url, _), \
+            environ({**support.env(), "AWS_ENDPOINT_URL": url, "STEPLESS_CONFIG_TTL": None, "AWS_PROFILE": None,
+                     "STEPLESS_AWS_LEAN": None}):
+        aws.reset()
+        authority.reset()
+        try:
+            ca = support.initialize(support.create_resources(), backend=backend)
+            aws.reset()
+            authority.reset()
+            yield ca
+        finally:
+            aws.reset()
+            authority.reset()
+
+
+@contextlib.contextmanager
+def step_ca_server(acme: bool = False) -> Iterator[tuple[str, int, Path, Any, str]]:
+    """A running step-ca 0.19 (its default badger DB) with a JWK provisioner ``bench`` and, with ``acme``, an
+    ACME provisioner ``acme`` (``step ca provisioner add acme --type ACME``): (URL, pid, root cert path, the
+    JWK provisioner's private key, its kid)."""
+    import http.client
+    import shutil
+    import ssl
+    import tempfile
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from stepless import jose
+
+    home = Path(tempfile.mkdtemp(prefix="stepless-bench-stepca-"))
+    port = free_port()
+    env = {**os.environ, "STEPPATH": str(home), "HOME": str(home)}
+    (home / "pw").write_text("bench-password")
+    config = home / "config" / "ca.json"
+    proc = None
+    try:
+        subprocess.run([str(STEP), "ca", "init", "--name", "bench", "--dns", "127.0.0.1",
+                        "--address", f"127.0.0.1:{port}", "--provisioner", "admin",
+                        "--password-file", str(home / "pw"), "--provisioner-password-file", str(home / "pw")],
+                       env=env, check=True, capture_output=True, timeout=120)
+        key = ec.generate_private_key(ec.SECP256R1())
+        jwk = jose.public_jwk(key)
+        kid = jose.thumbprint(jwk)
+        pub = home / "bench.pub.json"
+        pub.write_text(json.dumps({**jwk, "kid": kid, "use": "sig", "alg": "ES256"}))
+        subprocess.run([str(STEP), "ca", "provisioner", "add", "bench", str(pub), "--ca-config", str(config)],
+                       env=env, check=True, capture_output=True, timeout=60)
+        if acme:
+            subprocess.run([str(STEP), "ca", "provisioner", "add", "acme", "--type", "ACME", "--ca-config",
+                            str(config)], env=env, check=True, capture_output=True, timeout=60)
+        proc = subprocess.Popen([str(STEP_CA), str(config), "--password-file", str(home / "pw")],
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        root = home / "certs" / "root_ca.crt"
+        ctx = ssl.create_default_context(cafile=str(root))
+        for _ in range(200):
+            try:
+                conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=2)
+                conn.request("GET", "/health")
+                if conn.getresponse().status == 200:
+                    break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            raise RuntimeError("step-ca did not start")
+        yield f"https://127.0.0.1:{port}", proc.pid, root, key, kid
+    finally:
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @contextlib.contextmanager

@@ -23,7 +23,6 @@ Sections (``python -m bench real --only stepca,handlers,init``):
 from __future__ import annotations
 
 import base64
-import contextlib
 import http.client
 import json
 import os
@@ -34,28 +33,29 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import motoserver
 from bench.common import (
     APP_INIT_CODE,
     MARK,
     ROOT,
     STEP,
     STEP_CA,
+    CallCounter,
     Row,
     child_env,
     child_result,
     cpu_seconds,
     environ,
     expect,
-    free_port,
     quiet_logger,
     run_python,
     run_sections,
+    step_ca_server,
 )
+from bench.common import moto_stack as _stack  # tests/unit/test_awsclient.py uses real._stack
 
 SECTIONS = ("stepca", "handlers", "init", "crt")
 TARGET = {"secrets": 1.0, "kms": 1.3}
@@ -64,56 +64,6 @@ _STEPCA: dict[int, float] = {}  # concurrency -> step-ca CPU seconds per certifi
 
 
 # --- step-ca 0.19 ---------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _step_ca() -> Iterator[tuple[str, int, Path, Any, str]]:
-    """A running step-ca 0.19: (URL, pid, root cert path, JWK provisioner private key, its kid)."""
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    from stepless import jose
-
-    home = Path(tempfile.mkdtemp(prefix="stepless-bench-stepca-"))
-    port = free_port()
-    env = {**os.environ, "STEPPATH": str(home), "HOME": str(home)}
-    (home / "pw").write_text("bench-password")
-    proc = None
-    try:
-        subprocess.run([str(STEP), "ca", "init", "--name", "bench", "--dns", "127.0.0.1",
-                        "--address", f"127.0.0.1:{port}", "--provisioner", "admin",
-                        "--password-file", str(home / "pw"), "--provisioner-password-file", str(home / "pw")],
-                       env=env, check=True, capture_output=True, timeout=120)
-        key = ec.generate_private_key(ec.SECP256R1())
-        jwk = jose.public_jwk(key)
-        kid = jose.thumbprint(jwk)
-        pub = home / "bench.pub.json"
-        pub.write_text(json.dumps({**jwk, "kid": kid, "use": "sig", "alg": "ES256"}))
-        subprocess.run([str(STEP), "ca", "provisioner", "add", "bench", str(pub),
-                        "--ca-config", str(home / "config" / "ca.json")],
-                       env=env, check=True, capture_output=True, timeout=60)
-        proc = subprocess.Popen([str(STEP_CA), str(home / "config" / "ca.json"), "--password-file", str(home / "pw")],
-                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        root = home / "certs" / "root_ca.crt"
-        ctx = ssl.create_default_context(cafile=str(root))
-        for _ in range(200):
-            try:
-                conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=2)
-                conn.request("GET", "/health")
-                if conn.getresponse().status == 200:
-                    break
-            except OSError:
-                time.sleep(0.05)
-        else:
-            raise RuntimeError("step-ca did not start")
-        yield f"https://127.0.0.1:{port}", proc.pid, root, key, kid
-    finally:
-        if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        shutil.rmtree(home, ignore_errors=True)
 
 
 def _stepca_bodies(url: str, key: Any, kid: str, n: int) -> list[bytes]:
@@ -163,7 +113,7 @@ def stepca(n: int = 400, rounds: int = 3) -> tuple[list[Row], list[str]]:
     if not (STEP_CA.exists() and STEP.exists()):
         return [Row("real", "step-ca 0.19 server CPU per certificate", "n/a", note=f"{STEP_CA} not built: "
                     "bash tools/build-step.sh")], []
-    with _step_ca() as (url, pid, root, key, kid):
+    with step_ca_server() as (url, pid, root, key, kid):
         port = int(url.rsplit(":", 1)[1])
         _load(port, root, _stepca_bodies(url, key, kid, 16), 8)  # warm-up
         for concurrency in (1, 8):
@@ -182,28 +132,6 @@ def stepca(n: int = 400, rounds: int = 3) -> tuple[list[Row], list[str]]:
 
 
 # --- stepless handlers, AWS over HTTP -------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _stack(backend: str) -> Iterator[Any]:
-    """An initialized CA whose tables and keys live in a moto server process; stepless caches reset."""
-    from tests.support import ca as support
-
-    from stepless import authority, aws
-
-    with motoserver.running(fast_transactions=True) as (url, _), \
-            environ({**support.env(), "AWS_ENDPOINT_URL": url, "STEPLESS_CONFIG_TTL": None, "AWS_PROFILE": None,
-                     "STEPLESS_AWS_LEAN": None}):
-        aws.reset()
-        authority.reset()
-        try:
-            ca = support.initialize(support.create_resources(), backend=backend)
-            aws.reset()
-            authority.reset()
-            yield ca
-        finally:
-            aws.reset()
-            authority.reset()
 
 
 def _sign_events(ca: Any, n: int) -> list[dict]:
@@ -256,28 +184,6 @@ def _app(name: str) -> Any:
     return {"sign": sign.app, "renew": renew.app, "ssh": ssh.app}[name]
 
 
-class _Counter:
-    """AWS calls per request: lean calls (awsclient.observers) and full-client calls (before-call)."""
-
-    def __init__(self) -> None:
-        from bench.common import AWSCalls
-
-        self.calls = AWSCalls()
-
-    def lean(self, service: str, operation: str) -> None:
-        self.calls.counts[f"{service}.{operation}"] += 1
-
-    @contextlib.contextmanager
-    def attached(self) -> Iterator[None]:
-        from stepless import awsclient
-
-        awsclient.observers.append(self.lean)
-        try:
-            yield
-        finally:
-            awsclient.observers.remove(self.lean)
-
-
 def _measure(events: list[dict], app: Any, status: int, rounds: int, batch: int) -> dict[str, Any]:
     """CPU per request on each AWS path, rounds alternating (fresh clients per path); calls per request."""
     from stepless import aws
@@ -290,7 +196,7 @@ def _measure(events: list[dict], app: Any, status: int, rounds: int, batch: int)
             with environ({"STEPLESS_AWS_LEAN": "1" if path == "lean" else "0"}):
                 aws.reset()
                 expect(app.handler(next(it), None), status)  # clients and endpoints set up: not timed
-                counter = _Counter()
+                counter = CallCounter()
                 counter.calls.attach()
                 items = [next(it) for _ in range(batch)]
                 with counter.attached():
@@ -484,11 +390,10 @@ def crt(n: int = 200, rounds: int = 3) -> tuple[list[Row], list[str]]:
 _PARTS = (
     ("handler (API Gateway event -> 201)", "stepless/api/app.py", "handler"),
     ("AWS calls, lean path (everything below)", "stepless/awsclient.py", "_call"),
-    ("  SigV4 (as botocore.auth.SigV4Auth signs; credentials)", "stepless/awsclient.py", "_sign"),
-    ("  serialization (botocore.serialize, json)", "botocore/serialize.py", "serialize_to_request"),
+    ("  SigV4 (as botocore.auth.SigV4Auth signs)", "stepless/awsclient.py", "_sigv4"),
+    ("  serialization (JSON, blobs base64)", "stepless/awsclient.py", "serialize"),
     ("  HTTP exchange (socket syscalls, HTTP/1.1 framing)", "stepless/awsclient.py", "send"),
-    ("  response parsing (botocore.parsers)", "botocore/parsers.py", "parse"),
-    ("  retry decision (botocore's standard retry handler)", "stepless/awsclient.py", "_needs_retry"),
+    ("  response parsing (JSON, blobs decoded, ResponseMetadata)", "stepless/awsclient.py", "_parsed"),
     ("DynamoDB item marshalling (stores)", "stepless/stores/attributes.py", "serialize"),
     ("log line and metrics (Powertools)", "stepless/observability/metrics.py", "_write"),
 )
@@ -516,7 +421,7 @@ def breakdown(fn: Callable[[], Any], label: str) -> str:
     lines = [f"where the CPU goes — {label} (cProfile on the CPU clock; it inflates many small calls, so read the "
              "shares, not microseconds):"]
     lines += [f"  {figures[lab] / whole:6.1%}  {lab}" for lab, _, _ in _PARTS[1:]]
-    lines.append(f"  {(aws_total - inside) / whole:6.1%}    call loop, after-call hook, idempotency token")
+    lines.append(f"  {(aws_total - inside) / whole:6.1%}    call loop, credentials, idempotency token")
     lines.append(f"  {rest / whole:6.1%}  the rest of the handler: token and CSR checks, certificate, record, response")
     return "\n".join(lines)
 

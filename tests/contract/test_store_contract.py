@@ -44,6 +44,7 @@ from stepless.stores.errors import (
     RenewalCap,
     SerialCollision,
     TokenUsed,
+    UnknownCertificate,
 )
 from stepless.stores.revocations import RevocationRecord
 from stepless.stores.tokens import UsedToken
@@ -200,6 +201,40 @@ def test_a_revoked_parent_cannot_be_renewed(store):
     tokens.use(token("r"))
     rec, rev = certificates.get_with_revocation("200")
     assert rec == cert("200") and rev == revocation("200")
+
+
+def test_a_renewal_must_present_the_recorded_certificate(store):
+    """With the presented certificate's fingerprint the parent's record must be that certificate's (or carry
+    none): the renew rules' record checks, made by the recording transaction itself (no read before it)."""
+    certificates.record_issuance(cert("400"), None)  # fingerprint "ab" * 32
+    certificates.record_issuance(dataclasses.replace(cert("401"), fingerprint=None), None)
+    for parent, fp in (("400", "cd" * 32), ("499", "ab" * 32)):  # another certificate's serial; none recorded
+        with pytest.raises(UnknownCertificate) as e:
+            certificates.record_renewal(cert("410", parent_serial=parent), token("u"), parent, parent_fingerprint=fp)
+        assert (e.value.status, e.value.detail, e.value.reason) == (
+            401, "certificate is unknown to this certificate authority", "unknown_certificate")
+    assert certificates.get("410") is None and certificates.children("400") == []
+    certificates.record_renewal(cert("410", parent_serial="400"), token("u"), "400", parent_fingerprint="ab" * 32)
+    certificates.record_renewal(cert("411", parent_serial="401"), None, "401", parent_fingerprint="ef" * 32)
+    assert certificates.children("400") == ["410"] and certificates.children("401") == ["411"]
+
+
+def test_the_first_failed_renew_rule_is_the_refusal(store):
+    """Unknown, then revoked, then a used token: the precedence the reads before the write used to give."""
+    certificates.record_issuance(cert("500"), None)
+    revocations.put(revocation("500"))
+    tokens.use(token("used"))
+    with pytest.raises(UnknownCertificate):
+        certificates.record_renewal(cert("501", parent_serial="500"), token("used"), "500",
+                                    parent_fingerprint="cd" * 32)
+    with pytest.raises(ParentRevoked):
+        certificates.record_renewal(cert("501", parent_serial="500"), token("used"), "500",
+                                    parent_fingerprint="ab" * 32)
+    certificates.record_issuance(cert("502"), None)
+    with pytest.raises(TokenUsed):
+        certificates.record_renewal(cert("503", parent_serial="502"), token("used"), "502",
+                                    parent_fingerprint="ab" * 32)
+    assert [certificates.get(s) for s in ("501", "503")] == [None, None]
 
 
 # -------------------------------------------------------------------------------------- revocations
@@ -444,6 +479,67 @@ def test_an_expired_host_is_pruned_from_the_store(store):
         listing = {i["principal"]["S"]: int(i["expires"]["N"]) for i in items if i["pk"]["S"] == "live"}
         assert listing == {"a.internal": NOW + 10, "b.internal": NOW + 900}  # TTL deletes a.internal
         assert not any("expires" in i for i in items if i["pk"]["S"] == "host")  # kept forever
+
+
+def host_cert(serial: int, principals: tuple[str, ...], not_after: int, *, issued_at: int = NOW,
+              parent: str | None = None) -> CertificateRecord:
+    return CertificateRecord(serial=f"ssh:{serial}", kind="ssh", cert_type="host", not_before=NOW - 60,
+                             not_after=not_after, provisioner="admin", provisioner_type="JWK", issued_at=issued_at,
+                             key_id="host", principals=principals, parent_serial=parent, cert="AAAA")
+
+
+def test_a_host_certificate_is_indexed_by_its_recording_transaction(store):
+    """Issuance and renewal of a host certificate index it in the transaction that records it (DynamoDB: its
+    Update actions); a refused recording indexes nothing; user certificates are not indexed."""
+    certificates.record_issuance(host_cert(1, ("Web.Internal", "web"), NOW + 100), token("h1"))
+    assert hosts.exists("web.internal") and hosts.exists("web")
+    certificates.record_issuance(dataclasses.replace(host_cert(2, ("alice",), NOW + 100), cert_type="user"),
+                                 token("h2"))
+    assert not hosts.exists("alice")
+    with pytest.raises(TokenUsed):
+        certificates.record_issuance(host_cert(3, ("db.internal",), NOW + 100), token("h1"))
+    assert not hosts.exists("db.internal")
+    certificates.record_renewal(host_cert(4, ("Web.Internal", "web"), NOW + 300, parent="ssh:1"), token("h4"),
+                                "ssh:1")
+    revocations.put(revocation("ssh:4", kind="ssh", cert_type="host"))
+    with pytest.raises(ParentRevoked):
+        certificates.record_renewal(host_cert(5, ("mail.internal",), NOW + 400, parent="ssh:4"), token("h5"),
+                                    "ssh:4")
+    with pytest.raises(ParentUnknown):
+        certificates.record_renewal(host_cert(6, ("mail.internal",), NOW + 400, parent="ssh:9"), token("h6"),
+                                    "ssh:9")
+    assert not hosts.exists("mail.internal") and certificates.get("ssh:5") is None
+    both = {"1": NOW + 100, "4": NOW + 300}
+    assert hosts.page(NOW) == ([hosts.Host("web", both), hosts.Host("web.internal", both)], None)
+    later = {"4": NOW + 300}
+    assert hosts.page(NOW + 200)[0] == [hosts.Host("web", later), hosts.Host("web.internal", later)]
+
+
+def test_the_folded_host_index_keeps_every_rule(store, monkeypatch):
+    """What the DynamoDB transaction cannot do in place it does after commit, with the same outcome: a
+    shorter certificate beside a longer one leaves the host listed until the longer expires; more principals
+    than one transaction folds are all indexed; a listing at its folded size is pruned of expired entries."""
+    from stepless.stores.dynamodb import hosts as dynamo_hosts
+
+    certificates.record_issuance(host_cert(10, ("a.internal",), NOW + 900), None)
+    certificates.record_issuance(host_cert(11, ("a.internal",), NOW + 100), token("a"))
+    assert hosts.page(NOW + 500)[0] == [hosts.Host("a.internal", {"10": NOW + 900})]
+    many = tuple(f"m{i:02}.internal" for i in range(dynamo_hosts.MAX_FOLDED + 4))
+    certificates.record_issuance(host_cert(12, many, NOW + 100), token("m"))
+    assert all(hosts.exists(p) for p in many)
+    assert [h.principal for h in hosts.page(NOW, limit=50)[0]] == ["a.internal", *many]
+    monkeypatch.setattr(dynamo_hosts, "MAX_FOLDED_ENTRIES", 3)
+    for i in range(3):
+        certificates.record_issuance(host_cert(20 + i, ("b.internal",), NOW + 10 + i), None)
+    certificates.record_issuance(host_cert(30, ("b.internal",), NOW + 900, issued_at=NOW + 50), None)
+    if store == "sqlite":
+        with backend.current().hosts.db.read() as conn:
+            rows = conn.execute("SELECT serial FROM host_certificates WHERE principal = 'b.internal'").fetchall()
+        assert rows == [("30",)]
+    else:
+        item = boto3.client("dynamodb").get_item(TableName=TABLES["STEPLESS_HOSTS_TABLE"][0],
+                                                 Key={"pk": {"S": "live"}, "principal": {"S": "b.internal"}})["Item"]
+        assert item["certs"]["SS"] == [f"30:{NOW + 900}"] and item["expires"]["N"] == str(NOW + 900)
 
 
 def test_revoked_ssh_set(store):

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from stepless.local.devstack import free_port
+from tests.support.dns import TxtServer
 from tests.support.procs import stop
 
 CLI = [sys.executable, "-c", "from stepless.cli.main import main; main()"]
@@ -81,6 +82,29 @@ def dev_ca(tmp_path_factory: pytest.TempPathFactory):
 def dev_ca_aws(tmp_path_factory: pytest.TempPathFactory):
     """One `stepless dev --aws-emulation` (moto: the template's resources, ACM included) for the session."""
     yield from start_dev(tmp_path_factory.mktemp("stepless-home-aws"), "--aws-emulation")
+
+
+@pytest.fixture(scope="module")
+def ports() -> dict[str, int]:
+    """The loopback ports an ACME test's clients answer http-01 and tls-alpn-01 challenges on."""
+    return {"http": free_port(), "tls": free_port()}
+
+
+@pytest.fixture(scope="module")
+def dns():
+    """A TXT responder for dns-01 (tests/support/dns.py)."""
+    server = TxtServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def acme_ca(tmp_path_factory, ports, dns):
+    """A `stepless dev` whose ACME validation (test-only settings) reaches ``ports`` on 127.0.0.1 and asks ``dns``."""
+    home = tmp_path_factory.mktemp("stepless-acme-home")
+    yield from start_dev(home, STEPLESS_CONFIG_TTL="0", STEPLESS_ACME_HTTP01_PORT=str(ports["http"]),
+                         STEPLESS_ACME_TLSALPN01_PORT=str(ports["tls"]), STEPLESS_ACME_VALIDATION_HOST="127.0.0.1",
+                         STEPLESS_ACME_DNS_RESOLVER=f"127.0.0.1:{dns.port}")
 
 
 @pytest.fixture(scope="session")

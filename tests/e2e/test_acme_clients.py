@@ -1,6 +1,7 @@
 """Real ACME clients against `stepless dev`: certbot (http-01 standalone, dns-01 through a manual hook, renew,
 revoke) and lego (http-01, tls-alpn-01, External Account Binding). The CA validates on loopback: the test-only
-settings of stepless.acme.validation point it at the clients' ports and a DNS responder of the test."""
+settings of stepless.acme.validation point it at the clients' ports and a DNS responder of the test (the
+``ports``, ``dns`` and ``acme_ca`` fixtures of tests/e2e/conftest.py)."""
 
 from __future__ import annotations
 
@@ -14,32 +15,11 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from stepless.local.devstack import free_port, local_environment
+from stepless.local.devstack import local_environment
 from tests.e2e.conftest import start_dev
-from tests.support.dns import TxtServer
 from tests.support.procs import stop
 
 CERTBOT = Path(sys.executable).parent / "certbot"
-
-
-@pytest.fixture(scope="module")
-def ports() -> dict[str, int]:
-    return {"http": free_port(), "tls": free_port()}
-
-
-@pytest.fixture(scope="module")
-def dns():
-    server = TxtServer()
-    yield server
-    server.close()
-
-
-@pytest.fixture(scope="module")
-def acme_ca(tmp_path_factory, ports, dns):
-    home = tmp_path_factory.mktemp("stepless-acme-home")
-    yield from start_dev(home, STEPLESS_CONFIG_TTL="0", STEPLESS_ACME_HTTP01_PORT=str(ports["http"]),
-                         STEPLESS_ACME_TLSALPN01_PORT=str(ports["tls"]), STEPLESS_ACME_VALIDATION_HOST="127.0.0.1",
-                         STEPLESS_ACME_DNS_RESOLVER=f"127.0.0.1:{dns.port}")
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from stepless import jose
+from stepless.acme import nonces
 from stepless.admin import provisioners as admin
 from stepless.stores import acme as acme_store
 from stepless.stores import certificates, revocations
@@ -165,6 +166,42 @@ def test_valid_order_is_kept_until_the_certificate_expires(ca, http01):
         assert status == 200 and x509.load_pem_x509_certificates(pem.encode())[0] == leaf
         status, _, authz = client.post(order["authorizations"][0], None)
         assert status == 200 and authz["status"] == "valid"
+
+
+def test_finalize_when_an_authorization_changed_meanwhile(ca, http01, monkeypatch):
+    """Finalize writes the valid order, its certificate link and the kept authorizations in one transaction; when
+    an authorization changed after finalize read it (the certificate is signed already), the order and link are
+    still written, and that authorization keeps its pending expiry (logged)."""
+    from stepless.acme import issuance
+
+    client = Client(_app())
+    client.register()
+    order_url, order = _order(client, ["raced.example.test"])
+    _validate(client, order, http01)
+    authz_id = order["authorizations"][0].rsplit("/", 1)[1]
+    pending_expiry = acme_store.get("authz", authz_id).expires
+    issue = issuance._issue
+
+    def issue_then_touch(*args):
+        out = issue(*args)
+        rec = acme_store.get("authz", authz_id)
+        acme_store.write(rec.next(rec.doc))  # a concurrent write to the authorization
+        return out
+
+    monkeypatch.setattr(issuance, "_issue", issue_then_touch)
+    status, _, done = client.post(order["finalize"], {"csr": csr_der(["raced.example.test"])[0]})
+    assert status == 200 and done["status"] == "valid", done
+    leaf = x509.load_pem_x509_certificates(client.post(done["certificate"], None)[2].encode())[0]
+    not_after = int(leaf.not_valid_after_utc.timestamp())
+    order_id = order_url.rsplit("/", 1)[1]
+    assert acme_store.get("order", order_id).expires == not_after
+    link = acme_store.get("cert", str(leaf.serial_number))
+    assert link.doc["order"] == order_id and link.doc["pem"] == leaf.public_bytes(Encoding.PEM).decode()
+    assert acme_store.get("authz", authz_id).expires == pending_expiry
+    # a link an earlier stepless wrote (no PEM in it): the download reads the certificate's record
+    acme_store.write(link.next({k: v for k, v in link.doc.items() if k != "pem"}))
+    status, _, pem = client.post(done["certificate"], None)
+    assert status == 200 and x509.load_pem_x509_certificates(pem.encode())[0] == leaf
 
 
 @pytest.mark.parametrize("key_backend", ["kms", "secrets"])
@@ -337,6 +374,65 @@ def test_bad_requests_get_rfc8555_problems(sqlite_ca, http01):
         assert conn.execute("SELECT COUNT(*) FROM certificates WHERE record LIKE '%\"ACME\"%'").fetchone()[0] == 0
 
 
+def test_replayed_forged_altered_or_expired_nonce_is_bad_nonce(ca):
+    """A nonce is the CA's authenticated value (its expiry inside), recorded only when used: a second use, one
+    the CA did not issue (another key's tag, a changed expiry, another spelling of the same bytes) and an
+    expired one are each ``badNonce``, and the request does nothing; the problem's Replay-Nonce is a good one."""
+    import datetime as dt
+    import hashlib
+    import hmac
+    import struct
+
+    from stepless import clock
+
+    client = Client(_app())
+    client.register()
+    one = {"identifiers": [{"type": "dns", "value": "n.example.test"}]}
+    orders = lambda: len(client.post(client.kid + "/orders", None)[2]["orders"])  # noqa: E731
+    before = orders()
+
+    nonce = client.get_nonce()
+    assert client.post("new-order", one, nonce=nonce)[0] == 201
+    _problem(client.post("new-order", one, nonce=nonce), "badNonce")  # replayed
+    assert client.post("new-order", one)[0] == 201  # the problem's Replay-Nonce works
+
+    raw = jose.b64d(client.get_nonce())
+    forged = raw[:-16] + hmac.new(b"k" * 32, raw[:-16], hashlib.sha256).digest()[:16]
+    _problem(client.post("new-order", one, nonce=jose.b64e(forged)), "badNonce")  # another key's tag
+    later = raw[:1] + struct.pack(">I", struct.unpack(">I", raw[1:5])[0] + 86400) + raw[5:]
+    _problem(client.post("new-order", one, nonce=jose.b64e(later)), "badNonce")  # its expiry moved
+    _problem(client.post("new-order", one, nonce=jose.b64e(raw)[:-1]), "badNonce")  # truncated
+
+    for _ in range(100):  # a nonce with "-" or "_", which base64 decoders also take as "+" or "/"
+        nonce = client.get_nonce()
+        if "-" in nonce or "_" in nonce:
+            break
+    assert client.post("new-order", one, nonce=nonce)[0] == 201
+    other = nonce.replace("-", "+").replace("_", "/")
+    assert jose.b64d(other) == jose.b64d(nonce)
+    _problem(client.post("new-order", one, nonce=other), "badNonce")  # the same nonce, spelled otherwise
+
+    stale = client.get_nonce()
+    with clock.freeze(clock.now() + dt.timedelta(seconds=nonces.TTL_S + 1)):
+        _problem(client.post("new-order", one, nonce=stale), "badNonce")  # expired
+        assert client.post("new-order", one)[0] == 201  # a fresh one, issued now
+    assert orders() == before + 4  # the four accepted, nothing for the refused
+
+
+def test_an_order_names_as_many_identifiers_as_one_write_holds(ca):
+    """The order, its authorizations and the account are one transaction (DynamoDB: at most 100 items): an
+    order of 98 names is created on both stores, one of 99 is refused with rejectedIdentifier, not a 503."""
+    from stepless.acme.orders import MAX_IDENTIFIERS
+
+    client = Client(_app())
+    client.register()
+    names = [{"type": "dns", "value": f"n{i}.example.test"} for i in range(MAX_IDENTIFIERS + 1)]
+    body = _problem(client.post("new-order", {"identifiers": names}), "rejectedIdentifier")
+    assert str(MAX_IDENTIFIERS) in body["detail"]
+    status, _, order = client.post("new-order", {"identifiers": names[:MAX_IDENTIFIERS]})
+    assert status == 201 and len(order["authorizations"]) == MAX_IDENTIFIERS == 98, order
+
+
 def test_external_account_binding(ca, http01):
     from stepless.acme import eab as eabs
     from stepless.stores.acme import AcmeRecord
@@ -397,7 +493,7 @@ def test_nonce_endpoints_and_unknown_provisioner(sqlite_ca):
     status, headers, _ = client.raw("HEAD", client.url("new-nonce"))
     assert status == 200
     first = headers["replay-nonce"]
-    assert acme_store.use_nonce(first, 0) and not acme_store.use_nonce(first, 0)
+    assert nonces.use(first, 0) and not nonces.use(first, 0)
     _problem(Client(_app(), provisioner="admin").raw("GET", Client(_app(), provisioner="admin").url("directory")),
              "malformed", 404)
     status, _, listing = client.raw("GET", "https://ca.test:8443/provisioners")

@@ -4,7 +4,6 @@ openssl and pkilint."""
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime as dt
 import os
 import shutil
@@ -14,7 +13,6 @@ from urllib.parse import quote
 
 import boto3
 import pytest
-from bench.common import AWSCalls
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -23,7 +21,7 @@ from cryptography.x509 import ocsp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stepless import authority, aws, awssession, clock
+from stepless import clock
 from stepless.services import crl as crl_service
 from stepless.services import ocsp as ocsp_service
 from stepless.stores import revocations
@@ -31,6 +29,7 @@ from stepless.stores.revocations import RevocationRecord
 from stepless.x509 import der as asn1
 from tests.integration.test_renew import foreign_ca, issue, revoke_app
 from tests.support.ca import call, event
+from tests.support.calls import counted
 
 OPENSSL = shutil.which("openssl")
 
@@ -260,21 +259,6 @@ def check_signed(resp: ocsp.OCSPResponse, inter: x509.Certificate) -> None:
     ski = inter.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     assert resp.responder_key_hash == ski.digest
     assert resp.next_update_utc - resp.this_update_utc == dt.timedelta(hours=24)
-
-
-@contextlib.contextmanager
-def counted():
-    """The AWS calls made in the block (bench.common.AWSCalls: service.Operation -> count), the authority
-    configuration loaded beforehand (a warm container's)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("STEPLESS_CONFIG_TTL", "3600")
-        authority.get()
-        counter = AWSCalls().attach()
-        counter.reset()
-        yield counter.counts
-    awssession.session().unregister("before-call.*.*", unique_id=counter._uid)
-    for service in ("dynamodb", "kms", "secretsmanager"):
-        aws.client(service).meta.events.unregister("before-call.*.*", unique_id=counter._uid)
 
 
 def test_ocsp_good_is_signed_once_then_served_from_the_store(test_ca):

@@ -75,8 +75,9 @@ def set_claims(name: str, claims: dict) -> None:
 
 
 def custom_leaf(*, eku=(ExtendedKeyUsageOID.SERVER_AUTH,), cn="server.example.com", issuer=None, signer=None,
-                record=True, not_before=None, life=dt.timedelta(hours=1), ca=False):
-    """A leaf built directly with a CA signer (ours by default), recorded like an issued one."""
+                record=True, not_before=None, life=dt.timedelta(hours=1), ca=False, serial=None, extension=True):
+    """A leaf built directly with a CA signer (ours by default), recorded like an issued one (with the step
+    provisioner extension unless ``extension`` is False)."""
     auth = authority.get()
     key = ec.generate_private_key(ec.SECP256R1())
     prov = auth.provisioners.get("admin")
@@ -87,15 +88,17 @@ def custom_leaf(*, eku=(ExtendedKeyUsageOID.SERVER_AUTH,), cn="server.example.co
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
         .issuer_name(issuer.subject)
         .public_key(key.public_key())
-        .serial_number(profile.new_serial())
+        .serial_number(serial or profile.new_serial())
         .not_valid_before(nb)
         .not_valid_after(nb + life)
         .add_extension(profile.key_usage(key.public_key()), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .add_extension(profile.authority_key_identifier(issuer), critical=False)
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(cn)]), critical=False)
-        .add_extension(extensions.extension(prov.type_code, prov.name, prov.credential_id), critical=False)
     )
+    if extension:
+        builder = builder.add_extension(extensions.extension(prov.type_code, prov.name, prov.credential_id),
+                                        critical=False)
     if eku:
         builder = builder.add_extension(x509.ExtendedKeyUsage(list(eku)), critical=False)
     if ca:
@@ -238,16 +241,22 @@ def test_disable_renewal_is_refused(test_ca):
 
 
 def test_revoke_racing_renew_loses_for_the_renewal(test_ca, monkeypatch):
-    """A renewal whose read preceded the revocation cannot be recorded after it (transaction check)."""
+    """A renewal signed before the revocation landed cannot be recorded after it: the revocation is a
+    condition of the recording transaction (there is no read before it any more), and the signed
+    certificate is dropped."""
     cert, _, pem = issue(test_ca)
     serial = str(cert.serial_number)
-    stale = certificates.get(serial)
     token = test_ca.token(serial, path="/1.0/revoke")
-    assert call(revoke_app, "POST", "/revoke", {"serial": serial, "ott": token})[0] == 200
-    monkeypatch.setattr(certificates, "get_with_revocation", lambda s: (stale, None))
+    real = certificates.record_renewal
+
+    def revoked_meanwhile(*args, **kwargs):  # the revocation lands between signing and recording
+        assert call(revoke_app, "POST", "/revoke", {"serial": serial, "ott": token})[0] == 200
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(certificates, "record_renewal", revoked_meanwhile)
     status, body = renew_mtls(pem)
     assert status == 401 and "revoked" in body["message"]
-    assert "crt" not in body
+    assert "crt" not in body and certificates.children(serial) == []
 
 
 # ---- token ----

@@ -6,10 +6,8 @@ import base64
 import datetime as dt
 
 import boto3
-import pytest
-from bench.common import AWSCalls
 
-from stepless import authority, aws, awssession, clock
+from stepless import clock
 from stepless.api.ssh import app
 from stepless.services import ssh_info
 from stepless.ssh import parse_certificate
@@ -18,6 +16,7 @@ from stepless.stores.dynamo import to_item
 from tests.integration.test_ssh_renew import host_cert, renew, revoke
 from tests.integration.test_ssh_sign import sign
 from tests.support.ca import call, event
+from tests.support.calls import counted
 
 
 def _b64(line: str) -> str:
@@ -137,17 +136,9 @@ def pad_certificates(n: int) -> None:
 
 def reads_of(fn) -> dict[str, int]:
     """The AWS calls ``fn`` makes in a warm container (authority configuration already loaded)."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("STEPLESS_CONFIG_TTL", "3600")
-        authority.get()
-        counter = AWSCalls().attach()
-        counter.reset()
-        try:
-            fn()
-        finally:
-            awssession.session().unregister("before-call.*.*", unique_id=counter._uid)
-            aws.client("dynamodb").meta.events.unregister("before-call.*.*", unique_id=counter._uid)
-    return dict(counter.counts)
+    with counted() as calls:
+        fn()
+    return dict(calls)
 
 
 def unauthenticated_reads() -> dict[str, dict[str, int]]:

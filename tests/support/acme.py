@@ -54,21 +54,27 @@ class Client:
     def url(self, tail: str) -> str:
         return tail if tail.startswith("https://") else f"{self.base}/{tail}"
 
-    def raw(self, method: str, url: str, body: Any = None, content_type: str = "application/jose+json",
-            ) -> tuple[int, dict[str, str], Any]:
+    def send(self, method: str, url: str, text: str | None, content_type: str,
+             ) -> tuple[int, dict[str, str], str | bytes]:
+        """One request through the sign function's handler (revokeCert: the revoke function's): (status,
+        lower-case headers, body). A client over another transport overrides this."""
         path = url.removeprefix(f"https://{HOST}")
-        text = body if isinstance(body, str) or body is None else json.dumps(body)
         app = self.app
         if path.endswith("/revoke-cert"):  # the revoke function's route (template.yaml)
             from stepless.api.revoke import app
         res = app.handler(event(method, path, text, headers={"host": HOST, "content-type": content_type}))
         headers = {k.lower(): v for k, v in res["headers"].items()}
+        return res["statusCode"], headers, base64.b64decode(res["body"]) if res.get("isBase64Encoded") else res["body"]
+
+    def raw(self, method: str, url: str, body: Any = None, content_type: str = "application/jose+json",
+            ) -> tuple[int, dict[str, str], Any]:
+        text = body if isinstance(body, str) or body is None else json.dumps(body)
+        status, headers, data = self.send(method, url, text, content_type)
         if "replay-nonce" in headers:
             self.nonce = headers["replay-nonce"]
-        data = base64.b64decode(res["body"]) if res.get("isBase64Encoded") else res["body"]
         with contextlib.suppress(ValueError, TypeError):
             data = json.loads(data)
-        return res["statusCode"], headers, data
+        return status, headers, data
 
     def get_nonce(self) -> str:
         self.raw("HEAD", self.url("new-nonce"))

@@ -41,7 +41,7 @@ from stepless.observability import logger, metrics
 from stepless.services.issuance import commit, record
 from stepless.stores import acme as store
 from stepless.stores import certificates
-from stepless.stores.acme import AcmeRecord
+from stepless.stores.acme import AcmeConflict, AcmeRecord
 from stepless.x509 import chain, profile
 from stepless.x509 import csr as csrs
 from stepless.x509.csr import SANs
@@ -99,7 +99,7 @@ def finalize(ctx: Ctx, body: bytes, order_id: str) -> Reply:
     processing = rec.next({**order.to_doc(), "status": PROCESSING})
     store.write(processing)  # one finalize at a time: a second one meets a version conflict
     try:
-        serial, not_after = _issue(ctx, csr, sans, order)
+        serial, not_after, pem = _issue(ctx, csr, sans, order)
     except Exception as e:  # the order must not stay "processing": it fails with the reason, then the request
         if isinstance(e, AcmeError):
             problem = e
@@ -112,26 +112,41 @@ def finalize(ctx: Ctx, body: bytes, order_id: str) -> Reply:
     # a valid order, its authorizations and its certificate link are kept until the certificate expires (not
     # the pending order's 24 h), so a client may download it, or read the order, any time before then
     done = dataclasses.replace(order, status=VALID, certificate=serial, expires=not_after)
-    store.write(processing.next(done.to_doc(), expires=not_after),
-                AcmeRecord(CERT, serial, {"account_id": req.account.id, "order": order.id}, expires=not_after))
-    _keep_authorizations(authzs, not_after)
+    _complete([processing.next(done.to_doc(), expires=not_after),
+               AcmeRecord(CERT, serial, {"account_id": req.account.id, "order": order.id, "pem": pem},
+                          expires=not_after)],
+              authzs, not_after)
     return Reply(200, done.to_json(ctx.links, VALID), {"location": ctx.links.order(order.id)})
 
 
-def _keep_authorizations(authzs: list[AcmeRecord | None], until: int) -> None:
-    """Keep a valid order's authorizations until ``until`` (one transaction: an order names at most 100). The
-    certificate is issued already: a failure here is logged, and those authorizations expire as pending ones."""
-    recs = [r for r in authzs if r is not None]
-    if not recs:
-        return
+def _complete(records: list[AcmeRecord], authzs: list[AcmeRecord | None], until: int) -> None:
+    """Write the valid order and its certificate link, and keep the order's authorizations until ``until``: one
+    transaction when they fit in one (:data:`~stepless.stores.acme.MAX_WRITE` records), else the authorizations
+    in a second. The certificate is issued already: when an authorization changed meanwhile (or the second
+    write fails), that is logged, the order and link are written alone, and those authorizations expire as
+    pending ones would."""
+    kept = [r.next({**r.doc, "expires": until}, expires=until) for r in authzs if r is not None]
+    if kept and len(records) + len(kept) <= store.MAX_WRITE:
+        try:
+            store.write(*records, *kept)
+            return
+        except AcmeConflict as e:
+            _not_kept(e)
+            kept = []
+    store.write(*records)
     try:
-        store.write(*(r.next({**r.doc, "expires": until}, expires=until) for r in recs))
+        for i in range(0, len(kept), store.MAX_WRITE):
+            store.write(*kept[i:i + store.MAX_WRITE])
     except StepError as e:
-        logger.warning("ACME authorizations of a valid order keep their 24 h expiry", extra={"reason": e.detail})
+        _not_kept(e)
 
 
-def _issue(ctx: Ctx, req: csrs.Request, sans: SANs, order: Order) -> tuple[str, int]:
-    """Sign and record the certificate (as POST /sign does); its serial and notAfter (epoch s)."""
+def _not_kept(e: StepError) -> None:
+    logger.warning("ACME authorizations of a valid order keep their 24 h expiry", extra={"reason": e.detail})
+
+
+def _issue(ctx: Ctx, req: csrs.Request, sans: SANs, order: Order) -> tuple[str, int, str]:
+    """Sign and record the certificate (as POST /sign does); its serial, notAfter (epoch s) and PEM."""
     auth, prov, now = ctx.auth, ctx.prov, clock.now()
     claims = prov.claims
     limits = Limits(claims.default_tls, claims.min_tls, claims.max_tls, auth.backdate)
@@ -151,7 +166,7 @@ def _issue(ctx: Ctx, req: csrs.Request, sans: SANs, order: Order) -> tuple[str, 
     commit(cert, item, None, "acme", ts)
     metrics.issued("x509", prov.type, provisioner=prov.name, serial=item.serial)
     logger.info("certificate issued", extra={"serial": item.serial, "provisioner": prov.name, "subject": cn})
-    return item.serial, int(not_after.timestamp())
+    return item.serial, int(not_after.timestamp()), item.pem
 
 
 def chains(leaf: x509.Certificate, auth: Authority) -> dict[str, x509.Certificate]:
@@ -176,14 +191,18 @@ def chains(leaf: x509.Certificate, auth: Authority) -> dict[str, x509.Certificat
 def certificate(ctx: Ctx, body: bytes, cert_id: str, alternate: str | None = None) -> Reply:
     """The PEM chain (leaf, intermediate) of a certificate the account ordered, named by its serial (as step-ca's
     ``/acme/<provisioner>/certificate/<id>``); ``alternate``: the chain through that (replaced) intermediate.
-    ``Link: rel="alternate"`` names each other chain of the leaf (see :func:`chains`)."""
+    ``Link: rel="alternate"`` names each other chain of the leaf (see :func:`chains`). The leaf is the one its
+    certificate link keeps (finalize writes it there: one read); a link written without it (an earlier stepless)
+    reads the certificate's record."""
     req = authenticate(ctx, body)
     assert req.account is not None
-    load(CERT, cert_id, req.account.id)
-    cert_rec = certificates.get(cert_id)
-    if cert_rec is None:
-        raise AcmeError("malformed", "the certificate does not exist", status=404)
-    by_fp = chains(x509.load_pem_x509_certificate(cert_rec.pem.encode()), ctx.auth)
+    leaf_pem = load(CERT, cert_id, req.account.id).doc.get("pem")
+    if not leaf_pem:
+        cert_rec = certificates.get(cert_id)
+        if cert_rec is None:
+            raise AcmeError("malformed", "the certificate does not exist", status=404)
+        leaf_pem = cert_rec.pem
+    by_fp = chains(x509.load_pem_x509_certificate(leaf_pem.encode()), ctx.auth)
     default = next(iter(by_fp), None)
     chosen = alternate or default
     if alternate is not None and (alternate == default or alternate not in by_fp):
@@ -194,7 +213,7 @@ def certificate(ctx: Ctx, body: bytes, cert_id: str, alternate: str | None = Non
              for fp in by_fp if fp != chosen]
     if links:
         headers["link"] = ", ".join(links)
-    return Reply(200, cert_rec.pem + inter_pem, headers)
+    return Reply(200, leaf_pem + inter_pem, headers)
 
 
 REASONS = {0, 1, 2, 3, 4, 5, 6, 8, 9, 10}

@@ -42,6 +42,7 @@ from stepless.observability import logger, metrics
 from stepless.stores import acme as store
 from stepless.stores.acme import AcmeConflict, AcmeRecord
 
+MAX_IDENTIFIERS = store.MAX_WRITE - 2  # the order, its authorizations and the account are one write
 RETRY_AFTER_S = "1"  # what a client polling a pending order or a processing challenge is told to wait
 PROCESSING_STALE_S = 60  # a challenge left processing longer (the validating function died) may be retried
 
@@ -74,8 +75,8 @@ def new_order(ctx: Ctx, body: bytes) -> Reply:
     raw = payload.get("identifiers")
     if not isinstance(raw, list) or not raw:
         raise malformed("identifiers must be a non-empty list")
-    if len(raw) > 100:
-        raise AcmeError("rejectedIdentifier", "an order may name at most 100 identifiers")
+    if len(raw) > MAX_IDENTIFIERS:
+        raise AcmeError("rejectedIdentifier", f"an order may name at most {MAX_IDENTIFIERS} identifiers")
     idents = tuple(dict.fromkeys(Identifier.parse(i) for i in raw))
     for ident in idents:
         ctx.prov.policy.check(ident)

@@ -18,7 +18,6 @@ from stepless.acme.messages import Identifier
 from stepless.errors import ConfigError
 
 _LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
-MAX_IDENTIFIERS = 100
 
 
 def dns_name_ok(name: str) -> bool:

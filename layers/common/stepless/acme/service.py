@@ -11,19 +11,18 @@ from typing import Any
 
 from stepless import jose
 from stepless.acme import jws as jwss
+from stepless.acme import nonces
 from stepless.acme.errors import AcmeError, malformed, unauthorized
 from stepless.acme.messages import (
     VALID,
     Account,
     Links,
-    new_id,
 )
 from stepless.authority import Authority
 from stepless.provisioners.acme import ACMEProvisioner
 from stepless.stores import acme as store
 from stepless.stores.acme import AcmeRecord
 
-NONCE_TTL_S = 3600
 ORDER_TTL_S = 24 * 3600
 MAX_ORDERS_LISTED = 1000
 ACCOUNT, KEY, ORDER, AUTHZ, CERT = "account", "key", "order", "authz", "cert"
@@ -55,9 +54,8 @@ class Authenticated:
 # --- nonces, directory ------------------------------------------------------------------------------------
 
 def new_nonce(now: int) -> str:
-    nonce = new_id()
-    store.add_nonce(nonce, now + NONCE_TTL_S)
-    return nonce
+    """A response's ``Replay-Nonce`` (:mod:`stepless.acme.nonces`: nothing stored)."""
+    return nonces.issue(now)
 
 
 def directory(ctx: Ctx) -> Reply:
@@ -94,7 +92,7 @@ def authenticate(ctx: Ctx, body: bytes, *, jwk: bool = False, kid: bool = True) 
     if "kid" in h and not kid:
         raise malformed("this request must be signed with a jwk, not an account kid")
     nonce = h.get("nonce")
-    if not isinstance(nonce, str) or not nonce or len(nonce) > 64 or not store.use_nonce(nonce, ctx.now):
+    if not nonces.use(nonce, ctx.now):
         raise AcmeError("badNonce", "the nonce is missing, unknown, expired or used already")
     if h.get("url") != ctx.url:
         raise unauthorized("the JWS url is not this request's URL")

@@ -7,8 +7,15 @@ not expired unless the provisioner allows renewal after expiry (token path only:
 refuses an expired client certificate anyway); the issuing provisioner has renewal enabled; over mTLS the
 certificate carries the ClientAuth EKU. Each refusal is a 401 with its reason.
 
-Reads: one BatchGetItem (record + revocation). Writes: one transaction (token, "parent not revoked"
-check, new record) — so once a revocation of the old serial has landed no renewal of it can succeed.
+AWS calls: no read; the signature (kms.Sign with a KMS key), then one TransactWriteItems, the commit
+point, which carries the record rules as conditions: the certificate's record exists and is this
+certificate (its fingerprint, or none recorded), no revocation of it, the renewal cap; with the token's
+use and the new record. Signing before the commit is how every issuance works: a refused transaction
+(unknown, revoked, token used ...) records nothing, and the signed bytes are dropped, never returned —
+so once a revocation of the old serial has landed no renewal of it can succeed. Each refusal keeps its
+401 message and reason; a refused request costs the signature (as a renewal by a valid holder would).
+The provisioner comes from the certificate's step provisioner extension; only a certificate without one
+is looked up first (its record and revocation, one BatchGetItem: the rare path).
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from stepless.provisioners import Provisioner, TokenUse, x5c_insecure
 from stepless.services.issuance import record, sign_response
 from stepless.stores import certificates, revocations
 from stepless.stores.certificates import CertificateRecord
+from stepless.stores.errors import ParentRevoked, UnknownCertificate
 from stepless.stores.tokens import UsedToken
 from stepless.x509 import chain, extensions, profile
 from stepless.x509 import csr as csrs
@@ -40,16 +48,28 @@ class Renewable:
     provisioner: Provisioner
 
 
-def _provisioner(cert: x509.Certificate, rec: CertificateRecord, auth: Authority) -> Provisioner:
+def _provisioner(cert: x509.Certificate, auth: Authority) -> Provisioner:
+    """The issuing provisioner: named by the certificate's extension, else by its record (read then)."""
     try:
         ext = extensions.of(cert)
     except ValueError:
         ext = None
-    name = ext[1] if ext else rec.provisioner
+    name = ext[1] if ext else _recorded(cert).provisioner
     prov = auth.provisioners.get(name) if name else None
     if prov is None:
         raise Unauthorized("provisioner not found", reason="unknown_provisioner")
     return prov
+
+
+def _recorded(cert: x509.Certificate) -> CertificateRecord:
+    """The record of ``cert`` (the rare path: a certificate without the provisioner extension); the same
+    refusals as the recording transaction's conditions."""
+    rec, revoked = certificates.get_with_revocation(str(cert.serial_number))
+    if rec is None or rec.fingerprint not in (None, fingerprint(cert)):
+        raise UnknownCertificate
+    if revoked is not None:
+        raise ParentRevoked
+    return rec
 
 
 def authorize(cert: x509.Certificate, auth: Authority, now: dt.datetime, *, mtls: bool) -> Renewable:
@@ -59,17 +79,12 @@ def authorize(cert: x509.Certificate, auth: Authority, now: dt.datetime, *, mtls
 
 
 def _renewable(cert: x509.Certificate, auth: Authority, now: dt.datetime, *, mtls: bool) -> Renewable:
-    """The renew rules for a leaf of ours (recorded, not revoked, provisioner, validity)."""
+    """The renew rules for a leaf of ours that need no read (provisioner, validity); recorded and not
+    revoked are conditions of the recording transaction (:func:`_issue`)."""
     if mtls and not chain.has_client_auth(cert):
         raise Unauthorized("certificate is not authorized for client authentication (no ClientAuth usage)",
                            reason="no_client_auth")
-    serial = str(cert.serial_number)
-    rec, revoked = certificates.get_with_revocation(serial)
-    if rec is None or rec.fingerprint not in (None, fingerprint(cert)):
-        raise Unauthorized("certificate is unknown to this certificate authority", reason="unknown_certificate")
-    if revoked is not None:
-        raise Unauthorized("certificate has been revoked", reason="certificate_revoked")
-    prov = _provisioner(cert, rec, auth)
+    prov = _provisioner(cert, auth)
     if prov.claims.disable_renewal:
         raise Unauthorized(f"renew is disabled for provisioner '{prov.name}'", reason="renewal_disabled")
     if now < cert.not_valid_before_utc:
@@ -93,7 +108,8 @@ def _issue(ok: Renewable, auth: Authority, now: dt.datetime, *, public_key: obje
     parent = str(old.serial_number)
     item = record(cert, provisioner=ok.provisioner.name, provisioner_type=ok.provisioner.type,
                   parent_serial=parent, issued_at=ts)
-    certificates.record_renewal(item, UsedToken.of(token, endpoint, ts) if token else None, parent)
+    certificates.record_renewal(item, UsedToken.of(token, endpoint, ts) if token else None, parent,
+                                parent_fingerprint=fingerprint(old))  # the commit point: refused, cert is dropped
     metrics.renewed("x509", ok.provisioner.type, provisioner=ok.provisioner.name, serial=item.serial)
     logger.info("certificate renewed" if endpoint == "renew" else "certificate rekeyed",
                 extra={"serial": str(cert.serial_number), "parent_serial": parent,

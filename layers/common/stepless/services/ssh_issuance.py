@@ -1,5 +1,6 @@
 """What every SSH issuance shares (sign, renew, rekey): serials, principal and key-ID checks, the
-subject key from a request body, the certificates-table record, the host index, the response."""
+subject key from a request body, the certificates-table record (a host certificate's carries its host-index
+entries: stores.hosts.entry_of), the response."""
 
 from __future__ import annotations
 
@@ -12,14 +13,13 @@ from stepless.observability import logger, metrics
 from stepless.provisioners import TokenUse
 from stepless.services.ssh_ca import TYPE_NAMES
 from stepless.ssh import (
-    HOST,
     SSHCertificate,
     fingerprint,
     parse_public_key,
     to_b64,
 )
 from stepless.ssh.keys import SSHPublicKey
-from stepless.stores import certificates, hosts
+from stepless.stores import certificates
 from stepless.stores.certificates import CertificateRecord
 from stepless.stores.tokens import UsedToken
 
@@ -93,21 +93,15 @@ def record(cert: SSHCertificate, *, provisioner: str, provisioner_type: str, iss
 
 
 def commit(cert: SSHCertificate, item: CertificateRecord, token: TokenUse, endpoint: str, now: int) -> None:
-    """Record the certificate and consume the token in one transaction, before anything is returned."""
+    """Record the certificate, consume the token and index a host certificate (POST /ssh/check-host, GET
+    /ssh/hosts) in one transaction, before anything is returned."""
     certificates.record_issuance(item, UsedToken.of(token, endpoint, now))
-    index_host(cert, now)
     metrics.issued("ssh", item.provisioner_type, provisioner=item.provisioner, serial=item.serial)
     logger.info("ssh certificate issued", extra={
         "serial": str(cert.serial), "cert_type": TYPE_NAMES[cert.cert_type], "key_id": cert.key_id,
         "principals": list(cert.principals), "endpoint": endpoint,
         "key_fingerprint": fingerprint(cert.public_key),
     })
-
-
-def index_host(cert: SSHCertificate, now: int) -> None:
-    """Add a recorded host certificate to the host index (POST /ssh/check-host, GET /ssh/hosts)."""
-    if cert.cert_type == HOST:
-        hosts.add(cert.principals, str(cert.serial), cert.valid_before, now)
 
 
 def response(cert: SSHCertificate) -> dict[str, Any]:

@@ -7,7 +7,8 @@ authorizations expire, an account does not).
 
 :func:`write` is one atomic transaction: a record of version 1 must not exist yet, a record of version
 ``n > 1`` must still be at version ``n - 1``; any failed condition raises :class:`AcmeConflict` and writes
-nothing. Nonces are single use: :func:`use_nonce` deletes one and says whether it existed unexpired.
+nothing. Nonces are single use: :func:`use_nonce` records a used one (``stepless.acme.nonces`` issues them
+without a write) and says whether it was used before.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ class AcmeRecord:
                           self.expires if expires is None else expires)
 
 
+MAX_WRITE = 100  # records in one write (DynamoDB's TransactWriteItems limit)
+
+
 class AcmeConflict(ServiceUnavailable):
     """503 + Retry-After: a record changed (or was created) meanwhile; nothing was written."""
 
@@ -47,11 +51,9 @@ class AcmeConflict(ServiceUnavailable):
 
 
 class AcmeStore(Protocol):
-    def add_nonce(self, nonce: str, expires: int) -> None:
-        """Record a fresh nonce until ``expires``."""
-
-    def use_nonce(self, nonce: str, now: int) -> bool:
-        """Delete the nonce; True when it existed and had not expired at ``now``."""
+    def use_nonce(self, nonce: str, expires: int, now: int) -> bool:
+        """Record the nonce used until ``expires`` (one conditional write); False when it was used already.
+        Records expired at ``now`` may go (DynamoDB's TTL; SQLite deletes them here)."""
 
     def get(self, kind: str, id: str) -> AcmeRecord | None:
         """The record, or None (an expired record may still be returned: callers check ``expires``)."""
@@ -60,12 +62,8 @@ class AcmeStore(Protocol):
         """Write every record in one transaction (conditions: see the module); AcmeConflict when one fails."""
 
 
-def add_nonce(nonce: str, expires: int) -> None:
-    backend.current().acme.add_nonce(nonce, expires)
-
-
-def use_nonce(nonce: str, now: int) -> bool:
-    return backend.current().acme.use_nonce(nonce, now)
+def use_nonce(nonce: str, expires: int, now: int) -> bool:
+    return backend.current().acme.use_nonce(nonce, expires, now)
 
 
 def get(kind: str, id: str) -> AcmeRecord | None:

@@ -3,7 +3,8 @@
 Key ``serial``: the decimal serial for X.509, ``ssh:<decimal>`` for SSH certificates. A renewal is
 recorded with its parent's serial, and added to the parent's ``children`` (the lineage that
 ``revoke --lineage`` walks), in the same transaction that consumes the token and checks the parent is
-not revoked.
+recorded (as the certificate presented, by its fingerprint) and not revoked. An SSH host certificate's
+record carries its host-index entries (:func:`stepless.stores.hosts.entry_of`) in that same transaction.
 """
 
 from __future__ import annotations
@@ -77,9 +78,10 @@ class CertificateStore(Protocol):
         """Record the certificate and the token's use atomically; TokenUsed / SerialCollision."""
 
     def record_renewal(self, record: CertificateRecord, token: UsedToken | None, parent_serial: str, *,
-                       capped: bool) -> None:
-        """As record_issuance, only while the parent is recorded and not revoked, linking it as a child;
-        TokenUsed / ParentRevoked / ParentUnknown / RenewalCap / SerialCollision."""
+                       capped: bool, parent_fingerprint: str | None = None) -> None:
+        """As record_issuance, only while the parent is recorded (with ``parent_fingerprint`` or none, when
+        given) and not revoked, linking it as a child; UnknownCertificate (a fingerprint given) or
+        ParentUnknown / ParentRevoked / TokenUsed / RenewalCap / SerialCollision, in that precedence."""
 
     def get(self, serial: str) -> CertificateRecord | None: ...
 
@@ -101,7 +103,8 @@ def _store() -> CertificateStore:
 
 
 def record_issuance(record: CertificateRecord, token: UsedToken | None) -> None:
-    """Write the certificate record, and mark the token used, atomically (one round trip on DynamoDB).
+    """Write the certificate record, and mark the token used, atomically (one round trip on DynamoDB); an
+    SSH host certificate's host-index entries in the same transaction.
 
     A used token raises 401 "token already used" and nothing is written; any other failure raises
     503, so no certificate leaves the CA unrecorded.
@@ -110,17 +113,22 @@ def record_issuance(record: CertificateRecord, token: UsedToken | None) -> None:
 
 
 def record_renewal(record: CertificateRecord, token: UsedToken | None, parent_serial: str, *,
-                   capped: bool = True) -> None:
+                   capped: bool = True, parent_fingerprint: str | None = None) -> None:
     """Like :func:`record_issuance`, and atomically only while ``parent_serial`` is recorded and not revoked.
 
-    Once a revocation of the parent has been written no renewal of it can be recorded (revoke racing
-    renew). The same transaction adds the new serial to the parent's children, at most
-    :data:`MAX_RENEWALS_PER_CERTIFICATE` of them when ``capped`` (the scheduled renewal of managed
-    certificates is not: it retries from the same parent after failures). Raises 401 "token already
-    used" / "certificate has been revoked" / "certificate not found" (an unrecorded parent), 403 when the
-    parent was renewed too often, 503 on a serial collision.
+    These are the renew rules' record checks, made by the write itself (no read first): once a
+    revocation of the parent has been written no renewal of it can be recorded (revoke racing renew);
+    with ``parent_fingerprint`` (the certificate presented for renewal, SHA-256 hex of its DER) the
+    parent's record must be that certificate's (or carry no fingerprint). The same transaction adds the
+    new serial to the parent's children, at most :data:`MAX_RENEWALS_PER_CERTIFICATE` of them when
+    ``capped`` (the scheduled renewal of managed certificates is not: it retries from the same parent
+    after failures). Raises, first that applies: 401 "certificate is unknown to this certificate
+    authority" (with ``parent_fingerprint``: no record or another certificate's) or "certificate not
+    found" (without: an unrecorded parent), "certificate has been revoked", "token already used"; 403
+    when the parent was renewed too often; 503 on a serial collision. Nothing is written when it raises.
     """
-    backend.current().certificates.record_renewal(record, token, parent_serial, capped=capped)
+    backend.current().certificates.record_renewal(record, token, parent_serial, capped=capped,
+                                                  parent_fingerprint=parent_fingerprint)
 
 
 def get(serial: str) -> CertificateRecord | None:

@@ -34,11 +34,19 @@ def condition_failed(exc: Exception, index: int | None = None) -> bool:
     if code == "ConditionalCheckFailedException":
         return True
     if code == "TransactionCanceledException":
-        reasons = response.get("CancellationReasons") or []
         if index is None:
-            return any(r.get("Code") == "ConditionalCheckFailed" for r in reasons)
-        return len(reasons) > index and reasons[index].get("Code") == "ConditionalCheckFailed"
+            return any(r.get("Code") == "ConditionalCheckFailed" for r in response.get("CancellationReasons") or [])
+        return cancelled(exc, index) == "ConditionalCheckFailed"
     return False
+
+
+def cancelled(exc: Exception, index: int) -> str | None:
+    """Why item ``index`` of a cancelled transaction failed (``ConditionalCheckFailed``,
+    ``TransactionConflict`` …), or None when it did not (or ``exc`` is no cancelled transaction)."""
+    response = getattr(exc, "response", None) or {}
+    reasons = response.get("CancellationReasons") or []
+    code = reasons[index].get("Code") if len(reasons) > index else None
+    return code if code not in (None, "None") else None
 
 
 def scan(**kwargs: Any) -> list[dict[str, Any]]:

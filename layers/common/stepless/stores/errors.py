@@ -32,6 +32,16 @@ class ParentRevoked(Unauthorized):
         super().__init__("certificate has been revoked")
 
 
+class UnknownCertificate(Unauthorized):
+    """401: the certificate presented for renewal is not the one recorded under its serial (no record, or
+    the record's fingerprint is another certificate's)."""
+
+    reason = "unknown_certificate"
+
+    def __init__(self) -> None:
+        super().__init__("certificate is unknown to this certificate authority")
+
+
 class ParentUnknown(Unauthorized):
     """401: the certificate being renewed was never recorded."""
 

@@ -14,6 +14,9 @@ Two records per principal, as step-ca's ``ssh_hosts`` and ``ssh_host_principals`
 The rules every backend keeps (the contract):
 - :func:`add` and :func:`remove` are atomic per principal (concurrent writers never lose an entry) and
   need no read by the caller; :func:`add` returns nothing, :func:`remove` of an absent entry is a no-op.
+- A host certificate issued, renewed or rekeyed is indexed by the certificate store in the transaction
+  that records it (:func:`entry_of`; on DynamoDB, as Update actions of that one TransactWriteItems for up
+  to :data:`stepless.stores.dynamodb.hosts.MAX_FOLDED` principals), not by a separate :func:`add`.
 - A principal longer than :data:`MAX_PRINCIPAL_BYTES` (UTF-8, lower-cased) is not indexed: :func:`add` and
   :func:`remove` skip it, :func:`exists` says False without a read.
 - :func:`exists` is one point read; :func:`page` returns at most ``limit`` live hosts (:meth:`Host.live`
@@ -30,9 +33,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from stepless.stores import backend
+
+if TYPE_CHECKING:
+    from stepless.stores.certificates import CertificateRecord
 
 MAX_PAGE = 1000
 MAX_PRINCIPAL_BYTES = 1024  # DynamoDB's limit for a sort key: longer principals are not indexed
@@ -74,6 +80,26 @@ class HostStore(Protocol):
     def exists(self, principal: str) -> bool: ...
 
     def page(self, limit: int, cursor: str | None, now: int) -> tuple[list[Host], str | None]: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """What one host certificate adds to the index: its indexable principals (lower-cased, each once), its
+    serial (decimal, without the certificates table's ``ssh:``), its notAfter and the time it was recorded."""
+
+    principals: tuple[str, ...]
+    serial: str
+    not_after: int
+    now: int
+
+
+def entry_of(record: CertificateRecord) -> Entry | None:
+    """The index entry of a certificate record: an SSH host certificate's, else None. The certificate stores
+    write it in the record's own transaction (:func:`stepless.stores.certificates.record_issuance`)."""
+    if record.kind != "ssh" or record.cert_type != "host":
+        return None
+    return Entry(tuple(names(record.principals)), record.serial.removeprefix("ssh:"), record.not_after,
+                 record.issued_at)
 
 
 def add(principals: Iterable[str], serial: str, not_after: int, now: int) -> None:

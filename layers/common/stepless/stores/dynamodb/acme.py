@@ -1,5 +1,5 @@
 """ACME records and nonces on DynamoDB: ``AcmeTable``, key ``pk`` (``<kind>#<id>``, ``nonce#<value>``),
-attributes ``doc`` (JSON), ``version``, TTL attribute ``expires``; a used nonce keeps ``used`` until its TTL."""
+attributes ``doc`` (JSON), ``version``, TTL attribute ``expires``; a used nonce is an item until its TTL."""
 
 from __future__ import annotations
 
@@ -34,19 +34,13 @@ def _put(r: AcmeRecord) -> dict[str, Any]:
 
 
 class DynamoAcme:
-    def add_nonce(self, nonce: str, expires: int) -> None:
-        with translate_aws_errors("DynamoDB"):
-            aws.client("dynamodb").put_item(TableName=_table(),
-                                            Item={"pk": {"S": f"nonce#{nonce}"}, "expires": {"N": str(expires)}})
-
-    def use_nonce(self, nonce: str, now: int) -> bool:
-        """Mark the nonce used (a conditional update; no function may delete items, the TTL removes it)."""
+    def use_nonce(self, nonce: str, expires: int, now: int) -> bool:
+        """Record the nonce used (a conditional put; no function may delete items, the TTL removes it)."""
         with translate_aws_errors("DynamoDB"):
             try:
-                aws.client("dynamodb").update_item(
-                    TableName=_table(), Key={"pk": {"S": f"nonce#{nonce}"}}, UpdateExpression="SET used = :t",
-                    ConditionExpression="attribute_exists(pk) AND attribute_not_exists(used) AND expires >= :now",
-                    ExpressionAttributeValues={":now": {"N": str(now)}, ":t": {"BOOL": True}})
+                aws.client("dynamodb").put_item(
+                    TableName=_table(), Item={"pk": {"S": f"nonce#{nonce}"}, "expires": {"N": str(expires)}},
+                    ConditionExpression="attribute_not_exists(pk)")
             except ClientError as e:
                 if condition_failed(e):
                     return False

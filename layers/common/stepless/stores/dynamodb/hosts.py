@@ -17,6 +17,8 @@ from stepless.stores.hosts import MAX_PAGE, Host
 PARTITION = "host"  # the principal, kept forever (check-host)
 LISTING = "live"  # its live certificates and `expires`, the table's TTL attribute (GET /ssh/hosts)
 MAX_QUERIES = 4  # Queries per page while expired listings await TTL's deletion
+MAX_FOLDED = 16  # principals indexed in a certificate's recording transaction (2 actions each; 100 at most)
+MAX_FOLDED_ENTRIES = 64  # a listing this full is indexed by add(), which drops its expired entries
 
 
 def _table() -> str:
@@ -31,11 +33,13 @@ def _entry(serial: str, not_after: int) -> str:
     return f"{serial}:{not_after}"
 
 
-def _certificates(entries: Iterable[str]) -> dict[str, int]:
+def _certificates(entries: Iterable[str], after: int = -1) -> dict[str, int]:
+    """serial → notAfter of the listing's entries unexpired at ``after`` (a folded write, stores.dynamodb.
+    certificates, leaves expired entries in place until the listing is pruned)."""
     out: dict[str, int] = {}
     for entry in entries:
         serial, _, not_after = entry.rpartition(":")
-        if not_after.isdigit():
+        if not_after.isdigit() and int(not_after) > after:
             out[serial] = int(not_after)
     return out
 
@@ -64,6 +68,31 @@ def _delete(principal: str, entries: list[str], now: int) -> None:
     if left is not None and "certs" not in left:
         _update(_key(principal, LISTING), "SET expires = :now", {":now": {"N": str(now)}},
                 "attribute_not_exists(certs) AND expires > :now")
+
+
+def fold(principals: Iterable[str], serial: str, not_after: int, now: int) -> list[dict[str, Any]]:
+    """The TransactWriteItems actions that index host certificate ``serial`` under each principal, two per
+    principal: its ``seen`` mark (an Update, no condition), then its listing's (an Update adding the entry
+    and setting ``expires`` to ``not_after``). A transaction returns no values, so the listing's Update
+    cannot raise ``expires`` only when lower or drop expired entries as :meth:`DynamoHosts.add` does:
+    instead its condition holds only when ``expires`` is at most ``not_after`` and the listing holds fewer
+    than MAX_FOLDED_ENTRIES entries; a principal whose condition fails is left out of the transaction and
+    indexed by :meth:`DynamoHosts.add` after it (the rare case: a shorter certificate beside a longer one,
+    or a listing due for pruning)."""
+    values = {":now": {"N": str(now)}}
+    listing = {":e": {"SS": [_entry(serial, not_after)]}, ":x": {"N": str(not_after)},
+               ":max": {"N": str(MAX_FOLDED_ENTRIES)}}
+    actions: list[dict[str, Any]] = []
+    for principal in principals:
+        actions.append({"Update": {"TableName": _table(), "Key": _key(principal),
+                                   "UpdateExpression": "SET seen = if_not_exists(seen, :now)",
+                                   "ExpressionAttributeValues": values}})
+        actions.append({"Update": {"TableName": _table(), "Key": _key(principal, LISTING),
+                                   "UpdateExpression": "ADD certs :e SET expires = :x",
+                                   "ConditionExpression": "(attribute_not_exists(expires) OR expires <= :x) AND "
+                                                          "(attribute_not_exists(certs) OR size(certs) < :max)",
+                                   "ExpressionAttributeValues": listing}})
+    return actions
 
 
 class DynamoHosts:
@@ -109,7 +138,7 @@ class DynamoHosts:
                 kwargs["ExclusiveStartKey"] = _key(cursor, LISTING)
             with translate_aws_errors("DynamoDB"):
                 out = aws.client("dynamodb").query(**kwargs)
-            found = (Host(i["principal"]["S"], _certificates(i.get("certs", {}).get("SS", [])))
+            found = (Host(i["principal"]["S"], _certificates(i.get("certs", {}).get("SS", []), after=now))
                      for i in out.get("Items", []))
             hosts += [h for h in found if h.live(now)]
             if len(hosts) >= limit:

@@ -1,4 +1,4 @@
-"""ACME records and nonces in the SQLite file (tables ``acme`` and ``acme_nonces``)."""
+"""ACME records and used nonces in the SQLite file (tables ``acme`` and ``acme_nonces``)."""
 
 from __future__ import annotations
 
@@ -13,15 +13,12 @@ class SQLiteAcme:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def add_nonce(self, nonce: str, expires: int) -> None:
+    def use_nonce(self, nonce: str, expires: int, now: int) -> bool:
         with self.db.write() as conn:
-            conn.execute("INSERT INTO acme_nonces (nonce, expires) VALUES (?, ?)", (nonce, expires))
-
-    def use_nonce(self, nonce: str, now: int) -> bool:
-        with self.db.write() as conn:
-            row = conn.execute("DELETE FROM acme_nonces WHERE nonce = ? RETURNING expires", (nonce,)).fetchone()
             conn.execute("DELETE FROM acme_nonces WHERE expires < ?", (now,))  # what DynamoDB's TTL does
-        return row is not None and int(row[0]) >= now
+            done = conn.execute("INSERT INTO acme_nonces (nonce, expires) VALUES (?, ?) ON CONFLICT (nonce) DO NOTHING",
+                                (nonce, expires))
+        return done.rowcount == 1
 
     def get(self, kind: str, id: str) -> AcmeRecord | None:
         with self.db.read() as conn:

@@ -1,5 +1,6 @@
 """Tokens, certificates (with lineage) and revocations in SQLite: the single-use rule and the recording
-transactions, with DynamoDB's semantics (the same checks, in the same order, in one BEGIN IMMEDIATE)."""
+transactions, with DynamoDB's semantics (the same checks, in the same precedence, in one BEGIN IMMEDIATE; a
+host certificate's host-index rows in its record's transaction)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import sqlite3
 from collections.abc import Iterator
 
-from stepless.stores import errors
+from stepless.stores import errors, hosts
 from stepless.stores.certificates import CertificateRecord
 from stepless.stores.errors import (
     AlreadyRevoked,
@@ -16,9 +17,11 @@ from stepless.stores.errors import (
     RenewalCap,
     SerialCollision,
     TokenUsed,
+    UnknownCertificate,
 )
 from stepless.stores.revocations import RevocationRecord
 from stepless.stores.sqlite import Database
+from stepless.stores.sqlite.indexes import index_host
 from stepless.stores.tokens import UsedToken
 
 
@@ -37,6 +40,13 @@ def _insert(conn: sqlite3.Connection, record: CertificateRecord) -> None:
                       json.dumps(record.to_dict(), separators=(",", ":"))))
     except sqlite3.IntegrityError as e:
         raise SerialCollision from e
+
+
+def _index(conn: sqlite3.Connection, record: CertificateRecord) -> None:
+    """A host certificate's host-index entries, in its record's transaction."""
+    entry = hosts.entry_of(record)
+    if entry is not None:
+        index_host(conn, entry.principals, entry.serial, entry.not_after, entry.now)
 
 
 def _certificate(row: tuple | None) -> CertificateRecord | None:
@@ -65,16 +75,19 @@ class SQLiteCertificates:
             if token is not None:
                 _use(conn, token)
             _insert(conn, record)
+            _index(conn, record)
 
     def record_renewal(self, record: CertificateRecord, token: UsedToken | None, parent_serial: str, *,
-                       capped: bool) -> None:
+                       capped: bool, parent_fingerprint: str | None = None) -> None:
         with self.db.write() as conn:
-            if token is not None:
-                _use(conn, token)
+            parent = _certificate(conn.execute("SELECT record FROM certificates WHERE serial = ?",
+                                               (parent_serial,)).fetchone())
+            if parent is None or parent_fingerprint not in (None, parent.fingerprint or parent_fingerprint):
+                raise UnknownCertificate if parent_fingerprint is not None else ParentUnknown
             if conn.execute("SELECT 1 FROM revocations WHERE serial = ?", (parent_serial,)).fetchone():
                 raise ParentRevoked
-            if not conn.execute("SELECT 1 FROM certificates WHERE serial = ?", (parent_serial,)).fetchone():
-                raise ParentUnknown
+            if token is not None:
+                _use(conn, token)
             linked = conn.execute("SELECT 1 FROM lineage WHERE parent = ? AND child = ?",
                                   (parent_serial, record.serial)).fetchone()
             if capped and not linked:
@@ -83,6 +96,7 @@ class SQLiteCertificates:
                     raise RenewalCap
             conn.execute("INSERT OR IGNORE INTO lineage (parent, child) VALUES (?, ?)", (parent_serial, record.serial))
             _insert(conn, record)
+            _index(conn, record)
 
     def get(self, serial: str) -> CertificateRecord | None:
         with self.db.read() as conn:

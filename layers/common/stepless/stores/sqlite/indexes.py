@@ -14,17 +14,23 @@ from stepless.stores.sqlite import Database
 from stepless.stores.ssh_revoked import TYPES, Revoked, check_room
 
 
+def index_host(conn: sqlite3.Connection, principals: Iterable[str], serial: str, not_after: int, now: int) -> None:
+    """Add host certificate ``serial`` under each principal within the caller's transaction (SQLiteHosts.add;
+    the certificate store's recording transaction) and prune expired entries."""
+    for principal in principals:
+        conn.execute("INSERT OR IGNORE INTO hosts (principal) VALUES (?)", (principal,))
+        conn.execute("INSERT OR REPLACE INTO host_certificates (principal, serial, not_after) VALUES (?, ?, ?)",
+                     (principal, serial, not_after))
+    conn.execute("DELETE FROM host_certificates WHERE not_after <= ?", (now,))  # what DynamoDB's TTL does
+
+
 class SQLiteHosts:
     def __init__(self, db: Database) -> None:
         self.db = db
 
     def add(self, principals: Iterable[str], serial: str, not_after: int, now: int) -> None:
         with self.db.write() as conn:
-            for principal in principals:
-                conn.execute("INSERT OR IGNORE INTO hosts (principal) VALUES (?)", (principal,))
-                conn.execute("INSERT OR REPLACE INTO host_certificates (principal, serial, not_after) VALUES (?, ?, ?)",
-                             (principal, serial, not_after))
-            conn.execute("DELETE FROM host_certificates WHERE not_after <= ?", (now,))  # what DynamoDB's TTL does
+            index_host(conn, principals, serial, not_after, now)
 
     def remove(self, principals: Iterable[str], serial: str, not_after: int, now: int) -> None:
         with self.db.write() as conn:
