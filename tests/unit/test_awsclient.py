@@ -546,6 +546,7 @@ def test_each_service_is_what_botocores_model_says(service):
         assert op.auth_type in (None, "v4") and op.resolved_auth_type in (None, "v4")
         assert tuple(op.idempotent_members) == awsclient.IDEMPOTENT.get((service, name), ())
         assert set(op.output_shape.members) == awsclient.OUTPUTS[(service, name)]
+        assert set(op.input_shape.members) == awsclient.INPUTS[(service, name)]
 
 
 def botocore_py_name(name: str) -> str:

@@ -31,7 +31,13 @@ botocore's client itself is made only when needed (:attr:`LeanClient.full`): for
 attribute; for an error answer (botocore's parser and modeled exception classes: ``client.exceptions.<Code>``,
 a ``ClientError``, so ``faults.translate_aws_errors`` and every ``except ClientError`` are unchanged); and for
 retries (botocore's standard-mode retry handler decides: the same attempts, backoff, retry quota,
-``amz-sdk-request`` header and DynamoDB CRC32 check). A warm success never touches it.
+``amz-sdk-request`` header and DynamoDB CRC32 check). A warm success never touches it — until a retry has
+been taken on that client: from then on botocore's handler sees every answer (it refills its retry quota).
+
+tests/unit/test_awsclient_edges.py compares the two clients on what strangers and bad networks send: error
+bodies that are HTML or empty, interim 1xx answers, chunked and split answers, dropped keep-alive connections,
+timeouts, unicode, container credentials, threads, TLS failures; two documented differences remain (an
+obsolete folded header's spelling, and a body cut short, which the lean path refuses where botocore takes it).
 
 The full client answers everything (the lean path is off) when X-Ray tracing patches botocore, when moto's
 in-process mock is active (it answers through botocore's ``before-send`` event), with a proxy configured,
