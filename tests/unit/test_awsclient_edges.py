@@ -23,7 +23,6 @@ import os
 import select
 import socket
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -238,9 +237,7 @@ ERRORS: list[Any] = [
     pytest.param("kms", "get_public_key", {"KeyId": "k"}, [(204, {}, b"")], 1, id="204-no-content"),
     pytest.param("kms", "get_public_key", {"KeyId": "k"},
                  [Raw(framed(200, [(f"X-H{i}", "v") for i in range(120)], b'{"KeyId": "k"}'))] * 3, 3,
-                 id="more-than-100-headers",
-                 marks=pytest.mark.xfail(strict=True, reason="http.client refuses more than 100 headers (botocore: "
-                                         "ConnectionClosedError after 3 attempts); Transport._read takes any number")),
+                 id="more-than-100-headers"),
     pytest.param("kms", "get_public_key", {"KeyId": "k"},
                  [Raw(framed(200, [("Content-Length", "99"), ("Transfer-Encoding", "chunked")], b"", length=False)
                       + b"e\r\n{\"KeyId\": \"k\"}\r\n0\r\n\r\n")], 1, id="chunked-and-content-length"),
@@ -253,8 +250,6 @@ def test_error_answers_are_botocores(server, sleeps, service, method, params, sc
     assert theirs["requests"] == requests
 
 
-@pytest.mark.xfail(strict=True, reason="awsclient.parse() calls json.loads on a 2xx body: JSONDecodeError escapes "
-                   "the call, where botocore's parser answers an empty success")
 def test_a_200_whose_body_is_not_json(server, sleeps):
     """botocore's JSON parser takes a body it cannot decode as ``{"message": body}``, so a 200 from a
     misbehaving proxy gives an empty (successful) answer; DynamoDB's CRC32 matches the body it was sent."""
@@ -264,8 +259,7 @@ def test_a_200_whose_body_is_not_json(server, sleeps):
 
 
 @pytest.mark.parametrize("body", [
-    *(pytest.param(b, id=i, marks=pytest.mark.xfail(strict=True, reason="botocore raises AttributeError, the lean "
-                                                   "path returns {} (see the docstring)"))
+    *(pytest.param(b, id=i)
       for b, i in ((b"null", "null"), (b"[]", "list"), (b'"text"', "string"))),
     pytest.param(b"{}", id="empty-object")])
 def test_a_200_whose_json_is_not_an_object(server, sleeps, body):
@@ -314,17 +308,12 @@ TRANSPORT: list[Any] = [
                  id="http-1.0-to-eof"),
     pytest.param([Raw(_ok_bytes(ITEM_ANSWER, extra=[("X-Dup", "a"), ("X-Dup", "b")]))], id="duplicate-headers"),
     pytest.param([Raw(_ok_bytes(ITEM_ANSWER, extra=[("X-Dup", "a"), ("x-dup", "b")]))],
-                 id="duplicate-headers-in-two-cases",
-                 marks=pytest.mark.xfail(strict=True, reason="Transport._read keys headers by their exact spelling, "
-                                         "then lower-cases them: the last of X-Dup/x-dup wins; urllib3 joins them")),
+                 id="duplicate-headers-in-two-cases"),
     pytest.param([Raw(_ok_bytes(ITEM_ANSWER, extra=[("X-Folded", "a"), (" b", "c")]))], id="folded-header",
-                 marks=pytest.mark.xfail(strict=True, reason="Transport._read reads an obs-fold continuation line as "
-                                         "a header of its own (here ' b: c' becomes header 'b'); http.client "
-                                         "appends it to X-Folded")),
-    pytest.param([Raw(b"HTTP/1.1 100 Continue\r\n\r\n" + _ok_bytes(ITEM_ANSWER))], id="interim-100-continue",
-                 marks=pytest.mark.xfail(strict=True, reason="Transport._read returns the interim 100 as the answer "
-                                         "(an empty success, HTTPStatusCode 100) and leaves the real answer on the "
-                                         "pooled connection; http.client skips 100 Continue")),
+                 marks=pytest.mark.xfail(strict=True, reason="obs-fold (RFC 9112 §5.2, obsolete; AWS never "
+                                         "folds): the lean path keeps the continuation in the header's value "
+                                         "('a\\r\\n b: c'), urllib3 spells the joined value its own way")),
+    pytest.param([Raw(b"HTTP/1.1 100 Continue\r\n\r\n" + _ok_bytes(ITEM_ANSWER))], id="interim-100-continue"),
     pytest.param([Raw(_ok_bytes(ITEM_ANSWER)[:-10], close=True)] * 3, id="truncated-body",
                  marks=pytest.mark.xfail(strict=True, reason="botocore reads with enforce_content_length=False: a "
                                          "body cut short is taken as it is (here: CRC32 mismatch → 3 attempts → the "
@@ -342,8 +331,6 @@ def test_transport_edges_are_botocores(server, sleeps, script):
     compare(server, sleeps, "dynamodb", "get_item", GET, [ok({"Item": {"next": {"S": "2"}}})])
 
 
-@pytest.mark.xfail(strict=True, reason="Transport._read takes an interim 100 for the final answer and pools the "
-                   "connection with the real answer unread: the next call returns the previous call's answer")
 def test_after_an_interim_100_the_next_call_gets_its_own_answer(server, sleeps):
     """Whatever the first call returns, a second one must not read the first's answer left on the connection."""
     lean = aws.client("dynamodb")
@@ -404,9 +391,7 @@ def test_a_large_answer(server, sleeps):
 @pytest.mark.parametrize("created", [
     pytest.param(1767323045.5, id="epoch-float"),
     pytest.param(1767323045, id="epoch-int"),
-    *(pytest.param(v, id=i, marks=pytest.mark.xfail(strict=True, reason="awsclient.parse() keeps a timestamp that "
-                                                    "is not a JSON number as the string; botocore's parser "
-                                                    "(parse_timestamp) makes it a datetime"))
+    *(pytest.param(v, id=i)
       for v, i in (("2026-01-02T03:04:05Z", "iso8601-string"), ("1767323045", "epoch-string"))),
 ])
 def test_secret_timestamps(server, sleeps, created):
@@ -442,9 +427,6 @@ def test_an_ipv6_endpoint(server, sleeps, monkeypatch):
         v6.close()
 
 
-@pytest.mark.xfail(strict=True, reason="Transport._connect bounds the TLS handshake by the read timeout and maps its "
-                   "timeout (an OSError) to EndpointConnectionError; botocore (urllib3) bounds it by the connect "
-                   "timeout and raises ReadTimeoutError (both retried, both 503 through translate_aws_errors)")
 def test_a_tls_handshake_that_never_comes(server, sleeps, monkeypatch, short_timeouts):
     """A TCP listener that never accepts (the kernel completes the connection; no TLS handshake follows)."""
     monkeypatch.setattr(aws, "CONNECT_TIMEOUT", 0.25)
@@ -491,9 +473,7 @@ INPUTS: list[Any] = [
     pytest.param("put_item", {"TableName": "t", "Item": {"k": {"S": "1"}, "deep": _nested(30)}}, id="nested-30"),
     pytest.param("put_item", {"TableName": "t", "Item": {"k": {"S": "1"}, "t": {"SS": ("a", "b")}}},
                  id="tuple-for-a-list"),
-    pytest.param("put_item", {"TableName": "t", "Item": {"k": {"S": "1"}, "s": {"SS": {"a"}}}}, id="set-for-a-list",
-                 marks=pytest.mark.xfail(strict=True, reason="serialize() hands a set to json.dumps (TypeError); "
-                                         "botocore's list serializer iterates any iterable")),
+    pytest.param("put_item", {"TableName": "t", "Item": {"k": {"S": "1"}, "s": {"SS": {"a"}}}}, id="set-for-a-list"),
     pytest.param("get_item", {**GET, "ProjectionExpression": None, "ConsistentRead": None}, id="None-members"),
     pytest.param("put_item", {"TableName": "t", "Item": {"k": {"S": "1", "N": None}}}, id="None-in-an-attribute-value"),
 ]
@@ -513,9 +493,6 @@ def test_kms_message_as_str_bytearray_memoryview(server, sleeps):
         assert theirs["outcome"][1]["Signature"] == b"sig"
 
 
-@pytest.mark.xfail(strict=True, reason="botocore's serializer (validation off) raises KeyError for a member the "
-                   "model does not have, before sending; the lean path sends it (the service refuses it or, "
-                   "worse, ignores it)")
 def test_unknown_parameter_is_refused_as_botocore_refuses_it(server, sleeps):
     """A misspelt parameter: botocore (parameter validation off) fails before sending anything."""
     compare(server, sleeps, "dynamodb", "get_item", {**GET, "ConsistenRead": True}, [])
@@ -540,9 +517,6 @@ def test_idempotency_token_kept_across_retries_not_across_calls(server, sleeps):
     assert seen == {"full": False, "lean": False}  # the caller's dict is not filled in
 
 
-@pytest.mark.xfail(strict=True, reason="Transport.send writes header values unchecked: a CR/LF in the session "
-                   "token (or key id) injects headers; http.client refuses the value (botocore: HTTPClientError, "
-                   "nothing sent)")
 def test_header_values_with_crlf_are_not_sent(server, sleeps, monkeypatch):
     """A session token carrying CR/LF must not inject headers (http.client refuses such a header value)."""
     monkeypatch.setenv("AWS_SESSION_TOKEN", "tok\r\nX-Injected: yes")
@@ -555,9 +529,6 @@ def test_header_values_with_crlf_are_not_sent(server, sleeps, monkeypatch):
     assert ours["outcome"] == theirs["outcome"]
 
 
-@pytest.mark.xfail(strict=True, reason="the lean path signs 'host' without the default port but sends "
-                   "'Host: 127.0.0.1:80' (Transport.send takes the URL's netloc); http.client sends 'Host: "
-                   "127.0.0.1', so an endpoint URL with an explicit :80/:443 fails SigV4 on the lean path")
 def test_an_endpoint_with_its_default_port(server, sleeps, monkeypatch):
     import urllib3.util.connection
 
@@ -581,8 +552,6 @@ def test_an_endpoint_with_its_default_port(server, sleeps, monkeypatch):
     assert ours == theirs
 
 
-@pytest.mark.xfail(strict=True, reason="Transport.send writes the URL's netloc as Host ('LocalHost:<port>') while "
-                   "_sigv4 signs the lower-cased hostname; urllib3 sends the normalised (lower-case) host")
 def test_an_endpoint_host_in_capitals(server, sleeps, monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL", server.url.replace("127.0.0.1", "LocalHost"))
     aws.reset()
@@ -599,9 +568,6 @@ def test_fips_or_dualstack_with_a_custom_endpoint(server, sleeps, monkeypatch, v
     assert theirs["outcome"][0] == "returned"
 
 
-@pytest.mark.xfail(strict=True, reason="botocore refuses a region name that is not one (InvalidRegionError, when its "
-                   "client is made); with AWS_ENDPOINT_URL set the lean path never makes it: it signs for that "
-                   "'region' and sends")
 @pytest.mark.parametrize("region", ["us-east-1/../x", "eu-west-1\u00e9", "bad region"])
 def test_an_invalid_region_name(server, sleeps, monkeypatch, region):
     from botocore.exceptions import InvalidRegionError
@@ -660,8 +626,6 @@ def test_only_aws_security_token(server, sleeps, monkeypatch):
     assert theirs["sent"][0][2]["x-amz-security-token"] == "legacy-token"
 
 
-@pytest.mark.xfail(strict=True, reason="botocore's EnvProvider prefers AWS_SECURITY_TOKEN to AWS_SESSION_TOKEN "
-                   "(TOKENS order); LeanClient._credentials prefers AWS_SESSION_TOKEN")
 def test_both_token_variables_set(server, sleeps, monkeypatch):
     monkeypatch.setenv("AWS_SECURITY_TOKEN", "legacy-token")
     aws.reset()
@@ -842,8 +806,6 @@ def test_moto_in_process_mock_started_after_the_client_was_made(server, monkeypa
 # --- TLS ------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="Transport._tls raises IsADirectoryError (an OSError) inside _connect's "
-                   "TLS try, which maps it to EndpointConnectionError; botocore raises SSLError (both retried)")
 def test_ca_bundle_as_a_directory(tls_responder, monkeypatch, tmp_path, sleeps):
     """AWS_CA_BUNDLE naming a (hashed) directory: botocore fails with SSLError (after 3 attempts); the same."""
     cert = os.environ["AWS_CA_BUNDLE"]
@@ -863,10 +825,6 @@ def test_ca_bundle_as_a_directory(tls_responder, monkeypatch, tmp_path, sleeps):
     assert outcomes[1] == outcomes[0]
 
 
-@pytest.mark.xfail(sys.version_info >= (3, 13), strict=True,
-                   reason="Python >= 3.13: Transport._tls is ssl.create_default_context(), which sets "
-                   "VERIFY_X509_STRICT (here: 'Missing Authority Key Identifier'); botocore's own "
-                   "create_urllib3_context does not, so botocore accepts the certificate (Lambda runs 3.13)")
 def test_a_certificate_botocore_accepts_is_accepted(monkeypatch, tmp_path, sleeps):
     """A private CA (AWS_CA_BUNDLE) whose server certificate has no Authority Key Identifier: botocore
     accepts it; so must the lean path."""

@@ -198,6 +198,7 @@ def test_a_failing_flush_never_fails_the_request(out: io.StringIO, monkeypatch: 
         raise ValueError("schema")
 
     monkeypatch.setattr(EphemeralMetrics, "add_metric", boom)
+    monkeypatch.setattr(sys.modules["stepless.observability.metrics"], "_TEMPLATES", {})  # Powertools runs
     assert demo.handler(event("POST", "/sign", {}), None)["statusCode"] == 201
     assert any(line.get("message") == "metrics not flushed" for line in lines(out))
 
@@ -417,3 +418,22 @@ def test_numbers_still_format_after_redaction(out: io.StringIO) -> None:
 
     logger.info("count %d of %s", Decimal(3), Decimal("1.5"))
     assert lines(out)[0]["message"] == "count 3 of 1.5"
+
+
+@settings(max_examples=40, deadline=None)
+@given(sets=st.lists(st.tuples(
+    st.dictionaries(st.sampled_from(["kind", "route", "reason", "provisioner_type"]),
+                    st.sampled_from(["x509", "ssh", "POST /sign", "JWK", "token_expired", "é ✓"]), max_size=3),
+    st.lists(st.tuples(st.sampled_from(["Issued", "Latency", "Rejected"]), st.sampled_from(["Count", "Milliseconds"]),
+                       st.floats(min_value=0, max_value=1e6)), min_size=1, max_size=3)), min_size=1, max_size=4))
+def test_emf_objects_of_a_known_shape_are_powertools_own(sets: list) -> None:
+    """A metric set whose shape (namespace, dimension names, metric names and units) was seen before is built
+    from that first object: equal to what Powertools serializes for it, its timestamp aside."""
+    module = sys.modules["stepless.observability.metrics"]
+    for dims, values in sets:
+        dims_t = tuple(sorted(dims.items()))
+        ours = module.metrics._write([(n, u, v, dims_t) for n, u, v in values], io.StringIO())
+        theirs = module._serialize(dims_t, [(n, u, v) for n, u, v in values])
+        for obj in (*ours, theirs):
+            obj["_aws"] = {**obj["_aws"], "Timestamp": 0}
+        assert ours == [theirs]

@@ -31,7 +31,13 @@ botocore's client itself is made only when needed (:attr:`LeanClient.full`): for
 attribute; for an error answer (botocore's parser and modeled exception classes: ``client.exceptions.<Code>``,
 a ``ClientError``, so ``faults.translate_aws_errors`` and every ``except ClientError`` are unchanged); and for
 retries (botocore's standard-mode retry handler decides: the same attempts, backoff, retry quota,
-``amz-sdk-request`` header and DynamoDB CRC32 check). A warm success never touches it.
+``amz-sdk-request`` header and DynamoDB CRC32 check). A warm success never touches it — until a retry has
+been taken on that client: from then on botocore's handler sees every answer (it refills its retry quota).
+
+tests/unit/test_awsclient_edges.py compares the two clients on what strangers and bad networks send: error
+bodies that are HTML or empty, interim 1xx answers, chunked and split answers, dropped keep-alive connections,
+timeouts, unicode, container credentials, threads, TLS failures; two documented differences remain (an
+obsolete folded header's spelling, and a body cut short, which the lean path refuses where botocore takes it).
 
 The full client answers everything (the lean path is off) when X-Ray tracing patches botocore, when moto's
 in-process mock is active (it answers through botocore's ``before-send`` event), with a proxy configured,
@@ -64,6 +70,7 @@ from botocore.exceptions import (
     ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
+    HTTPClientError,
     NoCredentialsError,
     ReadTimeoutError,
 )
@@ -102,6 +109,27 @@ _PY: dict[str, dict[str, str]] = {service: {op: py for py, op in ops.items()} fo
 # Members filled with a uuid4 when absent (botocore's ``idempotencyToken`` trait).
 IDEMPOTENT: dict[tuple[str, str], tuple[str, ...]] = {("dynamodb", "TransactWriteItems"): ("ClientRequestToken",)}
 
+# Each operation's input members (botocore's serializer refuses any other: KeyError, validation being off).
+INPUTS: dict[tuple[str, str], frozenset[str]] = {
+    ("dynamodb", "TransactWriteItems"): frozenset({"TransactItems", "ReturnConsumedCapacity",
+                                                   "ReturnItemCollectionMetrics", "ClientRequestToken"}),
+    ("dynamodb", "GetItem"): frozenset({"TableName", "Key", "AttributesToGet", "ConsistentRead",
+                                        "ReturnConsumedCapacity", "ProjectionExpression",
+                                        "ExpressionAttributeNames"}),
+    ("dynamodb", "BatchGetItem"): frozenset({"RequestItems", "ReturnConsumedCapacity"}),
+    ("dynamodb", "UpdateItem"): frozenset({"TableName", "Key", "AttributeUpdates", "Expected", "ConditionalOperator",
+                                           "ReturnValues", "ReturnConsumedCapacity", "ReturnItemCollectionMetrics",
+                                           "UpdateExpression", "ConditionExpression", "ExpressionAttributeNames",
+                                           "ExpressionAttributeValues", "ReturnValuesOnConditionCheckFailure"}),
+    ("dynamodb", "PutItem"): frozenset({"TableName", "Item", "Expected", "ReturnValues", "ReturnConsumedCapacity",
+                                        "ReturnItemCollectionMetrics", "ConditionalOperator", "ConditionExpression",
+                                        "ExpressionAttributeNames", "ExpressionAttributeValues",
+                                        "ReturnValuesOnConditionCheckFailure"}),
+    ("kms", "Sign"): frozenset({"KeyId", "Message", "MessageType", "GrantTokens", "SigningAlgorithm", "DryRun"}),
+    ("kms", "GetPublicKey"): frozenset({"KeyId", "GrantTokens"}),
+    ("secretsmanager", "GetSecretValue"): frozenset({"SecretId", "VersionId", "VersionStage"}),
+}
+
 # Each operation's output members (botocore's parser keeps only the modeled ones).
 OUTPUTS: dict[tuple[str, str], frozenset[str]] = {
     ("dynamodb", "TransactWriteItems"): frozenset({"ConsumedCapacity", "ItemCollectionMetrics"}),
@@ -128,6 +156,8 @@ TIMESTAMPS_OUT: dict[tuple[str, str], frozenset[str]] = {
 
 MAX_ATTEMPTS = 3  # as stepless.aws's botocore Config: total_max_attempts, standard mode
 MAX_IDLE = 10  # idle keep-alive connections kept per endpoint (botocore's max_pool_connections)
+MAX_HEADERS = 100  # response header lines (http.client's limit)
+MAX_BODY = 64 << 20  # a response body larger than this is refused (DynamoDB's largest answers are ~16 MB)
 
 # Called with (service, operation) for each call made on the lean path (the benchmarks count calls here;
 # calls on the full client are seen by botocore's ``before-call`` event as before).
@@ -175,20 +205,29 @@ def _b64(value: Any) -> str:
     return base64.b64encode(value).strip().decode("utf-8")
 
 
+_SCALARS = (str, int, float, bool, type(None))
+_SEQUENCES = (list, tuple, set, frozenset)
+
+
 def _ddb_in(value: Any) -> Any:
     """DynamoDB parameters with their attribute values' blobs (``B``, ``BS``) base64-encoded. A member named
-    ``B``/``BS`` whose value is not a map is an attribute value's blob; an attribute *named* B has a map."""
-    if isinstance(value, dict):
+    ``B``/``BS`` whose value is not a map is an attribute value's blob; an attribute *named* B has a map.
+    (Exact type checks first: this walk runs over every item written, on every warm request.)"""
+    kind = type(value)
+    if kind is dict or (kind not in _SCALARS and isinstance(value, dict)):
         out = {}
         for k, v in value.items():
-            if k == "B" and not isinstance(v, dict):
+            vk = type(v)
+            if k == "B" and vk is not dict:
                 out[k] = _b64(v)
-            elif k == "BS" and isinstance(v, list | tuple):
+            elif vk in _SCALARS:
+                out[k] = v
+            elif k == "BS" and vk in _SEQUENCES:
                 out[k] = [_b64(b) for b in v]
             else:
                 out[k] = _ddb_in(v)
         return out
-    if isinstance(value, list | tuple):
+    if kind in _SEQUENCES or (kind not in _SCALARS and isinstance(value, list | tuple | set | frozenset)):
         return [_ddb_in(v) for v in value]
     return value
 
@@ -213,7 +252,12 @@ def _ddb_out(value: Any) -> Any:
 
 
 def serialize(service: str, operation: str, params: dict[str, Any]) -> bytes:
-    """The request body botocore's JSON serializer writes for these parameters."""
+    """The request body botocore's JSON serializer writes for these parameters (an unknown top-level member
+    raises KeyError, as botocore's serializer does with validation off)."""
+    known = INPUTS[(service, operation)]
+    for name in params:
+        if name not in known:
+            raise KeyError(name)
     if service == "dynamodb":
         body = _ddb_in(params)
     else:
@@ -222,11 +266,21 @@ def serialize(service: str, operation: str, params: dict[str, Any]) -> bytes:
     return json.dumps(body).encode("utf-8")
 
 
+class Unusual(ValueError):
+    """An answer :func:`parse` leaves to botocore's parser (not JSON, not an object, a timestamp as text)."""
+
+
 def parse(service: str, operation: str, data: bytes) -> dict[str, Any]:
-    """A successful answer's body as botocore's JSON parser returns it (``ResponseMetadata`` aside)."""
-    doc = json.loads(data.decode("utf-8")) if data else {}
+    """A successful answer's body as botocore's JSON parser returns it (``ResponseMetadata`` aside);
+    :class:`Unusual` for one it does not take the usual shape of."""
+    try:
+        doc = json.loads(data.decode("utf-8")) if data else {}
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
+        raise Unusual("not JSON") from e
+    if not isinstance(doc, dict):
+        raise Unusual("not a JSON object")
     known = OUTPUTS[(service, operation)]
-    doc = {k: v for k, v in doc.items() if k in known} if isinstance(doc, dict) else {}
+    doc = {k: v for k, v in doc.items() if k in known}
     if service == "dynamodb":
         return _ddb_out(doc)
     blobs = BLOBS_OUT.get((service, operation), frozenset())
@@ -238,7 +292,9 @@ def parse(service: str, operation: str, data: bytes) -> dict[str, Any]:
         if k in blobs:
             v = base64.b64decode(v)
         elif k in stamps:
-            v = dt.datetime.fromtimestamp(v, dt.UTC) if isinstance(v, int | float) else v
+            if type(v) not in (int, float):
+                raise Unusual("a timestamp that is not a number")
+            v = dt.datetime.fromtimestamp(v, dt.UTC)
         out[k] = v
     return out
 
@@ -254,6 +310,12 @@ def _aws_partition(region: str) -> bool:
     parts = region.split("-")
     return (len(parts) == 3 and parts[0] in _AWS_REGION_PREFIXES and parts[1].isidentifier()
             and parts[1].isascii() and parts[2].isdigit() and parts[2].isascii())
+
+
+def _valid_region(region: str) -> bool:
+    r"""``^[a-zA-Z0-9](?:[a-zA-Z0-9\-]{0,61}[a-zA-Z0-9])?$`` (botocore's ``validate_region_name``), without re."""
+    return (0 < len(region) <= 63 and region.isascii() and region[0] != "-" and region[-1] != "-"
+            and region.replace("-", "").isalnum())
 
 
 def _true(name: str) -> bool:
@@ -273,8 +335,9 @@ def environment_endpoint(service: str, region: str) -> str | None:
     else None (the full client's ruleset decides). Checked against botocore's ruleset by the tests."""
     env = os.environ
     spec = SERVICES[service]
-    if _config_file() or env.get("AWS_ACCOUNT_ID") or _true("AWS_USE_DUALSTACK_ENDPOINT"):
-        return None
+    if (_config_file() or env.get("AWS_ACCOUNT_ID") or _true("AWS_USE_DUALSTACK_ENDPOINT")
+            or not _valid_region(region)):
+        return None  # botocore decides (and refuses a region name that is not one)
     if not _true("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"):
         url = env.get(f"AWS_ENDPOINT_URL_{spec.env_name}") or env.get("AWS_ENDPOINT_URL")
         if url:
@@ -393,6 +456,7 @@ class LeanClient:
                     if _config_file():  # botocore may verify against another CA bundle (a profile's ca_bundle)
                         verify = getattr(self._full._endpoint.http_session, "_verify", True)
                         self.transport.verify = None if verify is True else verify
+                        self.transport.__dict__.pop("_tls", None)  # made again with it
         return self._full
 
     def __getattr__(self, name: str) -> Any:
@@ -438,7 +502,8 @@ class LeanClient:
         env = os.environ
         key, secret = env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY")
         if key and secret:
-            return key, secret, env.get("AWS_SESSION_TOKEN") or env.get("AWS_SECURITY_TOKEN") or None
+            # botocore's EnvProvider.TOKENS order
+            return key, secret, env.get("AWS_SECURITY_TOKEN") or env.get("AWS_SESSION_TOKEN") or None
         creds = self.full._request_signer._credentials
         if creds is None:
             raise NoCredentialsError()
@@ -500,7 +565,10 @@ class LeanClient:
 
     def _parsed(self, name: str, answer: tuple[int, dict[str, str], bytes], attempts: int) -> dict[str, Any]:
         status, headers, data = answer
-        parsed = parse(self._service, name, data)
+        try:
+            parsed = parse(self._service, name, data)
+        except Unusual:  # botocore's parser answers (an empty success, a datetime, its own exception)
+            parsed = self._retry(name).success(_Response("", status, headers, data))
         metadata: dict[str, Any] = {}
         if "x-amzn-requestid" in headers:
             metadata["RequestId"] = headers["x-amzn-requestid"]
@@ -519,10 +587,11 @@ class LeanClient:
             signed.append(("amz-sdk-request", "; ".join(f"{k}={retries[k]}" for k in ("ttl", "attempt", "max")
                                                         if k in retries)))
             signed.append(("Content-Length", str(len(body))))
-            status, reply_headers, reply = self.transport.send("POST", plan.url, plan.path, signed, body)
+            status, reply_headers, reply = self.transport.send("POST", plan.url, plan.path, signed, body,
+                                                               host=plan.host)
         except Exception as e:  # noqa: BLE001 - as botocore's endpoint: the retry handler judges it
             return None, e
-        return (status, {k.lower(): v for k, v in reply_headers.items()}, reply), None
+        return (status, reply_headers, reply), None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -542,6 +611,13 @@ class _Retry:
         service_id = model.service_model.service_id.hyphenize()
         return cls(full, model, parsers.create_parser(full.meta.service_model.resolved_protocol),
                    f"needs-retry.{service_id}.{name}")
+
+    def success(self, http: _Response) -> dict[str, Any]:
+        """A successful answer parsed by botocore's parser (``ResponseMetadata`` aside)."""
+        parsed = self.parser.parse({"headers": http.headers, "status_code": http.status_code, "body": http.content,
+                                    "context": {"operation_name": self.model.name}}, self.model.output_shape)
+        parsed.pop("ResponseMetadata", None)
+        return parsed
 
     def error(self, http: _Response) -> dict[str, Any]:
         """An error answer parsed as botocore parses it (its modeled fields, e.g. CancellationReasons)."""
@@ -664,7 +740,9 @@ class _Connection:
     def dropped(self) -> bool:
         """An idle keep-alive connection the server closed (readable = EOF or unexpected bytes)."""
         try:
-            return bool(select.select([self.sock], [], [], 0)[0])
+            poller = select.poll()  # not select(): it fails for a descriptor number of 1024 or more
+            poller.register(self.sock, select.POLLIN)
+            return bool(poller.poll(0))
         except (OSError, ValueError):
             return True
 
@@ -695,12 +773,16 @@ class Transport:
 
     @functools.cached_property
     def _tls(self) -> ssl.SSLContext:
+        """A client context as botocore's ``create_urllib3_context`` makes it (not ``create_default_context``,
+        whose Python 3.13 X.509-strict flags refuse certificates botocore accepts), verifying against
+        botocore's CA bundle."""
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         if self.verify is False:
-            ctx = ssl.create_default_context()
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
             return ctx
-        return ssl.create_default_context(cafile=_ca_bundle() if self.verify in (None, True) else self.verify)
+        ctx.load_verify_locations(cafile=_ca_bundle() if self.verify in (None, True) else self.verify)
+        return ctx
 
     def _connect(self, scheme: str, host: str, port: int, url: str) -> _Connection:
         # an ASCII host name (AWS endpoints, IP literals) as bytes: given a str, getaddrinfo and ssl encode it
@@ -716,25 +798,45 @@ class Transport:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.keepalive:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        sock.settimeout(self.read_timeout)
-        if scheme == "https":
+        if scheme == "https":  # the handshake within the connect timeout, as urllib3
             try:
-                sock = self._tls.wrap_socket(sock, server_hostname=name)
+                tls = self._tls
+            except (ssl.SSLError, OSError, ValueError) as e:  # e.g. a CA bundle that is a directory
+                sock.close()
+                raise BotoSSLError(endpoint_url=url, error=e) from e
+            try:
+                sock = tls.wrap_socket(sock, server_hostname=name)
             except ssl.SSLError as e:
                 sock.close()
                 raise BotoSSLError(endpoint_url=url, error=e) from e
+            except TimeoutError as e:
+                sock.close()
+                raise ReadTimeoutError(endpoint_url=url, error=e) from e
             except OSError as e:
                 sock.close()
                 raise EndpointConnectionError(endpoint_url=url, error=e) from e
+        sock.settimeout(self.read_timeout)
         return _Connection(sock)
 
-    def send(self, method: str, url: str, path: str, headers: list[tuple[str, str]], body: bytes,
-             ) -> tuple[int, dict[str, str], bytes]:
-        """(status, headers, body) of one request; the connection goes back to the pool if it may."""
+    def send(self, method: str, url: str, path: str, headers: list[tuple[str, str]], body: bytes, *,
+             host: str) -> tuple[int, dict[str, str], bytes]:
+        """(status, lower-cased headers, body) of one request, ``host`` its Host header (the one SigV4 signed);
+        the connection goes back to the pool if it may. A header that would not be one header (CR, LF, NUL,
+        or not Latin-1) is refused before anything is sent, its value not echoed (it may be a credential)."""
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {host}", "Accept-Encoding: identity"]
+        for k, v in headers:
+            line = f"{k}: {v}"
+            if "\r" in line or "\n" in line or "\0" in line:
+                raise HTTPClientError(error="a request header name or value holds CR, LF or NUL; nothing was sent")
+            lines.append(line)
+        try:
+            head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        except UnicodeEncodeError:
+            raise HTTPClientError(error="a request header is not Latin-1; nothing was sent") from None
         parts = urlsplit(url)
-        scheme, host = parts.scheme, parts.hostname or ""
+        scheme, hostname = parts.scheme, parts.hostname or ""
         port = parts.port or (443 if scheme == "https" else 80)
-        key = (scheme, host, port)
+        key = (scheme, hostname, port)
         idle = self._idle.setdefault(key, [])
         conn = None
         while idle:
@@ -747,11 +849,7 @@ class Transport:
             conn.close()
             conn = None
         if conn is None:
-            conn = self._connect(scheme, host, port, url)
-        host_header = parts.netloc.rpartition("@")[2]
-        lines = [f"{method} {path} HTTP/1.1", f"Host: {host_header}", "Accept-Encoding: identity"]
-        lines += [f"{k}: {v}" for k, v in headers]
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+            conn = self._connect(scheme, hostname, port, url)
         try:
             conn.sock.sendall(head + body)
             status, reply_headers, reply, reusable = self._read(conn)
@@ -769,42 +867,63 @@ class Transport:
 
     @staticmethod
     def _read(conn: _Connection) -> tuple[int, dict[str, str], bytes, bool]:
+        """One answer: interim 1xx answers skipped (as http.client), headers lower-cased and joined."""
         reader = conn.reader
-        status_line = reader.readline(65537)
-        if not status_line:
-            raise ConnectionResetError("the server closed the connection without answering")
-        version, _, rest = status_line.decode("latin-1").partition(" ")
-        status = int(rest[:3])
-        headers: dict[str, str] = {}
         while True:
-            line = reader.readline(65537)
-            if line in (b"\r\n", b"\n"):
+            status_line = reader.readline(65537)
+            if not status_line:
+                raise ConnectionResetError("the server closed the connection without answering")
+            version, _, rest = status_line.decode("latin-1").partition(" ")
+            code = rest[:3]
+            if not version.startswith("HTTP/") or not (code.isdigit() and code.isascii()) or rest[3:4].strip():
+                raise ConnectionResetError("not an HTTP status line")
+            status = int(code)
+            headers = _read_headers(reader)
+            if not (100 <= status < 200) or status == 101:
                 break
-            if not line:
-                raise ConnectionResetError("the connection closed in the response headers")
-            name, _, value = line.decode("latin-1").partition(":")
-            name, value = name.strip(), value.strip()
-            prior = headers.get(name)
-            headers[name] = f"{prior}, {value}" if prior is not None else value
-        lower = {k.lower(): v for k, v in headers.items()}
-        if lower.get("transfer-encoding", "").lower() == "chunked":
+        if headers.get("transfer-encoding", "").lower() == "chunked":
             body = _read_chunked(reader)
-        elif "content-length" in lower:
-            length = int(lower["content-length"])
+        elif "content-length" in headers:
+            length = int(headers["content-length"].split(",")[0])
+            if not 0 <= length <= MAX_BODY:
+                raise ConnectionResetError("a response body length out of bounds")
             body = reader.read(length)
             if len(body) != length:
                 raise ConnectionResetError("the connection closed in the response body")
         elif status in (204, 304) or 100 <= status < 200:
             body = b""
         else:  # no length: the body runs to the end of the connection
-            return status, headers, reader.read(), False
-        reusable = version == "HTTP/1.1" and lower.get("connection", "").lower() != "close"
+            return status, headers, reader.read(MAX_BODY), False
+        reusable = version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
         return status, headers, body, reusable
 
     def close(self) -> None:
         for idle in self._idle.values():
             while idle:
                 idle.pop().close()
+
+
+def _read_headers(reader: Any) -> dict[str, str]:
+    """Header lines up to the blank line, keyed in lower case; repeated ones joined with ", " (as urllib3's
+    HTTPHeaderDict), a continuation line (obsolete folding) appended to the header before it."""
+    headers: dict[str, str] = {}
+    last = None
+    for _ in range(MAX_HEADERS + 1):
+        line = reader.readline(65537)
+        if line in (b"\r\n", b"\n"):
+            return headers
+        if not line:
+            raise ConnectionResetError("the connection closed in the response headers")
+        text = line.decode("latin-1")
+        if text[:1] in (" ", "\t") and last is not None:
+            headers[last] = f"{headers[last]}\r\n{text.rstrip(chr(13) + chr(10))}"
+            continue
+        name, _, value = text.partition(":")
+        last = name.strip().lower()
+        value = value.strip()
+        prior = headers.get(last)
+        headers[last] = f"{prior}, {value}" if prior is not None else value
+    raise ConnectionResetError(f"more than {MAX_HEADERS} response headers")
 
 
 def _read_chunked(reader: Any) -> bytes:

@@ -29,6 +29,7 @@ import contextvars
 import os
 import sys
 import threading
+import time
 from typing import Any
 
 from stepless.observability.log import SERVICE, logger
@@ -140,17 +141,17 @@ class Metrics:
         groups: dict[tuple[tuple[str, str], ...], list[tuple[str, str, float]]] = {}
         for name, unit, value, dims in pending:
             groups.setdefault(dims, []).append((name, unit, value))
-        emf = _emf()
         out = []
         for dims, values in groups.items():
-            try:
-                for k, v in dims:
-                    emf.add_dimension(name=k, value=v)
-                for name, unit, value in values:
-                    emf.add_metric(name=name, unit=unit, value=value)
-                out.append(emf.serialize_metric_set())
-            finally:
-                emf.clear_metrics()
+            shape = (namespace(), tuple(k for k, _ in dims), tuple((name, unit) for name, unit, _ in values))
+            template = _TEMPLATES.get(shape)
+            if template is None:
+                obj = _serialize(dims, values)
+                if len(_TEMPLATES) < 256:
+                    _TEMPLATES[shape] = obj
+            else:
+                obj = _from_template(template, dims, values)
+            out.append(obj)
         if not is_metrics_disabled():
             import json
 
@@ -162,6 +163,38 @@ class Metrics:
 
 
 _local = threading.local()
+
+# EMF objects Powertools serialized, per (namespace, dimension names, metric names and units): a later set of
+# the same shape is the same object with its own values and timestamp (Powertools' validation and layout
+# ran on the first; tests/unit/test_observability.py compares the two).
+_TEMPLATES: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+
+def _serialize(dims: tuple[tuple[str, str], ...], values: list[tuple[str, str, float]]) -> dict[str, Any]:
+    """One EMF object, serialized by this thread's Powertools serializer."""
+    emf = _emf()
+    try:
+        for k, v in dims:
+            emf.add_dimension(name=k, value=v)
+        for name, unit, value in values:
+            emf.add_metric(name=name, unit=unit, value=value)
+        return emf.serialize_metric_set()
+    finally:
+        emf.clear_metrics()
+
+
+def _from_template(template: dict[str, Any], dims: tuple[tuple[str, str], ...],
+                   values: list[tuple[str, str, float]]) -> dict[str, Any]:
+    """``template`` (an EMF object Powertools made for this shape) with these values, timestamped now."""
+    obj = dict(template)
+    obj["_aws"] = {**template["_aws"], "Timestamp": int(time.time() * 1000)}
+    for k, v in dims:
+        obj[k] = v
+    lists: dict[str, list[float]] = {}
+    for name, _, value in values:
+        lists.setdefault(name, []).append(value)
+    obj.update(lists)
+    return obj
 
 
 def _emf() -> Any:
