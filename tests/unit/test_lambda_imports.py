@@ -96,10 +96,7 @@ print(json.dumps({"before": before, "jwk": after_jwk, "sshpop": kinds(), "refuse
 # The AWS SDK modules no function imports; the AWS client's rewrite (stepless.awsclient) decides whether
 # ``botocore`` joins them.
 AWS_SDK_FORBIDDEN: tuple[str, ...] = ("boto3", "s3transfer")
-# PyJWT: stepless.jose verifies JWS and reads JWKs itself (PyJWT's package imports its JWKS client's
-# urllib.request and http.client).
-NEVER_AT_INIT = (*AWS_SDK_FORBIDDEN, "moto", "aws_xray_sdk", "jwt", "urllib.request",
-                 "stepless.cli", "stepless.admin", "stepless.local",
+NEVER_AT_INIT = (*AWS_SDK_FORBIDDEN, "moto", "aws_xray_sdk", "stepless.cli", "stepless.admin", "stepless.local",
                  "stepless.managed", "stepless.stores.sqlite", "stepless.signers.secrets", "stepless.signers.files",
                  "stepless.oidc_discovery", "stepless.provisioners.oidc", "stepless.provisioners.acme",
                  "stepless.acme", "stepless.stores.acme", "stepless.stores.dynamodb.acme",

@@ -1,11 +1,7 @@
-"""JWK helpers, JWS signature verification and step's ``encryptedKey`` (JWE compact, PBES2-HS256+A128KW /
-A256GCM, p2c 100000).
+"""JWK helpers and step's ``encryptedKey`` (JWE compact, PBES2-HS256+A128KW / A256GCM, p2c 100000).
 
-All of it is done with cryptography's primitives directly: jwcrypto refuses p2c above 16384, which step's
-own keys use, and pyjwt has no JWE. :func:`key_from_jwk` and :func:`verify` do what PyJWT's ``PyJWK`` and
-its algorithms' ``verify`` did here (tests/unit/test_jose.py holds them to PyJWT's answers): importing
-PyJWT costs a cold start its JWKS client's imports (``urllib.request``, ``http.client``…), which no
-function uses.
+The JWE is done with cryptography's primitives directly: jwcrypto refuses p2c above 16384, which step's
+own keys use, and pyjwt has no JWE.
 """
 
 from __future__ import annotations
@@ -16,14 +12,12 @@ import json
 import os
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
+import jwt
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 STEP_P2C = 100_000
 MAX_P2C = 1_000_000
@@ -59,6 +53,8 @@ def public_jwk(key: Any) -> dict[str, Any]:
         nums = pub.public_numbers()
         return {"kty": "RSA", "n": _int(nums.n), "e": _int(nums.e)}
     if isinstance(pub, ed25519.Ed25519PublicKey):
+        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
         return {"kty": "OKP", "crv": "Ed25519", "x": b64e(pub.public_bytes(Encoding.Raw, PublicFormat.Raw))}
     raise ValueError(f"unsupported key type {type(pub).__name__}")
 
@@ -93,131 +89,12 @@ def public_part(jwk: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in jwk.items() if k not in ("d", "p", "q", "dp", "dq", "qi")}
 
 
-# JWS algorithms (RFC 7518 §3) by the key type (``kty``) their keys have, and their digests.
-_ALG_KTY = {"ES256": "EC", "ES384": "EC", "ES512": "EC", "ES256K": "EC", "ES521": "EC", "RS256": "RSA", "RS384": "RSA",
-            "RS512": "RSA", "PS256": "RSA", "PS384": "RSA", "PS512": "RSA", "EdDSA": "OKP", "HS256": "oct",
-            "HS384": "oct", "HS512": "oct"}
-_HASHES: dict[str, type[hashes.HashAlgorithm]] = {"256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}
-_JWK_CURVES = {"P-256": (ec.SECP256R1, 32), "P-384": (ec.SECP384R1, 48), "P-521": (ec.SECP521R1, 66),
-               "secp256k1": (ec.SECP256K1, 32)}
-_OKP = ("Ed25519", "Ed448")
-_RSA_CRT = ("p", "q", "dp", "dq", "qi")
-
-
-def _uint(value: Any) -> int:
-    return int.from_bytes(b64d(value), "big")
-
-
-def _ec_key(jwk: dict[str, Any]) -> Any:
-    if "x" not in jwk or "y" not in jwk:
-        raise ValueError("not an elliptic curve key")
-    x, y = b64d(jwk["x"]), b64d(jwk["y"])
-    curve = _JWK_CURVES.get(jwk.get("crv"))  # type: ignore[arg-type]
-    if curve is None:
-        raise ValueError(f"invalid curve {jwk.get('crv')!r}")
-    if not len(x) == len(y) == curve[1]:
-        raise ValueError(f"coordinates should be {curve[1]} bytes for curve {jwk['crv']}")
-    public = ec.EllipticCurvePublicNumbers(int.from_bytes(x, "big"), int.from_bytes(y, "big"), curve[0]())
-    if "d" not in jwk:
-        return public.public_key()
-    d = b64d(jwk["d"])
-    if len(d) != len(x):
-        raise ValueError(f"d should be {len(x)} bytes for curve {jwk['crv']}")
-    return ec.EllipticCurvePrivateNumbers(int.from_bytes(d, "big"), public).private_key()
-
-
-def _rsa_key(jwk: dict[str, Any]) -> Any:
-    if "n" not in jwk or "e" not in jwk:
-        raise ValueError("not a public or private key")
-    public = rsa.RSAPublicNumbers(_uint(jwk["e"]), _uint(jwk["n"]))
-    if "d" not in jwk:
-        return public.public_key()
-    if "oth" in jwk:
-        raise ValueError("RSA private keys with more than 2 primes are not supported")
-    found = [name in jwk for name in _RSA_CRT]
-    if any(found) and not all(found):
-        raise ValueError("an RSA key must include all parameters if any are present besides d")
-    d = _uint(jwk["d"])
-    if all(found):
-        p, q, dp, dq, qi = (_uint(jwk[name]) for name in _RSA_CRT)
-    else:
-        p, q = rsa.rsa_recover_prime_factors(public.n, public.e, d)
-        dp, dq, qi = rsa.rsa_crt_dmp1(d, p), rsa.rsa_crt_dmq1(d, q), rsa.rsa_crt_iqmp(p, q)
-    return rsa.RSAPrivateNumbers(p, q, d, dp, dq, qi, public).private_key()
-
-
-def _okp_key(jwk: dict[str, Any], alg: str | None) -> Any:
-    crv = jwk.get("crv")
-    if crv not in _OKP or (crv != "Ed25519" and alg is None):  # an Ed448 key is taken when its alg says EdDSA
-        raise ValueError(f"unsupported crv {crv!r}")
-    x = b64d(jwk["x"])
-    if crv == "Ed25519":
-        public, private = ed25519.Ed25519PublicKey, ed25519.Ed25519PrivateKey
-    else:
-        public, private = ed448.Ed448PublicKey, ed448.Ed448PrivateKey  # type: ignore[assignment]
-    if "d" not in jwk:
-        return public.from_public_bytes(x)
-    key = private.from_private_bytes(b64d(jwk["d"]))
-    if key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw) != x:
-        raise ValueError("the public key does not match the private key")
-    return key
-
-
 def key_from_jwk(jwk: dict[str, Any]) -> Any:
-    """A cryptography key (public, or private when ``d`` is present) from a JWK: EC (P-256/384/521, secp256k1),
-    RSA, OKP (Ed25519; Ed448 when its ``alg`` is EdDSA), ``oct`` (its bytes). An ``alg`` member must be one
-    for the key's type. ValueError for anything else."""
+    """A cryptography key (public, or private when ``d`` is present) from a JWK."""
     try:
-        kty, alg = jwk.get("kty"), jwk.get("alg") or None
-        if not kty:
-            raise ValueError("kty is not found")
-        if alg is not None and _ALG_KTY.get(alg) != kty:
-            raise ValueError(f"alg {alg!r} is not an algorithm for kty {kty!r}")
-        if kty == "EC":
-            return _ec_key(jwk)
-        if kty == "RSA":
-            return _rsa_key(jwk)
-        if kty == "OKP":
-            return _okp_key(jwk, alg)
-        if kty == "oct":
-            return b64d(jwk["k"])
-        raise ValueError(f"unsupported kty {kty!r}")
-    except (KeyError, ValueError, TypeError, AttributeError) as e:
+        return jwt.PyJWK(jwk).key
+    except (jwt.PyJWTError, KeyError, ValueError, TypeError) as e:
         raise ValueError(f"invalid JWK: {e}") from e
-
-
-def verify(alg: str, key: Any, signing_input: bytes, signature: bytes) -> bool:
-    """Whether ``signature`` is a JWS signature (RFC 7518 §3) of ``signing_input`` by ``key`` (a cryptography
-    public key) with ``alg``, an asymmetric algorithm: ES256/384/512 (R || S), RS*, PS* (salt = digest
-    size), EdDSA. False for a wrong signature, a malformed one, a key of another type, another algorithm."""
-    try:
-        if alg in ("ES256", "ES384", "ES512"):
-            if isinstance(key, ec.EllipticCurvePrivateKey):
-                key = key.public_key()
-            if not isinstance(key, ec.EllipticCurvePublicKey):
-                return False
-            size = (key.curve.key_size + 7) // 8
-            if len(signature) != 2 * size:
-                return False
-            der = encode_dss_signature(int.from_bytes(signature[:size], "big"), int.from_bytes(signature[size:], "big"))
-            key.verify(der, signing_input, ec.ECDSA(_HASHES[alg[2:]]()))
-        elif alg[:2] in ("RS", "PS") and alg[2:] in _HASHES:
-            if not isinstance(key, rsa.RSAPublicKey):
-                return False
-            digest = _HASHES[alg[2:]]()
-            pad = padding.PKCS1v15() if alg[0] == "R" else padding.PSS(padding.MGF1(digest), digest.digest_size)
-            key.verify(signature, signing_input, pad, digest)
-        elif alg == "EdDSA":
-            if isinstance(key, ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey):
-                key = key.public_key()
-            if not isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
-                return False
-            key.verify(signature, signing_input)
-        else:
-            return False
-    except InvalidSignature:
-        return False
-    return True
 
 
 def _kek(password: str, p2s: bytes, p2c: int) -> bytes:
