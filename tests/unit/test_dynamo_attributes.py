@@ -20,7 +20,7 @@ _de = TypeDeserializer()
 VALUES: list[Any] = [
     None, True, False,
     "", "text", "ünïcødé ✓",
-    0, 1, -7, 2**63, 10**37, -(10**37) + 1, 12345678901234567890123456789012345678,
+    0, 1, -7, 2**63, 10**37, -(10**37) + 1, 12345678901234567890123456789012345678, 10**38 - 1, -(10**38) + 1,
     Decimal("0"), Decimal("1.5"), Decimal("-0.001"), Decimal("1E+2"), Decimal("1.000"), Decimal("3.14159265358979"),
     Decimal("1E-100"), Decimal("9.9E+125"),
     b"", b"\x00\xffbytes", bytearray(b"array"),

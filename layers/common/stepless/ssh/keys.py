@@ -38,28 +38,44 @@ def curve_id(key: ec.EllipticCurvePublicKey) -> str:
         raise BadRequest(f"unsupported elliptic curve {key.curve.name}", reason="unsupported_key") from None
 
 
+_KIND_BY_CLASS: dict[type, str] = {}
+
+
+def _kind(key: SSHPublicKey) -> str:
+    """``ed25519``, ``ec`` or ``rsa``, by the key's class (cryptography's key classes are ABCs, whose
+    isinstance checks cost each SSH request several microseconds: the answer is kept per concrete class)."""
+    kind = _KIND_BY_CLASS.get(type(key))
+    if kind is None:
+        if isinstance(key, ed25519.Ed25519PublicKey):
+            kind = "ed25519"
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            kind = "ec"
+        elif isinstance(key, rsa.RSAPublicKey):
+            kind = "rsa"
+        else:
+            raise BadRequest(f"unsupported SSH key type {type(key).__name__}", reason="unsupported_key")
+        _KIND_BY_CLASS[type(key)] = kind
+    return kind
+
+
 def key_type(key: SSHPublicKey) -> str:
     """The SSH key type name (``ssh-ed25519``, ``ecdsa-sha2-nistp256``, ``ssh-rsa``)."""
-    if isinstance(key, ed25519.Ed25519PublicKey):
-        return ED25519
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        return "ecdsa-sha2-" + curve_id(key)
-    if isinstance(key, rsa.RSAPublicKey):
-        return RSA
-    raise BadRequest(f"unsupported SSH key type {type(key).__name__}", reason="unsupported_key")
+    kind = _kind(key)
+    if kind == "ec":
+        return "ecdsa-sha2-" + curve_id(key)  # type: ignore[arg-type]
+    return ED25519 if kind == "ed25519" else RSA
 
 
 def encode_key_fields(key: SSHPublicKey) -> bytes:
     """The type-specific public fields (what follows the type name in the blob)."""
-    if isinstance(key, ed25519.Ed25519PublicKey):
-        return wire.string(key.public_bytes(Encoding.Raw, PublicFormat.Raw))
-    if isinstance(key, ec.EllipticCurvePublicKey):
+    kind = _kind(key)
+    if kind == "ec":
         point = key.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
-        return wire.string(curve_id(key)) + wire.string(point)
-    if isinstance(key, rsa.RSAPublicKey):
-        numbers = key.public_numbers()
-        return wire.mpint(numbers.e) + wire.mpint(numbers.n)
-    raise BadRequest(f"unsupported SSH key type {type(key).__name__}", reason="unsupported_key")
+        return wire.string(curve_id(key)) + wire.string(point)  # type: ignore[arg-type]
+    if kind == "ed25519":
+        return wire.string(key.public_bytes(Encoding.Raw, PublicFormat.Raw))
+    numbers = key.public_numbers()  # type: ignore[union-attr]
+    return wire.mpint(numbers.e) + wire.mpint(numbers.n)
 
 
 def encode_public_key(key: SSHPublicKey) -> bytes:

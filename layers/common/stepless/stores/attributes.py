@@ -78,8 +78,20 @@ def _binary(value: bytes | bytearray | Binary) -> bytes | bytearray:
     return value.value if isinstance(value, Binary) else value
 
 
+_MAX_EXACT_INT = 10**38  # DynamoDB's 38 digits: a smaller int's number string is str(int)
+
+
 def serialize(value: Any) -> dict[str, Any]:
     """The DynamoDB attribute value of ``value`` (TypeError for floats and unsupported types)."""
+    kind = type(value)  # the common exact types first (no ABC checks: this runs for every attribute written)
+    if kind is str:
+        return {"S": value}
+    if kind is int and -_MAX_EXACT_INT < value < _MAX_EXACT_INT:
+        return {"N": str(value)}
+    if kind is dict:
+        return {"M": {k: serialize(v) for k, v in value.items()}}
+    if kind is list:
+        return {"L": [serialize(v) for v in value]}
     if value is None:
         return {"NULL": True}
     if isinstance(value, bool):
