@@ -212,21 +212,27 @@ _SEQUENCES = (list, tuple, set, frozenset)
 def _ddb_in(value: Any) -> Any:
     """DynamoDB parameters with their attribute values' blobs (``B``, ``BS``) base64-encoded. A member named
     ``B``/``BS`` whose value is not a map is an attribute value's blob; an attribute *named* B has a map.
-    (Exact type checks first: this walk runs over every item written, on every warm request.)"""
+    (This walk runs over every item written, on every warm request: exact type checks first, and a map
+    with nothing to encode is returned as it is, not copied.)"""
     kind = type(value)
     if kind is dict or (kind not in _SCALARS and isinstance(value, dict)):
-        out = {}
+        out = None
         for k, v in value.items():
             vk = type(v)
             if k == "B" and vk is not dict:
-                out[k] = _b64(v)
+                new = _b64(v)
             elif vk in _SCALARS:
-                out[k] = v
+                continue
             elif k == "BS" and vk in _SEQUENCES:
-                out[k] = [_b64(b) for b in v]
+                new = [_b64(b) for b in v]
             else:
-                out[k] = _ddb_in(v)
-        return out
+                new = _ddb_in(v)
+                if new is v:
+                    continue
+            if out is None:
+                out = dict(value)
+            out[k] = new
+        return value if out is None else out
     if kind in _SEQUENCES or (kind not in _SCALARS and isinstance(value, list | tuple | set | frozenset)):
         return [_ddb_in(v) for v in value]
     return value
