@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -42,6 +43,7 @@ from tests.integration.test_renew import (
     renew_token,
     set_claims,
 )
+from tests.integration.test_renew import revoke_app as x509_revoke_app
 from tests.integration.test_renew_calls import REVOKED, UNKNOWN, any_ca, recorded, revoke_x509  # noqa: F401
 from tests.integration.test_sign_race import busy_threads, serialized_dynamodb  # noqa: F401 - fixtures
 from tests.integration.test_ssh_renew import renew as ssh_renew_call
@@ -388,6 +390,46 @@ def test_rekey_takes_the_csrs_key_and_nothing_else(any_ca):
     assert recorded() == before
 
 
+# ---- certificates whose extensions do not parse (cryptography reads them lazily) ----
+
+
+def unparsable(kind: str) -> tuple[x509.Certificate, Any]:
+    """A leaf (self-signed, so not ours) naming our intermediate as its issuer, whose extensions do not
+    parse: one of them twice ("duplicate"), or an AuthorityKeyIdentifier that is no SEQUENCE ("malformed")."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = clock.now() - dt.timedelta(minutes=1)
+    oid = x509.ObjectIdentifier("1.2.3.4") if kind == "duplicate" else x509.oid.ExtensionOID.AUTHORITY_KEY_IDENTIFIER
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "svc.example.com")]))
+        .issuer_name(authority.get().intermediate.subject).public_key(key.public_key())
+        .serial_number(profile.new_serial()).not_valid_before(now).not_valid_after(now + dt.timedelta(hours=1))
+        .add_extension(x509.UnrecognizedExtension(oid, b"\x05\x00"), critical=False)
+        .add_extension(x509.UnrecognizedExtension(x509.ObjectIdentifier("1.2.3.5"), b"\x05\x00"), critical=False)
+    )
+    der = builder.sign(key, hashes.SHA256()).public_bytes(Encoding.DER)
+    if kind == "duplicate":  # the builder refuses duplicates: rename 1.2.3.5 to 1.2.3.4 in the DER
+        der = der.replace(bytes.fromhex("06032a0305"), bytes.fromhex("06032a0304"))
+    return x509.load_der_x509_certificate(der), key
+
+
+@pytest.mark.parametrize("kind", ["duplicate", "malformed"])
+def test_a_certificate_whose_extensions_do_not_parse_is_refused_not_a_500(any_ca, kind):
+    """Found by this review: such a leaf in an x5cInsecure renew token (no credential needed) or presented
+    over mTLS (renew, rekey, revoke) raised DuplicateExtension / ValueError where its key identifier was
+    first read: a 500. Now 401 (token) / 400 (certificate), nothing recorded."""
+    cert, key = unparsable(kind)
+    pem = issuance.pem(cert)
+    token = renew_token(cert, key, chain=[base64.b64encode(cert.public_bytes(Encoding.DER)).decode()])
+    before = recorded()
+    refused(renew_bearer(token), "invalid certificate in x5cInsecure header")
+    refused(renew_mtls(pem), "invalid client certificate", status=400)
+    refused(rekey(pem, make_csr("svc.example.com")[0]), "invalid client certificate", status=400)
+    refused(call(x509_revoke_app, "POST", "/1.0/revoke", {"serial": str(cert.serial_number)}, client_cert_pem=pem),
+            "invalid client certificate", status=400)
+    assert recorded() == before
+
+
 # ---- a refused renewal leaves no trace of the certificate it signed ----
 
 
@@ -486,8 +528,7 @@ def test_sshpop_of_an_unrecorded_host_certificate_of_ours(any_ca):
                           critical_options={}, extensions={}, signer=ssh_ca.ca_signer(authority.get(), HOST))
     crt = base64.b64encode(cert.raw).decode()
     before = recorded()
-    status, body = ssh_renew_call(crt, key)
-    assert status == 401 and not {"crt"} & set(body), body
+    refused(ssh_renew_call(crt, key), "certificate not found")
     assert recorded() == before and "ghost.example.com" not in listed(now)
     assert not hosts.exists("ghost.example.com")
 

@@ -21,9 +21,19 @@ def load_pem(pem: object, *, what: str = "client certificate") -> x509.Certifica
     if not isinstance(pem, str) or "-----BEGIN CERTIFICATE-----" not in pem:
         raise BadRequest(f"invalid {what}: not a PEM certificate", reason="client_certificate_mismatch")
     try:
-        return x509.load_pem_x509_certificate(pem.encode())
+        return well_formed(x509.load_pem_x509_certificate(pem.encode()))
     except ValueError as e:
         raise BadRequest(f"invalid {what}", reason="client_certificate_mismatch") from e
+
+
+def well_formed(cert: x509.Certificate) -> x509.Certificate:
+    """``cert`` once its extensions parse; ValueError for a duplicated or malformed one (RFC 5280 forbids
+    both), which cryptography raises only when they are first read — else a 500 wherever that happens."""
+    try:
+        cert.extensions  # noqa: B018 - parsed once, cached by cryptography
+    except x509.DuplicateExtension as e:
+        raise ValueError(str(e)) from e
+    return cert
 
 
 def extension_value(cert: x509.Certificate, kind: type[E]) -> E | None:
