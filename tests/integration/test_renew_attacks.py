@@ -591,6 +591,42 @@ def test_one_ssh_host_token_redeemed_by_eight_threads(any_ca, serialized_dynamod
     assert listed(won.valid_after + 120)["many.example.com"] == {str(won.serial): won.valid_before}
 
 
+@pytest.mark.parametrize(("base", "status", "message"), [
+    (0, 401, REVOKED[0]),  # the parent's revocation check failed: refused, whatever the index said
+    (1, 503, "DynamoDB error"),  # a conflict on the parent's record (a concurrent renewal): retry later
+], ids=["revoked", "parent-conflict"])
+def test_an_index_conflict_never_hides_a_refusal(test_ca, monkeypatch, base, status, message):
+    """DynamoDB cancels a host renewal for its base items and for a host-index item at once: the
+    transaction is not run again without the index actions (that is only for index-only failures), the
+    refusal stands, nothing is recorded or indexed."""
+    from botocore.exceptions import ClientError
+
+    from stepless import aws
+
+    crt, key = host(test_ca, ["both.example.com"])
+    old = ssh(crt)
+    client = aws.client("dynamodb")
+    real, sent = client.transact_write_items, []
+
+    def cancelled(TransactItems):  # noqa: N803 - botocore's parameter name
+        sent.append(TransactItems)
+        reasons = [{"Code": "None"}] * len(TransactItems)
+        reasons[base] = {"Code": "ConditionalCheckFailed" if base == 0 else "TransactionConflict"}
+        reasons[-1] = {"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"}
+        raise ClientError({"Error": {"Code": "TransactionCanceledException", "Message": "cancelled"},
+                           "CancellationReasons": reasons}, "TransactWriteItems")
+
+    token = sshpop_token(crt, key, "/1.0/ssh/renew")
+    before = recorded()
+    monkeypatch.setattr(client, "transact_write_items", cancelled)
+    result = call(ssh_app, "POST", "/1.0/ssh/renew", {"ott": token})
+    monkeypatch.setattr(client, "transact_write_items", real)
+    refused(result, message, status=status)
+    assert len(sent) == 1
+    assert recorded() == before and certificates.children(f"ssh:{old.serial}") == []
+    assert listed(old.valid_after + 120)["both.example.com"] == {str(old.serial): old.valid_before}
+
+
 @pytest.mark.parametrize("order", ["long-then-short", "short-then-long"])
 def test_the_host_index_keeps_the_longer_certificate(any_ca, order):
     """Two host certificates for one principal, 2h and 1h: 90 minutes later the principal is still listed
