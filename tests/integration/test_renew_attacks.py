@@ -51,6 +51,7 @@ from tests.integration.test_ssh_renew import revoke as ssh_revoke_call
 from tests.integration.test_ssh_renew import sshpop_token, user_cert
 from tests.integration.test_ssh_sign import b64key, sign, ssh_token
 from tests.support.ca import call, make_csr
+from tests.support.calls import counted
 
 TOKEN_USED = ("token already used", "token_already_used")
 
@@ -238,6 +239,18 @@ def test_a_revocation_landing_while_renewals_run(any_ca, commits, busy_threads, 
     assert sum(kind == "renew" for kind, _ in commits) == len(ok) >= 1
     assert sorted(certificates.children(serial)) == sorted(str(cert_of(b).serial_number) for *_, b in ok)
     refused(renew_mtls(pem), REVOKED[0])
+
+
+def test_what_a_refused_renewal_of_a_revoked_certificate_costs(test_ca):
+    """The price of reading nothing first (services/renew.py says so): a revoked certificate's holder, whom
+    API Gateway's mTLS truststore still lets through, makes the CA sign each time (one kms.Sign) before the
+    transaction refuses; no other call. Before issue 14 it was one BatchGetItem and no signature."""
+    cert, _, pem = issue(test_ca)
+    revoke_x509(test_ca, str(cert.serial_number))
+    refused(renew_mtls(pem), REVOKED[0])  # warm
+    with counted() as calls:
+        refused(renew_mtls(pem), REVOKED[0])
+    assert dict(calls) == {"kms.Sign": 1, "dynamodb.TransactWriteItems": 1}
 
 
 # ---- X.509: a certificate of ours that is not the recorded one ----
