@@ -672,3 +672,19 @@ def test_user_certificates_are_never_indexed(any_ca):
     assert cert.cert_type == USER
     assert not hosts.exists("carol@example.com") and "carol@example.com" not in listed(cert.valid_after + 60)
 
+
+
+@pytest.mark.parametrize("kind", ["duplicate", "malformed"])
+def test_acme_revoke_cert_with_such_a_certificate_is_unauthorized_not_a_500(any_ca, kind):
+    """The same class of input through ACME's revokeCert (signed with the certificate's own key, no account):
+    RFC 8555's unauthorized problem, never a 500 — `chain.issued_by` reads the extensions defensively."""
+    from stepless import jose
+    from stepless.admin import provisioners as admin_config
+    from tests.integration.test_acme import PROBLEM, _app
+    from tests.support.acme import Client
+
+    admin_config.add(admin_config.acme_entry("acme", require_eab=False))
+    cert, key = unparsable(kind)
+    status, _, body = Client(_app(), prefix="/1.0").post(
+        "revoke-cert", {"certificate": jose.b64e(cert.public_bytes(Encoding.DER))}, key=key, use_jwk=True)
+    assert status == 401 and body["type"] == PROBLEM + "unauthorized", body

@@ -61,8 +61,14 @@ def _aki(cert: x509.Certificate) -> bytes | None:
 
 
 def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    """True when ``issuer`` signed ``cert``: issuer name, key identifier and signature all match."""
+    """True when ``issuer`` signed ``cert``: issuer name, key identifier and signature all match (a
+    certificate whose extensions do not parse was not: whichever path presents it gets a refusal, never a
+    500)."""
     if cert.issuer != issuer.subject:
+        return False
+    try:
+        well_formed(cert)
+    except ValueError:
         return False
     aki, ski = _aki(cert), _ski(issuer)
     if aki is None or (ski is not None and aki != ski):
