@@ -56,6 +56,7 @@ THREADS = 6
 SAMPLE = 5  # of each kind checked over HTTP after a restart: the last ones, and as many at random
 TIMEOUT = 10  # seconds for any one request
 OK = {"sign": 201, "renew": 201, "revoke": 200}
+GOOD, REVOKED = ocsp.OCSPCertStatus.GOOD, ocsp.OCSPCertStatus.REVOKED
 
 
 @dataclasses.dataclass
@@ -72,8 +73,8 @@ class Op:
 class CA:
     """How the clients reach the CA: its URL, the original root, the admin provisioner's key, one leaf key."""
 
-    def __init__(self, url: str, root: Path, password_file: Path, work: Path) -> None:
-        self.url, self.root, self.work = url, root, work
+    def __init__(self, url: str, root: Path, issuer: x509.Certificate, password_file: Path, work: Path) -> None:
+        self.url, self.root, self.issuer, self.work = url, root, issuer, work
         p = next(p for p in CAClient(url, str(root)).provisioners() if p["name"] == "admin" and p["type"] == "JWK")
         self.signing_key = tokens.jwk_signing_key(p, str(password_file))
         self.kid, self.alg = p["key"]["kid"], p["key"].get("alg") or jose.default_alg(p["key"])
@@ -140,15 +141,29 @@ class CA:
         op.status = again.status
         return payload
 
-    def get(self, path: str, body: bytes | None = None, content_type: str = "") -> tuple[int, bytes]:
-        conn = self.connection()
+    def get(self, path: str, body: bytes | None = None, content_type: str = "",
+            conn: http.client.HTTPSConnection | None = None) -> tuple[int, bytes]:
+        """GET ``path`` (POST with ``body``), on ``conn`` or a connection of its own."""
+        own = conn is None
+        conn = conn or self.connection()
         try:
             conn.request("POST" if body is not None else "GET", path, body=body,
                          headers={"Content-Type": content_type} if content_type else {})
             res = conn.getresponse()
             return res.status, res.read()
         finally:
-            conn.close()
+            if own:
+                conn.close()
+
+    def ocsp(self, cert: x509.Certificate, conn: http.client.HTTPSConnection | None = None) -> ocsp.OCSPCertStatus:
+        """What the CA's OCSP responder says of ``cert`` (asked as OpenSSL does: SHA-1 CertID, POST)."""
+        request = ocsp.OCSPRequestBuilder().add_certificate(cert, self.issuer, hashes.SHA1()).build()
+        status, payload = self.get("/ocsp", request.public_bytes(serialization.Encoding.DER),
+                                   "application/ocsp-request", conn)
+        assert status == 200
+        answer = ocsp.load_der_ocsp_response(payload)
+        assert answer.response_status == ocsp.OCSPResponseStatus.SUCCESSFUL
+        return answer.certificate_status
 
 
 class Ledger:
@@ -213,6 +228,9 @@ class Ledger:
                     if op.kind == "renew":
                         op, payload = self.ca.renew(self.files[serial], serial)
                     else:
+                        if op.kind == "revoke" and self.ca.ocsp(self.received[serial], conn) != GOOD:
+                            with self.lock:
+                                self.unexpected.append(f"OCSP: {serial} is not good before its revocation")
                         payload = self.ca.send(conn, op)
                 except (OSError, http.client.HTTPException):
                     with self.lock:
@@ -263,17 +281,7 @@ def sample(items: list, rng: random.Random) -> list:
     return last + rng.sample(rest, min(SAMPLE, len(rest)))
 
 
-def ocsp_status(ca: CA, cert: x509.Certificate, issuer: x509.Certificate) -> ocsp.OCSPCertStatus:
-    request = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, hashes.SHA1()).build()
-    status, payload = ca.get("/ocsp", request.public_bytes(serialization.Encoding.DER), "application/ocsp-request")
-    assert status == 200
-    answer = ocsp.load_der_ocsp_response(payload)
-    assert answer.response_status == ocsp.OCSPResponseStatus.SUCCESSFUL
-    return answer.certificate_status
-
-
-def check_after_restart(ca: CA, ledger: Ledger, db: Path, fingerprint: str, issuer: x509.Certificate,
-                        rng: random.Random, lost: list[Op]) -> None:
+def check_after_restart(ca: CA, ledger: Ledger, db: Path, fingerprint: str, rng: random.Random, lost: list[Op]) -> None:
     """Everything the clients were told still holds on the restarted CA; ``lost``: this round's requests
     that got no answer."""
     integrity(db)
@@ -296,6 +304,9 @@ def check_after_restart(ca: CA, ledger: Ledger, db: Path, fingerprint: str, issu
         ledger.lost_recorded.append(was_used)
         effect = op.subject in names if op.kind == "sign" else op.subject in revoked
         assert was_used == effect, f"{op.kind} {op.subject}: token recorded {was_used}, its effect {effect}"
+        if op.kind == "revoke":  # asked before the revocation (a good response stored): now as recorded
+            assert ca.ocsp(ledger.received[int(op.subject)]) == (REVOKED if was_used else GOOD), \
+                f"OCSP disagrees with the records about {op.subject} (revoked: {was_used})"
         payload = ca.once(op)
         first = op.status
         ca.once(op)
@@ -313,9 +324,9 @@ def check_after_restart(ca: CA, ledger: Ledger, db: Path, fingerprint: str, issu
     for serial in sample(ledger.revoked, rng):
         op, payload = ca.renew(ledger.files[serial], serial)
         assert op.status == 401 and b"revoked" in payload, f"revoked {serial} renewed: {op.status} {payload!r}"
-        assert ocsp_status(ca, ledger.received[serial], issuer) == ocsp.OCSPCertStatus.REVOKED
+        assert ca.ocsp(ledger.received[serial]) == REVOKED
     for serial in sample(list(ledger.pool), rng):
-        assert ocsp_status(ca, ledger.received[serial], issuer) == ocsp.OCSPCertStatus.GOOD
+        assert ca.ocsp(ledger.received[serial]) == GOOD
         op, payload = ca.renew(ledger.files[serial], serial)
         assert op.status == 201, f"{serial}, received before the kill, does not renew: {op.status} {payload!r}"
         ledger.receive(payload)
@@ -345,7 +356,7 @@ def test_killed_mid_load_loses_nothing_told_and_spends_no_token_twice(dev, tmp_p
     root = work / "root_ca.crt"  # the original root, kept apart from the home
     shutil.copy(defaults["root"], root)
     issuer = x509.load_pem_x509_certificate((dev.home / "certs" / "intermediate_ca.crt").read_bytes())
-    ca = CA(defaults["ca-url"], root, dev.home / "secrets" / "password", work)
+    ca = CA(defaults["ca-url"], root, issuer, dev.home / "secrets" / "password", work)
     ledger = Ledger(ca)
     db = database_path(dev.home)
 
@@ -357,7 +368,7 @@ def test_killed_mid_load_loses_nothing_told_and_spends_no_token_twice(dev, tmp_p
         again = dev.start()
         assert again["fingerprint"] == fingerprint
         assert (dev.home / ".lock").read_text() == f"pid {dev.proc.pid}"
-        check_after_restart(ca, ledger, db, fingerprint, issuer, rng, ledger.unanswered[before:])
+        check_after_restart(ca, ledger, db, fingerprint, rng, ledger.unanswered[before:])
 
     assert ledger.revoked and len(ledger.received) > len(ledger.revoked), "the load issued and revoked"
     dev.stop()

@@ -97,3 +97,48 @@ def test_records_survive_a_new_process(sqlite_ca):
     backend.reset()  # as a restart: the file is opened again
     authority.reset()
     assert certificates.get(serial).subject == "svc.example.com"
+
+
+class _Died(BaseException):
+    """The process dying at this point (nothing after it runs; what was committed stays)."""
+
+
+def test_a_revocation_cut_short_before_its_ocsp_write_is_still_revoked_for_ocsp(sqlite_ca, monkeypatch):
+    """A process killed between the revocation's commit and its OCSP response's write: OCSP (a ``good``
+    response stored before) must not keep answering ``good`` for a revoked certificate, not even after the
+    client retries the unanswered request with its token (401: used)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.serialization import Encoding
+    from cryptography.x509 import ocsp
+
+    from stepless.api.revoke import app as revoke_app
+    from stepless.services import ocsp as ocsp_service
+
+    status, body = sign(sqlite_ca, "dies.example.com")
+    assert status == 201
+    cert = x509.load_pem_x509_certificate(body["crt"].encode())
+
+    def ocsp_status() -> ocsp.OCSPCertStatus:
+        request = ocsp.OCSPRequestBuilder().add_certificate(cert, authority.get().intermediate, hashes.SHA1()).build()
+        return ocsp.load_der_ocsp_response(ocsp_service.respond(request.public_bytes(Encoding.DER),
+                                                                authority.get())).certificate_status
+
+    assert ocsp_status() == ocsp.OCSPCertStatus.GOOD  # a relying party asked: a good response is stored
+    serial = str(cert.serial_number)
+    request = {"serial": serial, "ott": sqlite_ca.token(serial, path="/1.0/revoke"), "reasonCode": 1}
+
+    def die(*_args: object) -> None:
+        raise _Died
+
+    monkeypatch.setattr(ocsp_service, "record_revocation", die)
+    with pytest.raises(_Died):
+        call(revoke_app, "POST", "/1.0/revoke", request)
+    monkeypatch.undo()
+    backend.reset()  # the restart
+    authority.reset()
+    assert count("revocations") == 1
+    assert ocsp_status() == ocsp.OCSPCertStatus.REVOKED
+    status, body = call(revoke_app, "POST", "/1.0/revoke", request)  # the client's retry
+    assert status == 401 and "token already used" in body["message"]
+    assert ocsp_status() == ocsp.OCSPCertStatus.REVOKED

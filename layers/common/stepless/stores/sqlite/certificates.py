@@ -137,6 +137,9 @@ class SQLiteRevocations:
             return _revocation(conn.execute("SELECT record FROM revocations WHERE serial = ?", (serial,)).fetchone())
 
     def put(self, record: RevocationRecord, token: UsedToken | None = None) -> None:
+        """The revocation (and the token's use); a stored OCSP response of the serial goes in the same
+        transaction: a process that dies before writing the ``revoked`` one (services.ocsp) leaves no
+        ``good`` response to be served, the next OCSP request signs the status from the records."""
         with self.db.write() as conn:
             if token is not None:
                 _use(conn, token)
@@ -145,6 +148,7 @@ class SQLiteRevocations:
                              (record.serial, json.dumps(record.to_dict(), separators=(",", ":"))))
             except sqlite3.IntegrityError as e:
                 raise AlreadyRevoked(record.serial) from e
+            conn.execute("DELETE FROM ocsp_responses WHERE serial = ?", (record.serial,))
 
     def scan(self) -> Iterator[RevocationRecord]:
         with self.db.read() as conn:
