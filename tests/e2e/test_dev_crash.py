@@ -2,7 +2,8 @@
 told, and never lets a token work twice.
 
 Client threads (HTTPS keep-alive) issue certificates continuously (POST /1.0/sign with one-time tokens made
-by our CLI's token library, a CSR of one key per name), renew over mTLS and revoke with tokens, recording every
+by our CLI's token library, a CSR of one key per name), renew over mTLS and revoke with tokens (after asking
+OCSP about the certificate, as a relying party would have: a ``good`` response is stored), recording every
 certificate they received (201), every revocation answered 200 and every token they sent. After a random
 0.3-2 s the server's process group is SIGKILLed; it is restarted on the same home and checked, with no load:
 
@@ -13,10 +14,13 @@ certificate they received (201), every revocation answered 200 and every token t
 - every revocation answered 200 is recorded; the last ones and a random few cannot renew, OCSP says ``revoked``;
 - every token answered 201/200 is recorded as used; the last ones and a random few, replayed, get 401;
 - a token whose request got no answer is recorded used together with its effect (the certificate of its
-  name, the revocation of its serial) or with neither; it then works at most once: sent twice it gets
-  (201|200, 401) when it was not recorded, (401, 401) when it was;
+  name, the revocation of its serial) or with neither, and OCSP agrees with the records; it then works at
+  most once: sent twice it gets (201|200, 401) when it was not recorded, (401, 401) when it was;
 - the root fingerprint is unchanged (defaults.json, and /root/{sha} served to a client trusting the
   original root file).
+
+After the last restart: every revocation answered 200 refuses renewal over mTLS, and OCSP knows every
+certificate received (``revoked`` or ``good``, as the clients were told).
 
 Invariants only, no counts: how many requests land before a kill varies from run to run.
 """
@@ -85,7 +89,6 @@ class CA:
         self.key_file = work / "leaf.key"
         self.key_file.write_bytes(self.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                                          serialization.NoEncryption()))
-        self._mtls: dict[int, ssl.SSLContext] = {}
 
     def token(self, kind: str, subject: str) -> tuple[str, str]:
         """A one-time token as `stepless ca token` makes it, and its jti."""
@@ -296,12 +299,12 @@ def check_after_restart(ca: CA, ledger: Ledger, db: Path, fingerprint: str, rng:
 
     names = {name for record in certs.values() for name in record.get("sans", ())}
     for op in lost:
-        if op.jti is None:  # a renewal over mTLS: no token; its certificate stays renewable (checked below)
-            with ledger.lock:
-                ledger.pool.append(int(op.subject))
+        if op.jti is None:  # a renewal over mTLS: no token; its certificate stays renewable (sampled below)
+            ledger.pool.append(int(op.subject))
             continue
         was_used = f"admin#{op.jti}" in used
         ledger.lost_recorded.append(was_used)
+        # one transaction: the token's use and the certificate of its name (sign) or the revocation (revoke)
         effect = op.subject in names if op.kind == "sign" else op.subject in revoked
         assert was_used == effect, f"{op.kind} {op.subject}: token recorded {was_used}, its effect {effect}"
         if op.kind == "revoke":  # asked before the revocation (a good response stored): now as recorded
@@ -335,6 +338,20 @@ def check_after_restart(ca: CA, ledger: Ledger, db: Path, fingerprint: str, rng:
     assert status == 200
     served = x509.load_pem_x509_certificate(json.loads(payload)["ca"].encode())
     assert served.fingerprint(hashes.SHA256()).hex() == fingerprint
+
+
+def check_everything(ca: CA, ledger: Ledger) -> None:
+    """After the last restart, all of it over HTTP: every revocation answered 200 refuses renewal over mTLS;
+    OCSP knows every certificate received, as revoked or good as the clients were told."""
+    for serial in ledger.revoked:
+        op, payload = ca.renew(ledger.files[serial], serial)
+        assert op.status == 401 and b"revoked" in payload, f"revoked {serial} renewed: {op.status} {payload!r}"
+    revoked, conn = set(ledger.revoked), ca.connection()
+    try:
+        for serial, cert in ledger.received.items():
+            assert ca.ocsp(cert, conn) == (REVOKED if serial in revoked else GOOD), serial
+    finally:
+        conn.close()
 
 
 @pytest.fixture
@@ -371,6 +388,7 @@ def test_killed_mid_load_loses_nothing_told_and_spends_no_token_twice(dev, tmp_p
         check_after_restart(ca, ledger, db, fingerprint, rng, ledger.unanswered[before:])
 
     assert ledger.revoked and len(ledger.received) > len(ledger.revoked), "the load issued and revoked"
+    check_everything(ca, ledger)
     dev.stop()
     integrity(db)
     print(f"{len(ledger.received)} certificates received, {len(ledger.revoked)} revoked, "
