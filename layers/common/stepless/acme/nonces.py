@@ -21,12 +21,14 @@ import struct
 import threading
 
 from stepless import jose
+from stepless.errors import InternalError
 from stepless.stores import acme as store
 from stepless.stores import backend
 from stepless.stores.acme import AcmeConflict, AcmeRecord
 
 TTL_S = 3600
 KEY_KIND, KEY_ID = "noncekey", "hmac"
+KEY_SIZE = 32
 _VERSION = b"\x01"
 _RANDOM, _TAG = 12, 16
 _SIZE = len(_VERSION) + 4 + _RANDOM + _TAG  # 33 bytes: 44 base64url characters, no padding bits
@@ -45,14 +47,27 @@ def _key() -> bytes:
     with _lock:
         rec = store.get(KEY_KIND, KEY_ID)
         if rec is None:
-            rec = AcmeRecord(KEY_KIND, KEY_ID, {"key": jose.b64e(secrets.token_bytes(32))})
+            rec = AcmeRecord(KEY_KIND, KEY_ID, {"key": jose.b64e(secrets.token_bytes(KEY_SIZE))})
             try:
                 store.write(rec)
             except AcmeConflict:  # another container created it first: use that one
                 rec = store.get(KEY_KIND, KEY_ID)
-                assert rec is not None
-        key = jose.b64d(rec.doc["key"])
+        key = _valid_key(rec)
         _cache = (stores, key)
+    return key
+
+
+def _valid_key(rec: AcmeRecord | None) -> bytes:
+    """The key a record holds; InternalError (never a weaker key: an empty one would let anyone mint nonces) for a
+    record that is gone or is not :data:`KEY_SIZE` bytes of base64url. The operator deletes a damaged record (the
+    next container makes a new key)."""
+    value = rec.doc.get("key") if rec is not None and isinstance(rec.doc, dict) else None
+    try:
+        key = jose.b64d(value) if isinstance(value, str) else b""
+    except ValueError:
+        key = b""
+    if len(key) != KEY_SIZE or jose.b64e(key) != value:
+        raise InternalError(f"the ACME nonce key in the store (record {KEY_KIND}#{KEY_ID}) is not valid")
     return key
 
 
