@@ -519,3 +519,27 @@ def test_a_tampered_certificate_link_never_serves_another_certificate(ca, http01
     assert status == 200, body
     served = x509.load_pem_x509_certificates(body.encode())
     assert served[0] == leaf and len(served) == 2
+
+
+# --- what operators see -------------------------------------------------------------------------------------
+
+def test_refusals_are_counted_as_refusals_not_internal_errors(sqlite_ca, monkeypatch):
+    """The ``Rejected`` metric's reason of an ACME refusal follows its status (bad_request, unauthorized, not_found,
+    payload_too_large), not StepError's default ``internal_error``, which would send operators after a server
+    fault that is a client's replayed nonce."""
+    from stepless.admin import provisioners as admin
+    from stepless.observability.metrics import Metrics
+
+    admin.add(admin.acme_entry("acme", require_eab=False))
+    reasons: list[str] = []
+    rejected = Metrics.rejected
+    monkeypatch.setattr(Metrics, "rejected", lambda self, reason: (reasons.append(reason), rejected(self, reason)))
+    client = Client(_app())
+    client.register()
+    nonce = client.get_nonce()
+    assert client.post("new-order", ONE, nonce=nonce)[0] == 201
+    _problem(client.post("new-order", ONE, nonce=nonce), "badNonce")
+    _problem(client.post("new-order", ONE, url=client.url("new-account")), "unauthorized", 401)  # wrong url
+    _problem(client.post("certificate/1", None), "malformed", 404)
+    _problem(client.post("new-order", {"identifiers": [{"type": "dns", "value": "x" * 40}] * 2000}), "malformed", 413)
+    assert reasons == ["bad_request", "unauthorized", "not_found", "payload_too_large"]
