@@ -21,7 +21,7 @@ from cryptography.x509 import ocsp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stepless import clock
+from stepless import aws, clock
 from stepless.services import crl as crl_service
 from stepless.services import ocsp as ocsp_service
 from stepless.stores import revocations
@@ -282,6 +282,26 @@ def test_ocsp_good_is_signed_once_then_served_from_the_store(test_ca):
     with clock.shift(dt.timedelta(hours=12, seconds=1)), counted() as calls:
         fresh = post_ocsp(ocsp_request(cert, inter))
     assert calls["kms.Sign"] == 1 and fresh.this_update_utc > resp.this_update_utc
+
+
+def test_ocsp_reads_a_new_certificate_consistently(test_ca):
+    """The first OCSP request for a certificate issued a moment ago reads its record with a consistent read: an
+    eventually consistent miss would answer ``unauthorized``, cached for a minute."""
+    cert, _, _ = issue(test_ca)
+    seen: list[dict] = []
+
+    def capture(params: dict, **_: object) -> None:
+        seen.append(params)
+
+    client = aws.client("dynamodb")
+    client.meta.events.register("before-parameter-build.dynamodb.BatchGetItem", capture)
+    try:
+        resp = post_ocsp(ocsp_request(cert, test_ca.authority.intermediate))
+    finally:
+        client.meta.events.unregister("before-parameter-build.dynamodb.BatchGetItem", capture)
+    assert resp.certificate_status == ocsp.OCSPCertStatus.GOOD
+    (params,) = seen
+    assert all(keys.get("ConsistentRead") is True for keys in params["RequestItems"].values())
 
 
 def test_ocsp_cache_headers_reach_next_update(test_ca):

@@ -50,6 +50,19 @@ def error(code: str, status: int = 400, **fields: Any) -> Answer:
                     "Date": "Fri, 02 Jan 2026 03:04:05 GMT"}, data
 
 
+def read_request(reader: Any) -> tuple[str, str, dict[str, str], bytes] | None:
+    """One request off a connection: (method, path, lower-cased headers, body); None at its end."""
+    line = reader.readline()
+    if not line:
+        return None
+    method, path, _ = line.decode("latin-1").split(" ", 2)
+    headers: dict[str, str] = {}
+    while (h := reader.readline()) not in (b"\r\n", b""):
+        name, _, value = h.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return method, path, headers, reader.read(int(headers.get("content-length", 0)))
+
+
 class Responder:
     """A keep-alive HTTP/1.1 server on 127.0.0.1 answering from ``script`` (then ``ok()``), recording requests."""
 
@@ -82,17 +95,8 @@ class Responder:
                 return
         reader = conn.makefile("rb")
         with conn, reader:
-            while True:
-                line = reader.readline()
-                if not line:
-                    return
-                method, path, _ = line.decode().split(" ", 2)
-                headers: dict[str, str] = {}
-                while (h := reader.readline()) not in (b"\r\n", b""):
-                    name, _, value = h.decode().partition(":")
-                    headers[name.strip().lower()] = value.strip()
-                body = reader.read(int(headers.get("content-length", 0)))
-                self.requests.append((method, path, headers, body))
+            while (request := read_request(reader)) is not None:
+                self.requests.append(request)
                 answer = self.script.pop(0) if self.script else ok()
                 if answer is None:
                     conn.shutdown(socket.SHUT_RDWR)

@@ -35,7 +35,7 @@ from botocore.exceptions import ClientError
 
 from stepless import aws, awsclient, awssession
 from tests.unit import test_awsclient as base
-from tests.unit.test_awsclient import Answer, Responder, both, error, frozen, ok
+from tests.unit.test_awsclient import Answer, Responder, both, error, frozen, ok, read_request
 
 # the coordinator's fixtures, used here by name
 responder = base.responder
@@ -79,17 +79,7 @@ class EdgeResponder(Responder):
     def _exchange(self, conn: socket.socket) -> None:
         reader = conn.makefile("rb")
         with conn, reader:
-            while True:
-                line = reader.readline()
-                if not line:
-                    return
-                method, path, _ = line.decode("latin-1").split(" ", 2)
-                headers: dict[str, str] = {}
-                while (h := reader.readline()) not in (b"\r\n", b""):
-                    name, _, value = h.decode("latin-1").partition(":")
-                    headers[name.strip().lower()] = value.strip()
-                body = reader.read(int(headers.get("content-length", 0)))
-                request = (method, path, headers, body)
+            while (request := read_request(reader)) is not None:
                 self.requests.append(request)
                 entry: Any = self.script.pop(0) if self.script else ok()
                 while callable(entry):

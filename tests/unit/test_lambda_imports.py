@@ -95,7 +95,11 @@ print(json.dumps({"before": before, "jwk": after_jwk, "sshpop": kinds(), "refuse
 
 # The AWS SDK modules no function imports; the AWS client's rewrite (stepless.awsclient) decides whether
 # ``botocore`` joins them.
-AWS_SDK_FORBIDDEN: tuple[str, ...] = ("boto3", "s3transfer")
+# boto3, and botocore's client machinery and urllib3: the lean AWS path (stepless.awsclient) answers a first
+# request's calls with only botocore's exception classes imported (botocore.session is made on first need).
+AWS_SDK_FORBIDDEN: tuple[str, ...] = ("boto3", "s3transfer", "urllib3", "botocore.session", "botocore.client",
+                                      "botocore.endpoint", "botocore.compat", "botocore.auth", "botocore.awsrequest",
+                                      "stepless.awssession")
 NEVER_AT_INIT = (*AWS_SDK_FORBIDDEN, "moto", "aws_xray_sdk", "stepless.cli", "stepless.admin", "stepless.local",
                  "stepless.managed", "stepless.stores.sqlite", "stepless.signers.secrets", "stepless.signers.files",
                  "stepless.oidc_discovery", "stepless.provisioners.oidc", "stepless.provisioners.acme",

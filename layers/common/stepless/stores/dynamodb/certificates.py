@@ -153,10 +153,13 @@ class DynamoCertificates:
         return CertificateRecord.from_dict(from_item(item)) if item else None
 
     def get_with_revocation(self, serial: str) -> tuple[CertificateRecord | None, RevocationRecord | None]:
-        """One BatchGetItem (the revocation read consistently); unprocessed keys retried a few times."""
+        """One BatchGetItem, both items read consistently (OCSP asks about a certificate issued a moment ago: an
+        eventually consistent miss would be an ``unauthorized`` answer cached for a minute); unprocessed keys
+        retried a few times."""
         certs, revs = settings.table(settings.CERTIFICATES_TABLE), settings.table(settings.REVOCATIONS_TABLE)
         key = {"serial": {"S": serial}}
-        request: dict[str, Any] = {certs: {"Keys": [key]}, revs: {"Keys": [key], "ConsistentRead": True}}
+        request: dict[str, Any] = {certs: {"Keys": [key], "ConsistentRead": True},
+                                   revs: {"Keys": [key], "ConsistentRead": True}}
         found: dict[str, dict[str, Any]] = {}
         with translate_aws_errors("DynamoDB"):
             for _ in range(5):
