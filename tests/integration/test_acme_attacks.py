@@ -543,3 +543,46 @@ def test_refusals_are_counted_as_refusals_not_internal_errors(sqlite_ca, monkeyp
     _problem(client.post("certificate/1", None), "malformed", 404)
     _problem(client.post("new-order", {"identifiers": [{"type": "dns", "value": "x" * 40}] * 2000}), "malformed", 413)
     assert reasons == ["bad_request", "unauthorized", "not_found", "payload_too_large"]
+
+
+def test_concurrent_new_orders_of_one_account_all_succeed(ca, serialized_dynamodb, busy_threads):
+    """cert-manager orders for many Certificates of one Issuer (one account) at once: each newOrder also appends to
+    the account's order list, so they meet version conflicts on the account; each is retried on the account as it
+    is now, not answered 503 — every order is created and listed once."""
+    client = Client(_app())
+    client.register()
+    before = _order_count(client)
+    url = client.url("new-order")
+    bodies = [json.dumps(jws(client.key, {"identifiers": [{"type": "dns", "value": f"c{i}.example.test"}]},
+                             {"nonce": client.get_nonce(), "url": url, "kid": client.kid})) for i in range(THREADS)]
+    client.nonce = None
+    results = _at_once(client, url, bodies)
+    assert [s for s, _ in results] == [201] * THREADS, results
+    status, _, listed = client.post(client.kid + "/orders", None)
+    assert len(listed["orders"]) == before + THREADS == len(set(listed["orders"]))
+
+
+def test_new_order_whose_account_is_deactivated_meanwhile_is_refused(ca, monkeypatch):
+    """The retry of newOrder's write re-reads the account: deactivated meanwhile, the order is refused
+    (unauthorized) and nothing of it is written."""
+    client = Client(_app())
+    client.register()
+    account_id = client.kid.rsplit("/", 1)[1]
+    orders_before = acme_store.get("account", account_id).doc["orders"]
+    write = acme_store.write
+    attempts: list[list[str]] = []
+
+    def deactivate_first(*records):
+        kinds = [r.kind for r in records]
+        if "order" in kinds:
+            attempts.append(kinds)
+            if len(attempts) == 1:  # the account is deactivated between newOrder's read and its write
+                status, _, body = client.post(client.kid, {"status": "deactivated"})
+                assert status == 200 and body["status"] == "deactivated", body
+        write(*records)
+
+    monkeypatch.setattr(acme_store, "write", deactivate_first)
+    _problem(client.post("new-order", ONE), "unauthorized", 401)
+    assert attempts == [["order", "authz", "account"]]  # one attempt, not retried
+    account = acme_store.get("account", account_id)
+    assert account.doc["status"] == "deactivated" and account.doc["orders"] == orders_before
