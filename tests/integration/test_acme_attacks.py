@@ -237,6 +237,19 @@ def test_nonces_are_per_ca_not_per_account_and_single_use_across_accounts(ca):
     assert alice.post("new-order", ONE, nonce=from_other_provisioner)[0] == 201
 
 
+def test_a_nonce_spent_at_one_function_is_spent_at_the_other(ca):
+    """revokeCert is the revoke function's route, every other the sign function's: one used-nonce record serves
+    both, so a nonce spent at either is badNonce at the other."""
+    client = Client(_app())
+    client.register()
+    spent_at_sign = client.get_nonce()
+    assert client.post("new-order", ONE, nonce=spent_at_sign)[0] == 201
+    _problem(client.post("revoke-cert", {"certificate": "AAAA"}, nonce=spent_at_sign), "badNonce")
+    spent_at_revoke = client.get_nonce()
+    _problem(client.post("revoke-cert", {"certificate": "AAAA"}, nonce=spent_at_revoke), "malformed")
+    _problem(client.post("new-order", ONE, nonce=spent_at_revoke), "badNonce")
+
+
 def test_two_fresh_containers_racing_to_create_the_nonce_key_end_with_one_key(ca, fresh_key_cache, monkeypatch):
     """Both containers read "no key" before either writes: the second write loses its condition, reads the
     winner's key and uses it; each container takes the other's nonces, and so does the function."""
@@ -311,6 +324,26 @@ def test_corrupted_nonce_key_is_a_clear_server_error_and_forges_nothing(ca, fres
     nonces._cache = None
     client.nonce = None
     assert _order_count(client) == before
+
+
+def test_nonce_key_that_vanishes_while_being_created_is_a_clear_server_error(ca, fresh_key_cache, monkeypatch):
+    """The create-once write loses its condition, yet the winner's record is gone when read back (deleted at that
+    moment): serverInternal naming the record, not an AssertionError's bare 500."""
+    from stepless.stores.acme import AcmeConflict
+
+    write = acme_store.write
+
+    def key_taken(*records):
+        if records[0].kind == nonces.KEY_KIND:
+            raise AcmeConflict
+        write(*records)
+
+    monkeypatch.setattr(acme_store, "write", key_taken)
+    client = Client(_app())
+    status, headers, body = client.raw("HEAD", client.url("new-nonce"))
+    assert (status, headers["content-type"], body["type"]) == (
+        500, "application/problem+json", "urn:ietf:params:acme:error:serverInternal"), body
+    assert "noncekey#hmac" in body["detail"] and "replay-nonce" not in headers
 
 
 # --- finalize -----------------------------------------------------------------------------------------------
