@@ -217,6 +217,39 @@ def test_a_nonce_is_good_to_its_expiry_second_and_not_one_second_more(ca):
         _problem(client.post("new-order", ONE, nonce=second), "badNonce")
 
 
+def _ttl_sweep(at: float) -> None:
+    """What the store's TTL does at time ``at``: used-nonce records whose ``expires`` is before it are gone."""
+    stores = backend.current()
+    if hasattr(stores.acme, "db"):
+        with stores.acme.db.write() as conn:
+            conn.execute("DELETE FROM acme_nonces WHERE expires < ?", (at,))
+        return
+    import boto3
+
+    from stepless import settings
+
+    client, table = boto3.client("dynamodb"), settings.table("STEPLESS_ACME_TABLE")
+    for item in client.scan(TableName=table)["Items"]:
+        if item["pk"]["S"].startswith("nonce#") and int(item["expires"]["N"]) < at:
+            client.delete_item(TableName=table, Key={"pk": item["pk"]})
+
+
+def test_a_used_nonce_record_outlives_the_nonce(ca):
+    """DynamoDB's TTL deletes by its own clock, to the sub-second; a function accepts a nonce through its expiry
+    second by its own clock, which may lag. The record of a used nonce must still be there then: a TTL sweep just
+    after the nonce's expiry, then a replay by a container whose clock says it is the expiry second, is badNonce."""
+    client = Client(_app())
+    client.register()
+    nonce = client.get_nonce()
+    expires = struct.unpack(">I", jose.b64d(nonce)[1:5])[0]
+    at = lambda s: dt.datetime.fromtimestamp(s, dt.UTC)  # noqa: E731
+    with clock.freeze(at(expires - 5)):
+        assert client.post("new-order", ONE, nonce=nonce)[0] == 201
+    _ttl_sweep(expires + 0.5)
+    with clock.freeze(at(expires + 0.5)):  # a lagging clock's "still the expiry second"
+        _problem(client.post("new-order", ONE, nonce=nonce), "badNonce")
+
+
 def test_nonces_are_per_ca_not_per_account_and_single_use_across_accounts(ca):
     """RFC 8555 §6.5 binds a nonce to no account: one account may spend a nonce another fetched (once); a nonce an
     account spent is refused for every other account and provisioner."""
