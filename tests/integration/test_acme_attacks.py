@@ -652,3 +652,85 @@ def test_new_order_whose_account_is_deactivated_meanwhile_is_refused(ca, monkeyp
     assert attempts == [["order", "authz", "account"]]  # one attempt, not retried
     account = acme_store.get("account", account_id)
     assert account.doc["status"] == "deactivated" and account.doc["orders"] == orders_before
+
+
+# --- accounts -----------------------------------------------------------------------------------------------
+
+def test_one_key_registering_from_eight_threads_at_once_gets_one_account(ca, serialized_dynamodb, busy_threads):
+    """RFC 8555 §7.3.1: a newAccount for a key that has an account returns that account (200). Eight at once for
+    one new key: one creates it (201), the others get it (200, the same Location), none a 503."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    client = Client(_app(), key=key)
+    url = client.url("new-account")
+    bodies = [json.dumps(jws(key, {"termsOfServiceAgreed": True},
+                             {"nonce": client.get_nonce(), "url": url, "jwk": jose.public_jwk(key)}))
+              for _ in range(THREADS)]
+    barrier = threading.Barrier(THREADS)
+
+    def one(text: str) -> tuple[int, str | None, dict]:
+        barrier.wait()
+        status, headers, body = client.send("POST", url, text, "application/jose+json")
+        return status, headers.get("location"), json.loads(body)
+
+    with ThreadPoolExecutor(max_workers=THREADS) as pool:
+        results = list(pool.map(one, bodies))
+    assert sorted(s for s, _, _ in results) == [200] * (THREADS - 1) + [201], results
+    assert len({loc for _, loc, _ in results}) == 1
+
+
+def test_one_eab_key_raced_by_eight_account_keys_binds_one(ca, serialized_dynamodb, busy_threads):
+    """An EAB key binds one account, once: eight new account keys presenting it at once — one account is created,
+    the others are unauthorized (the key is bound), none a 503."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from stepless.acme import eab as eabs
+    from tests.support.acme import eab
+
+    key_id, hmac_key, record = eabs.new_key("eab", "ops", 0)
+    acme_store.write(record)
+    clients = [Client(_app(), provisioner="eab", key=ec.generate_private_key(ec.SECP256R1())) for _ in range(THREADS)]
+    url = clients[0].url("new-account")
+    bodies = [json.dumps(jws(c.key, {"termsOfServiceAgreed": True,
+                                     "externalAccountBinding": eab(key_id, hmac_key, c.key, url)},
+                             {"nonce": c.get_nonce(), "url": url, "jwk": jose.public_jwk(c.key)})) for c in clients]
+    results = _at_once(clients[0], url, bodies)
+    assert sorted(s for s, _ in results) == [201] + [401] * (THREADS - 1), results
+    assert all(b["type"] == "urn:ietf:params:acme:error:unauthorized" for s, b in results if s == 401), results
+
+
+@pytest.mark.parametrize("winner", ["same-key", "same-eab-key"])
+def test_new_account_that_loses_the_race_answers_what_won(ca, monkeypatch, winner):
+    """Deterministic interleaving: another newAccount completes between this one's reads and its write. With the
+    same account key, the answer is the account that won (200, its Location); with the same EAB key and another
+    account key, unauthorized (the EAB key is bound now). Never a 503; one account."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from stepless.acme import eab as eabs
+    from tests.support.acme import eab
+
+    key_id, hmac_key, record = eabs.new_key("eab", "ops", 0)
+    acme_store.write(record)
+    client = Client(_app(), provisioner="eab")
+    rival = Client(_app(), provisioner="eab", key=client.key if winner == "same-key" else
+                   ec.generate_private_key(ec.SECP256R1()))
+    binding = lambda c: eab(key_id, hmac_key, c.key, c.url("new-account"))  # noqa: E731
+    write = acme_store.write
+    won: list[Any] = []
+
+    def rival_first(*records):
+        if not won and any(r.kind == "account" and r.version == 1 for r in records):
+            won.append(None)
+            won[0] = rival.register(externalAccountBinding=binding(rival))
+        write(*records)
+
+    monkeypatch.setattr(acme_store, "write", rival_first)
+    res = client.register(externalAccountBinding=binding(client))
+    assert won[0][0] == 201, won
+    if winner == "same-key":
+        assert res[0] == 200 and res[1]["location"] == rival.kid, res
+    else:
+        _problem(res, "unauthorized", 401)
+        assert "already bound" in res[2]["detail"]
+    assert acme_store.get("eab", key_id).doc["account"] == rival.kid.rsplit("/", 1)[1]
