@@ -48,7 +48,7 @@ def leaf_of(header: dict[str, Any]) -> x509.Certificate:
     if not isinstance(chain_b64, list) or not chain_b64 or not all(isinstance(c, str) for c in chain_b64):
         raise _fail("missing x5cInsecure header", "invalid_x5c_token")
     try:
-        return x509.load_der_x509_certificate(base64.b64decode(chain_b64[0], validate=True))
+        return chain.well_formed(x509.load_der_x509_certificate(base64.b64decode(chain_b64[0], validate=True)))
     except (ValueError, binascii.Error) as e:
         raise _fail("invalid certificate in x5cInsecure header", "invalid_x5c_token") from e
 

@@ -21,9 +21,19 @@ def load_pem(pem: object, *, what: str = "client certificate") -> x509.Certifica
     if not isinstance(pem, str) or "-----BEGIN CERTIFICATE-----" not in pem:
         raise BadRequest(f"invalid {what}: not a PEM certificate", reason="client_certificate_mismatch")
     try:
-        return x509.load_pem_x509_certificate(pem.encode())
+        return well_formed(x509.load_pem_x509_certificate(pem.encode()))
     except ValueError as e:
         raise BadRequest(f"invalid {what}", reason="client_certificate_mismatch") from e
+
+
+def well_formed(cert: x509.Certificate) -> x509.Certificate:
+    """``cert`` once its extensions parse; ValueError for a duplicated or malformed one (RFC 5280 forbids
+    both), which cryptography raises only when they are first read — else a 500 wherever that happens."""
+    try:
+        cert.extensions  # noqa: B018 - parsed once, cached by cryptography
+    except x509.DuplicateExtension as e:
+        raise ValueError(str(e)) from e
+    return cert
 
 
 def extension_value(cert: x509.Certificate, kind: type[E]) -> E | None:
@@ -51,8 +61,14 @@ def _aki(cert: x509.Certificate) -> bytes | None:
 
 
 def issued_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
-    """True when ``issuer`` signed ``cert``: issuer name, key identifier and signature all match."""
+    """True when ``issuer`` signed ``cert``: issuer name, key identifier and signature all match (a
+    certificate whose extensions do not parse was not: whichever path presents it gets a refusal, never a
+    500)."""
     if cert.issuer != issuer.subject:
+        return False
+    try:
+        well_formed(cert)
+    except ValueError:
         return False
     aki, ski = _aki(cert), _ski(issuer)
     if aki is None or (ski is not None and aki != ski):
