@@ -31,7 +31,7 @@ from stepless.acme.service import (
 )
 from stepless.observability import logger
 from stepless.stores import acme as store
-from stepless.stores.acme import AcmeRecord
+from stepless.stores.acme import AcmeConflict, AcmeRecord
 
 
 def _contacts(value: Any) -> tuple[str, ...]:
@@ -53,17 +53,26 @@ def _key_id(ctx: Ctx, thumbprint: str) -> str:
     return f"{ctx.prov.name}:{thumbprint}"
 
 
+def _existing(ctx: Ctx, thumb: str) -> tuple[AcmeRecord | None, Reply | None]:
+    """The key's index record, and the answer when it names an account of this provisioner already (RFC 8555
+    §7.3.1: that account, 200; §7.3.6: a deactivated account's key is refused)."""
+    index = store.get(KEY, _key_id(ctx, thumb))
+    if index is not None and index.doc.get("account"):
+        rec = store.get(ACCOUNT, index.doc["account"])
+        if rec is not None and rec.doc.get("provisioner") == ctx.prov.name:
+            if rec.doc["status"] != VALID:
+                raise unauthorized(f"the account of this key is {rec.doc['status']}")
+            return index, Reply(200, account_of(rec).to_json(ctx.links), {"location": ctx.links.account(rec.id)})
+    return index, None
+
+
 def new_account(ctx: Ctx, body: bytes) -> Reply:
     req = authenticate(ctx, body, jwk=True, kid=False)
     payload = payload_of(req)
     thumb = jose.thumbprint(req.jwk)
-    existing = store.get(KEY, _key_id(ctx, thumb))
-    if existing is not None and existing.doc.get("account"):
-        rec = store.get(ACCOUNT, existing.doc["account"])
-        if rec is not None and rec.doc.get("provisioner") == ctx.prov.name:
-            if rec.doc["status"] != VALID:  # RFC 8555 §7.3.6: a deactivated account's key is refused
-                raise unauthorized(f"the account of this key is {rec.doc['status']}")
-            return Reply(200, account_of(rec).to_json(ctx.links), {"location": ctx.links.account(rec.id)})
+    existing, reply = _existing(ctx, thumb)
+    if reply is not None:
+        return reply
     if payload.get("onlyReturnExisting") is True:
         raise AcmeError("accountDoesNotExist", "no account exists with this key")
     contact = _contacts(payload.get("contact"))
@@ -83,7 +92,15 @@ def new_account(ctx: Ctx, body: bytes) -> Reply:
     writes.append(existing.next(key_doc) if existing is not None else AcmeRecord(KEY, _key_id(ctx, thumb), key_doc))
     if eab_key_id is not None:
         writes.append(eab.next({**eab.doc, "account": acct.id, "bound_at": ctx.now}))
-    store.write(*writes)
+    try:
+        store.write(*writes)
+    except AcmeConflict:  # another newAccount went first: with this key (its account is the answer) or this EAB key
+        _, reply = _existing(ctx, thumb)
+        if reply is not None:
+            return reply
+        if binding is not None:
+            eabs.verify(binding, req.jwk, ctx.links.link("new-account"), ctx.prov.name)  # bound now: unauthorized
+        raise
     logger.info("ACME account created", extra={"provisioner": ctx.prov.name, "account": acct.id})
     out = acct.to_json(ctx.links)
     if eab_key_id is not None:

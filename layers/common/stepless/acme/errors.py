@@ -37,15 +37,21 @@ TYPES: dict[str, tuple[int, str]] = {
 }
 
 
+# a problem's status → the ``reason`` code its ``Rejected`` metric counts (StepError's default is internal_error)
+REASONS = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 413: "payload_too_large",
+           429: "throttled", 501: "not_implemented", 503: "unavailable"}
+
+
 class AcmeError(StepError):
     """An RFC 8555 problem: ``kind`` is the error type without the URN prefix."""
 
     def __init__(self, kind: str, detail: str = "", *, status: int | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None, reason: str | None = None) -> None:
         default_status, default_detail = TYPES[kind]
         super().__init__(detail or default_detail, headers={"content-type": PROBLEM_JSON, **(headers or {})})
         self.kind = kind
         self.status = status or default_status
+        self.reason = reason or REASONS.get(self.status, "internal_error")
 
     @property
     def type(self) -> str:
@@ -65,7 +71,7 @@ def from_step_error(e: StepError) -> AcmeError:
         return e
     kind = {400: "malformed", 401: "unauthorized", 403: "unauthorized", 404: "malformed", 405: "malformed",
             413: "malformed", 429: "rateLimited"}.get(e.status, "serverInternal")
-    return AcmeError(kind, e.detail or e.message, status=e.status, headers=e.headers)
+    return AcmeError(kind, e.detail or e.message, status=e.status, headers=e.headers, reason=e.reason)
 
 
 def malformed(detail: str) -> AcmeError:

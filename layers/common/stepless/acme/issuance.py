@@ -97,7 +97,10 @@ def finalize(ctx: Ctx, body: bytes, order_id: str) -> Reply:
     csr = _csr(payload_of(req).get("csr"))
     sans = _check_csr(csr, order)
     processing = rec.next({**order.to_doc(), "status": PROCESSING})
-    store.write(processing)  # one finalize at a time: a second one meets a version conflict
+    try:
+        store.write(processing)  # one finalize at a time: a second one meets a version conflict
+    except AcmeConflict as e:  # only finalize changes an order: another finalize of it went first
+        raise AcmeError("orderNotReady", "the order is being finalized by another request", status=403) from e
     try:
         serial, not_after, pem = _issue(ctx, csr, sans, order)
     except Exception as e:  # the order must not stay "processing": it fails with the reason, then the request
@@ -188,21 +191,37 @@ def chains(leaf: x509.Certificate, auth: Authority) -> dict[str, x509.Certificat
     return out
 
 
+def _leaf(pem: Any, serial: str) -> x509.Certificate | None:
+    """The certificate ``pem`` holds when it is the one of ``serial`` (None: no PEM, not one, another serial)."""
+    if not isinstance(pem, str) or not pem:
+        return None
+    try:
+        cert = x509.load_pem_x509_certificate(pem.encode())
+    except ValueError:
+        return None
+    return cert if str(cert.serial_number) == serial else None
+
+
 def certificate(ctx: Ctx, body: bytes, cert_id: str, alternate: str | None = None) -> Reply:
     """The PEM chain (leaf, intermediate) of a certificate the account ordered, named by its serial (as step-ca's
     ``/acme/<provisioner>/certificate/<id>``); ``alternate``: the chain through that (replaced) intermediate.
     ``Link: rel="alternate"`` names each other chain of the leaf (see :func:`chains`). The leaf is the one its
     certificate link keeps (finalize writes it there: one read); a link written without it (an earlier stepless)
-    reads the certificate's record."""
+    reads the certificate's record, and so does a link whose PEM is not that certificate (a damaged store: never
+    another leaf, never a 500)."""
     req = authenticate(ctx, body)
     assert req.account is not None
     leaf_pem = load(CERT, cert_id, req.account.id).doc.get("pem")
-    if not leaf_pem:
+    leaf = _leaf(leaf_pem, cert_id)
+    if leaf is None:  # a link without its PEM (or a damaged one): the certificate's own record
+        if leaf_pem:
+            logger.warning("ACME certificate link does not hold its certificate", extra={"serial": cert_id[:64]})
         cert_rec = certificates.get(cert_id)
-        if cert_rec is None:
+        leaf = _leaf(cert_rec.pem if cert_rec else None, cert_id)
+        if leaf is None:
             raise AcmeError("malformed", "the certificate does not exist", status=404)
-        leaf_pem = cert_rec.pem
-    by_fp = chains(x509.load_pem_x509_certificate(leaf_pem.encode()), ctx.auth)
+    leaf_pem = leaf.public_bytes(Encoding.PEM).decode()  # that one certificate, nothing else a PEM held
+    by_fp = chains(leaf, ctx.auth)
     default = next(iter(by_fp), None)
     chosen = alternate or default
     if alternate is not None and (alternate == default or alternate not in by_fp):

@@ -4,8 +4,9 @@ A nonce is ``base64url(version ‖ expiry ‖ 12 random bytes ‖ tag)`` (44 cha
 of HMAC-SHA256 over the rest under the CA's nonce key: the CA can tell a nonce it issued, unaltered and
 unexpired, without having stored it. Issuing one (every response's ``Replay-Nonce``) writes nothing; using one
 checks the tag and the expiry, then records it used — one conditional write (``stores.acme.use_nonce``) that
-fails when it was used already, which is what makes it single use; the record expires with the nonce (the
-store's TTL). A forged, altered, expired, unknown or reused nonce is refused (the caller answers ``badNonce``).
+fails when it was used already, which is what makes it single use; the record expires :data:`RECORD_MARGIN_S`
+after the nonce (the store's TTL). A forged, altered, expired, unknown or reused nonce is refused (the caller
+answers ``badNonce``).
 
 The key: 32 random bytes in the ACME store (record ``noncekey#hmac``), created by the first container that needs
 it (create-once: concurrent first containers read back the one that won) and cached per container for the store
@@ -21,12 +22,18 @@ import struct
 import threading
 
 from stepless import jose
+from stepless.errors import InternalError
 from stepless.stores import acme as store
 from stepless.stores import backend
 from stepless.stores.acme import AcmeConflict, AcmeRecord
 
 TTL_S = 3600
+# a used nonce's record outlives the nonce by this much: DynamoDB's TTL deletes by its own clock to the sub-second,
+# while a function accepts the nonce through its expiry second by its own clock (which may lag): no moment where the
+# nonce is still accepted somewhere and its record already gone
+RECORD_MARGIN_S = 300
 KEY_KIND, KEY_ID = "noncekey", "hmac"
+KEY_SIZE = 32
 _VERSION = b"\x01"
 _RANDOM, _TAG = 12, 16
 _SIZE = len(_VERSION) + 4 + _RANDOM + _TAG  # 33 bytes: 44 base64url characters, no padding bits
@@ -45,14 +52,27 @@ def _key() -> bytes:
     with _lock:
         rec = store.get(KEY_KIND, KEY_ID)
         if rec is None:
-            rec = AcmeRecord(KEY_KIND, KEY_ID, {"key": jose.b64e(secrets.token_bytes(32))})
+            rec = AcmeRecord(KEY_KIND, KEY_ID, {"key": jose.b64e(secrets.token_bytes(KEY_SIZE))})
             try:
                 store.write(rec)
             except AcmeConflict:  # another container created it first: use that one
                 rec = store.get(KEY_KIND, KEY_ID)
-                assert rec is not None
-        key = jose.b64d(rec.doc["key"])
+        key = _valid_key(rec)
         _cache = (stores, key)
+    return key
+
+
+def _valid_key(rec: AcmeRecord | None) -> bytes:
+    """The key a record holds; InternalError (never a weaker key: an empty one would let anyone mint nonces) for a
+    record that is gone or is not :data:`KEY_SIZE` bytes of base64url. The operator deletes a damaged record (the
+    next container makes a new key)."""
+    value = rec.doc.get("key") if rec is not None and isinstance(rec.doc, dict) else None
+    try:
+        key = jose.b64d(value) if isinstance(value, str) else b""
+    except ValueError:
+        key = b""
+    if len(key) != KEY_SIZE or jose.b64e(key) != value:
+        raise InternalError(f"the ACME nonce key in the store (record {KEY_KIND}#{KEY_ID}) is not valid")
     return key
 
 
@@ -84,4 +104,4 @@ def use(nonce: object, now: int) -> bool:
     (expires,) = struct.unpack(">I", body[1:5])
     if expires < now:
         return False
-    return store.use_nonce(nonce, expires, now)
+    return store.use_nonce(nonce, expires + RECORD_MARGIN_S, now)

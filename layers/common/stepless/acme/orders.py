@@ -11,7 +11,7 @@ from typing import Any
 
 from stepless import jose
 from stepless.acme import validation
-from stepless.acme.errors import AcmeError, malformed
+from stepless.acme.errors import AcmeError, malformed, unauthorized
 from stepless.acme.messages import (
     DEACTIVATED,
     INVALID,
@@ -26,6 +26,7 @@ from stepless.acme.messages import (
     new_id,
 )
 from stepless.acme.service import (
+    ACCOUNT,
     AUTHZ,
     MAX_ORDERS_LISTED,
     ORDER,
@@ -45,6 +46,7 @@ from stepless.stores.acme import AcmeConflict, AcmeRecord
 MAX_IDENTIFIERS = store.MAX_WRITE - 2  # the order, its authorizations and the account are one write
 RETRY_AFTER_S = "1"  # what a client polling a pending order or a processing challenge is told to wait
 PROCESSING_STALE_S = 60  # a challenge left processing longer (the validating function died) may be retried
+ORDER_WRITE_ATTEMPTS = 10  # newOrder's write, made again on the account after another order of it went first
 
 # --- orders -----------------------------------------------------------------------------------------------
 
@@ -89,12 +91,29 @@ def new_order(ctx: Ctx, body: bytes) -> Reply:
         authzs.append(Authorization(new_id(), req.account.id, target, _challenges(ctx, target, wildcard), expires,
                                     wildcard=wildcard))
     order = Order(new_id(), req.account.id, idents, tuple(a.id for a in authzs), expires, not_before=nb, not_after=na)
-    acct = account_of(req.account)
-    acct = dataclasses.replace(acct, orders=(*acct.orders, order.id)[-MAX_ORDERS_LISTED:])
-    store.write(AcmeRecord(ORDER, order.id, order.to_doc(), expires=expires),
-                *(AcmeRecord(AUTHZ, a.id, a.to_doc(), expires=expires) for a in authzs),
-                req.account.next(account_doc(acct, ctx.prov.name)))
+    _write_order(ctx, req.account, order.id, [AcmeRecord(ORDER, order.id, order.to_doc(), expires=expires),
+                                              *(AcmeRecord(AUTHZ, a.id, a.to_doc(), expires=expires) for a in authzs)])
     return Reply(201, order.to_json(ctx.links, PENDING), {"location": ctx.links.order(order.id)})
+
+
+def _write_order(ctx: Ctx, account: AcmeRecord, order_id: str, records: list[AcmeRecord]) -> None:
+    """The new order and its authorizations, with the order appended to the account's list, in one write. Orders of
+    one account made at once (cert-manager's, for many Certificates of one Issuer) meet a version conflict on the
+    account: the write is made again on the account as it is now (still valid), up to :data:`ORDER_WRITE_ATTEMPTS`
+    times, rather than answering 503."""
+    for attempt in range(ORDER_WRITE_ATTEMPTS):
+        acct = account_of(account)
+        acct = dataclasses.replace(acct, orders=(*acct.orders, order_id)[-MAX_ORDERS_LISTED:])
+        try:
+            store.write(*records, account.next(account_doc(acct, ctx.prov.name)))
+            return
+        except AcmeConflict:
+            latest = store.get(ACCOUNT, account.id)
+            if latest is None or latest.doc.get("status") != VALID:
+                raise unauthorized("the account is no longer valid") from None
+            if attempt == ORDER_WRITE_ATTEMPTS - 1:
+                raise
+            account = latest
 
 
 

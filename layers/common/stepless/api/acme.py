@@ -30,7 +30,9 @@ if TYPE_CHECKING:
     from stepless.acme.messages import Links
 
 PATH = re.compile(r"^(?P<prefix>/1\.0)?/acme/(?P<provisioner>[^/]+)/")
-MAX_JWS_BYTES = 32 * 1024  # a CSR with 100 names and an RSA-4096 key fits several times
+# the finalize of the largest order newOrder takes must fit: 98 names of 253 characters, in the CSR of an RSA-4096 key,
+# signed by an RSA-4096 account key, is ~47 KiB (32 KiB left orders of 98 names over ~180 characters unfinalizable)
+MAX_JWS_BYTES = 56 * 1024
 
 
 def _links(req: Request) -> tuple[Links, str]:
@@ -71,7 +73,8 @@ def _headers(req: Request, extra: dict[str, str]) -> dict[str, str]:
 
     out = {"cache-control": "no-store", **extra}
     try:
-        out["replay-nonce"] = service.new_nonce(int(clock.now().timestamp()))
+        if "replay-nonce" not in out:  # newNonce made its own
+            out["replay-nonce"] = service.new_nonce(int(clock.now().timestamp()))
     except StepError:
         logger.warning("no nonce for an ACME response: the store refused it")
     with contextlib.suppress(StepError):  # Link values join with commas (RFC 8288 §3)
@@ -133,8 +136,10 @@ def _directory(req: Request) -> dict[str, Any]:
 
 
 def _nonce(req: Request) -> dict[str, Any]:
-    _ctx(req)
-    return response(204 if req.method == "GET" else 200, "", _headers(req, {}))
+    from stepless.acme import service
+
+    nonce = service.new_nonce(_ctx(req).now)  # newNonce's one job: its failure is the answer (a problem document)
+    return response(204 if req.method == "GET" else 200, "", _headers(req, {"replay-nonce": nonce}))
 
 
 def register(app: App) -> None:
