@@ -9,7 +9,8 @@
   writes that depend on them cannot interleave with another writer — the same guarantees as DynamoDB's
   conditional writes and transactions.
 - ``synchronous=NORMAL`` in WAL mode: a crash of the process never loses or tears a committed
-  transaction (a power loss may lose the last ones, never corrupt the file).
+  transaction (a power loss may lose the last ones, never corrupt the file). tests/e2e/test_dev_crash.py
+  SIGKILLs ``stepless dev`` under load and checks what the clients were told against the records.
 - SQLite's failures (locked, full disk, not a database, read-only) become one-line typed errors
   (:func:`translate`), and a transaction that fails is rolled back: nothing half written.
 """
