@@ -41,13 +41,12 @@ from stepless.observability import logger
 from stepless.services.crl import reason_flag
 from stepless.signers import as_private_key
 from stepless.stores import certificates, ocsp_responses, revocations
-from stepless.stores.ocsp_responses import GOOD, REVOKED, Record, Response
+from stepless.stores.ocsp_responses import GOOD, KEEP, REVOKED, Record, Response
 from stepless.stores.revocations import RevocationRecord
 from stepless.x509 import der
 
 VALIDITY = dt.timedelta(hours=24)
 REFRESH = VALIDITY / 2  # a stored response older than this is signed again at the next request
-KEEP = 86400  # seconds a record is kept after the certificate's notAfter
 CONTENT_TYPE = "application/ocsp-response"
 MAX_SERIAL = 1 << 160  # RFC 5280 §4.1.2.2: at most 20 octets
 PRESIGNED = "sha1"  # the CertID hash OpenSSL and browsers use: signed at revocation, others on demand

@@ -28,6 +28,7 @@ from stepless.stores import backend
 
 GOOD = "good"
 REVOKED = "revoked"
+KEEP = 86400  # seconds a record is kept after the certificate's notAfter
 
 
 @dataclasses.dataclass(frozen=True)

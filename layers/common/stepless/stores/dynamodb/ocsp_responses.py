@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 from stepless import aws, settings
 from stepless.faults import translate_aws_errors
 from stepless.stores.dynamo import condition_failed
-from stepless.stores.ocsp_responses import Record, Response
+from stepless.stores.ocsp_responses import KEEP, REVOKED, Record, Response
 
 
 def _table() -> str:
@@ -42,6 +42,14 @@ def _put_item(rec: Record) -> dict[str, Any]:
     if rec.reason_code is not None:
         item["reason_code"] = {"N": str(rec.reason_code)}
     return item
+
+
+def revoked_put(serial: str, revoked_at: int, reason_code: int, not_after: int | None) -> dict[str, Any]:
+    """A transaction's Put of the serial's ``revoked`` record, with no response yet (services.ocsp signs one
+    on the next request): what a revocation writes with its own record, so that no ``good`` response stored
+    before outlives it, even if the function dies before storing the signed ``revoked`` one."""
+    rec = Record(serial, REVOKED, (not_after or 0) + KEEP, revoked_at, reason_code)
+    return {"TableName": _table(), "Item": _put_item(rec)}
 
 
 class DynamoOCSPResponses:

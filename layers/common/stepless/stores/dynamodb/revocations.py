@@ -12,6 +12,7 @@ from stepless import aws, settings
 from stepless.faults import translate_aws_errors
 from stepless.stores import dynamo
 from stepless.stores.dynamo import condition_failed, from_item, to_item
+from stepless.stores.dynamodb.ocsp_responses import revoked_put
 from stepless.stores.dynamodb.tokens import token_put
 from stepless.stores.errors import AlreadyRevoked, TokenUsed
 from stepless.stores.revocations import RevocationRecord, with_expiry
@@ -30,18 +31,27 @@ class DynamoRevocations:
         return RevocationRecord.from_dict(from_item(item)) if item else None
 
     def put(self, record: RevocationRecord, token: UsedToken | None = None) -> None:
+        """The revocation (with the token's use), and for an X.509 serial its OCSP record set to ``revoked``
+        (no response yet), in one transaction: a function that dies before services.ocsp stores the signed
+        ``revoked`` response must not leave a ``good`` one served (the next OCSP request signs one;
+        tests/integration/test_revocation_ocsp_crash.py). A Put, not a Delete: no function deletes items."""
         put = {
             "TableName": settings.table(settings.REVOCATIONS_TABLE),
             "Item": to_item(with_expiry(record)),
             "ConditionExpression": "attribute_not_exists(serial)",
         }
+        items: list[dict[str, Any]] = [{"Put": token_put(token)}] if token is not None else []
+        items.append({"Put": put})
+        if record.kind == "x509":
+            items.append({"Put": revoked_put(record.serial, record.revoked_at, record.reason_code,
+                                             record.not_after)})
         client = aws.client("dynamodb")
         with translate_aws_errors("DynamoDB"):
             try:
-                if token is None:
+                if len(items) == 1:
                     client.put_item(**put)
                 else:
-                    client.transact_write_items(TransactItems=[{"Put": token_put(token)}, {"Put": put}])
+                    client.transact_write_items(TransactItems=items)
             except ClientError as e:
                 if token is not None and condition_failed(e, 0):
                     raise TokenUsed from e
