@@ -64,7 +64,7 @@ import weakref
 import zlib
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from botocore.exceptions import (
     ConnectionClosedError,
@@ -392,12 +392,12 @@ def _user_agent() -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Plan:
-    """Where and how one operation is sent: what never changes between its calls on one client."""
+    """Where and how one operation is sent: what never changes between its calls on one client. The lean path
+    sends only to an endpoint's root (``POST /``, the JSON protocol's path): an endpoint URL with a path or a
+    query is left to botocore (see :func:`environment_endpoint` and :func:`_full_plan`)."""
 
     url: str
-    path: str
-    host: str
-    canonical_path: str
+    host: str  # the Host header, as SigV4 signs it
     signing_region: str
     signing_name: str
     extra_headers: tuple[tuple[str, str], ...] = ()
@@ -405,11 +405,8 @@ class Plan:
     @classmethod
     def of(cls, url: str, signing_region: str, signing_name: str,
            extra_headers: tuple[tuple[str, str], ...] = ()) -> Plan:
-        path = urlsplit(url).path
-        canonical = quote(path or "/", safe="/~")
-        return cls(url=url.rstrip("/") + "/", path=(path.rstrip("/") or "") + "/", host=_host_from_url(url),
-                   canonical_path=canonical, signing_region=signing_region, signing_name=signing_name,
-                   extra_headers=extra_headers)
+        return cls(url=url.rstrip("/") + "/", host=_host_from_url(url), signing_region=signing_region,
+                   signing_name=signing_name, extra_headers=extra_headers)
 
 
 def _full_plan(full: Any, name: str, params: dict[str, Any]) -> Plan | None:
@@ -446,7 +443,6 @@ class LeanClient:
         self._retries: dict[str, _Retry] = {}
         self._lock = threading.Lock()
         self._retrying = False  # botocore's retry handler has been engaged: it sees every answer from then on
-        self.read_timeout = read_timeout
         verify: bool | str | None = os.environ.get("AWS_CA_BUNDLE") or None
         self.transport = Transport(connect_timeout=connect_timeout, read_timeout=read_timeout, keepalive=keepalive,
                                    verify=verify)
@@ -593,7 +589,7 @@ class LeanClient:
             signed.append(("amz-sdk-request", "; ".join(f"{k}={retries[k]}" for k in ("ttl", "attempt", "max")
                                                         if k in retries)))
             signed.append(("Content-Length", str(len(body))))
-            status, reply_headers, reply = self.transport.send("POST", plan.url, plan.path, signed, body,
+            status, reply_headers, reply = self.transport.send("POST", plan.url, "/", signed, body,
                                                                host=plan.host)
         except Exception as e:  # noqa: BLE001 - as botocore's endpoint: the retry handler judges it
             return None, e
@@ -686,7 +682,7 @@ def _sigv4(creds: tuple[str, str, str | None], plan: Plan, method: str, headers:
         signed["host"] = plan.host
     names = sorted(signed)
     signed_headers = ";".join(names)
-    canonical = "\n".join((method.upper(), plan.canonical_path, "",
+    canonical = "\n".join((method.upper(), "/", "",
                            "\n".join(f"{n}:{signed[n]}" for n in names) + "\n", signed_headers,
                            hashlib.sha256(body).hexdigest()))
     scope = f"{day}/{plan.signing_region}/{plan.signing_name}/aws4_request"
