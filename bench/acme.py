@@ -35,7 +35,6 @@ from urllib.parse import urlsplit
 from tests.support.acme import Client
 
 from bench.common import (
-    ROOT,
     STEP_CA,
     CallCounter,
     Row,
@@ -45,6 +44,7 @@ from bench.common import (
     moto_stack,
     quiet_logger,
     run_sections,
+    serving,
     step_ca_server,
 )
 
@@ -125,21 +125,8 @@ def serve_http01(port: int, thumbprint: str) -> None:
 def responder(thumbprint: str, port: int = 0) -> Iterator[tuple[int, int]]:
     """:func:`serve_http01` in a child process for the block (``port`` 0: a free one): (its port, its pid)."""
     code = f"from bench.acme import serve_http01; serve_http01({port}, {thumbprint!r})"
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=child_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        if not line.startswith("PORT "):
-            raise RuntimeError(f"the http-01 responder did not start on port {port}")
-        yield int(line.split()[1]), proc.pid
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with serving(["-c", code], child_env(), f"the http-01 responder (port {port})") as served:
+        yield served
 
 
 def thumbprint_of(key: Any) -> str:
@@ -364,7 +351,6 @@ def _lego_runs(server: Any, work: Path, n: int) -> float:
     127.0.0.1:80, which both CAs validate: step-ca 0.19 has no port setting)."""
     import os
     import shutil
-    import subprocess
 
     lego = shutil.which("lego")
     assert lego is not None
@@ -414,8 +400,6 @@ def stepca(n: int = 5) -> tuple[list[Row], list[str]]:
     import os
     import shutil
     import signal
-    import subprocess
-    import sys
     import tempfile
 
     from bench.common import child_env

@@ -235,6 +235,24 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+@contextlib.contextmanager
+def serving(args: list[str], env: dict[str, str], what: str) -> Iterator[tuple[int, int]]:
+    """``python *args`` in a child process for the block, a server that prints ``PORT <n>`` once it listens:
+    (that port, its pid); stopped (SIGTERM, then SIGKILL) after the block."""
+    from tests.support.procs import stop
+
+    proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line.startswith("PORT "):
+            raise RuntimeError(f"{what} did not start: {line!r}")
+        yield int(line.split()[1]), proc.pid
+    finally:
+        stop(proc)
+
+
 def run_python(code: str, env: dict[str, str], *, args: tuple[str, ...] = (), timeout: float = 120,
                ) -> tuple[float, subprocess.CompletedProcess[str]]:
     """Run ``python [args] -c code``; (wall seconds, completed process). Raises on a non-zero exit."""

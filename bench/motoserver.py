@@ -13,11 +13,10 @@ import contextlib
 import io
 import logging
 import os
-import subprocess
 import sys
 from collections.abc import Iterator
 
-from bench.common import ROOT
+from bench.common import ROOT, serving
 
 
 def serve(fast_transactions: bool = False) -> None:
@@ -89,21 +88,8 @@ def running(fast_transactions: bool = False) -> Iterator[tuple[str, int]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env["PYTHONPATH"] = str(ROOT)
     args = ["--fast-transactions"] if fast_transactions else []
-    proc = subprocess.Popen([sys.executable, "-m", "bench.motoserver", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        if not line.startswith("PORT "):
-            raise RuntimeError(f"moto server did not start: {line!r}")
-        yield f"http://127.0.0.1:{int(line.split()[1])}", proc.pid
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with serving(["-m", "bench.motoserver", *args], env, "moto server") as (port, pid):
+        yield f"http://127.0.0.1:{port}", pid
 
 
 if __name__ == "__main__":
