@@ -22,17 +22,9 @@ from stepless.ssh import encode_public_key, parse_certificate
 from stepless.stores import authority as store
 from stepless.x509 import extensions
 from tests.support.ca import call, make_csr
-from tests.support.oidc_provider import ALICE, Provider, new_key
+from tests.support.oidc_provider import ALICE, new_key
 
 ADMIN = "root@example.com"
-
-
-@pytest.fixture
-def idp():
-    oidc_discovery.reset()
-    with Provider() as provider:
-        yield provider
-    oidc_discovery.reset()
 
 
 def add_provisioner(entry: dict, *, ssh: bool = False) -> None:

@@ -19,11 +19,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtensionOID, NameOID, ObjectIdentifier
 
-from stepless import authority, oidc_discovery
+from stepless import authority
 from stepless.api.sign import app
 from stepless.stores import authority as store
 from tests.support.ca import call, make_csr, make_key
-from tests.support.oidc_provider import Provider
 
 CN = "svc.example.com"
 ADMIN = "root@example.com"
@@ -112,14 +111,6 @@ def test_x5c_csr_without_sans(test_ca):
     status, body = sign(csr, make_token([leaf, pki.inter], key, claims("dev1.example.com")))
     assert status == 201, body
     assert sans_of(body)["dns"] == ["dev1.example.com"]
-
-
-@pytest.fixture
-def idp():
-    oidc_discovery.reset()
-    with Provider() as provider:
-        yield provider
-    oidc_discovery.reset()
 
 
 @pytest.fixture
