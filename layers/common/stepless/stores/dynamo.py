@@ -27,6 +27,16 @@ def from_item(item: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def write(client: Any, items: list[dict[str, Any]]) -> None:
+    """Write ``items`` (TransactWriteItems actions) atomically: a lone Put as a PutItem (half a
+    transaction's write cost; its condition failure reads as every index's in :func:`condition_failed`),
+    anything more as one TransactWriteItems."""
+    if len(items) == 1 and "Put" in items[0]:
+        client.put_item(**items[0]["Put"])
+    else:
+        client.transact_write_items(TransactItems=items)
+
+
 def condition_failed(exc: Exception, index: int | None = None) -> bool:
     """True when ``exc`` is a failed condition (of item ``index`` in a transaction)."""
     response = getattr(exc, "response", None) or {}

@@ -11,6 +11,7 @@ from botocore.exceptions import ClientError
 
 from stepless import aws, settings
 from stepless.faults import translate_aws_errors
+from stepless.stores import dynamo
 from stepless.stores.acme import AcmeConflict, AcmeRecord
 from stepless.stores.dynamo import condition_failed, from_item, to_item
 
@@ -60,10 +61,7 @@ class DynamoAcme:
         client = aws.client("dynamodb")
         with translate_aws_errors("DynamoDB"):
             try:
-                if len(records) == 1:
-                    client.put_item(**_put(records[0]))
-                else:
-                    client.transact_write_items(TransactItems=[{"Put": _put(r)} for r in records])
+                dynamo.write(client, [{"Put": _put(r)} for r in records])
             except ClientError as e:
                 if condition_failed(e):
                     raise AcmeConflict from e

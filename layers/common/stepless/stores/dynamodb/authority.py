@@ -57,10 +57,7 @@ class DynamoAuthority:
         client = aws.client("dynamodb")
         with translate_aws_errors("DynamoDB"):
             try:
-                if audit is None:
-                    client.put_item(**put)
-                else:
-                    client.transact_write_items(TransactItems=[{"Put": put}, {"Put": audit_put(audit)}])
+                dynamo.write(client, [{"Put": put}] + ([{"Put": audit_put(audit)}] if audit is not None else []))
             except ClientError as e:
                 if condition_failed(e, 0):
                     raise (ConfigExists if expected_version is None else ConfigConflict)() from e

@@ -71,10 +71,7 @@ def _commit(items: list[dict[str, Any]], record: CertificateRecord,
         while True:
             actions = items + (dynamo_hosts.fold(folded, entry.serial, entry.not_after, entry.now) if entry else [])
             try:
-                if len(actions) == 1:
-                    client.put_item(**actions[0]["Put"])
-                else:
-                    client.transact_write_items(TransactItems=actions)
+                dynamo.write(client, actions)
                 break
             except ClientError as e:
                 base = len(items)

@@ -48,10 +48,7 @@ class DynamoRevocations:
         client = aws.client("dynamodb")
         with translate_aws_errors("DynamoDB"):
             try:
-                if len(items) == 1:
-                    client.put_item(**put)
-                else:
-                    client.transact_write_items(TransactItems=items)
+                dynamo.write(client, items)
             except ClientError as e:
                 if token is not None and condition_failed(e, 0):
                     raise TokenUsed from e
