@@ -38,7 +38,8 @@ def client(service: str) -> Any:
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     if service in awsclient.LEAN and awsclient.enabled():
         return awsclient.LeanClient(service, region, functools.partial(full_client, service, region),
-                                    connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT, keepalive=True)
+                                    max_attempts=MAX_ATTEMPTS, connect_timeout=CONNECT_TIMEOUT,
+                                    read_timeout=READ_TIMEOUT, keepalive=True)
     return full_client(service, region)
 
 

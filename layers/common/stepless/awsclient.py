@@ -154,7 +154,6 @@ BLOBS_OUT: dict[tuple[str, str], frozenset[str]] = {("kms", "Sign"): frozenset({
 TIMESTAMPS_OUT: dict[tuple[str, str], frozenset[str]] = {
     ("secretsmanager", "GetSecretValue"): frozenset({"CreatedDate"})}
 
-MAX_ATTEMPTS = 3  # as stepless.aws's botocore Config: total_max_attempts, standard mode
 MAX_IDLE = 10  # idle keep-alive connections kept per endpoint (botocore's max_pool_connections)
 MAX_HEADERS = 100  # response header lines (http.client's limit)
 MAX_BODY = 64 << 20  # a response body larger than this is refused (DynamoDB's largest answers are ~16 MB)
@@ -432,12 +431,13 @@ class LeanClient:
     """A drop-in for botocore's client of ``service``: the operations in :data:`LEAN` answered here, every
     other operation and attribute by the full client, made on first use by ``make_full``."""
 
-    def __init__(self, service: str, region: str, make_full: Callable[[], Any], *, connect_timeout: float,
-                 read_timeout: float, keepalive: bool) -> None:
+    def __init__(self, service: str, region: str, make_full: Callable[[], Any], *, max_attempts: int,
+                 connect_timeout: float, read_timeout: float, keepalive: bool) -> None:
         self._service = service
         self._spec = SERVICES[service]
         self._region = region
         self._make_full = make_full
+        self._max_attempts = max_attempts  # as the full client's Config (total_max_attempts)
         self._full: Any = None
         self._plans: dict[str, Plan | None] = {}
         self._retries: dict[str, _Retry] = {}
@@ -526,7 +526,7 @@ class LeanClient:
                    ("Content-Type", f"application/x-amz-json-{self._spec.json_version}"),
                    *plan.extra_headers, ("User-Agent", _user_agent())]
         context: dict[str, Any] = {"retries": {"attempt": 1, "invocation-id": str(uuid.uuid4()),
-                                               "max": MAX_ATTEMPTS}, "client_region": self._region}
+                                               "max": self._max_attempts}, "client_region": self._region}
         attempts = 1
         while True:
             answer, exc = self._attempt(plan, headers, body, context)
@@ -835,10 +835,8 @@ class Transport:
             head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         except UnicodeEncodeError:
             raise HTTPClientError(error="a request header is not Latin-1; nothing was sent") from None
-        parts = urlsplit(url)
-        scheme, hostname = parts.scheme, parts.hostname or ""
-        port = parts.port or (443 if scheme == "https" else 80)
-        key = (scheme, hostname, port)
+        key = _pool_key(url)
+        scheme, hostname, port = key
         idle = self._idle.setdefault(key, [])
         conn = None
         while idle:
@@ -903,6 +901,13 @@ class Transport:
         for idle in self._idle.values():
             while idle:
                 idle.pop().close()
+
+
+@functools.lru_cache(maxsize=64)
+def _pool_key(url: str) -> tuple[str, str, int]:
+    """(scheme, host name, port) of an endpoint URL: its pool of keep-alive connections (parsed once)."""
+    parts = urlsplit(url)
+    return parts.scheme, parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
 
 
 def _read_headers(reader: Any) -> dict[str, str]:
