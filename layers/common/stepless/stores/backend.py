@@ -33,10 +33,6 @@ if TYPE_CHECKING:
     from stepless.stores.tokens import TokenStore
 
 STORE = "STEPLESS_STORE"
-CONCERNS = frozenset({"tokens", "certificates", "revocations", "authority", "audit", "managed", "objects", "secrets",
-                      "hosts", "ssh_revoked", "ocsp", "acme"})
-
-
 class Stores:
     """One backend: an implementation of every concern's interface, each made by its factory on first use
     (a cold start imports only the concerns its first request touches), then a plain attribute."""
@@ -71,6 +67,9 @@ class Stores:
             if concern not in self.__dict__:
                 self.__dict__[concern] = factory()
         return self.__dict__[concern]
+
+
+CONCERNS = frozenset(Stores.__annotations__)  # the concerns a backend implements, as Stores declares them
 
 
 _lock = threading.Lock()
